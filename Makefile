@@ -1,0 +1,39 @@
+# privgate: `make demo` runs the pipeline on synthetic data, `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# The demo keyring passphrase is for the synthetic demo only; real runs set their own.
+DEMO_PASSPHRASE ?= privgate-demo-only-passphrase
+
+.PHONY: install demo test lint bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m pipelines.demo --rows 2000
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+bench: install
+	$(PY) benchmarks/bench_spine.py --rows 1000000
+
+# Re-pin dependencies (needs pip-tools; not part of install).
+lock:
+	pip-compile --generate-hashes --allow-unsafe --no-emit-find-links --no-emit-index-url \
+	  --strip-extras -o requirements.lock requirements.in
+
+clean:
+	rm -rf $(VENV) out .privgate data/demo build *.egg-info

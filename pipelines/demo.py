@@ -1,0 +1,57 @@
+"""`make demo`: synthetic data -> local keyring -> `privgate run configs/demo.yaml` -> verify.
+
+The demo keyring passphrase comes from PRIVGATE_KEYRING_PASSPHRASE (the Makefile sets a
+demo-only value); it is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pipelines.demo_data import write_demo_csv
+from privgate.errors import PrivgateError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=2000)
+    ap.add_argument("--config", default=os.path.join(ROOT, "configs", "demo.yaml"))
+    args = ap.parse_args(argv)
+
+    from pipelines.run import run
+    from privgate.keyring import init_keyring
+    from privgate.reader import read_table, verify
+    from schemas.model import load_config
+
+    try:
+        cfg = load_config(args.config)
+        data = write_demo_csv(cfg.input.path, args.rows)
+        print(f"demo: wrote {args.rows:,} synthetic rows (+3 broken ones) to {data}")
+        if not os.path.exists(cfg.keys.keyring):
+            init_keyring(cfg.keys.keyring)
+            print(f"demo: created keyring {cfg.keys.keyring} (mode 0600)")
+        doc = run(cfg)
+        out = doc["output_dir"]
+        body = verify(out, keyring=cfg.keys.keyring)
+        r = body["reconciliation"]
+        print(f"demo: {r['input_rows']:,} rows in -> {r['output_rows']:,} protected + "
+              f"{r['quarantined_rows']:,} quarantined {body['quarantine']['by_reason']}")
+        print(f"demo: dropped columns {body['dropped_columns']}")
+        print("demo: first protected rows (decrypted for a key holder):")
+        print(read_table(out, keyring=cfg.keys.keyring, limit=3).to_pandas().to_string(max_colwidth=40))
+        print(f"\ndemo: output    {out}")
+        print(f"demo: manifest  {os.path.join(out, 'manifest.json')} (signature verified)")
+        print(f"demo: try       .venv/bin/privgate read {os.path.relpath(out)} "
+              f"--keyring {os.path.relpath(cfg.keys.keyring)} --limit 5")
+        return 0
+    except PrivgateError as e:
+        print(f"demo: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

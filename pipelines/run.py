@@ -1,0 +1,273 @@
+"""`privgate run CONFIG [Beam options...]`: build the pipeline, run it, reconcile, sign, publish.
+
+Atomic output (local filesystem): everything is written to a hidden staging directory beside
+the target (`.<name>.privgate-tmp-<run id>`); only after the pipeline finished, every input
+row was reconciled and the manifest was signed is the staging directory renamed onto the
+target. A failed or killed run leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections import Counter
+
+from privgate import __version__
+from privgate.errors import ConfigError, DataError
+from privgate.keyring import open_keyring
+from schemas.model import RunConfig, load_config
+from transforms import manifest as mf
+
+log = logging.getLogger("privgate.run")
+
+LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+
+
+def _runner_name(beam_args: list[str]) -> str | None:
+    for i, a in enumerate(beam_args):
+        if a.startswith("--runner="):
+            return a.split("=", 1)[1]
+        if a == "--runner" and i + 1 < len(beam_args):
+            return beam_args[i + 1]
+    return None
+
+
+def _without_runner(beam_args: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in beam_args:
+        if skip:
+            skip = False
+            continue
+        if a == "--runner":
+            skip = True
+            continue
+        if not a.startswith("--runner="):
+            out.append(a)
+    return out
+
+
+def match_inputs(cfg: RunConfig) -> list[str]:
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        results = FileSystems.match([cfg.input.path])[0].metadata_list
+    except Exception:  # Beam raises BeamIOError with the pattern; keep it generic
+        results = []
+    files = sorted(m.path for m in results if not os.path.basename(m.path).startswith("."))
+    if not files:
+        raise ConfigError(cfg.source, "input.path", f"no input files match {cfg.input.path}")
+    return files
+
+
+def precheck_headers(cfg: RunConfig, files: list[str]) -> None:
+    """Fail before the pipeline starts if a file lacks a declared column (CSV/Parquet)."""
+    from transforms.read import _check_columns, read_header
+
+    for path in files:
+        names = read_header(path, cfg.input)
+        if names:
+            _check_columns(path, names, cfg.schema, strict=True)
+
+
+def build_pipeline(cfg: RunConfig, files: list[str], staging: str, beam_args: list[str]):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.stages import ProtectDataset
+
+    runner = _runner_name(beam_args)
+    if runner in LOCAL_RUNNERS:
+        # FnApiRunner directly: Beam's DirectRunner would first try to download Prism.
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        options = PipelineOptions(_without_runner(beam_args))
+        p = beam.Pipeline(runner=FnApiRunner(), options=options)
+    else:
+        p = beam.Pipeline(options=PipelineOptions(beam_args))
+    (
+        p
+        | "ListInputs" >> beam.Create(files)
+        | "Distribute" >> beam.Reshuffle()
+        | "Protect" >> ProtectDataset(cfg, staging)
+    )
+    return p
+
+
+def _parquet_files(staging: str, sub: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(staging, sub, "*.parquet")))
+
+
+def _describe_files(staging: str, sub: str, kms) -> tuple[list[dict], Counter | None]:
+    import pyarrow.parquet as pq
+
+    from privgate.parquet_crypto import decryption_properties
+
+    files, reasons = [], Counter() if sub == "quarantine" else None
+    for path in _parquet_files(staging, sub):
+        pf = pq.ParquetFile(path, decryption_properties=decryption_properties(kms))
+        files.append({
+            "path": f"{sub}/{os.path.basename(path)}",
+            "sha256": mf.file_sha256(path),
+            "bytes": os.path.getsize(path),
+            "rows": pf.metadata.num_rows,
+        })
+        if reasons is not None:
+            for batch in pf.iter_batches(columns=["_reason"]):
+                for d in batch.column(0).value_counts().to_pylist():
+                    reasons[d["values"]] += d["counts"]
+    return files, reasons
+
+
+def _read_stats(staging: str) -> list[dict]:
+    stats = []
+    for path in sorted(glob.glob(os.path.join(staging, "_work", "stats*"))):
+        with open(path, encoding="utf-8") as f:
+            stats.extend(json.loads(line) for line in f if line.strip())
+    return sorted(stats, key=lambda s: s["path"])
+
+
+def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: str) -> dict:
+    out_files, _ = _describe_files(staging, "data", keyring.kms)
+    q_files, reasons = _describe_files(staging, "quarantine", keyring.kms)
+    stats = _read_stats(staging)
+    input_rows = sum(s["rows"] for s in stats)
+    output_rows = sum(f["rows"] for f in out_files)
+    q_rows = sum(f["rows"] for f in q_files)
+    if input_rows != output_rows + q_rows:
+        raise DataError(
+            f"row reconciliation failed: {input_rows} input rows, {output_rows} output rows, "
+            f"{q_rows} quarantined; output not published"
+        )
+    schema = cfg.schema
+    undeclared = sorted({c for s in stats for c in s["undeclared"]})
+    return {
+        "format": mf.FORMAT,
+        "run_id": run_id,
+        "dataset": cfg.dataset,
+        "started_at": started,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "privgate_version": __version__,
+        "config": {"path": cfg.source, "sha256": cfg.sha256},
+        "schema": {"path": schema.source, "sha256": schema.sha256,
+                   "record_key": schema.record_key, "unknown_columns": schema.unknown_columns},
+        "input": {
+            "format": cfg.input.format,
+            "files": [{"path": s["path"], "sha256": s["sha256"], "rows": s["rows"]}
+                      for s in stats],
+            "rows": input_rows,
+        },
+        "columns": [
+            dict(name=c.name, **c.to_dict(), key_group=c.key_group if c.action != "drop"
+                 else None, output_type=c.output_type)
+            for c in schema.columns
+        ],
+        "dropped_columns": {
+            "by_policy": [c.name for c in schema.columns if c.action == "drop"],
+            "undeclared": undeclared,
+        },
+        "output": {"files": out_files, "rows": output_rows},
+        "quarantine": {"files": q_files, "rows": q_rows,
+                       "by_reason": dict(sorted((reasons or {}).items()))},
+        "reconciliation": {"input_rows": input_rows, "output_rows": output_rows,
+                           "quarantined_rows": q_rows, "balanced": True},
+        "encryption": {
+            "scheme": "parquet-modular-encryption",
+            "algorithm": "AES_GCM_V1",
+            "footer_key": "footer",
+            "column_keys": {
+                g: [c.name for c in schema.output_columns if c.key_group == g]
+                for g in ("pii", "data")
+            },
+            "quarantine_key": "pii",
+            "double_wrapping": True,
+            "kms": keyring.kms.name,
+            "keyring_id": keyring.keyring_id,
+            "master_key_versions": keyring.kms.versions(),
+        },
+        "gate": None,
+    }
+
+
+def _write_manifest(staging: str, doc: dict) -> None:
+    path = os.path.join(staging, mf.MANIFEST)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _publish(staging: str, target: str, run_id: str) -> None:
+    """Swap the finished staging directory onto the target path."""
+    parent, name = os.path.split(target)
+    old = os.path.join(parent, f".{name}.privgate-old-{run_id}")
+    if os.path.lexists(target):
+        os.rename(target, old)
+    os.rename(staging, target)
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if os.path.lexists(old):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _clean_stale(target: str) -> None:
+    parent, name = os.path.split(target)
+    for stale in glob.glob(os.path.join(parent, f".{name}.privgate-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def run(config: str | RunConfig, beam_args: list[str] | None = None,
+        show_progress: bool | None = None) -> dict:
+    """Run the protection pipeline; return the signed manifest document plus `output_dir`.
+
+    Raises:
+        ConfigError (exit 2), KeyringError / DataError (exit 1). On any failure the output
+        path is left as it was.
+    """
+    from transforms.progress import Display
+
+    cfg = load_config(config) if isinstance(config, str) else config
+    beam_args = list(beam_args or [])
+    target = cfg.output.path
+    if "://" in target:
+        raise ConfigError(cfg.source, "output.path",
+                          "only local output directories are supported so far")
+    # Keys first: a keyring that cannot be opened fails before any data is read.
+    keyring = open_keyring(cfg.keys.keyring)
+    for name in ("token", "siv", "date_shift"):
+        keyring.data_key(name)
+    keyring.signing_key()
+
+    files = match_inputs(cfg)
+    precheck_headers(cfg, files)
+
+    started = dt.datetime.now(dt.timezone.utc)
+    run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+    target = os.path.abspath(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    _clean_stale(target)
+    staging = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}"
+                           f".privgate-tmp-{run_id}")
+    os.makedirs(staging)
+    try:
+        log.info("run %s: %d input file(s) -> %s", run_id, len(files), target)
+        with Display(enabled=show_progress):
+            pipeline = build_pipeline(cfg, files, staging, beam_args)
+            pipeline.run().wait_until_finish()
+        body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
+                              staging)
+        shutil.rmtree(os.path.join(staging, "_work"))
+        doc = mf.sign(body, keyring.signing_key())
+        _write_manifest(staging, doc)
+        _publish(staging, target, run_id)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dict(doc, output_dir=target)

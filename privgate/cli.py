@@ -1,0 +1,230 @@
+"""The `privgate` command line. Exit codes: 0 ok, 1 runtime failure, 2 config/usage, 3 gate.
+
+Heavy libraries (Beam, Presidio, GX) are imported only by the commands that need them, so
+`privgate verify` and `privgate read` answer quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from privgate.errors import PrivgateError
+
+log = logging.getLogger("privgate")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors exit 2 (argparse does too; keep the prefix)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"privgate: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="privgate", description="Protect personal data before training.")
+    p.add_argument("--log-level", default=os.environ.get("PRIVGATE_LOG_LEVEL", "WARNING"),
+                   help="logging level (records' values are never logged)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    keys = sub.add_parser("keys", help="manage the local keyring")
+    ksub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    k_init = ksub.add_parser("init", help="create a keyring (passphrase from "
+                                          "PRIVGATE_KEYRING_PASSPHRASE)")
+    k_init.add_argument("--keyring", help="path (default $PRIVGATE_KEYRING)")
+    k_pub = ksub.add_parser("export-public", help="write the manifest-signing public key (PEM)")
+    k_pub.add_argument("--keyring")
+    k_pub.add_argument("-o", "--output", help="file (default stdout)")
+
+    run = sub.add_parser("run", help="run the pipeline for a config; extra args go to Beam")
+    run.add_argument("config")
+    run.add_argument("--no-progress", action="store_true", help="never show progress")
+
+    ver = sub.add_parser("verify", help="check an output's signature, file hashes and verdict")
+    ver.add_argument("output")
+    g = ver.add_mutually_exclusive_group()
+    g.add_argument("--public-key", help="PEM from `privgate keys export-public`")
+    g.add_argument("--keyring", help="keyring whose public key to trust (no passphrase needed)")
+    ver.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    rd = sub.add_parser("read", help="decrypt and print protected rows (key holders)")
+    rd.add_argument("output")
+    rd.add_argument("--keyring")
+    rd.add_argument("--columns", help="comma-separated subset")
+    rd.add_argument("--limit", type=int)
+    rd.add_argument("--quarantine", action="store_true", help="read quarantined raw rows")
+    rd.add_argument("--format", choices=("csv", "jsonl", "parquet"), default="csv")
+    rd.add_argument("-o", "--out", help="file (default stdout; parquet needs a file)")
+
+    rid = sub.add_parser("reidentify", help="decrypt values of an `encrypt` column")
+    rid.add_argument("output")
+    rid.add_argument("--column", required=True)
+    rid.add_argument("--keyring")
+    rid.add_argument("values", nargs="+", metavar="VALUE")
+    return p
+
+
+def _keys(args) -> int:
+    from privgate.keyring import init_keyring, read_public_key, resolve_keyring_path
+
+    path = resolve_keyring_path(args.keyring)
+    if args.keys_command == "init":
+        kr = init_keyring(path)
+        print(f"created keyring {kr.keyring_id} at {path} (mode 0600)", file=sys.stderr)
+        return 0
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    pem = Ed25519PublicKey.from_public_bytes(read_public_key(path)).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(pem)
+    else:
+        sys.stdout.write(pem.decode())
+    return 0
+
+
+def _run(args, beam_args) -> int:
+    from pipelines.run import run
+
+    doc = run(args.config, beam_args, show_progress=False if args.no_progress else None)
+    body = doc["manifest"]
+    r = body["reconciliation"]
+    print(
+        f"privgate: {r['input_rows']:,} rows in, {r['output_rows']:,} protected, "
+        f"{r['quarantined_rows']:,} quarantined"
+        + (f" ({', '.join(f'{k}: {v}' for k, v in body['quarantine']['by_reason'].items())})"
+           if r["quarantined_rows"] else "")
+    )
+    print(f"privgate: output   {doc['output_dir']}")
+    print(f"privgate: manifest {os.path.join(doc['output_dir'], 'manifest.json')}")
+    return 0
+
+
+def _verify(args) -> int:
+    from privgate.reader import verify
+
+    body = verify(args.output, public_key=args.public_key, keyring=args.keyring)
+    summary = {
+        "output": args.output,
+        "verified": True,
+        "run_id": body["run_id"],
+        "dataset": body["dataset"],
+        "rows": body["output"]["rows"],
+        "quarantined_rows": body["quarantine"]["rows"],
+        "files": len(body["output"]["files"]) + len(body["quarantine"]["files"]),
+        "gate": body.get("gate"),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"privgate: verified {args.output}: run {body['run_id']}, "
+              f"{summary['rows']:,} rows, {summary['files']} files, signature ok")
+    return 0
+
+
+def _read(args) -> int:
+    from privgate.reader import read_table
+
+    columns = [c for c in args.columns.split(",") if c] if args.columns else None
+    table = read_table(args.output, columns=columns, keyring=args.keyring, limit=args.limit,
+                       quarantine=args.quarantine)
+    if args.format == "parquet":
+        if not args.out:
+            raise PrivgateError("--format parquet needs -o PATH")
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, args.out)
+        print(f"privgate: wrote {table.num_rows:,} rows to {args.out} (NOT encrypted)",
+              file=sys.stderr)
+        return 0
+    stream = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
+    try:
+        if args.format == "csv":
+            import pyarrow.csv as pacsv
+
+            buf = __import__("io").BytesIO()
+            pacsv.write_csv(table, buf)
+            stream.write(buf.getvalue().decode("utf-8"))
+        else:
+            for row in table.to_pylist():
+                stream.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+    finally:
+        if args.out:
+            stream.close()
+    return 0
+
+
+def _reidentify(args) -> int:
+    from privgate.keyring import open_keyring
+    from privgate.reader import verify
+    from transforms.protect import keyed_ops
+
+    kr = open_keyring(args.keyring)
+    body = verify(args.output, keyring=kr)
+    col = next((c for c in body["columns"] if c["name"] == args.column), None)
+    if col is None:
+        raise PrivgateError(f"no column '{args.column}' in {args.output}")
+    if col["action"] != "encrypt":
+        raise PrivgateError(
+            f"column '{args.column}' uses action '{col['action']}', which is not reversible"
+        )
+    ops = keyed_ops(kr)
+    failed = 0
+    for i, v in enumerate(args.values, 1):
+        try:
+            print(ops.decrypt(v, col.get("domain", "")))
+        except ValueError:
+            failed += 1
+            print(f"privgate: value #{i} does not decrypt for column '{args.column}'",
+                  file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "keys":
+            return _keys(args)
+        if args.command == "run":
+            return _run(args, extra)
+        if args.command == "verify":
+            return _verify(args)
+        if args.command == "read":
+            return _read(args)
+        return _reidentify(args)
+    except Exception as e:  # noqa: BLE001 - the boundary: report without values
+        err = _find_privgate_error(e)
+        if err is not None:
+            print(f"privgate: error: {err}", file=sys.stderr)
+            return err.exit_code
+        # Unexpected: exception texts from readers may quote records, so print only the type.
+        print(f"privgate: error: unexpected {type(e).__name__}; set PRIVGATE_DEBUG=1 for a "
+              "traceback (it may contain data values)", file=sys.stderr)
+        if os.environ.get("PRIVGATE_DEBUG") == "1":
+            raise
+        return 1
+
+
+def _find_privgate_error(e: BaseException) -> PrivgateError | None:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, PrivgateError):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""Keys: a small KMS interface, the local keyring (the embedded default KMS), and key loading.
+
+Layout of the key hierarchy:
+- master keys (`pii`, `data`, `footer`) live in a KMS. They wrap the Parquet key-encryption
+  keys (pyarrow double wrapping) and privgate's data-protection keys; they never leave the KMS
+  through this interface. The local keyring keeps them in its passphrase-encrypted file.
+- data-protection keys (token HMAC key, AES-SIV key, date-shift PRF key) are stored wrapped
+  under the `pii` master key and unwrapped in the worker that needs them.
+- an Ed25519 signing key signs manifests; its public half is stored in clear in the file so
+  `privgate verify --keyring` needs no passphrase.
+
+The keyring file is JSON, AES-256-GCM encrypted under a key derived from the passphrase in
+`PRIVGATE_KEYRING_PASSPHRASE` with scrypt (memory-hard), written 0600 and refused when
+group/world-readable. Secrets are never logged, pickled or passed as constructor arguments
+of pipeline objects: workers call `open_keyring(path)` in `setup()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import stat
+import threading
+import uuid
+from abc import ABC, abstractmethod
+
+from privgate.errors import KeyringError
+
+PASSPHRASE_ENV = "PRIVGATE_KEYRING_PASSPHRASE"
+KEYRING_ENV = "PRIVGATE_KEYRING"
+MASTER_KEYS = ("pii", "data", "footer")
+# data-protection key name -> (wrapping master key, length in bytes)
+DATA_PROTECTION_KEYS = {"token": ("pii", 32), "siv": ("pii", 64), "date_shift": ("pii", 32)}
+FORMAT = "privgate-keyring"
+SCRYPT = {"n": 2**17, "r": 8, "p": 1}
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def _unb64(s: str) -> bytes:
+    return base64.b64decode(s.encode("ascii"), validate=True)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Kms(ABC):
+    """Wraps and unwraps key bytes under a named master key that never leaves the KMS.
+
+    Backends (local keyring now; PKCS#11, AWS KMS, GCP KMS later) implement these two calls.
+    `wrap` returns a self-describing string that records the master key version used.
+    """
+
+    name = "abstract"
+
+    @abstractmethod
+    def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str: ...
+
+    @abstractmethod
+    def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes: ...
+
+    @abstractmethod
+    def versions(self) -> dict[str, int]:
+        """Current version of each master key id (for the manifest; never key bytes)."""
+
+
+class LocalKms(Kms):
+    """Master keys held in the local keyring file; AES-256-GCM wrapping.
+
+    `allowed` restricts which master keys this instance may use (least privilege: a reader of
+    non-PII columns needs only `data` and `footer`).
+    """
+
+    name = "local"
+
+    def __init__(self, master_keys: dict, allowed: frozenset[str] | None = None):
+        self._keys = master_keys  # id -> {"current": int, "versions": {str(v): {"key": b64}}}
+        self._allowed = frozenset(master_keys) if allowed is None else allowed
+
+    def _key(self, master_key_id: str, version: int | None = None) -> tuple[int, bytes]:
+        if master_key_id not in self._allowed or master_key_id not in self._keys:
+            raise KeyringError(f"master key '{master_key_id}' is not available to this keyring")
+        entry = self._keys[master_key_id]
+        version = entry["current"] if version is None else version
+        try:
+            return version, _unb64(entry["versions"][str(version)]["key"])
+        except KeyError:
+            raise KeyringError(
+                f"master key '{master_key_id}' has no version {version} in this keyring"
+            ) from None
+
+    def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        version, mk = self._key(master_key_id)
+        nonce = os.urandom(12)
+        ct = AESGCM(mk).encrypt(nonce, key, master_key_id.encode() + b"\0" + aad)
+        return f"local:{master_key_id}:{version}:{_b64(nonce + ct)}"
+
+    def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        try:
+            kind, mk_id, version, blob = wrapped.split(":", 3)
+            raw = _unb64(blob)
+            version = int(version)
+        except ValueError:
+            raise KeyringError(f"malformed wrapped key for master key '{master_key_id}'") from None
+        if kind != "local" or mk_id != master_key_id:
+            raise KeyringError(
+                f"wrapped key belongs to '{kind}:{mk_id}', not local master key '{master_key_id}'"
+            )
+        _, mk = self._key(master_key_id, version)
+        try:
+            return AESGCM(mk).decrypt(raw[:12], raw[12:], master_key_id.encode() + b"\0" + aad)
+        except InvalidTag:
+            raise KeyringError(
+                f"cannot unwrap a key under master key '{master_key_id}': wrong keyring "
+                "or tampered key material"
+            ) from None
+
+    def versions(self) -> dict[str, int]:
+        return {k: v["current"] for k, v in sorted(self._keys.items()) if k in self._allowed}
+
+    def restricted(self, allowed: set[str]) -> LocalKms:
+        return LocalKms(self._keys, frozenset(allowed) & self._allowed)
+
+
+class Keyring:
+    """An opened keyring: a KMS plus wrapped data-protection keys and the signing key."""
+
+    def __init__(self, path: str, keyring_id: str, kms: Kms, dpks: dict, signing: bytes | None,
+                 public_key: bytes):
+        self.path = path
+        self.keyring_id = keyring_id
+        self.kms = kms
+        self._dpks = dpks  # name -> {"master_key": id, "wrapped": str}
+        self._signing = signing
+        self.public_key_bytes = public_key
+        self._cache: dict[str, bytes] = {}
+
+    def __repr__(self) -> str:  # never show key material
+        return f"Keyring(id={self.keyring_id!r}, kms={self.kms.name!r})"
+
+    def __reduce__(self):
+        raise TypeError("a Keyring holds secrets and must not be pickled; open it in setup()")
+
+    def data_key(self, name: str) -> bytes:
+        """Unwrapped data-protection key `name` (token, siv, date_shift)."""
+        if name not in self._cache:
+            entry = self._dpks.get(name)
+            if entry is None:
+                raise KeyringError(f"keyring has no data-protection key '{name}'")
+            aad = f"{self.keyring_id}:{name}".encode()
+            self._cache[name] = self.kms.unwrap(entry["master_key"], entry["wrapped"], aad)
+        return self._cache[name]
+
+    def signing_key(self):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        if self._signing is None:
+            raise KeyringError("this keyring view has no signing key")
+        return Ed25519PrivateKey.from_private_bytes(self._signing)
+
+    def public_key(self):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        return Ed25519PublicKey.from_public_bytes(self.public_key_bytes)
+
+    def restricted(self, masters: set[str]) -> Keyring:
+        """A view that can use only the given master keys (and cannot sign)."""
+        if not isinstance(self.kms, LocalKms):
+            raise KeyringError("restricted views are only supported for the local keyring")
+        return Keyring(self.path, self.keyring_id, self.kms.restricted(masters), self._dpks,
+                       None, self.public_key_bytes)
+
+
+# --------------------------------------------------------------------------- file format
+
+
+def _derive(passphrase: str, salt: bytes, params: dict) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    return Scrypt(salt=salt, length=32, n=params["n"], r=params["r"], p=params["p"]).derive(
+        passphrase.encode("utf-8")
+    )
+
+
+def _header_aad(header: dict) -> bytes:
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _passphrase() -> str:
+    p = os.environ.get(PASSPHRASE_ENV)
+    if not p:
+        raise KeyringError(f"set {PASSPHRASE_ENV} to the keyring passphrase")
+    return p
+
+
+def resolve_keyring_path(path: str | None) -> str:
+    path = path or os.environ.get(KEYRING_ENV)
+    if not path:
+        raise KeyringError(f"no keyring given: pass --keyring PATH or set {KEYRING_ENV}")
+    return path
+
+
+def init_keyring(path: str) -> Keyring:
+    """Create a new local keyring at `path` (refuses to overwrite). Returns it opened."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    passphrase = _passphrase()
+    if os.path.exists(path):
+        raise KeyringError(f"{path}: a keyring already exists; refusing to overwrite it")
+    keyring_id = str(uuid.uuid4())
+    created = _now()
+    masters = {
+        m: {"current": 1, "versions": {"1": {"key": _b64(os.urandom(32)), "created": created}}}
+        for m in MASTER_KEYS
+    }
+    kms = LocalKms(masters)
+    dpks = {
+        name: {
+            "master_key": mk,
+            "wrapped": kms.wrap(mk, os.urandom(n), f"{keyring_id}:{name}".encode()),
+            "created": created,
+        }
+        for name, (mk, n) in DATA_PROTECTION_KEYS.items()
+    }
+    sk = Ed25519PrivateKey.generate()
+    raw_sk = sk.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    raw_pk = sk.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    payload = {"created": created, "master_keys": masters, "dpks": dpks,
+               "signing_key": _b64(raw_sk)}
+    salt = os.urandom(16)
+    header = {
+        "format": FORMAT,
+        "version": 1,
+        "keyring_id": keyring_id,
+        "kms": "local",
+        "public_key": _b64(raw_pk),
+        "kdf": {"name": "scrypt", **SCRYPT, "salt": _b64(salt)},
+        "aead": "AES-256-GCM",
+    }
+    nonce = os.urandom(12)
+    ct = AESGCM(_derive(passphrase, salt, SCRYPT)).encrypt(
+        nonce, json.dumps(payload).encode(), _header_aad(header)
+    )
+    doc = dict(header, nonce=_b64(nonce), ciphertext=_b64(ct))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    return _open_uncached(path)
+
+
+def _read_doc(path: str) -> dict:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise KeyringError(
+            f"{path}: keyring not found (create one with `privgate keys init --keyring {path}`)"
+        ) from None
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise KeyringError(
+            f"{path}: keyring is readable by group or others (mode "
+            f"{stat.S_IMODE(st.st_mode):o}); run `chmod 600 {path}`"
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        raise KeyringError(f"{path}: cannot read keyring file") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != 1:
+        raise KeyringError(f"{path}: not a privgate keyring (version 1)")
+    return doc
+
+
+def read_public_key(path: str) -> bytes:
+    """The signing public key stored in clear in a keyring file (no passphrase needed)."""
+    return _unb64(_read_doc(path)["public_key"])
+
+
+def _open_uncached(path: str) -> Keyring:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    doc = _read_doc(path)
+    passphrase = _passphrase()
+    header = {k: doc[k] for k in ("format", "version", "keyring_id", "kms", "public_key", "kdf",
+                                  "aead")}
+    kdf = doc["kdf"]
+    try:
+        key = _derive(passphrase, _unb64(kdf["salt"]), kdf)
+        payload = json.loads(
+            AESGCM(key).decrypt(_unb64(doc["nonce"]), _unb64(doc["ciphertext"]),
+                                _header_aad(header))
+        )
+    except InvalidTag:
+        raise KeyringError(f"{path}: cannot open keyring: wrong passphrase or tampered file") \
+            from None
+    missing = [m for m in MASTER_KEYS if m not in payload["master_keys"]]
+    if missing:
+        raise KeyringError(f"{path}: keyring lacks master key(s): {', '.join(missing)}")
+    return Keyring(path, doc["keyring_id"], LocalKms(payload["master_keys"]), payload["dpks"],
+                   _unb64(payload["signing_key"]), _unb64(doc["public_key"]))
+
+
+_CACHE: dict[tuple, Keyring] = {}
+_LOCK = threading.Lock()
+
+
+def open_keyring(path: str | None = None) -> Keyring:
+    """Open (and cache per process) the keyring at `path` or `$PRIVGATE_KEYRING`.
+
+    Raises:
+        KeyringError: missing file, unsafe permissions, missing passphrase, wrong passphrase,
+            or a missing master key. Raised before any data is read.
+    """
+    path = os.path.abspath(resolve_keyring_path(path))
+    try:
+        st = os.stat(path)
+        ident = (path, st.st_mtime_ns, st.st_size, os.environ.get(PASSPHRASE_ENV, ""))
+    except FileNotFoundError:
+        ident = None
+    with _LOCK:
+        if ident is not None and ident in _CACHE:
+            return _CACHE[ident]
+        kr = _open_uncached(path)
+        if ident is not None:
+            _CACHE.clear()
+            _CACHE[ident] = kr
+        return kr

@@ -1,0 +1,333 @@
+"""Read: input files -> raw Arrow tables of the declared columns (minimized at read time).
+
+Only declared columns are parsed; undeclared ones are listed (never read into the pipeline)
+and the run fails under `unknown_columns: fail`. CSV cells are read as bytes so the contract
+check owns decoding and typing; rows the CSV parser rejects (wrong field count) and JSON lines
+that do not parse go straight to the quarantine. Errors name the file, never a value.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from privgate.errors import DataError
+from schemas.model import InputSpec, Schema
+from transforms.contract import quarantine_rows
+
+_JSON_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+
+
+@dataclass
+class FileStats:
+    """What was read from one input file (goes into the manifest)."""
+
+    path: str
+    sha256: str = ""
+    rows: int = 0  # every data row seen: parsed + rejected by the parser
+    columns: list = field(default_factory=list)
+    undeclared: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RawBatch:
+    """Declared columns of `rows` consecutive input rows, as read (not yet typed)."""
+
+    source: str
+    row_offset: int
+    table: pa.Table
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.hash = hashlib.sha256()
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        data = self._raw.read(n)
+        self.hash.update(data)
+        return data
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def drain(self):
+        while self.read(1 << 20):
+            pass
+
+    def close(self):
+        self._raw.close()
+        super().close()
+
+
+def _open(path: str):
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception as e:  # Beam wraps OS errors in its own types
+        raise DataError(f"{path}: cannot open input file ({type(e).__name__})") from None
+
+
+def _check_columns(path: str, names: list[str], schema: Schema, strict: bool) -> list[str]:
+    """Validate a file's column names against the schema; return the undeclared ones."""
+    declared = set(schema.names)
+    seen, dup = set(), set()
+    for n in names:
+        (dup if n in seen else seen).add(n)
+    for n in sorted(dup & declared):
+        raise DataError(f"{path}: column '{n}' appears more than once in the header")
+    if strict:
+        missing = [c for c in schema.names if c not in seen]
+        if missing:
+            raise DataError(f"{path}: declared column '{missing[0]}' is missing from the input")
+    undeclared = sorted(n for n in seen if n not in declared)
+    if undeclared and schema.unknown_columns == "fail":
+        raise DataError(
+            f"{path}: column '{undeclared[0]}' is not declared in the schema "
+            "(unknown_columns: fail)"
+        )
+    return undeclared
+
+
+def read_csv_header(path: str, spec: InputSpec) -> list[str]:
+    """Column names from the first record of a CSV file (a UTF-8 BOM is accepted)."""
+    with _open(path) as f:
+        head = f.read(1 << 20)
+    if not head:
+        return []
+    encoding = "utf-8-sig" if spec.csv.encoding.lower().replace("_", "-") in ("utf-8", "utf8") \
+        else spec.csv.encoding
+    text = head.decode(encoding, errors="replace")
+    reader = csv.reader(io.StringIO(text), delimiter=spec.csv.delimiter,
+                        quotechar=spec.csv.quotechar)
+    return next(reader, [])
+
+
+def read_header(path: str, spec: InputSpec) -> list[str] | None:
+    """Column names of a CSV or Parquet file; None for JSONL (keys vary per line)."""
+    if spec.format == "csv":
+        return read_csv_header(path, spec)
+    if spec.format == "parquet":
+        import pyarrow.parquet as pq
+
+        with _open(path) as f:
+            return pq.ParquetFile(f).schema_arrow.names
+    return None
+
+
+def _iter_csv(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
+    import pyarrow.csv as pacsv
+
+    header = read_csv_header(path, spec)
+    stats.columns = header
+    if not header:  # an empty file holds no rows: nothing to protect, nothing lost
+        with _open(path) as f:
+            stats.sha256 = hashlib.sha256(f.read()).hexdigest()
+        return
+    stats.undeclared = _check_columns(path, header, schema, strict=True)
+    # Rename undeclared duplicates so pyarrow accepts the names; they are never read.
+    names, seen = [], {}
+    for n in header:
+        seen[n] = seen.get(n, 0) + 1
+        names.append(n if seen[n] == 1 else f"{n}\0dup{seen[n]}")
+    declared = list(schema.names)
+    rejected: list = []
+
+    def on_invalid(row):
+        rejected.append((row.number, row.text))
+        return "skip"
+
+    f = _HashingReader(_open(path))
+    try:
+        reader = pacsv.open_csv(
+            f,
+            read_options=pacsv.ReadOptions(
+                column_names=names,
+                skip_rows=1,
+                encoding=spec.csv.encoding,
+                block_size=1 << 22,
+                use_threads=False,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=spec.csv.delimiter,
+                quote_char=spec.csv.quotechar,
+                newlines_in_values=True,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=declared,
+                column_types={c: pa.binary() for c in declared},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        offset = 0
+        for batch in _safe_batches(reader, path):
+            table = pa.Table.from_batches([batch])
+            yield RawBatch(path, offset, table)
+            offset += table.num_rows
+            stats.rows += table.num_rows
+            if rejected:
+                yield _rejected(rejected, path)
+                stats.rows += len(rejected)
+                rejected.clear()
+        if rejected:
+            yield _rejected(rejected, path)
+            stats.rows += len(rejected)
+        f.drain()
+    finally:
+        f.close()
+    stats.sha256 = f.hash.hexdigest()
+
+
+def _rejected(rows: list, path: str) -> pa.Table:
+    raw = pa.table({"raw_line": pa.array([t for _, t in rows], pa.string())})
+    numbers = [-1 if n is None else n for n, _ in rows]
+    return quarantine_rows(raw, ["columns"] * len(rows), path, numbers)
+
+
+def _safe_batches(reader, path: str):
+    """Iterate a pyarrow reader; its errors quote input lines, so replace their text."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: cannot parse input ({type(e).__name__}); check "
+                            "delimiter, quoting and encoding") from None
+        yield batch
+
+
+def _iter_jsonl(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
+    import pyarrow.json as pajson
+
+    declared = list(schema.names)
+    explicit = pa.schema([(c.name, _JSON_TYPES.get(c.type, pa.string())) for c in schema.columns])
+    undeclared: set = set()
+    f = _HashingReader(_open(path))
+    buf = io.BufferedReader(f, 1 << 20)
+    offset = 0
+    try:
+        while True:
+            lines = buf.readlines(1 << 22)
+            if not lines:
+                break
+            lines = [ln for ln in lines if ln.strip()]
+            if not lines:
+                continue
+            chunk = b"".join(ln if ln.endswith(b"\n") else ln + b"\n" for ln in lines)
+            try:
+                table = pajson.read_json(
+                    io.BytesIO(chunk),
+                    read_options=pajson.ReadOptions(use_threads=False, block_size=len(chunk) + 1),
+                    parse_options=pajson.ParseOptions(
+                        explicit_schema=explicit, unexpected_field_behavior="infer"
+                    ),
+                )
+                undeclared.update(n for n in table.column_names if n not in explicit.names)
+                yield RawBatch(path, offset, table.select(declared))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                # Slow path for this chunk only: per line, to quarantine just the bad ones.
+                yield from _jsonl_lines(lines, path, offset, schema, undeclared)
+            offset += len(lines)
+            stats.rows += len(lines)
+        f.drain()
+    finally:
+        f.close()
+    stats.sha256 = f.hash.hexdigest()
+    stats.undeclared = _check_columns(path, declared + sorted(undeclared), schema, strict=False)
+    stats.columns = stats.undeclared and declared + stats.undeclared or declared
+
+
+def _jsonl_lines(lines, path, offset, schema: Schema, undeclared: set):
+    cols: dict[str, list] = {c: [] for c in schema.names}
+    kept_rows: list[int] = []
+    bad_raw, bad_reason, bad_rows = [], [], []
+    for i, line in enumerate(lines):
+        try:
+            obj = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        if not isinstance(obj, dict):
+            bad_raw.append(line.decode("utf-8", "backslashreplace").rstrip("\n"))
+            bad_reason.append("json")
+            bad_rows.append(offset + i)
+            continue
+        undeclared.update(k for k in obj if k not in cols)
+        nested = next((c for c in schema.names if isinstance(obj.get(c), (dict, list))), None)
+        if nested is not None:
+            bad_raw.append(json.dumps(obj, ensure_ascii=False))
+            bad_reason.append(f"type:{nested}")
+            bad_rows.append(offset + i)
+            continue
+        for c in schema.names:
+            v = obj.get(c)
+            cols[c].append(None if v is None else
+                           ("true" if v is True else "false" if v is False else str(v)))
+        kept_rows.append(offset + i)
+    if bad_raw:
+        raw = pa.table({"raw_line": pa.array(bad_raw, pa.string())})
+        yield quarantine_rows(raw, bad_reason, path, bad_rows)
+    # Rows kept here are not contiguous; emit one single-row-offset batch per run of rows.
+    table = pa.table({c: pa.array(v, pa.string()) for c, v in cols.items()})
+    start = 0
+    while start < len(kept_rows):
+        end = start + 1
+        while end < len(kept_rows) and kept_rows[end] == kept_rows[end - 1] + 1:
+            end += 1
+        yield RawBatch(path, kept_rows[start], table.slice(start, end - start))
+        start = end
+
+
+def _iter_parquet(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
+    import pyarrow.parquet as pq
+
+    with _open(path) as f:
+        h = hashlib.sha256()
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    stats.sha256 = h.hexdigest()
+    with _open(path) as f:
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowInvalid, OSError):
+            raise DataError(f"{path}: not a readable Parquet file") from None
+        names = pf.schema_arrow.names
+        stats.columns = names
+        stats.undeclared = _check_columns(path, names, schema, strict=True)
+        offset = 0
+        for batch in pf.iter_batches(batch_size=spec.batch_rows, columns=list(schema.names)):
+            table = pa.Table.from_batches([batch])
+            yield RawBatch(path, offset, table)
+            offset += table.num_rows
+            stats.rows += table.num_rows
+
+
+_READERS = {"csv": _iter_csv, "jsonl": _iter_jsonl, "parquet": _iter_parquet}
+
+
+def read_file(path: str, spec: InputSpec, schema: Schema) -> Iterator[RawBatch | pa.Table | FileStats]:
+    """Yield RawBatch (rows to check), pa.Table (quarantine rows), and finally FileStats."""
+    stats = FileStats(path)
+    yield from _READERS[spec.format](path, spec, schema, stats)
+    yield stats

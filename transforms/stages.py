@@ -1,0 +1,120 @@
+"""The thin Beam layer: DoFns and composite PTransforms over the pure stage cores.
+
+Elements are pyarrow Tables (record batches), never per-row dicts. DoFns carry only
+frozen config models and the keyring *path*; keys are opened in `setup()`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+
+from schemas.model import InputSpec, RunConfig, Schema
+from transforms import progress
+from transforms.contract import QUARANTINE_SCHEMA, check_batch
+from transforms.protect import keyed_ops, output_schema, protect_table
+from transforms.read import FileStats, RawBatch, read_file
+from transforms.write import EncryptedParquetSink
+
+QUARANTINE = "quarantine"
+STATS = "stats"
+
+
+class ReadFilesFn(beam.DoFn):
+    """file path -> RawBatch elements; quarantine tables and FileStats as tagged outputs."""
+
+    def __init__(self, spec: InputSpec, schema: Schema):
+        self._spec, self._schema = spec, schema
+
+    def process(self, path: str):
+        for item in read_file(path, self._spec, self._schema):
+            if isinstance(item, RawBatch):
+                progress.add(read=item.table.num_rows)
+                yield item
+            elif isinstance(item, FileStats):
+                yield beam.pvalue.TaggedOutput(STATS, json.dumps(item.to_dict()))
+            else:
+                progress.add(read=item.num_rows, quarantined=item.num_rows)
+                yield beam.pvalue.TaggedOutput(QUARANTINE, item)
+
+
+class CheckContractFn(beam.DoFn):
+    """RawBatch -> typed table of rows meeting the contract; failing rows tagged quarantine."""
+
+    def __init__(self, schema: Schema):
+        self._schema = schema
+
+    def process(self, batch: RawBatch):
+        good, bad = check_batch(batch.table, self._schema, batch.source, batch.row_offset)
+        if bad is not None:
+            progress.add(quarantined=bad.num_rows)
+            yield beam.pvalue.TaggedOutput(QUARANTINE, bad)
+        if good.num_rows:
+            yield good
+
+
+class ProtectColumnsFn(beam.DoFn):
+    """Typed table -> protected table (column actions), keys opened in setup()."""
+
+    def __init__(self, schema: Schema, keyring_path: str):
+        self._schema, self._keyring_path = schema, keyring_path
+
+    def setup(self):
+        from privgate.keyring import open_keyring
+
+        self._ops = keyed_ops(open_keyring(self._keyring_path))
+        self._out_schema = output_schema(self._schema)
+
+    def process(self, table: pa.Table):
+        out = protect_table(table, self._schema, self._ops, self._out_schema)
+        progress.add(written=out.num_rows)
+        yield out
+
+
+class ProtectDataset(beam.PTransform):
+    """files -> encrypted protected Parquet + encrypted quarantine + per-file stats (JSON).
+
+    Writes `<staging>/data/part-*.parquet`, `<staging>/quarantine/part-*.parquet` and
+    `<staging>/_work/stats*.jsonl`; the launcher reconciles and signs them afterwards.
+    """
+
+    def __init__(self, cfg: RunConfig, staging: str):
+        super().__init__()
+        self._cfg, self._staging = cfg, staging
+
+    def expand(self, files):
+        cfg, schema = self._cfg, self._cfg.schema
+        read = files | "ReadFiles" >> beam.ParDo(ReadFilesFn(cfg.input, schema)).with_outputs(
+            QUARANTINE, STATS, main="batches"
+        )
+        checked = read.batches | "CheckContract" >> beam.ParDo(
+            CheckContractFn(schema)
+        ).with_outputs(QUARANTINE, main="rows")
+        protected = checked.rows | "ProtectColumns" >> beam.ParDo(
+            ProtectColumnsFn(schema, cfg.keys.keyring)
+        )
+        out_schema = output_schema(schema)
+        groups = {c.name: c.key_group for c in schema.output_columns}
+        protected | "WriteProtected" >> beam.io.Write(
+            EncryptedParquetSink(
+                f"{self._staging}/data/part", out_schema, groups, cfg.keys.keyring,
+                cfg.output.compression, cfg.output.row_group_rows,
+            )
+        )
+        q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
+        (
+            (read[QUARANTINE], checked[QUARANTINE])
+            | "CollectQuarantine" >> beam.Flatten()
+            | "WriteQuarantine" >> beam.io.Write(
+                EncryptedParquetSink(
+                    f"{self._staging}/quarantine/part", QUARANTINE_SCHEMA, q_groups,
+                    cfg.keys.keyring, cfg.output.compression, cfg.output.row_group_rows,
+                )
+            )
+        )
+        read[STATS] | "WriteStats" >> beam.io.WriteToText(
+            f"{self._staging}/_work/stats", file_name_suffix=".jsonl"
+        )
+        return protected
