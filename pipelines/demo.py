@@ -42,7 +42,8 @@ def main(argv=None) -> int:
               f"{r['quarantined_rows']:,} quarantined {body['quarantine']['by_reason']}")
         print(f"demo: dropped columns {body['dropped_columns']}")
         print("demo: first protected rows (decrypted for a key holder):")
-        print(read_table(out, keyring=cfg.keys.keyring, limit=3).to_pandas().to_string(max_colwidth=40))
+        sample = read_table(out, keyring=cfg.keys.keyring, limit=3).to_pandas()
+        print(sample.to_string(max_colwidth=40))
         print(f"\ndemo: output    {out}")
         print(f"demo: manifest  {os.path.join(out, 'manifest.json')} (signature verified)")
         print(f"demo: try       .venv/bin/privgate read {os.path.relpath(out)} "

@@ -30,7 +30,7 @@ def demo_rows(n: int, seed: int = 7):
         name = fake.name()
         birth = fake.date_of_birth(minimum_age=18, maximum_age=90)
         age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
-        signup = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(
+        signup = dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
             seconds=rng.randrange(0, 700 * 86400))
         note_kind = rng.random()
         if note_kind < 0.3:

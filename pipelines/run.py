@@ -150,7 +150,7 @@ def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: 
         "run_id": run_id,
         "dataset": cfg.dataset,
         "started_at": started,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "privgate_version": __version__,
         "config": {"path": cfg.source, "sha256": cfg.sha256},
         "schema": {"path": schema.source, "sha256": schema.sha256,
@@ -248,7 +248,7 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
     files = match_inputs(cfg)
     precheck_headers(cfg, files)
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
     target = os.path.abspath(target)
     os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -28,3 +28,10 @@ class DataError(PrivgateError):
 
 class VerifyError(PrivgateError):
     """An output directory that fails signature, hash or completeness checks."""
+
+
+class SchemaMismatchError(DataError):
+    """The input's columns do not fit the schema (missing, duplicated or undeclared columns
+    under `unknown_columns: fail`): a contract error, so exit 2 like a config error."""
+
+    exit_code = 2

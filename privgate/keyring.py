@@ -46,7 +46,7 @@ def _unb64(s: str) -> bytes:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Kms(ABC):

@@ -57,10 +57,3 @@ def decryption_properties(kms: Kms):
         kms_config(), pe.DecryptionConfiguration()
     )
 
-
-def column_key_groups(schema: pa.Schema, groups: dict[str, str]) -> dict[str, list[str]]:
-    """{master key id: [columns]} covering every column of `schema` (none left plaintext)."""
-    out: dict[str, list[str]] = {"pii": [], "data": []}
-    for name in schema.names:
-        out[groups[name]].append(name)
-    return out

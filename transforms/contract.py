@@ -96,17 +96,40 @@ def _parse_strings(s: pa.Array, spec: ColumnSpec) -> pa.Array:
         )
     if t == "date":
         fmt = spec.format or "%Y-%m-%d"
-        ts = pc.strptime(trimmed, format=fmt, unit="s", error_is_null=True)
+        ts = _strict_strptime(trimmed, fmt, "s")
         return pc.cast(ts, pa.date32())
     # timestamp
     if spec.format:
-        ts = pc.strptime(trimmed, format=spec.format, unit="us", error_is_null=True)
-        return _to_utc(ts)
+        return _to_utc(_strict_strptime(trimmed, spec.format, "us"))
     date_only = pc.match_substring_regex(trimmed, _DATE_ONLY_RE)
     text = pc.if_else(date_only, pc.binary_join_element_wise(trimmed, "T00:00:00", ""), trimmed)
     zoned = pc.match_substring_regex(text, _ZONE_RE)
     text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
     return _cast_distinct(text, ARROW_TYPES["timestamp"], lambda v: _iso_ok(v))
+
+
+def _strict_strptime(s: pa.Array, fmt: str, unit: str) -> pa.Array:
+    """pc.strptime, but impossible dates (Feb 30) are null: Arrow normalizes them silently.
+
+    Values whose parse does not format back to the same text are re-checked with Python's
+    strict parser (only those distinct values, so typical columns never take this path).
+    """
+    import datetime as dt
+
+    ts = pc.strptime(s, format=fmt, unit=unit, error_is_null=True)
+    differs = pc.and_(ts.is_valid(), pc.not_equal(pc.strftime(ts, format=fmt), s))
+    if not pc.any(differs).as_py():
+        return ts
+    suspects = pc.unique(pc.filter(s, differs)).to_pylist()
+    bad = []
+    for v in suspects:
+        try:
+            dt.datetime.strptime(v, fmt)
+        except ValueError:
+            bad.append(v)
+    if not bad:
+        return ts
+    return pc.if_else(pc.is_in(s, pa.array(bad, pa.string())), pa.scalar(None, ts.type), ts)
 
 
 def _iso_ok(v: str) -> bool:
@@ -164,7 +187,7 @@ def coerce(arr: pa.Array, spec: ColumnSpec) -> tuple[pa.Array, np.ndarray, np.nd
     if pa.types.is_string(at):
         typed = _parse_strings(arr, spec)
     elif at == target:
-        typed = arr
+        typed = _drop_non_finite(arr) if spec.type == "float" else arr
     elif pa.types.is_null(at):
         typed = pa.nulls(n, target)
     elif spec.type == "string" and (

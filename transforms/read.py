@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from privgate.errors import DataError
+from privgate.errors import DataError, SchemaMismatchError
 from schemas.model import InputSpec, Schema
 from transforms.contract import quarantine_rows
 
@@ -93,14 +93,16 @@ def _check_columns(path: str, names: list[str], schema: Schema, strict: bool) ->
     for n in names:
         (dup if n in seen else seen).add(n)
     for n in sorted(dup & declared):
-        raise DataError(f"{path}: column '{n}' appears more than once in the header")
+        raise SchemaMismatchError(f"{path}: column '{n}' appears more than once in the header")
     if strict:
         missing = [c for c in schema.names if c not in seen]
         if missing:
-            raise DataError(f"{path}: declared column '{missing[0]}' is missing from the input")
+            raise SchemaMismatchError(
+                f"{path}: declared column '{missing[0]}' is missing from the input"
+            )
     undeclared = sorted(n for n in seen if n not in declared)
     if undeclared and schema.unknown_columns == "fail":
-        raise DataError(
+        raise SchemaMismatchError(
             f"{path}: column '{undeclared[0]}' is not declared in the schema "
             "(unknown_columns: fail)"
         )
@@ -326,7 +328,9 @@ def _iter_parquet(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
 _READERS = {"csv": _iter_csv, "jsonl": _iter_jsonl, "parquet": _iter_parquet}
 
 
-def read_file(path: str, spec: InputSpec, schema: Schema) -> Iterator[RawBatch | pa.Table | FileStats]:
+def read_file(
+    path: str, spec: InputSpec, schema: Schema
+) -> Iterator[RawBatch | pa.Table | FileStats]:
     """Yield RawBatch (rows to check), pa.Table (quarantine rows), and finally FileStats."""
     stats = FileStats(path)
     yield from _READERS[spec.format](path, spec, schema, stats)

@@ -1,0 +1,73 @@
+"""Shared fixtures: a test passphrase, keyrings, and small synthetic datasets with configs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PASSPHRASE = "test-only-passphrase"
+os.environ["PRIVGATE_KEYRING_PASSPHRASE"] = PASSPHRASE
+os.environ.pop("PRIVGATE_KEYRING", None)
+
+
+@pytest.fixture(scope="session")
+def keyring_path(tmp_path_factory):
+    from privgate.keyring import init_keyring
+
+    path = str(tmp_path_factory.mktemp("keys") / "keyring.json")
+    init_keyring(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def other_keyring_path(tmp_path_factory):
+    from privgate.keyring import init_keyring
+
+    path = str(tmp_path_factory.mktemp("keys2") / "keyring.json")
+    init_keyring(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_csv(tmp_path_factory):
+    from pipelines.demo_data import write_demo_csv
+
+    return write_demo_csv(str(tmp_path_factory.mktemp("data") / "customers.csv"), 300)
+
+
+def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, output="out",
+                 extra_input="") -> str:
+    """Write a run config (and optionally a schema) into tmp_path; return the config path."""
+    schema_path = schema or os.path.join(ROOT, "schemas", "demo_customers.yaml")
+    if schema is not None and not os.path.exists(schema):
+        schema_path = str(tmp_path / "schema.yaml")
+        with open(schema_path, "w") as f:
+            f.write(textwrap.dedent(schema))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        dataset: test_ds
+        input:
+          path: {input_path}
+          format: {fmt}
+        {extra_input}
+        schema: {schema_path}
+        output:
+          path: {tmp_path / output}
+        keys:
+          kms: local
+          keyring: {keyring}
+        """))
+    return str(cfg)
+
+
+def cli(*args, env=None, check=False):
+    """Run the privgate CLI in a subprocess; return CompletedProcess (text)."""
+    import subprocess
+
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "privgate.cli", *args], capture_output=True,
+                          text=True, env=e, check=check, cwd=ROOT)

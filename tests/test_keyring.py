@@ -1,0 +1,97 @@
+"""The local keyring: creation, protection of the file, failures before any data is read."""
+
+import json
+import os
+import pickle
+
+import pytest
+
+from privgate.errors import KeyringError
+from privgate.keyring import PASSPHRASE_ENV, init_keyring, open_keyring, read_public_key
+
+
+def test_init_writes_0600_and_reopens(tmp_path):
+    path = str(tmp_path / "k" / "keyring.json")
+    kr = init_keyring(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    again = open_keyring(path)
+    assert again.keyring_id == kr.keyring_id
+    assert again.data_key("token") == kr.data_key("token")
+    assert len(kr.data_key("siv")) == 64
+    assert read_public_key(path) == kr.public_key_bytes
+    with pytest.raises(KeyringError, match="already exists"):
+        init_keyring(path)
+
+
+def test_file_holds_no_key_in_clear(tmp_path):
+    path = str(tmp_path / "keyring.json")
+    kr = init_keyring(path)
+    raw = open(path, "rb").read()
+    import base64
+
+    for name in ("token", "siv", "date_shift"):
+        k = kr.data_key(name)
+        for form in (k, k.hex().encode(), base64.b64encode(k)):
+            assert form not in raw
+    assert set(json.loads(raw)) >= {"ciphertext", "kdf", "public_key"}
+
+
+def test_refuses_group_readable_file(tmp_path):
+    path = str(tmp_path / "keyring.json")
+    init_keyring(path)
+    os.chmod(path, 0o640)
+    with pytest.raises(KeyringError, match="readable by group or others"):
+        open_keyring(path)
+
+
+def test_wrong_or_missing_passphrase_and_missing_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "keyring.json")
+    init_keyring(path)
+    monkeypatch.setenv(PASSPHRASE_ENV, "wrong")
+    with pytest.raises(KeyringError, match="wrong passphrase"):
+        open_keyring(path)
+    monkeypatch.delenv(PASSPHRASE_ENV)
+    with pytest.raises(KeyringError, match=PASSPHRASE_ENV):
+        open_keyring(path)
+    with pytest.raises(KeyringError, match="keyring not found"):
+        open_keyring(str(tmp_path / "nope.json"))
+
+
+def test_tampered_file_is_refused(tmp_path):
+    path = str(tmp_path / "keyring.json")
+    init_keyring(path)
+    doc = json.load(open(path))
+    doc["public_key"] = doc["public_key"][:-4] + "AAA="
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    with pytest.raises(KeyringError, match="tampered"):
+        open_keyring(path)
+
+
+def test_restricted_view_cannot_use_pii_master(keyring_path):
+    kr = open_keyring(keyring_path)
+    view = kr.restricted({"data", "footer"})
+    wrapped = kr.kms.wrap("data", b"k" * 16)
+    assert view.kms.unwrap("data", wrapped) == b"k" * 16
+    with pytest.raises(KeyringError, match="'pii' is not available"):
+        view.kms.wrap("pii", b"k" * 16)
+    with pytest.raises(KeyringError, match="'pii' is not available"):
+        view.data_key("token")
+    with pytest.raises(KeyringError, match="no signing key"):
+        view.signing_key()
+
+
+def test_wrapped_keys_bind_master_key_and_context(keyring_path):
+    kms = open_keyring(keyring_path).kms
+    w = kms.wrap("pii", b"x" * 32, b"ctx")
+    assert kms.unwrap("pii", w, b"ctx") == b"x" * 32
+    with pytest.raises(KeyringError):
+        kms.unwrap("data", w, b"ctx")
+    with pytest.raises(KeyringError):
+        kms.unwrap("pii", w, b"other")
+
+
+def test_keyring_is_not_picklable(keyring_path):
+    with pytest.raises(TypeError, match="must not be pickled"):
+        pickle.dumps(open_keyring(keyring_path))
+    assert "key" not in repr(open_keyring(keyring_path)).lower().replace("keyring", "")
