@@ -33,37 +33,55 @@ ARROW_TYPES = {
 
 
 class KeyedOps:
-    """Keyed primitives over lists of values. Built in a worker from unwrapped keys.
+    """Keyed primitives over many values. Built in a worker from unwrapped keys.
 
     Args:
         token_key: HMAC-SHA256 key for tokens (32 bytes).
         siv_key: AES-SIV key for reversible deterministic encryption (64 bytes).
-        date_shift_key: PRF key for per-record date offsets (32 bytes).
+        date_shift_key: AES-256 key of the per-record date-offset PRF (32 bytes).
     """
 
     def __init__(self, token_key: bytes, siv_key: bytes, date_shift_key: bytes):
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
         self._token = _HmacSha256(token_key)
-        self._shift = _HmacSha256(date_shift_key)
+        self._siv_key = siv_key
         self._siv = AESSIV(siv_key)
+        self._vsiv: dict[str, object] = {}
+        self._shift_key = date_shift_key
 
     def __reduce__(self):
         raise TypeError("KeyedOps holds keys and must not be pickled; build it in setup()")
 
+    def token_digests(self, values: pa.Array, domain: str = "") -> np.ndarray:
+        """(n, 16) uint8: the first 128 bits of HMAC-SHA256(token key, domain 0x00 value)."""
+        digests = self._token.many(_as_bytes_list(values), domain.encode() + b"\0")
+        return np.frombuffer(b"".join(d[:TOKEN_BYTES] for d in digests),
+                             dtype=np.uint8).reshape(-1, TOKEN_BYTES)
+
+    def tokens_array(self, values: pa.Array, domain: str = "") -> pa.Array:
+        """`tk_` + 32 hex chars per value; equal inputs give equal tokens."""
+        return _hex_strings(TOKEN_PREFIX, self.token_digests(values, domain))
+
     def tokens(self, values: Sequence[str], domain: str = "") -> list[str]:
-        """`tk_` + 128-bit hex HMAC-SHA256 of (domain, value); equal inputs give equal tokens."""
-        digests = self._token.many(values, domain.encode() + b"\0")
-        return [TOKEN_PREFIX + d[:TOKEN_BYTES].hex() for d in digests]
+        """List form of `tokens_array` (for small inputs such as scrub pseudonyms)."""
+        return self.tokens_array(pa.array(values, pa.string()), domain).to_pylist()
+
+    def encrypt_array(self, values: pa.Array, domain: str = "") -> pa.Array:
+        """`ae_` + base64url(AES-SIV(value)), deterministic, associated data = domain.
+
+        Vectorized by value length (`transforms.siv`), bit-identical to `AESSIV.encrypt`.
+        """
+        from transforms.siv import VectorSiv
+
+        if domain not in self._vsiv:
+            self._vsiv[domain] = VectorSiv(self._siv_key, b"privgate:" + domain.encode())
+        siv = self._vsiv[domain]
+        return _by_length(values, lambda m: _b64url_strings(CIPHER_PREFIX,
+                                                            siv.encrypt_fixed(m)))
 
     def encrypt(self, values: Sequence[str], domain: str = "") -> list[str]:
-        """`ae_` + base64url(AES-SIV(value)), deterministic, associated data = domain."""
-        aad = [b"privgate:" + domain.encode()]
-        enc = self._siv.encrypt
-        return [
-            CIPHER_PREFIX + base64.urlsafe_b64encode(enc(v.encode(), aad)).rstrip(b"=").decode()
-            for v in values
-        ]
+        return self.encrypt_array(pa.array(values, pa.string()), domain).to_pylist()
 
     def decrypt(self, token: str, domain: str = "") -> str:
         """Inverse of `encrypt` for a key holder. Raises ValueError on a foreign ciphertext."""
@@ -78,10 +96,15 @@ class KeyedOps:
         except (InvalidTag, ValueError):
             raise ValueError("ciphertext does not decrypt under this keyring and column") from None
 
-    def shift_fractions(self, record_keys: Sequence[str]) -> np.ndarray:
-        """One keyed uniform draw in [0, 1) per record key (64-bit resolution)."""
-        digests = self._shift.many(record_keys, b"date_shift\0")
-        words = np.frombuffer(b"".join(d[:8] for d in digests), dtype=">u8")
+    def shift_fractions(self, record_digests: np.ndarray) -> np.ndarray:
+        """One keyed uniform draw in [0, 1) per record: AES(date-shift key, record digest).
+
+        The record digest is the record key's 128-bit token digest, so a record's draw is
+        a PRF of its key under the date-shift key (AES as a PRF on one block)."""
+        from transforms.siv import _aes_blocks
+
+        out = _aes_blocks(self._shift_key, record_digests)
+        words = np.ascontiguousarray(out[:, :8]).view(">u8").reshape(-1)
         return words.astype(np.float64) / 2.0**64
 
 
@@ -95,7 +118,7 @@ class _HmacSha256:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
-    def many(self, values: Sequence[str], prefix: bytes = b"") -> list[bytes]:
+    def many(self, values: Sequence[bytes], prefix: bytes = b"") -> list[bytes]:
         inner0 = self._inner.copy()
         inner0.update(prefix)
         outer0 = self._outer
@@ -103,7 +126,7 @@ class _HmacSha256:
         append = out.append
         for v in values:
             i = inner0.copy()
-            i.update(v.encode())
+            i.update(v)
             o = outer0.copy()
             o.update(i.digest())
             append(o.digest())
@@ -113,18 +136,28 @@ class _HmacSha256:
 class ActionContext:
     """What keyed actions need for one batch: the keyed ops and the batch's record keys."""
 
-    def __init__(self, ops: KeyedOps | None, record_keys: pa.Array | None = None):
+    def __init__(self, ops: KeyedOps | None, record_keys: pa.Array | None = None,
+                 record_key_name: str | None = None):
         self.ops = ops
         self.record_keys = record_keys
-        self._fractions: np.ndarray | None = None
+        self.record_key_name = record_key_name
+        self._digests: np.ndarray | None = None
 
-    def shift_fractions(self) -> np.ndarray:
-        if self._fractions is None:
+    def record_digests(self) -> np.ndarray:
+        """(n, 16) token digests of each row's record key (default domain), cached."""
+        if self._digests is None:
             if self.record_keys is None:
                 raise ValueError("date_shift needs the schema's record_key")
-            keys = pc.cast(self.record_keys, pa.string())
-            self._fractions = _map_distinct_np(keys, self.ops.shift_fractions)
-        return self._fractions
+            keys = _as_string(self.record_keys)
+            if keys.null_count:
+                raise ValueError("record keys must not be null")
+            enc = keys.dictionary_encode()
+            distinct = self.ops.token_digests(enc.dictionary)
+            self._digests = distinct[enc.indices.to_numpy(zero_copy_only=False)]
+        return self._digests
+
+    def shift_fractions(self) -> np.ndarray:
+        return self.ops.shift_fractions(self.record_digests())
 
 
 # --------------------------------------------------------------------------- helpers
@@ -140,19 +173,85 @@ def _as_string(arr: pa.Array) -> pa.Array:
     return pc.cast(arr, pa.string())
 
 
-def _map_distinct(arr: pa.Array, fn: Callable[[list[str]], list[str]]) -> pa.Array:
+def _map_distinct(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
     """Apply `fn` to the distinct non-null values of a string array; nulls stay null."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     enc = arr.dictionary_encode()
-    mapped = pa.array(fn(enc.dictionary.to_pylist()), pa.string())
-    return mapped.take(enc.indices)
+    return fn(enc.dictionary).take(enc.indices)
 
 
-def _map_distinct_np(arr: pa.Array, fn: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    enc = arr.dictionary_encode()
-    mapped = fn(enc.dictionary.to_pylist())
-    return mapped[enc.indices.to_numpy(zero_copy_only=False)]
+def _as_bytes_list(values: pa.Array) -> list[bytes]:
+    return values.cast(pa.binary()).to_pylist()
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_B64URL = np.frombuffer(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype=np.uint8)
+
+
+def _fixed_strings(prefix: str, chars: np.ndarray) -> pa.Array:
+    """String array from an (n, w) uint8 matrix of ASCII, each row prefixed."""
+    n, w = chars.shape
+    p = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    full = np.empty((n, len(p) + w), dtype=np.uint8)
+    full[:, : len(p)] = p
+    full[:, len(p):] = chars
+    width = len(p) + w
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
+    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets),
+                                                        pa.py_buffer(full.tobytes())]
+                                 ).cast(pa.string())
+
+
+def _hex_strings(prefix: str, digests: np.ndarray) -> pa.Array:
+    n, w = digests.shape
+    chars = np.empty((n, 2 * w), dtype=np.uint8)
+    chars[:, 0::2] = _HEX[digests >> 4]
+    chars[:, 1::2] = _HEX[digests & 15]
+    return _fixed_strings(prefix, chars)
+
+
+def _b64url_strings(prefix: str, raw: np.ndarray) -> pa.Array:
+    """Unpadded base64url of each row of an (n, w) uint8 matrix, vectorized."""
+    n, w = raw.shape
+    wp = -(-w // 3) * 3
+    padded = np.zeros((n, wp), dtype=np.uint8)
+    padded[:, :w] = raw
+    t = padded.reshape(n, -1, 3).astype(np.uint32)
+    word = (t[:, :, 0] << 16) | (t[:, :, 1] << 8) | t[:, :, 2]
+    sextets = np.stack([(word >> 18) & 63, (word >> 12) & 63, (word >> 6) & 63, word & 63],
+                       axis=2).reshape(n, -1)
+    return _fixed_strings(prefix, _B64URL[sextets[:, : (4 * w + 2) // 3]])
+
+
+def _by_length(values: pa.Array, fn: Callable[[np.ndarray], pa.Array]) -> pa.Array:
+    """Apply a fixed-width function to values grouped by byte length; original order kept.
+
+    `fn` gets an (n, L) uint8 matrix of equal-length values and returns n strings.
+    """
+    binary = values.cast(pa.binary())
+    if binary.null_count:
+        raise ValueError("_by_length expects non-null values")
+    offsets = np.frombuffer(binary.buffers()[1], dtype=np.int32)[
+        binary.offset: binary.offset + len(binary) + 1]
+    data = np.frombuffer(binary.buffers()[2], dtype=np.uint8) if len(binary) else \
+        np.zeros(0, dtype=np.uint8)
+    lengths = np.diff(offsets)
+    parts, order = [], []
+    for length in np.unique(lengths):
+        idx = np.nonzero(lengths == length)[0]
+        starts = offsets[:-1][idx]
+        matrix = data[starts[:, None] + np.arange(length)[None, :]] if length else \
+            np.zeros((len(idx), 0), dtype=np.uint8)
+        parts.append(fn(matrix))
+        order.append(idx)
+    if not parts:
+        return pa.array([], pa.string())
+    combined = pa.concat_arrays(parts)
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[np.concatenate(order)] = np.arange(len(values))
+    return combined.take(pa.array(inverse))
 
 
 def _validity(arr: pa.Array) -> np.ndarray | None:
@@ -195,12 +294,15 @@ def mask(arr, spec, ctx):
 
 def tokenize(arr, spec, ctx):
     domain = spec.params.get("domain", "")
-    return _map_distinct(_as_string(arr), lambda vs: ctx.ops.tokens(vs, domain))
+    if spec.name == ctx.record_key_name and not domain:
+        # The record key's digests are computed once per batch (date_shift uses them too).
+        return _hex_strings(TOKEN_PREFIX, ctx.record_digests())
+    return _map_distinct(_as_string(arr), lambda vs: ctx.ops.tokens_array(vs, domain))
 
 
 def encrypt(arr, spec, ctx):
     domain = spec.params.get("domain", "")
-    return _map_distinct(_as_string(arr), lambda vs: ctx.ops.encrypt(vs, domain))
+    return _map_distinct(_as_string(arr), lambda vs: ctx.ops.encrypt_array(vs, domain))
 
 
 def generalize(arr, spec, ctx):

@@ -41,7 +41,7 @@ def protect_table(table: pa.Table, schema: Schema, ops: KeyedOps | None,
         The protected table, matching `output_schema(schema)`.
     """
     rk = table.column(schema.record_key).combine_chunks() if schema.record_key else None
-    ctx = ActionContext(ops, rk)
+    ctx = ActionContext(ops, rk, schema.record_key)
     out_schema = out_schema or output_schema(schema)
     arrays = []
     for spec in schema.output_columns:
