@@ -130,7 +130,7 @@ def stage_breakdown(src: str, keyring_path: str, work: str) -> list[tuple[str, f
     for batch in timed("read parquet", lambda: list(pf.iter_batches(batch_size=65536))):
         raw = pa.Table.from_batches([batch])
         typed, _ = timed("contract check", lambda raw=raw: check_batch(raw, schema, src, 0))
-        ctx = ActionContext(ops, typed.column("customer_id").combine_chunks())
+        ctx = ActionContext(ops, typed.column("customer_id").combine_chunks(), "customer_id")
         cols = []
         for spec in schema.output_columns:
             arr = typed.column(spec.name).combine_chunks()

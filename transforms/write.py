@@ -11,6 +11,9 @@ It carries only the keyring path and key ids; keys are fetched in `open()`.
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io import filebasedsink
@@ -67,13 +70,50 @@ class EncryptedParquetSink(filebasedsink.FileBasedSink):
             compression=self._compression,
             encryption_properties=encryption_properties(kms, self._keys),
         )
-        return writer, handle
+        return _BackgroundWriter(writer, handle, self._row_group_rows)
 
     def write_record(self, file_handle, table: pa.Table):
-        writer, _ = file_handle
-        writer.write_table(table, row_group_size=self._row_group_rows)
+        file_handle.put(table)
 
     def close(self, file_handle):
-        writer, handle = file_handle
-        writer.close()
-        handle.close()
+        file_handle.close()
+
+
+class _BackgroundWriter:
+    """Encodes, compresses and encrypts row groups on a thread while the caller protects the
+    next batch. pyarrow releases the GIL while writing, so on two cores the keyed-crypto
+    loops (which hold it) and the Parquet writer overlap. Errors surface on put()/close()."""
+
+    _DONE = object()
+
+    def __init__(self, writer, handle, row_group_rows: int):
+        self._writer, self._handle, self._rows = writer, handle, row_group_rows
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="privgate-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while (table := self._queue.get()) is not self._DONE:
+            if self._error is None:
+                try:
+                    self._writer.write_table(table, row_group_size=self._rows)
+                except BaseException as e:  # re-raised in the caller's thread
+                    self._error = e
+
+    def _raise(self):
+        if self._error is not None:
+            raise self._error
+
+    def put(self, table: pa.Table) -> None:
+        self._raise()
+        self._queue.put(table)
+
+    def close(self) -> None:
+        self._queue.put(self._DONE)
+        self._thread.join()
+        try:
+            self._raise()
+            self._writer.close()
+        finally:
+            self._handle.close()
