@@ -135,7 +135,7 @@ def stage_breakdown(src: str, keyring_path: str, work: str) -> list[tuple[str, f
         for spec in schema.output_columns:
             arr = typed.column(spec.name).combine_chunks()
             cols.append(timed(f"{spec.action} {spec.name}",
-                              lambda a=arr, s=spec: ACTIONS[s.action](a, s, ctx)))
+                              lambda a=arr, s=spec, c=ctx: ACTIONS[s.action](a, s, c)))
         protected.append(pa.Table.from_arrays(cols, schema=output_schema(schema)))
     groups = {"pii": [c.name for c in schema.output_columns if c.key_group == "pii"],
               "data": [c.name for c in schema.output_columns if c.key_group == "data"]}
