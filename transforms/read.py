@@ -12,6 +12,8 @@ import csv
 import hashlib
 import io
 import json
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -304,11 +306,8 @@ def _jsonl_lines(lines, path, offset, schema: Schema, undeclared: set):
 def _iter_parquet(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
     import pyarrow.parquet as pq
 
-    with _open(path) as f:
-        h = hashlib.sha256()
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    stats.sha256 = h.hexdigest()
+    # Hash on a thread while batches are decoded (both release the GIL on large buffers).
+    hasher = _Background(lambda: _sha256_file(path))
     with _open(path) as f:
         try:
             pf = pq.ParquetFile(f)
@@ -318,11 +317,75 @@ def _iter_parquet(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
         stats.columns = names
         stats.undeclared = _check_columns(path, names, schema, strict=True)
         offset = 0
-        for batch in pf.iter_batches(batch_size=spec.batch_rows, columns=list(schema.names)):
+        batches = pf.iter_batches(batch_size=spec.batch_rows, columns=list(schema.names))
+        for batch in _prefetch(batches):
             table = pa.Table.from_batches([batch])
             yield RawBatch(path, offset, table)
             offset += table.num_rows
             stats.rows += table.num_rows
+    stats.sha256 = hasher.result()
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with _open(path) as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Background:
+    """Run `fn` on a thread; `result()` joins and re-raises its exception."""
+
+    def __init__(self, fn):
+        self._out, self._err = None, None
+
+        def target():
+            try:
+                self._out = fn()
+            except BaseException as e:  # re-raised by result()
+                self._err = e
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._err is not None:
+            raise self._err
+        return self._out
+
+
+def _prefetch(iterator, depth: int = 2):
+    """Yield from `iterator`, producing the next items on a thread (decode overlaps work)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterator:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.01)
 
 
 _READERS = {"csv": _iter_csv, "jsonl": _iter_jsonl, "parquet": _iter_parquet}
