@@ -18,7 +18,8 @@ $(STAMP): requirements.lock setup.py
 	touch $(STAMP)
 
 demo: install
-	$(PY) -m pipelines.demo --rows 2000
+	PRIVGATE_KEYRING_PASSPHRASE="$${PRIVGATE_KEYRING_PASSPHRASE:-$(DEMO_PASSPHRASE)}" \
+	  $(PY) -m pipelines.demo --rows 2000
 
 test: install
 	$(PY) -m ruff check .
