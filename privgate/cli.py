@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_beam_import_noise)
     try:
         if args.command == "keys":
             return _keys(args)
@@ -214,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("PRIVGATE_DEBUG") == "1":
             raise
         return 1
+
+
+def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
+    # Beam's GCP IO logs this on import even when GCP is not used; it only confuses users.
+    return not str(record.msg).startswith("apitools not found")
 
 
 def _find_privgate_error(e: BaseException) -> PrivgateError | None:
