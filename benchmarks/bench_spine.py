@@ -19,13 +19,13 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from pipelines.demo_data import synthetic_table  # noqa: E402
 
 SCHEMA = """\
 record_key: customer_id
@@ -41,38 +41,6 @@ columns:
   plan:        {type: string, action: keep}
   score:       {type: float, action: keep}
 """
-
-
-def _strs(prefix: str, nums: np.ndarray, width: int) -> pa.Array:
-    digits = pc.utf8_lpad(pa.array(nums.astype(str)), width, "0")
-    return pc.binary_join_element_wise(prefix, digits, "")
-
-
-def make_dataset(n: int, path: str, seed: int = 1) -> None:
-    """Synthetic, vectorized (Faker would take minutes at 1e6 rows). Realistic repeats:
-    ids unique, phones/SSNs mostly unique, emails from a 200k-name pool, zips from 40k."""
-    rng = np.random.default_rng(seed)  # benchmark data only, not a privacy mechanism
-    ids = _strs("C", np.arange(n), 8)
-    names = _strs("user", rng.integers(0, 200_000, n), 6)
-    domains = pa.array(np.array(["example.com", "example.org", "example.net"])[
-        rng.integers(0, 3, n)])
-    email = pc.binary_join_element_wise(names, domains, "@")
-    phone = pc.binary_join_element_wise(
-        _strs("", rng.integers(200, 999, n), 3), _strs("", rng.integers(200, 999, n), 3),
-        _strs("", rng.integers(0, 9999, n), 4), "-")
-    ssn = pc.binary_join_element_wise(
-        _strs("", rng.integers(1, 899, n), 3), _strs("", rng.integers(1, 99, n), 2),
-        _strs("", rng.integers(1, 9999, n), 4), "-")
-    birth = pa.array(rng.integers(-20000, 12000, n).astype("int32")).cast(pa.date32())
-    zips = _strs("", rng.integers(0, 40_000, n) * 2 + 10_000, 5)
-    age = pa.array(rng.integers(18, 90, n))
-    signup = pa.array(rng.integers(1.70e15, 1.76e15, n)).cast(pa.timestamp("us", tz="UTC"))
-    plan = pa.array(np.array(["free", "basic", "pro", "enterprise"])[rng.integers(0, 4, n)])
-    score = pa.array(rng.random(n))
-    table = pa.table({"customer_id": ids, "email": email, "phone": phone, "ssn": ssn,
-                      "birth_date": birth, "zip": zips, "age": age, "signup_at": signup,
-                      "plan": plan, "score": score})
-    pq.write_table(table, path, compression="zstd", row_group_size=131072)
 
 
 def run_plain_copy(src: str, out_dir: str) -> float:
@@ -163,7 +131,8 @@ def main() -> None:
     try:
         src = os.path.join(work, "input.parquet")
         t0 = time.perf_counter()
-        make_dataset(args.rows, src)
+        pq.write_table(synthetic_table(args.rows), src, compression="zstd",
+                       row_group_size=131072)
         print(f"dataset: {args.rows:,} rows x 10 columns, {os.path.getsize(src) / 1e6:.1f} MB "
               f"parquet, generated in {time.perf_counter() - t0:.1f} s")
         init_keyring(os.path.join(work, "keyring.json"))

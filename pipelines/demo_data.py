@@ -74,6 +74,48 @@ def write_demo_csv(path: str, n: int, seed: int = 7, broken: bool = True) -> str
     return path
 
 
+def _strs(prefix: str, nums, width: int):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = pc.utf8_lpad(pa.array(nums.astype(str)), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def synthetic_table(n: int, seed: int = 1):
+    """A large synthetic customer table, vectorized (Faker would take minutes at 1e6 rows).
+
+    Realistic repeats: ids unique, phones/SSNs mostly unique, emails from a 200k-name pool,
+    zips from 40k. Used by the benchmark and by tests that need volume.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(seed)  # benchmark data only, not a privacy mechanism
+    ids = _strs("C", np.arange(n), 8)
+    names = _strs("user", rng.integers(0, 200_000, n), 6)
+    domains = pa.array(np.array(["example.com", "example.org", "example.net"])[
+        rng.integers(0, 3, n)])
+    email = pc.binary_join_element_wise(names, domains, "@")
+    phone = pc.binary_join_element_wise(
+        _strs("", rng.integers(200, 999, n), 3), _strs("", rng.integers(200, 999, n), 3),
+        _strs("", rng.integers(0, 9999, n), 4), "-")
+    ssn = pc.binary_join_element_wise(
+        _strs("", rng.integers(1, 899, n), 3), _strs("", rng.integers(1, 99, n), 2),
+        _strs("", rng.integers(1, 9999, n), 4), "-")
+    birth = pa.array(rng.integers(-20000, 12000, n).astype("int32")).cast(pa.date32())
+    zips = _strs("", rng.integers(0, 40_000, n) * 2 + 10_000, 5)
+    age = pa.array(rng.integers(18, 90, n))
+    signup = pa.array(rng.integers(1.70e15, 1.76e15, n)).cast(pa.timestamp("us", tz="UTC"))
+    plan = pa.array(np.array(["free", "basic", "pro", "enterprise"])[rng.integers(0, 4, n)])
+    score = pa.array(rng.random(n))
+    return pa.table({"customer_id": ids, "email": email, "phone": phone, "ssn": ssn,
+                      "birth_date": birth, "zip": zips, "age": age, "signup_at": signup,
+                      "plan": plan, "score": score})
+
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=2000)

@@ -110,6 +110,7 @@ class InputSpec:
     format: str
     csv: CsvOptions = CsvOptions()
     batch_rows: int = 65536
+    max_cell_bytes: int = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,8 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
     node = _Node(data, source, "", ("dataset", "input", "schema", "output", "keys"))
     dataset = node.str("dataset", required=True, pattern=_NAME_RE)
 
-    inp = node.child("input", ("path", "format", "csv", "batch_rows"), required=True)
+    inp = node.child("input", ("path", "format", "csv", "batch_rows", "max_cell_bytes"),
+                     required=True)
     fmt = inp.str("format", required=True, choices=FORMATS)
     csv = CsvOptions()
     csv_node = inp.child("csv", ("delimiter", "encoding", "quotechar"))
@@ -370,6 +372,7 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
         format=fmt,
         csv=csv,
         batch_rows=inp.int("batch_rows", 65536, minimum=1),
+        max_cell_bytes=inp.int("max_cell_bytes", 1 << 20, minimum=1),
     )
 
     schema_path = resolve_path(source, node.str("schema", required=True))

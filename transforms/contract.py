@@ -228,7 +228,8 @@ def _numeric(arr: pa.Array, kind: str) -> pa.Array:
 
 
 def check_batch(
-    raw: pa.Table, schema: Schema, source: str, row_offset: int
+    raw: pa.Table, schema: Schema, source: str, row_offset: int,
+    max_cell_bytes: int | None = None,
 ) -> tuple[pa.Table, pa.Table | None]:
     """Split a raw batch into rows that meet the contract (typed, schema order) and
     quarantine rows (raw values as JSON text, with a reason).
@@ -241,11 +242,19 @@ def check_batch(
     typed_cols = {}
     for spec in schema.columns:
         col = raw.column(spec.name)
+        size_bad = _oversized(col, max_cell_bytes)
+        if size_bad is not None:
+            col = _null_where(col.combine_chunks(), size_bad)
         typed, enc_bad, type_bad = coerce(col, spec)
         null_bad = np.zeros(n, dtype=bool)
         if not spec.nullable:
             null_bad = col.is_null().to_numpy(zero_copy_only=False)
-        for mask, code in ((enc_bad, "encoding"), (type_bad, "type"), (null_bad, "null")):
+            if size_bad is not None:
+                null_bad &= ~size_bad
+        checks = ((enc_bad, "encoding"), (type_bad, "type"), (null_bad, "null"))
+        if size_bad is not None:
+            checks = ((size_bad, "size"),) + checks
+        for mask, code in checks:
             if mask.any():
                 reason = np.where((reason == None) & mask, f"{code}:{spec.name}", reason)  # noqa: E711
         typed_cols[spec.name] = typed
@@ -256,6 +265,20 @@ def check_batch(
     idx = np.nonzero(bad)[0]
     good = good.filter(pa.array(~bad))
     return good, quarantine_rows(raw.take(pa.array(idx)), reason[idx], source, row_offset + idx)
+
+
+def _oversized(col, max_bytes: int | None) -> np.ndarray | None:
+    """Mask of cells longer than `max_bytes` (string/binary columns), or None if none are."""
+    if max_bytes is None:
+        return None
+    t = col.type
+    if not (pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t)
+            or pa.types.is_large_binary(t)):
+        return None
+    lengths = pc.binary_length(col)
+    if not pc.any(pc.greater(lengths, max_bytes)).as_py():
+        return None
+    return pc.fill_null(pc.greater(lengths, max_bytes), False).to_numpy(zero_copy_only=False)
 
 
 def quarantine_rows(raw: pa.Table, reasons, source: str, rows) -> pa.Table:

@@ -167,7 +167,7 @@ def _iter_csv(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
                 column_names=names,
                 skip_rows=1,
                 encoding=spec.csv.encoding,
-                block_size=1 << 22,
+                block_size=max(1 << 22, 4 * spec.max_cell_bytes),
                 use_threads=False,
             ),
             parse_options=pacsv.ParseOptions(
@@ -217,8 +217,9 @@ def _safe_batches(reader, path: str):
         except StopIteration:
             return
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-            raise DataError(f"{path}: cannot parse input ({type(e).__name__}); check "
-                            "delimiter, quoting and encoding") from None
+            hint = ("a row is larger than the read block: raise input.max_cell_bytes"
+                    if "straddl" in str(e) else "check delimiter, quoting and encoding")
+            raise DataError(f"{path}: cannot parse input ({type(e).__name__}); {hint}") from None
         yield batch
 
 

@@ -43,11 +43,12 @@ class ReadFilesFn(beam.DoFn):
 class CheckContractFn(beam.DoFn):
     """RawBatch -> typed table of rows meeting the contract; failing rows tagged quarantine."""
 
-    def __init__(self, schema: Schema):
-        self._schema = schema
+    def __init__(self, schema: Schema, max_cell_bytes: int | None = None):
+        self._schema, self._max_cell_bytes = schema, max_cell_bytes
 
     def process(self, batch: RawBatch):
-        good, bad = check_batch(batch.table, self._schema, batch.source, batch.row_offset)
+        good, bad = check_batch(batch.table, self._schema, batch.source, batch.row_offset,
+                                self._max_cell_bytes)
         if bad is not None:
             progress.add(quarantined=bad.num_rows)
             yield beam.pvalue.TaggedOutput(QUARANTINE, bad)
@@ -90,7 +91,7 @@ class ProtectDataset(beam.PTransform):
             QUARANTINE, STATS, main="batches"
         )
         checked = read.batches | "CheckContract" >> beam.ParDo(
-            CheckContractFn(schema)
+            CheckContractFn(schema, cfg.input.max_cell_bytes)
         ).with_outputs(QUARANTINE, main="rows")
         protected = checked.rows | "ProtectColumns" >> beam.ParDo(
             ProtectColumnsFn(schema, cfg.keys.keyring)
