@@ -56,8 +56,8 @@ class KeyedOps:
     def token_digests(self, values: pa.Array, domain: str = "") -> np.ndarray:
         """(n, 16) uint8: the first 128 bits of HMAC-SHA256(token key, domain 0x00 value)."""
         digests = self._token.many(_as_bytes_list(values), domain.encode() + b"\0")
-        return np.frombuffer(b"".join(d[:TOKEN_BYTES] for d in digests),
-                             dtype=np.uint8).reshape(-1, TOKEN_BYTES)
+        full = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 32)
+        return full[:, :TOKEN_BYTES]
 
     def tokens_array(self, values: pa.Array, domain: str = "") -> pa.Array:
         """`tk_` + 32 hex chars per value; equal inputs give equal tokens."""
@@ -198,10 +198,10 @@ def _fixed_strings(prefix: str, chars: np.ndarray) -> pa.Array:
     full[:, : len(p)] = p
     full[:, len(p):] = chars
     width = len(p) + w
-    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
-    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets),
-                                                        pa.py_buffer(full.tobytes())]
-                                 ).cast(pa.string())
+    big = (n + 1) * width >= 2**31
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64 if big else np.int32)
+    return pa.Array.from_buffers(pa.large_string() if big else pa.string(), n,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(full)])
 
 
 def _hex_strings(prefix: str, digests: np.ndarray) -> pa.Array:
