@@ -138,8 +138,6 @@ def read_header(path: str, spec: InputSpec) -> list[str] | None:
 
 
 def _iter_csv(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
-    import pyarrow.csv as pacsv
-
     header = read_csv_header(path, spec)
     stats.columns = header
     if not header:  # an empty file holds no rows: nothing to protect, nothing lost
@@ -161,52 +159,142 @@ def _iter_csv(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
 
     f = _HashingReader(_open(path))
     try:
-        reader = pacsv.open_csv(
-            f,
-            read_options=pacsv.ReadOptions(
-                column_names=names,
-                skip_rows=1,
-                encoding=spec.csv.encoding,
-                block_size=max(1 << 22, 4 * spec.max_cell_bytes),
-                use_threads=False,
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=spec.csv.delimiter,
-                quote_char=spec.csv.quotechar,
-                newlines_in_values=True,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=declared,
-                column_types={c: pa.binary() for c in declared},
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-        offset = 0
-        for batch in _safe_batches(reader, path):
-            table = pa.Table.from_batches([batch])
-            yield RawBatch(path, offset, table)
-            offset += table.num_rows
-            stats.rows += table.num_rows
-            if rejected:
-                yield _rejected(rejected, path)
-                stats.rows += len(rejected)
-                rejected.clear()
-        if rejected:
-            yield _rejected(rejected, path)
-            stats.rows += len(rejected)
+        yield from _csv_arrow_batches(f, path, spec, declared, names, rejected, on_invalid,
+                                      stats)
         f.drain()
+    except _UndecodableRow:
+        # pyarrow cannot hand us a rejected row whose bytes are not valid text; continue this
+        # file with Python's csv module from the first record not yet accounted for.
+        f.close()
+        yield from _iter_csv_python(path, spec, schema, stats, names, skip=stats.rows)
+        return
     finally:
         f.close()
     stats.sha256 = f.hash.hexdigest()
+
+
+def _csv_arrow_batches(f, path, spec, declared, names, rejected, on_invalid, stats):
+    import pyarrow.csv as pacsv
+
+    reader = _safe_call(path, lambda: pacsv.open_csv(
+        f,
+        read_options=pacsv.ReadOptions(
+            column_names=names,
+            skip_rows=1,
+            encoding=spec.csv.encoding,
+            block_size=max(1 << 22, 4 * spec.max_cell_bytes),
+            use_threads=False,
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=spec.csv.delimiter,
+            quote_char=spec.csv.quotechar,
+            newlines_in_values=True,
+            invalid_row_handler=on_invalid,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=declared,
+            column_types={c: pa.binary() for c in declared},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    ))
+    offset = 0
+    for batch in _safe_batches(reader, path):
+        table = pa.Table.from_batches([batch])
+        yield RawBatch(path, offset, table)
+        offset += table.num_rows
+        stats.rows += table.num_rows
+        if rejected:
+            yield _rejected(rejected, path)
+            stats.rows += len(rejected)
+            rejected.clear()
+    if rejected:
+        yield _rejected(rejected, path)
+        stats.rows += len(rejected)
+
+
+def _iter_csv_python(path, spec, schema, stats, names, skip: int):
+    """Slow, exact fallback for CSV files pyarrow cannot report on (see _iter_csv)."""
+    f = _HashingReader(_open(path))
+    text = io.TextIOWrapper(io.BufferedReader(f, 1 << 20), encoding=spec.csv.encoding,
+                            errors="surrogateescape", newline="")
+    reader = csv.reader(text, delimiter=spec.csv.delimiter, quotechar=spec.csv.quotechar)
+    idx = [names.index(c) for c in schema.names]
+    good: list[list[str]] = []
+    bad: list[tuple[int, str]] = []
+    offset = stats.rows
+    records = 0
+
+    def flush():
+        nonlocal offset
+        if good:
+            cols = {c: pa.array([_cell(r[i]) for r in good], pa.binary())
+                    for c, i in zip(schema.names, idx, strict=True)}
+            yield RawBatch(path, offset, pa.table(cols))
+            offset += len(good)
+            stats.rows += len(good)
+            good.clear()
+        if bad:
+            yield _rejected(bad, path)
+            stats.rows += len(bad)
+            bad.clear()
+
+    try:
+        next(reader, None)  # header
+        for rec in reader:
+            if not rec:  # blank line: pyarrow skips these too
+                continue
+            records += 1
+            if records <= skip:
+                continue
+            if len(rec) == len(names):
+                good.append(rec)
+            else:
+                bad.append((reader.line_num, _text(spec.csv.delimiter.join(rec))))
+            if len(good) + len(bad) >= spec.batch_rows:
+                yield from flush()
+        yield from flush()
+        f.drain()
+    except csv.Error:
+        raise DataError(f"{path}: cannot parse input near line {reader.line_num}") from None
+    finally:
+        f.close()
+    stats.sha256 = f.hash.hexdigest()
+
+
+def _cell(v: str) -> bytes | None:
+    return v.encode("utf-8", "surrogateescape") if v else None
+
+
+def _text(v: str) -> str:
+    return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _UndecodableRow(Exception):
+    pass
+
+
+def _safe_call(path: str, fn):
+    try:
+        return fn()
+    except UnicodeDecodeError:
+        raise _UndecodableRow() from None
+    except pa.ArrowInvalid as e:
+        raise DataError(f"{path}: cannot parse input ({type(e).__name__}); "
+                        f"{_parse_hint(e)}") from None
 
 
 def _rejected(rows: list, path: str) -> pa.Table:
     raw = pa.table({"raw_line": pa.array([t for _, t in rows], pa.string())})
     numbers = [-1 if n is None else n for n, _ in rows]
     return quarantine_rows(raw, ["columns"] * len(rows), path, numbers)
+
+
+def _parse_hint(e: Exception) -> str:
+    if "straddl" in str(e):
+        return "a row is larger than the read block: raise input.max_cell_bytes"
+    return "check delimiter, quoting and encoding"
 
 
 def _safe_batches(reader, path: str):
@@ -216,10 +304,11 @@ def _safe_batches(reader, path: str):
             batch = reader.read_next_batch()
         except StopIteration:
             return
-        except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-            hint = ("a row is larger than the read block: raise input.max_cell_bytes"
-                    if "straddl" in str(e) else "check delimiter, quoting and encoding")
-            raise DataError(f"{path}: cannot parse input ({type(e).__name__}); {hint}") from None
+        except UnicodeDecodeError:
+            raise _UndecodableRow() from None
+        except pa.ArrowInvalid as e:
+            raise DataError(f"{path}: cannot parse input ({type(e).__name__}); "
+                            f"{_parse_hint(e)}") from None
         yield batch
 
 
