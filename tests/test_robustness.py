@@ -51,6 +51,12 @@ def run_file(tmp_path, keyring, name, content: bytes, fmt="csv", extra_input="")
     return doc["manifest"], doc["output_dir"]
 
 
+# pyarrow reports our invalid-row handler's failure to decode a row as "unraisable" before
+# the reader falls back to the Python path; that is the behaviour under test.
+_UNDECODABLE_OK = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@_UNDECODABLE_OK
 @pytest.mark.parametrize(
     "name, content, extra, rows, by_reason",
     [
@@ -120,6 +126,7 @@ PROP_SCHEMA = parse_schema({"columns": {
 _CSV_ALPHABET = st.sampled_from(list(b"ab1,.;\"'\n\r\t -:T\xff\xc3\xa9\x00"))
 
 
+@_UNDECODABLE_OK
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=st.lists(_CSV_ALPHABET, max_size=300).map(bytes))
 def test_csv_reader_accounts_for_every_row_of_random_bytes(tmp_path_factory, body):

@@ -163,8 +163,9 @@ def _iter_csv(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
                                       stats)
         f.drain()
     except _UndecodableRow:
-        # pyarrow cannot hand us a rejected row whose bytes are not valid text; continue this
-        # file with Python's csv module from the first record not yet accounted for.
+        # pyarrow gave up on a block (a rejected row it cannot decode for our handler, a row
+        # over the block size, ...): continue this file with Python's csv module from the
+        # first record not yet accounted for.
         f.close()
         yield from _iter_csv_python(path, spec, schema, stats, names, skip=stats.rows)
         return
@@ -272,29 +273,21 @@ def _text(v: str) -> str:
 
 
 class _UndecodableRow(Exception):
-    pass
+    """pyarrow's CSV reader failed on a block; the Python reader takes over."""
 
 
 def _safe_call(path: str, fn):
     try:
         return fn()
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, pa.ArrowInvalid):
+        # The error text quotes the row; drop it and let the exact Python path take over.
         raise _UndecodableRow() from None
-    except pa.ArrowInvalid as e:
-        raise DataError(f"{path}: cannot parse input ({type(e).__name__}); "
-                        f"{_parse_hint(e)}") from None
 
 
 def _rejected(rows: list, path: str) -> pa.Table:
     raw = pa.table({"raw_line": pa.array([t for _, t in rows], pa.string())})
     numbers = [-1 if n is None else n for n, _ in rows]
     return quarantine_rows(raw, ["columns"] * len(rows), path, numbers)
-
-
-def _parse_hint(e: Exception) -> str:
-    if "straddl" in str(e):
-        return "a row is larger than the read block: raise input.max_cell_bytes"
-    return "check delimiter, quoting and encoding"
 
 
 def _safe_batches(reader, path: str):
@@ -304,11 +297,10 @@ def _safe_batches(reader, path: str):
             batch = reader.read_next_batch()
         except StopIteration:
             return
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, pa.ArrowInvalid):
+            # e.g. a rejected row pyarrow cannot decode for our handler, or a row larger than
+            # the block size. The error text quotes the row; drop it and fall back.
             raise _UndecodableRow() from None
-        except pa.ArrowInvalid as e:
-            raise DataError(f"{path}: cannot parse input ({type(e).__name__}); "
-                            f"{_parse_hint(e)}") from None
         yield batch
 
 
