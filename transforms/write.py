@@ -11,6 +11,7 @@ It carries only the keyring path and key ids; keys are fetched in `open()`.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 
@@ -115,5 +116,9 @@ class _BackgroundWriter:
         try:
             self._raise()
             self._writer.close()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                self._writer.close()
+            raise
         finally:
             self._handle.close()
