@@ -95,3 +95,27 @@ def test_keyring_is_not_picklable(keyring_path):
     with pytest.raises(TypeError, match="must not be pickled"):
         pickle.dumps(open_keyring(keyring_path))
     assert "key" not in repr(open_keyring(keyring_path)).lower().replace("keyring", "")
+
+
+def test_missing_master_key_is_refused_before_use(tmp_path):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from privgate import keyring as k
+
+    path = str(tmp_path / "keyring.json")
+    init_keyring(path)
+    doc = json.load(open(path))
+    header = {f: doc[f] for f in ("format", "version", "keyring_id", "kms", "public_key",
+                                  "kdf", "aead")}
+    key = k._derive(os.environ[PASSPHRASE_ENV], k._unb64(doc["kdf"]["salt"]), doc["kdf"])
+    payload = json.loads(AESGCM(key).decrypt(k._unb64(doc["nonce"]),
+                                             k._unb64(doc["ciphertext"]), k._header_aad(header)))
+    del payload["master_keys"]["footer"]
+    nonce = os.urandom(12)
+    doc["nonce"] = k._b64(nonce)
+    doc["ciphertext"] = k._b64(AESGCM(key).encrypt(nonce, json.dumps(payload).encode(),
+                                                   k._header_aad(header)))
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    with pytest.raises(KeyringError, match="lacks master key\\(s\\): footer"):
+        open_keyring(path)
