@@ -14,7 +14,8 @@ import os
 import random
 
 COLUMNS = ["customer_id", "full_name", "email", "phone", "ssn", "birth_date", "zip", "age",
-           "signup_at", "notes", "plan", "ip_address"]
+           "signup_at", "notes", "plan", "income", "gender", "smoker", "ip_address"]
+GENDERS = ["female", "male", "other"]
 PLANS = ["free", "basic", "pro", "enterprise"]
 
 
@@ -53,6 +54,9 @@ def demo_rows(n: int, seed: int = 7):
             "signup_at": signup.isoformat().replace("+00:00", "Z"),
             "notes": notes,
             "plan": rng.choice(PLANS),
+            "income": f"{min(rng.lognormvariate(10.8, 0.6), 400000):.2f}",
+            "gender": rng.choices(GENDERS, weights=[48, 48, 4])[0],
+            "smoker": "true" if rng.random() < 0.2 else "false",
             "ip_address": fake.ipv4(),
         }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -131,7 +132,75 @@ def _read_stats(staging: str) -> list[dict]:
     return sorted(stats, key=lambda s: s["path"])
 
 
-def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: str) -> dict:
+def _column_entry(c, n_rows: int) -> dict:
+    entry = dict(name=c.name, **c.to_dict(),
+                 key_group=c.key_group if c.action != "drop" else None,
+                 output_type=c.output_type)
+    if c.action == "ldp":
+        from privgate.estimate import ldp_utility
+        from transforms.protect import ldp_field_metadata
+
+        meta = ldp_field_metadata(c)
+        entry["ldp"] = {
+            "mechanism": meta["privgate.ldp.mechanism"],
+            "estimator": meta["privgate.ldp.estimator"],
+            **ldp_utility(meta, max(n_rows, 1)),  # noise_std per record, std_error at n
+        }
+    return entry
+
+
+class Budget:
+    """The epsilon a run spends (ldp columns), checked against the ledger before the run and
+    recorded after it succeeded, before its output is published."""
+
+    def __init__(self, cfg: RunConfig, keyring, allow_overrun: bool):
+        from privgate.ledger import EpsilonLedger, ledger_path_for
+        from transforms.ldp import noise_domain
+
+        schema = cfg.schema
+        self.cfg, self.epsilon = cfg, schema.record_epsilon
+        self.memoized = schema.record_key is not None
+        domains = [noise_domain(c.name, type=c.type, **{k: c.params.get(k) for k in (
+            "mechanism", "epsilon", "bounds", "categories", "other")})
+            for c in schema.ldp_columns]
+        self.memo_id = hashlib.sha256(json.dumps([keyring.keyring_id, domains]).encode()
+                                      ).hexdigest()[:32]
+        self.ledger = EpsilonLedger(cfg.privacy.ledger or ledger_path_for(cfg.keys.keyring))
+        self.spent_before = self.ledger.spent(cfg.dataset)
+        self.charge = self.ledger.charge_for(cfg.dataset, self.epsilon, memoized=self.memoized,
+                                             memo_id=self.memo_id)
+        self.overrun = False
+        from privgate.ledger import BudgetExceeded
+
+        try:
+            self.ledger.check(cfg.dataset, self.epsilon, cfg.privacy.lifetime_epsilon_max,
+                              memoized=self.memoized, memo_id=self.memo_id)
+        except BudgetExceeded:
+            if not allow_overrun:
+                raise
+            self.overrun = True
+            log.warning("budget overrun allowed by --allow-budget-overrun; recorded")
+
+    def record(self, run_id: str) -> None:
+        self.ledger.record(self.cfg.dataset, run_id, self.epsilon, memoized=self.memoized,
+                           memo_id=self.memo_id, overrun=self.overrun)
+
+    def summary(self) -> dict:
+        p = self.cfg.privacy
+        return {
+            "record_epsilon": self.epsilon,
+            "record_epsilon_max": p.record_epsilon_max,
+            "lifetime_epsilon_max": p.lifetime_epsilon_max,
+            "memoized_noise": self.memoized,
+            "lifetime_spent_before": self.spent_before,
+            "charged": self.charge,
+            "lifetime_spent_after": self.spent_before + self.charge,
+            "budget_overrun_allowed": self.overrun,
+        }
+
+
+def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: str,
+                   budget: Budget | None = None) -> dict:
     out_files, _ = _describe_files(staging, "data", keyring.kms)
     q_files, reasons = _describe_files(staging, "quarantine", keyring.kms)
     stats = _read_stats(staging)
@@ -161,11 +230,8 @@ def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: 
                       for s in stats],
             "rows": input_rows,
         },
-        "columns": [
-            dict(name=c.name, **c.to_dict(), key_group=c.key_group if c.action != "drop"
-                 else None, output_type=c.output_type)
-            for c in schema.columns
-        ],
+        "columns": [_column_entry(c, output_rows) for c in schema.columns],
+        "privacy": budget.summary() if budget else None,
         "dropped_columns": {
             "by_policy": [c.name for c in schema.columns if c.action == "drop"],
             "undeclared": undeclared,
@@ -224,12 +290,13 @@ def _clean_stale(target: str) -> None:
 
 
 def run(config: str | RunConfig, beam_args: list[str] | None = None,
-        show_progress: bool | None = None) -> dict:
+        show_progress: bool | None = None, allow_budget_overrun: bool = False) -> dict:
     """Run the protection pipeline; return the signed manifest document plus `output_dir`.
 
     Raises:
-        ConfigError (exit 2), KeyringError / DataError (exit 1). On any failure the output
-        path is left as it was.
+        ConfigError (exit 2), KeyringError / DataError (exit 1), BudgetExceeded (exit 3: the
+        run would pass privacy.lifetime_epsilon_max). On any failure the output path is left
+        as it was and no budget is spent.
     """
     from transforms.progress import Display
 
@@ -247,6 +314,7 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
 
     files = match_inputs(cfg)
     precheck_headers(cfg, files)
+    budget = Budget(cfg, keyring, allow_budget_overrun) if cfg.schema.ldp_columns else None
 
     started = dt.datetime.now(dt.UTC)
     run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
@@ -262,10 +330,12 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
             pipeline = build_pipeline(cfg, files, staging, beam_args)
             pipeline.run().wait_until_finish()
         body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
-                              staging)
+                              staging, budget)
         shutil.rmtree(os.path.join(staging, "_work"))
         doc = mf.sign(body, keyring.signing_key())
         _write_manifest(staging, doc)
+        if budget:  # spend before release: a crash after this over-counts, never under
+            budget.record(run_id)
         _publish(staging, target, run_id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

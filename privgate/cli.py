@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline for a config; extra args go to Beam")
     run.add_argument("config")
     run.add_argument("--no-progress", action="store_true", help="never show progress")
+    run.add_argument("--allow-budget-overrun", action="store_true",
+                     help="run even past privacy.lifetime_epsilon_max (recorded in the "
+                          "manifest and the ledger)")
 
     ver = sub.add_parser("verify", help="check an output's signature, file hashes and verdict")
     ver.add_argument("output")
@@ -91,7 +94,8 @@ def _keys(args) -> int:
 def _run(args, beam_args) -> int:
     from pipelines.run import run
 
-    doc = run(args.config, beam_args, show_progress=False if args.no_progress else None)
+    doc = run(args.config, beam_args, show_progress=False if args.no_progress else None,
+              allow_budget_overrun=args.allow_budget_overrun)
     body = doc["manifest"]
     r = body["reconciliation"]
     print(

@@ -32,7 +32,8 @@ PASSPHRASE_ENV = "PRIVGATE_KEYRING_PASSPHRASE"
 KEYRING_ENV = "PRIVGATE_KEYRING"
 MASTER_KEYS = ("pii", "data", "footer")
 # data-protection key name -> (wrapping master key, length in bytes)
-DATA_PROTECTION_KEYS = {"token": ("pii", 32), "siv": ("pii", 64), "date_shift": ("pii", 32)}
+DATA_PROTECTION_KEYS = {"token": ("pii", 32), "siv": ("pii", 64), "date_shift": ("pii", 32),
+                        "ldp": ("pii", 32)}
 FORMAT = "privgate-keyring"
 SCRYPT = {"n": 2**17, "r": 8, "p": 1}
 

@@ -19,12 +19,15 @@ import yaml
 from privgate.errors import ConfigError
 
 TYPES = ("string", "int", "float", "bool", "date", "timestamp")
-ACTIONS = ("keep", "drop", "redact", "mask", "tokenize", "encrypt", "generalize", "date_shift")
+ACTIONS = ("keep", "drop", "redact", "mask", "tokenize", "encrypt", "generalize", "date_shift",
+           "ldp")
 FORMATS = ("csv", "jsonl", "parquet")
 KMS_KINDS = ("local",)
 # Actions whose output is derived from the raw value by a keyed or lossy operator; their
-# columns go under the `pii` master key. keep/generalize go under `data` unless labelled pii.
-PII_SAFE_ACTIONS = ("keep", "generalize")
+# columns go under the `pii` master key. keep/generalize go under `data` unless labelled pii,
+# and so does ldp: its output is the one derived value whose release is bounded (epsilon),
+# so analysts and training code may read it with the `data` key alone.
+PII_SAFE_ACTIONS = ("keep", "generalize", "ldp")
 DATE_PARTS = {"date": ("year", "month", "day"), "timestamp": ("year", "month", "day", "hour")}
 
 _NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -96,6 +99,15 @@ class Schema:
     def output_columns(self) -> tuple[ColumnSpec, ...]:
         return tuple(c for c in self.columns if c.action != "drop")
 
+    @property
+    def ldp_columns(self) -> tuple[ColumnSpec, ...]:
+        return tuple(c for c in self.columns if c.action == "ldp")
+
+    @property
+    def record_epsilon(self) -> float:
+        """A record's epsilon: the sum over its ldp columns (sequential composition)."""
+        return float(sum(c.params["epsilon"] for c in self.ldp_columns))
+
 
 @dataclass(frozen=True)
 class CsvOptions:
@@ -127,6 +139,15 @@ class KeysSpec:
 
 
 @dataclass(frozen=True)
+class PrivacySpec:
+    """Epsilon budget for ldp columns (`privacy:` in the run config)."""
+
+    record_epsilon_max: float
+    lifetime_epsilon_max: float
+    ledger: str | None = None  # default: epsilon-ledger.json beside the keyring
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A run: where data comes from, which schema protects it, where it goes, which keys."""
 
@@ -137,6 +158,7 @@ class RunConfig:
     keys: KeysSpec
     source: str = "<config>"
     sha256: str = ""
+    privacy: PrivacySpec | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -239,6 +261,7 @@ _ACTION_KEYS = {
     "encrypt": ("domain",),
     "generalize": ("bucket", "keep_prefix", "date_part"),
     "date_shift": ("max_days",),
+    "ldp": ("epsilon", "bounds", "categories", "other", "mechanism"),
 }
 
 
@@ -296,11 +319,58 @@ def _parse_column(name: str, raw: Any, source: str) -> ColumnSpec:
             if ctype not in DATE_PARTS:
                 raise node.err("date_part", "only date and timestamp columns take date_part")
             params["date_part"] = node.str("date_part", choices=DATE_PARTS[ctype])
+    elif action == "ldp":
+        params.update(_parse_ldp(node, ctype, raw))
     elif action == "date_shift":
         if ctype not in ("date", "timestamp"):
             raise node.err("action", "date_shift needs a date or timestamp column")
         params["max_days"] = node.int("max_days", required=True, minimum=1)
     return ColumnSpec(name, ctype, action, nullable, fmt, pii, params)
+
+
+def _number(node: _Node, key: str, value, positive=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise node.err(key, "must be a number")
+    if positive and not value > 0:
+        raise node.err(key, "must be > 0")
+    return value
+
+
+def _parse_ldp(node: _Node, ctype: str, raw: dict) -> dict:
+    """Validate ldp options; the mechanism itself checks its parameters (ValueError)."""
+    if ctype not in ("int", "float", "string", "bool"):
+        raise node.err("type", "ldp applies to int, float, string and bool columns")
+    eps = _number(node, "epsilon", node.get("epsilon", required=True), positive=True)
+    out: dict[str, Any] = {"epsilon": float(eps)}
+    if "mechanism" in raw:
+        out["mechanism"] = node.str("mechanism")
+    if "bounds" in raw:
+        b = raw["bounds"]
+        if not isinstance(b, list) or len(b) != 2:
+            raise node.err("bounds", "must be [lower, upper]")
+        lo, hi = (_number(node, "bounds", v) for v in b)
+        if ctype == "int" and not all(isinstance(v, int) for v in b):
+            raise node.err("bounds", "must be integers for an int column")
+        if not lo < hi:
+            raise node.err("bounds", "lower must be < upper")
+        out["bounds"] = [lo, hi]
+    if "categories" in raw:
+        cats = raw["categories"]
+        if (not isinstance(cats, list) or len(cats) < 2
+                or not all(isinstance(c, str) and c for c in cats) or len(set(cats)) != len(cats)):
+            raise node.err("categories", "must be a list of at least 2 distinct strings")
+        out["categories"] = list(cats)
+    if "other" in raw:
+        out["other"] = node.str("other")
+    from transforms.ldp import build_mechanism
+
+    try:
+        build_mechanism(type=ctype, mechanism=out.get("mechanism"), epsilon=out["epsilon"],
+                        bounds=out.get("bounds"), categories=out.get("categories"),
+                        other=out.get("other"))
+    except ValueError as e:
+        raise node.err("action", str(e).removeprefix("ldp: ")) from None
+    return out
 
 
 def parse_schema(data: Any, source: str = "<schema>", sha256: str = "") -> Schema:
@@ -345,7 +415,7 @@ def load_schema(path: str) -> Schema:
 
 def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunConfig:
     """Validate a run config mapping; loads the schema it names."""
-    node = _Node(data, source, "", ("dataset", "input", "schema", "output", "keys"))
+    node = _Node(data, source, "", ("dataset", "input", "schema", "output", "keys", "privacy"))
     dataset = node.str("dataset", required=True, pattern=_NAME_RE)
 
     inp = node.child("input", ("path", "format", "csv", "batch_rows", "max_cell_bytes"),
@@ -390,7 +460,28 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
         kms=keys.str("kms", "local", choices=KMS_KINDS),
         keyring=resolve_path(source, keys.str("keyring", required=True)),
     )
-    return RunConfig(dataset, input_spec, schema, output, keys_spec, source, sha256)
+    privacy = _parse_privacy(node, schema, source)
+    return RunConfig(dataset, input_spec, schema, output, keys_spec, source, sha256, privacy)
+
+
+def _parse_privacy(node: _Node, schema: Schema, source: str) -> PrivacySpec | None:
+    priv = node.child("privacy", ("record_epsilon_max", "lifetime_epsilon_max", "ledger"))
+    if priv is None:
+        if schema.ldp_columns:
+            raise node.err("privacy", "is required when the schema has ldp columns "
+                                      "(record_epsilon_max, lifetime_epsilon_max)")
+        return None
+    record_max = _number(priv, "record_epsilon_max",
+                         priv.get("record_epsilon_max", required=True), positive=True)
+    lifetime_max = _number(priv, "lifetime_epsilon_max",
+                           priv.get("lifetime_epsilon_max", required=True), positive=True)
+    if schema.record_epsilon > record_max + 1e-12:
+        raise priv.err("record_epsilon_max",
+                       f"the schema's ldp columns spend {schema.record_epsilon:g} per record, "
+                       f"more than {record_max:g}")
+    ledger = priv.str("ledger")
+    return PrivacySpec(float(record_max), float(lifetime_max),
+                       resolve_path(source, ledger) if ledger else None)
 
 
 def load_config(path: str) -> RunConfig:

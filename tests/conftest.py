@@ -40,7 +40,8 @@ def demo_csv(tmp_path_factory):
 
 
 def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, output="out",
-                 extra_input="") -> str:
+                 extra_input="", privacy="{record_epsilon_max: 3.0, lifetime_epsilon_max: 1000}"
+                 ) -> str:
     """Write a run config (and optionally a schema) into tmp_path; return the config path."""
     schema_path = schema or os.path.join(ROOT, "schemas", "demo_customers.yaml")
     if schema is not None and not os.path.exists(schema):
@@ -60,6 +61,7 @@ def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, outpu
         keys:
           kms: local
           keyring: {keyring}
+        privacy: {privacy}
         """))
     return str(cfg)
 

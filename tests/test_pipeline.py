@@ -83,7 +83,8 @@ def test_read_returns_policy_shaped_rows_and_reconciles(demo_run, demo_csv, keyr
     body = doc["manifest"]
     table = read_table(out, keyring=keyring_path)
     assert table.column_names == ["customer_id", "email", "phone", "ssn", "birth_date", "zip",
-                                  "age", "signup_at", "notes", "plan"]
+                                  "age", "signup_at", "notes", "plan", "income", "gender",
+                                  "smoker"]
     n_in = len(raw_rows(demo_csv))  # 300 good rows + 3 broken ones
     rec = body["reconciliation"]
     assert rec["input_rows"] == 303 == n_in
@@ -106,7 +107,8 @@ def test_manifest_lists_hashes_and_keys_never_key_bytes(demo_run, keyring_path):
     assert body["input"]["files"][0]["sha256"] and body["input"]["rows"] == 303
     enc = body["encryption"]
     assert enc["algorithm"] == "AES_GCM_V1"
-    assert set(enc["column_keys"]["data"]) == {"birth_date", "zip", "age", "plan"}
+    assert set(enc["column_keys"]["data"]) == {"birth_date", "zip", "age", "plan", "income",
+                                               "gender", "smoker"}
     assert enc["master_key_versions"] == {"data": 1, "footer": 1, "pii": 1}
     text = open(os.path.join(out, "manifest.json"), "rb").read()
     kr = open_keyring(keyring_path)

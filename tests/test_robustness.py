@@ -248,6 +248,7 @@ def test_sigkill_mid_run_leaves_target_untouched_and_rerun_succeeds(tmp_path, ke
     cfg = write_config(tmp_path, input_path=path, keyring=keyring_path, fmt="parquet",
                        schema=schema)
     target = tmp_path / "out"
+    before = None
     for attempt in ("absent", "existing"):
         proc = subprocess.Popen([sys.executable, "-m", "privgate.cli", "run", cfg],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -39,11 +39,14 @@ class KeyedOps:
         token_key: HMAC-SHA256 key for tokens (32 bytes).
         siv_key: AES-SIV key for reversible deterministic encryption (64 bytes).
         date_shift_key: AES-256 key of the per-record date-offset PRF (32 bytes).
+        ldp_key: HMAC key of memoized local-DP noise (32 bytes), if the keyring has one.
     """
 
-    def __init__(self, token_key: bytes, siv_key: bytes, date_shift_key: bytes):
+    def __init__(self, token_key: bytes, siv_key: bytes, date_shift_key: bytes,
+                 ldp_key: bytes | None = None):
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
+        self.ldp_key = ldp_key  # PRF key of memoized LDP noise (transforms.ldp)
         self._token = _HmacSha256(token_key)
         self._siv_key = siv_key
         self._siv = AESSIV(siv_key)
@@ -333,6 +336,31 @@ def date_shift(arr, spec, ctx):
     return shifted.cast(arr.type)
 
 
+LDP_KEY_VERSION = 1
+
+
+def ldp(arr, spec, ctx):
+    """Local differential privacy (transforms.ldp). With a record key the noise is a keyed
+    PRF of (record key, column config, value, key version): reruns release the same values
+    and spend no new budget; without one, fresh noise from os.urandom."""
+    from transforms.ldp import SecureRandomSource, apply_ldp, memoized_source
+
+    p = spec.params
+    kw = dict(type=spec.type, mechanism=p.get("mechanism"), epsilon=p["epsilon"],
+              bounds=p.get("bounds"), categories=p.get("categories"), other=p.get("other"))
+    if ctx.record_keys is not None:
+        if ctx.ops.ldp_key is None:
+            raise ValueError("this keyring has no ldp key; create a new keyring")
+        source = memoized_source(ctx.ops.ldp_key, _as_string(ctx.record_keys), spec.name, arr,
+                                 LDP_KEY_VERSION, **kw)
+    else:
+        source = SecureRandomSource()
+    out, bad = apply_ldp(arr, source=source, **kw)
+    if bad.any():  # the contract check quarantines these first; reaching here is a bug
+        raise ValueError(f"ldp: column '{spec.name}' has values outside its domain")
+    return out
+
+
 ACTIONS: dict[str, Callable[[pa.Array, ColumnSpec, ActionContext], pa.Array | None]] = {
     "keep": keep,
     "drop": drop,
@@ -342,4 +370,5 @@ ACTIONS: dict[str, Callable[[pa.Array, ColumnSpec, ActionContext], pa.Array | No
     "encrypt": encrypt,
     "generalize": generalize,
     "date_shift": date_shift,
+    "ldp": ldp,
 }

@@ -251,7 +251,8 @@ def check_batch(
             null_bad = col.is_null().to_numpy(zero_copy_only=False)
             if size_bad is not None:
                 null_bad &= ~size_bad
-        checks = ((enc_bad, "encoding"), (type_bad, "type"), (null_bad, "null"))
+        checks = ((enc_bad, "encoding"), (type_bad, "type"), (null_bad, "null"),
+                  (_outside_domain(typed, spec), "domain"))
         if size_bad is not None:
             checks = ((size_bad, "size"),) + checks
         for mask, code in checks:
@@ -265,6 +266,15 @@ def check_batch(
     idx = np.nonzero(bad)[0]
     good = good.filter(pa.array(~bad))
     return good, quarantine_rows(raw.take(pa.array(idx)), reason[idx], source, row_offset + idx)
+
+
+def _outside_domain(typed: pa.Array, spec: ColumnSpec) -> np.ndarray:
+    """ldp string columns: values outside `categories` (and no `other` bucket to take them)."""
+    cats = spec.params.get("categories")
+    if spec.action != "ldp" or cats is None or "other" in spec.params:
+        return np.zeros(len(typed), dtype=bool)
+    inside = pc.is_in(typed, value_set=pa.array(cats, pa.string()))
+    return pc.and_(typed.is_valid(), pc.invert(inside)).to_numpy(zero_copy_only=False)
 
 
 def _oversized(col, max_bytes: int | None) -> np.ndarray | None:

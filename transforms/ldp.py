@@ -130,16 +130,17 @@ class _HmacSha256States:
     def digests(self, prefix: bytes, messages: Sequence[bytes]) -> bytes:
         inner0 = self.inner.copy()
         inner0.update(prefix)
-        icopy, ocopy = inner0.copy, self.outer.copy
-        out = []
-        append = out.append
-        for m in messages:
+
+        # map() over a closure with pre-bound copy methods: ~10% faster than a for loop;
+        # this loop is the whole cost of memoized noise (~1 us per value).
+        def one(m, icopy=inner0.copy, ocopy=self.outer.copy):
             i = icopy()
             i.update(m)
             o = ocopy()
             o.update(i.digest())
-            append(o.digest())
-        return b"".join(out)
+            return o.digest()
+
+        return b"".join(map(one, messages))
 
 
 def _binary_array(values, what: str, *, allow_null: bool) -> pa.Array:
@@ -147,11 +148,14 @@ def _binary_array(values, what: str, *, allow_null: bool) -> pa.Array:
         values = values.combine_chunks()
     if not isinstance(values, pa.Array):
         values = pa.array(list(values), type=pa.string())
-    if not (pa.types.is_binary(values.type) or pa.types.is_string(values.type)
-            or pa.types.is_large_string(values.type)
-            or pa.types.is_fixed_size_binary(values.type)):
-        raise TypeError(f"{what} must be strings or bytes")
-    values = pc.cast(values, pa.binary())
+    try:
+        if not (pa.types.is_binary(values.type) or pa.types.is_string(values.type)
+                or pa.types.is_large_string(values.type)
+                or pa.types.is_fixed_size_binary(values.type)):
+            values = pc.cast(values, pa.string())  # e.g. integer record keys, as decimal
+        values = pc.cast(values, pa.binary())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        raise TypeError(f"{what} cannot be read as strings") from None
     if values.null_count:
         if not allow_null:
             raise ValueError(f"{what} contains nulls")
@@ -271,6 +275,7 @@ class OutputGrid:
         return ok
 
     def to_dict(self) -> dict:
+        """JSON-ready form (for Parquet metadata and the manifest)."""
         return {"origin": self.origin, "step": self.step, "count": self.count,
                 "points": list(self.points)}
 
@@ -631,6 +636,16 @@ class GeometricMechanism(NumericMechanism):
         raise NotImplementedError
 
     def perturb(self, values: np.ndarray, source: UniformSource) -> np.ndarray:
+        """Add two-sided geometric noise to integers (clipped to the bounds first).
+
+        Args:
+            values: integer values.
+            source: uniform source (one call for (n, 2) uniforms).
+        Returns:
+            int64 outputs on `grid()`.
+        Raises:
+            ValueError: NaN among the values.
+        """
         x = np.asarray(values)
         if x.dtype.kind == "f" and np.isnan(x).any():
             raise ValueError("geometric: values must not be NaN")
@@ -643,6 +658,7 @@ class GeometricMechanism(NumericMechanism):
         return np.clip(x + g[:, 0] - g[:, 1], lo - self._reach, hi + self._reach)
 
     def grid(self) -> OutputGrid:
+        """Integers from L - reach to U + reach (reach = ceil(TAIL_SCALES (U - L) / eps))."""
         lo = self.lower - self._reach
         return OutputGrid(float(lo), 1.0, int(self.upper - self.lower) + 2 * self._reach)
 
@@ -855,6 +871,14 @@ def _inputs(values, type: str, bounds, categories, other):
         values = values.combine_chunks()
     if not isinstance(values, pa.Array):
         raise TypeError("values must be a pyarrow Array")
+    try:
+        return _inputs_unchecked(values, type, bounds, categories, other)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        # Arrow's cast errors quote the offending value; ours name only the type.
+        raise ValueError(f"ldp: column cannot be read as {type}") from None
+
+
+def _inputs_unchecked(values: pa.Array, type: str, bounds, categories, other):
     valid = _validity(values)
     bad = np.zeros(len(values), dtype=bool)
     if type == "int":

@@ -19,14 +19,31 @@ def output_schema(schema: Schema) -> pa.Schema:
         meta = {"privgate.action": c.action, "privgate.key_group": c.key_group}
         if c.pii:
             meta["privgate.pii"] = c.pii
+        if c.action == "ldp":
+            meta.update(ldp_field_metadata(c))
         fields.append(pa.field(c.name, ARROW_TYPES[c.output_type], nullable=True, metadata=meta))
     return pa.schema(fields, metadata={"privgate.schema": "1"})
 
 
+def ldp_field_metadata(c) -> dict[str, str]:
+    """Mechanism parameters stored with an ldp column, for `privgate.estimate`."""
+    from privgate.estimate import ldp_metadata
+
+    p = c.params
+    return ldp_metadata(type=c.type, mechanism=p.get("mechanism"), epsilon=p["epsilon"],
+                        bounds=p.get("bounds"), categories=p.get("categories"),
+                        other=p.get("other"))
+
+
 def keyed_ops(keyring) -> KeyedOps:
-    return KeyedOps(
-        keyring.data_key("token"), keyring.data_key("siv"), keyring.data_key("date_shift")
-    )
+    from privgate.errors import KeyringError
+
+    try:
+        ldp_key = keyring.data_key("ldp")
+    except KeyringError:
+        ldp_key = None  # keyrings made before ldp existed; ldp with a record key refuses
+    return KeyedOps(keyring.data_key("token"), keyring.data_key("siv"),
+                    keyring.data_key("date_shift"), ldp_key)
 
 
 def protect_table(table: pa.Table, schema: Schema, ops: KeyedOps | None,

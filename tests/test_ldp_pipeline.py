@@ -1,0 +1,152 @@
+"""Local DP through the whole pipeline: demo columns, de-biasing, memoized noise, budget."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pipelines.run import run
+from privgate.estimate import estimate_from_metadata
+from privgate.keyring import init_keyring, open_keyring
+from privgate.reader import read_table
+from schemas.model import load_config
+from tests.conftest import cli, write_config
+
+
+@pytest.fixture(scope="module")
+def demo_2000(tmp_path_factory):
+    from pipelines.demo_data import write_demo_csv
+
+    path = str(tmp_path_factory.mktemp("ldpdata") / "customers.csv")
+    write_demo_csv(path, 2000)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ldp_run(tmp_path_factory, demo_2000):
+    tmp = tmp_path_factory.mktemp("ldprun")
+    keyring = str(tmp / "keyring.json")
+    init_keyring(keyring)
+    cfg = write_config(tmp, input_path=demo_2000, keyring=keyring)
+    doc = run(cfg, show_progress=False)
+    return cfg, keyring, doc
+
+
+def _truth(csv_path):
+    import csv
+
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))[:2000]  # the well-formed rows (the rest is quarantined)
+    income = np.clip(np.array([float(r["income"]) for r in rows]), 0, 250000)
+    gender = [r["gender"] for r in rows]
+    smoker = [r["smoker"] == "true" for r in rows]
+    return income, gender, smoker
+
+
+def test_debiased_estimates_match_the_input_within_3_sigma(ldp_run, demo_2000):
+    _, keyring, doc = ldp_run
+    out = doc["output_dir"]
+    table = read_table(out, keyring=keyring)
+    assert table.num_rows == 2000
+    income, gender, smoker = _truth(demo_2000)
+
+    est = estimate_from_metadata(table.column("income"), table.schema.field("income").metadata)
+    assert abs(est.mean - income.mean()) <= 3 * est.std_error
+    # the noise really is there: per-record values are far from the truth on average
+    assert np.mean(np.abs(table.column("income").to_numpy() - income)) > 10_000
+
+    g = estimate_from_metadata(table.column("gender"), table.schema.field("gender").metadata)
+    for cat, freq, se in zip(g.categories, g.frequencies, g.std_errors, strict=True):
+        assert abs(freq - gender.count(cat) / 2000) <= 3 * se, cat
+    s = estimate_from_metadata(table.column("smoker"), table.schema.field("smoker").metadata)
+    true_rate = np.mean(smoker)
+    i = list(s.categories).index(True)
+    assert abs(s.frequencies[i] - true_rate) <= 3 * s.std_errors[i]
+
+
+def test_manifest_reports_budget_and_utility(ldp_run):
+    _, _, doc = ldp_run
+    body = doc["manifest"]
+    assert body["privacy"]["record_epsilon"] == 2.5
+    assert body["privacy"]["memoized_noise"] is True
+    assert body["privacy"]["charged"] == 2.5
+    cols = {c["name"]: c for c in body["columns"]}
+    assert cols["income"]["ldp"]["mechanism"] == "piecewise"
+    assert cols["income"]["ldp"]["noise_std"] > cols["income"]["ldp"]["std_error"] > 0
+    assert math.isclose(cols["income"]["ldp"]["noise_std"] / cols["income"]["ldp"]["std_error"],
+                        math.sqrt(2000), rel_tol=0.05)
+    assert cols["gender"]["ldp"]["mechanism"] == "grr"
+    assert cols["smoker"]["key_group"] == "data"
+
+
+def test_rerun_releases_the_same_noise_and_spends_nothing(ldp_run, tmp_path):
+    cfg, keyring, doc = ldp_run
+    first = read_table(doc["output_dir"], keyring=keyring, columns=["income", "gender",
+                                                                     "smoker"])
+    again = run(cfg, show_progress=False)
+    assert again["manifest"]["privacy"]["charged"] == 0
+    second = read_table(again["output_dir"], keyring=keyring,
+                        columns=["income", "gender", "smoker"])
+    assert first.equals(second)
+
+
+def test_ldp_columns_readable_with_the_data_key_only(ldp_run):
+    _, keyring, doc = ldp_run
+    view = open_keyring(keyring).restricted({"data", "footer"})
+    t = read_table(doc["output_dir"], keyring=view, columns=["income", "gender", "smoker"])
+    assert t.num_rows == 2000
+
+
+def test_category_outside_the_list_is_quarantined(tmp_path, keyring_path):
+    path = tmp_path / "in.csv"
+    path.write_text("id,gender\na,female\nb,robot\nc,male\n")
+    schema = """\
+        columns:
+          id: {type: string, action: tokenize}
+          gender: {type: string, action: ldp, epsilon: 1.0, categories: [female, male]}
+        """
+    cfg = write_config(tmp_path, input_path=path, keyring=keyring_path, schema=schema,
+                       privacy="{record_epsilon_max: 1.0, lifetime_epsilon_max: 100, "
+                               f"ledger: {tmp_path}/ledger.json}}")
+    body = run(cfg, show_progress=False)["manifest"]
+    assert body["quarantine"]["by_reason"] == {"domain:gender": 1}
+    assert body["output"]["rows"] == 2
+
+
+def test_fresh_noise_budget_is_refused_from_the_cli(tmp_path, keyring_path, demo_csv):
+    schema = """\
+        columns:
+          plan: {type: string, action: keep}
+          income: {type: float, action: ldp, epsilon: 1.0, bounds: [0, 250000]}
+          smoker: {type: bool, action: ldp, epsilon: 0.5}
+        """
+    ledger = tmp_path / "ledger.json"
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=schema,
+                       privacy=f"{{record_epsilon_max: 1.5, lifetime_epsilon_max: 2.0, "
+                               f"ledger: {ledger}}}")
+    first = cli("run", cfg)
+    assert first.returncode == 0, first.stderr
+    second = cli("run", cfg)  # no record_key: fresh noise, 1.5 more would make 3.0 > 2.0
+    assert second.returncode == 3, second.stderr
+    assert "epsilon" in second.stderr.lower()
+    manifest_before = (tmp_path / "out" / "manifest.json").read_text()
+    assert json.loads(manifest_before)["manifest"]["privacy"]["charged"] == 1.5
+    third = cli("run", cfg, "--allow-budget-overrun")
+    assert third.returncode == 0, third.stderr
+    body = json.loads((tmp_path / "out" / "manifest.json").read_text())["manifest"]
+    assert body["privacy"]["budget_overrun_allowed"] is True
+    assert body["privacy"]["lifetime_spent_after"] == 3.0
+    entries = json.loads(ledger.read_text())["datasets"]["test_ds"]
+    assert [e["overrun"] for e in entries] == [False, True]
+
+
+def test_record_epsilon_over_the_max_is_a_config_error(tmp_path, keyring_path, demo_csv):
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path,
+                       privacy="{record_epsilon_max: 2.0, lifetime_epsilon_max: 10}")
+    r = cli("run", cfg)
+    assert r.returncode == 2
+    assert "privacy.record_epsilon_max: the schema's ldp columns spend 2.5 per record" in r.stderr
+    with pytest.raises(Exception, match="privacy: is required"):
+        load_config(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path,
+                                 privacy="null"))
