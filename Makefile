@@ -30,6 +30,7 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/bench_spine.py --rows 1000000
+	$(PY) benchmarks/bench_ldp.py
 
 # Re-pin dependencies (needs pip-tools; not part of install).
 lock:

@@ -44,6 +44,7 @@ def main(argv=None) -> int:
         print("demo: first protected rows (decrypted for a key holder):")
         sample = read_table(out, keyring=cfg.keys.keyring, limit=3).to_pandas()
         print(sample.to_string(max_colwidth=40))
+        _print_estimates(out, cfg, body)
         print(f"\ndemo: output    {out}")
         print(f"demo: manifest  {os.path.join(out, 'manifest.json')} (signature verified)")
         print(f"demo: try       .venv/bin/privgate read {os.path.relpath(out)} "
@@ -52,6 +53,29 @@ def main(argv=None) -> int:
     except PrivgateError as e:
         print(f"demo: error: {e}", file=sys.stderr)
         return e.exit_code
+
+
+def _print_estimates(out, cfg, body) -> None:
+    """De-biased aggregates of the ldp columns: what an analyst can still learn."""
+    from privgate.estimate import FrequencyEstimate, estimate_from_metadata
+    from privgate.reader import read_table
+
+    ldp_cols = [c["name"] for c in body["columns"] if c["action"] == "ldp"]
+    if not ldp_cols:
+        return
+    table = read_table(out, keyring=cfg.keys.keyring, columns=ldp_cols)
+    p = body["privacy"]
+    print(f"\ndemo: local DP, epsilon {p['record_epsilon']:g} per record, "
+          f"charged {p['charged']:g} this run (lifetime {p['lifetime_spent_after']:g} of "
+          f"{p['lifetime_epsilon_max']:g}); de-biased estimates from the noisy output:")
+    for name in ldp_cols:
+        est = estimate_from_metadata(table.column(name), table.schema.field(name).metadata)
+        if isinstance(est, FrequencyEstimate):
+            parts = ", ".join(f"{c}: {f:.3f}±{se:.3f}" for c, f, se in
+                              zip(est.categories, est.frequencies, est.std_errors, strict=True))
+            print(f"  {name:8s} frequencies {parts}")
+        else:
+            print(f"  {name:8s} mean {est.mean:,.1f} ± {est.std_error:,.1f}")
 
 
 if __name__ == "__main__":
