@@ -75,6 +75,58 @@ def precheck_headers(cfg: RunConfig, files: list[str]) -> None:
             _check_columns(path, names, cfg.schema, strict=True)
 
 
+def keep_guard(cfg: RunConfig, files: list[str]) -> dict | None:
+    """Classify every `keep` string column on a sample before any output is produced.
+
+    The sample is the first contract-valid rows of the inputs (up to 5x `guard.sample`),
+    from which the classifier takes an evenly spaced `guard.sample` values per column.
+
+    Returns:
+        the manifest's `guard` section, or None when no column is kept as a string.
+    Raises:
+        GateError (exit 3): PII above `guard.max_prevalence` in mode `fail`.
+    """
+    import pyarrow as pa
+
+    from privgate.errors import GateError
+    from transforms.contract import check_batch
+    from transforms.detect import get_detector, guard_findings, guard_message
+    from transforms.read import RawBatch, read_file
+
+    schema, guard = cfg.schema, cfg.guard
+    cols = [(c.name, c.action, c.type, c.pii) for c in schema.columns
+            if c.action == "keep" and c.type == "string"]
+    if not cols:
+        return None
+    wanted, parts, n = guard.sample * 5, [], 0
+    for path in files:
+        for item in read_file(path, cfg.input, schema):
+            if isinstance(item, RawBatch):
+                good, _ = check_batch(item.table, schema, path, item.row_offset,
+                                      cfg.input.max_cell_bytes)
+                parts.append(good.select([c[0] for c in cols]))
+                n += good.num_rows
+            if n >= wanted:
+                break
+        if n >= wanted:
+            break
+    sample = pa.concat_tables(parts).slice(0, wanted) if parts else None
+    findings = [] if sample is None else guard_findings(
+        sample, cols, guard.max_prevalence,
+        detector=get_detector(schema.nlp_model, schema.recognizers), sample=guard.sample)
+    section = {"mode": guard.mode, "max_prevalence": guard.max_prevalence,
+               "columns": [c[0] for c in cols], "sampled_rows": 0 if sample is None
+               else sample.num_rows,
+               "findings": [{"column": c, "entity": e, "prevalence": round(p, 4)}
+                            for c, e, p in findings]}
+    if findings:
+        message = guard_message(findings, guard.max_prevalence)
+        if guard.mode == "fail":
+            raise GateError(message)
+        log.warning("keep-guard (warn): %s", message)
+    return section
+
+
 def build_pipeline(cfg: RunConfig, files: list[str], staging: str, beam_args: list[str]):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -200,7 +252,7 @@ class Budget:
 
 
 def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: str,
-                   budget: Budget | None = None) -> dict:
+                   budget: Budget | None = None, guard: dict | None = None) -> dict:
     out_files, _ = _describe_files(staging, "data", keyring.kms)
     q_files, reasons = _describe_files(staging, "quarantine", keyring.kms)
     stats = _read_stats(staging)
@@ -232,6 +284,7 @@ def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: 
         },
         "columns": [_column_entry(c, output_rows) for c in schema.columns],
         "privacy": budget.summary() if budget else None,
+        "keep_guard": guard,
         "dropped_columns": {
             "by_policy": [c.name for c in schema.columns if c.action == "drop"],
             "undeclared": undeclared,
@@ -295,7 +348,8 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
 
     Raises:
         ConfigError (exit 2), KeyringError / DataError (exit 1), BudgetExceeded (exit 3: the
-        run would pass privacy.lifetime_epsilon_max). On any failure the output path is left
+        run would pass privacy.lifetime_epsilon_max), GateError (exit 3: the keep-guard
+        found PII in a `keep` column). On any failure the output path is left
         as it was and no budget is spent.
     """
     from transforms.progress import Display
@@ -314,6 +368,7 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
 
     files = match_inputs(cfg)
     precheck_headers(cfg, files)
+    guard = keep_guard(cfg, files)
     budget = Budget(cfg, keyring, allow_budget_overrun) if cfg.schema.ldp_columns else None
 
     started = dt.datetime.now(dt.UTC)
@@ -330,7 +385,7 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
             pipeline = build_pipeline(cfg, files, staging, beam_args)
             pipeline.run().wait_until_finish()
         body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
-                              staging, budget)
+                              staging, budget, guard)
         shutil.rmtree(os.path.join(staging, "_work"))
         doc = mf.sign(body, keyring.signing_key())
         _write_manifest(staging, doc)

@@ -45,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="run even past privacy.lifetime_epsilon_max (recorded in the "
                           "manifest and the ledger)")
 
+    sc = sub.add_parser("scan", help="propose a schema (types, detected PII, actions)")
+    sc.add_argument("input")
+    sc.add_argument("--format", choices=("csv", "jsonl", "parquet"), required=True)
+    sc.add_argument("--sample", type=int, default=1000, help="values classified per column")
+    sc.add_argument("--max-rows", type=int, default=100_000, help="rows read from the input")
+    sc.add_argument("--delimiter", default=",")
+    sc.add_argument("--encoding", default="utf-8")
+    sc.add_argument("-o", "--output", help="write the schema here (default stdout)")
+
     ver = sub.add_parser("verify", help="check an output's signature, file hashes and verdict")
     ver.add_argument("output")
     g = ver.add_mutually_exclusive_group()
@@ -106,6 +115,22 @@ def _run(args, beam_args) -> int:
     )
     print(f"privgate: output   {doc['output_dir']}")
     print(f"privgate: manifest {os.path.join(doc['output_dir'], 'manifest.json')}")
+    return 0
+
+
+def _scan(args) -> int:
+    from pipelines.scan import scan
+
+    if args.sample < 1 or args.max_rows < 1:
+        raise PrivgateError("--sample and --max-rows must be positive")
+    text = scan(args.input, args.format, args.sample, args.max_rows, args.delimiter,
+                args.encoding)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"privgate: proposed schema written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -204,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(args)
         if args.command == "run":
             return _run(args, extra)
+        if args.command == "scan":
+            return _scan(args)
         if args.command == "verify":
             return _verify(args)
         if args.command == "read":

