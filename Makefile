@@ -31,6 +31,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/bench_spine.py --rows 1000000
 	$(PY) benchmarks/bench_ldp.py
+	$(PY) benchmarks/detect_eval.py
 
 # Re-pin dependencies (needs pip-tools; not part of install).
 lock:
