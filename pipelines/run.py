@@ -421,6 +421,14 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
         body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
                               staging, budget, guard_section)
         shutil.rmtree(os.path.join(staging, "_work"))
+        if cfg.gates is not None:
+            from pipelines.gates import evaluate
+
+            body["gate"] = evaluate(cfg, files, staging, keyring, body)
+            body["report"] = {"files": [
+                {"path": f"report/{name}", "sha256": mf.file_sha256(
+                    os.path.join(staging, "report", name))}
+                for name in sorted(os.listdir(os.path.join(staging, "report")))]}
         doc = mf.sign(body, keyring.signing_key())
         _write_manifest(staging, doc)
         if budget:  # spend before release: a crash after this over-counts, never under
@@ -429,4 +437,10 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    gate = body.get("gate")
+    if gate and gate["status"] == "failed":
+        from privgate.errors import GateError
+
+        raise GateError(f"gate failed ({', '.join(gate['failed'])}); the output at {target} "
+                        "is marked refused; see report/index.html")
     return dict(doc, output_dir=target)

@@ -162,6 +162,7 @@ class RunConfig:
     sha256: str = ""
     privacy: PrivacySpec | None = None
     guard: Any = None  # transforms.detect.GuardConfig: the keep-guard (default: fail > 1%)
+    gates: Any = None  # transforms.validate.GatesSpec, or None: no gate, no report
 
 
 # --------------------------------------------------------------------------- helpers
@@ -435,7 +436,7 @@ def load_schema(path: str) -> Schema:
 def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunConfig:
     """Validate a run config mapping; loads the schema it names."""
     node = _Node(data, source, "", ("dataset", "input", "schema", "output", "keys", "privacy",
-                                    "guard"))
+                                    "guard", "gates"))
     dataset = node.str("dataset", required=True, pattern=_NAME_RE)
 
     inp = node.child("input", ("path", "format", "csv", "batch_rows", "max_cell_bytes"),
@@ -484,8 +485,14 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
     from transforms.detect import parse_guard
 
     guard = parse_guard(node.get("guard"), source)
+    gates = None
+    if node.get("gates") is not None:
+        from transforms.validate import parse_gates, validate_against_schema
+
+        gates = parse_gates(node.get("gates"), source)
+        validate_against_schema(gates, schema, source)
     return RunConfig(dataset, input_spec, schema, output, keys_spec, source, sha256, privacy,
-                     guard)
+                     guard, gates)
 
 
 def _parse_privacy(node: _Node, schema: Schema, source: str) -> PrivacySpec | None:

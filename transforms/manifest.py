@@ -95,13 +95,14 @@ def verify(output_dir: str, public_key_bytes: bytes, check_files: bool = True) -
 
 
 def listed_files(body: dict) -> list[dict]:
-    return list(body["output"]["files"]) + list(body["quarantine"]["files"])
+    report = (body.get("report") or {}).get("files", [])
+    return list(body["output"]["files"]) + list(body["quarantine"]["files"]) + list(report)
 
 
 def verify_files(output_dir: str, body: dict) -> None:
     listed = listed_files(body)
     names = {f["path"] for f in listed}
-    for sub in ("data", "quarantine"):
+    for sub in ("data", "quarantine", "report"):
         d = os.path.join(output_dir, sub)
         if os.path.isdir(d):
             for name in sorted(os.listdir(d)):

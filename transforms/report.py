@@ -1,0 +1,856 @@
+"""Report: `report/index.html` and `report/validation.json` in the output directory.
+
+The HTML page is self-contained: inline CSS, charts as inline SVG drawn with matplotlib
+(Agg canvas, no pyplot state), no script, no CDN, no link out; it opens from a file on a
+machine without network. It starts with the verdict, then the columns and their policy, the
+privacy figures, the PII findings, k-anonymity, the before/after distributions, the
+quarantine and the expectation suites.
+
+The report only ever receives aggregates: the validation dict (check details are counts),
+the manifest body, and pre-aggregated histograms. `histogram_counts()` / `column_plot()` are
+how the pipeline builds those histograms: bins come from the schema (ldp bounds and
+categories) or from the released, generalized values; a string column without declared
+categories is refused, so raw values never become labels. Every text goes through
+`html.escape`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.model import ColumnSpec
+
+REPORT_DIR = "report"
+INDEX = "index.html"
+VALIDATION_JSON = "validation.json"
+VALIDATION_FORMAT = "privgate-validation/1"
+NULL_LABEL = "(null)"
+OTHER_LABEL = "(other)"
+MAX_BINS = 30
+LDP_NUMERIC_NOTE = ("Local DP noise: single outputs may lie outside the declared bounds (the "
+                    "outer bins); their mean stays unbiased (privgate.estimate).")
+LDP_CATEGORICAL_NOTE = ("Randomized response: output shares are pulled toward uniform; "
+                        "privgate.estimate de-biases the frequencies.")
+
+_PASS, _FAIL, _WARN = "#1a7f37", "#cf222e", "#9a6700"
+_BEFORE, _AFTER = "#8c959f", "#0969da"
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def _fmt_num(v: float) -> str:
+    return f"{v:,.6g}" if abs(v) < 1e15 else f"{v:.3e}"
+
+
+def _as_numbers(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, str]:
+    """Non-null values as float64 plus the kind: numeric, date (days) or timestamp (us)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.drop_null()
+    t = arr.type
+    if pa.types.is_date(t):
+        return pc.cast(pc.cast(arr, pa.date32()), pa.int32()).to_numpy().astype(np.float64), \
+            "date"
+    if pa.types.is_timestamp(t):
+        return pc.cast(pc.cast(arr, pa.timestamp("us", tz=t.tz)), pa.int64()).to_numpy() \
+            .astype(np.float64), "timestamp"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), "numeric"
+    raise ValueError("numeric bins need an int, float, date or timestamp column")
+
+
+def _edge_numbers(edges: Sequence, kind: str) -> np.ndarray:
+    if kind == "date":
+        vals = [(e - dt.date(1970, 1, 1)).days if isinstance(e, dt.date)
+                and not isinstance(e, dt.datetime) else float("nan") for e in edges]
+    elif kind == "timestamp":
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        vals = []
+        for e in edges:
+            if not isinstance(e, dt.datetime):
+                vals.append(float("nan"))
+                continue
+            e = e if e.tzinfo else e.replace(tzinfo=dt.UTC)
+            vals.append((e - epoch) // dt.timedelta(microseconds=1))
+    else:
+        vals = [float(e) if isinstance(e, int | float) and not isinstance(e, bool)
+                else float("nan") for e in edges]
+    out = np.asarray(vals, dtype=np.float64)
+    if out.size < 2 or not np.all(np.isfinite(out)) or not np.all(np.diff(out) > 0):
+        raise ValueError("edges must be at least 2 increasing values of the column's kind")
+    return out
+
+
+def _edge_label(e: Any, kind: str) -> str:
+    if kind == "numeric":
+        return _fmt_num(float(e))
+    if isinstance(e, dt.datetime):
+        return e.isoformat(sep=" ", timespec="minutes")
+    return e.isoformat()
+
+
+def _suppress(counts: list[int], min_count: int) -> list[int | None]:
+    return [None if 0 < c < min_count else int(c) for c in counts]
+
+
+def histogram_counts(arr: pa.Array | pa.ChunkedArray, *, edges: Sequence | None = None,
+                     categories: Sequence | None = None, labels: Sequence[str] | None = None,
+                     min_count: int = 0) -> dict:
+    """Counts per public bin of one column: the aggregated input of a distribution plot.
+
+    Exactly one of `edges` (numeric, date and timestamp columns) or `categories` (string and
+    bool columns) is given. Bins never come from the data: a string column without declared
+    categories is refused, and values outside the categories are counted as "(other)".
+
+    Args:
+        arr: the column (raw input or protected output).
+        edges: increasing bin edges (numbers; `datetime.date` for date columns;
+            `datetime.datetime` for timestamp columns). Bins are [e_i, e_i+1), the last one
+            closed; values below / above the edges get bins "< first" / "> last".
+        categories: the declared categories (strings), or booleans for a bool column.
+        labels: display labels for the edge bins (len(edges) - 1; the outer bins become
+            "< first label" / "> last label") or for the categories.
+        min_count: counts in 1 .. min_count-1 are reported as None (small-cell suppression).
+    Returns:
+        {"bins": [labels], "counts": [int | None]}; the last bin is "(null)".
+    Raises:
+        ValueError: both or neither of edges/categories, bad edges, labels of the wrong
+            length, or a column type the bins do not fit.
+    """
+    if (edges is None) == (categories is None):
+        raise ValueError("give exactly one of edges or categories")
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    nulls = arr.null_count
+    if edges is not None:
+        x, kind = _as_numbers(arr)
+        e = _edge_numbers(edges, kind)
+        bins = labels or [f"{_edge_label(a, kind)} – {_edge_label(b, kind)}"
+                          for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        if len(bins) != len(e) - 1:
+            raise ValueError("labels must have one entry per bin")
+        idx = np.searchsorted(e, x, side="right") - 1
+        idx[x == e[-1]] = len(e) - 2  # the last bin is closed
+        inside = np.bincount(idx[(idx >= 0) & (idx < len(e) - 1)], minlength=len(e) - 1)
+        below, above = int((x < e[0]).sum()), int((x > e[-1]).sum())
+        if labels:
+            outer = (f"< {bins[0]}", f"> {bins[-1]}")
+        else:
+            outer = (f"< {_edge_label(edges[0], kind)}", f"> {_edge_label(edges[-1], kind)}")
+        names = [outer[0], *bins, outer[1]]
+        counts = [below, *inside.tolist(), above]
+    else:
+        cats = list(categories)
+        if not cats:
+            raise ValueError("categories must not be empty")
+        if pa.types.is_boolean(arr.type):
+            if not all(isinstance(c, bool) for c in cats):
+                raise ValueError("a bool column takes categories [False, True]")
+            vals = pa.array(cats, pa.bool_())
+        elif pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            if not all(isinstance(c, str) for c in cats):
+                raise ValueError("a string column takes string categories")
+            arr = pc.cast(arr, pa.string())
+            vals = pa.array(cats, pa.string())
+        else:
+            raise ValueError("categories apply to string and bool columns")
+        idx = pc.index_in(arr.drop_null(), value_set=vals)
+        known = idx.drop_null().to_numpy(zero_copy_only=False)
+        counts = np.bincount(known, minlength=len(cats)).tolist()
+        other = int(idx.null_count)
+        names = list(labels) if labels else [str(c).lower() if isinstance(c, bool) else str(c)
+                                             for c in cats]
+        if len(names) != len(cats):
+            raise ValueError("labels must have one entry per category")
+        names.append(OTHER_LABEL)
+        counts.append(other)
+    names.append(NULL_LABEL)
+    counts.append(int(nulls))
+    return {"bins": [str(b) for b in names], "counts": _suppress(counts, int(min_count))}
+
+
+def before_after(before: Mapping, after: Mapping) -> dict:
+    """One plot's input from two `histogram_counts` over the same bins.
+
+    Args:
+        before: histogram of the input column.
+        after: histogram of the output column.
+    Returns:
+        {"bins", "before", "after"}, bins empty on both sides left out.
+    Raises:
+        ValueError: the bins differ.
+    """
+    if list(before["bins"]) != list(after["bins"]):
+        raise ValueError("before and after histograms must use the same bins")
+    keep = [i for i, (b, a) in enumerate(zip(before["counts"], after["counts"], strict=True))
+            if b != 0 or a != 0]
+    return {"bins": [before["bins"][i] for i in keep],
+            "before": [before["counts"][i] for i in keep],
+            "after": [after["counts"][i] for i in keep]}
+
+
+def _coarse_edges(lo: float, hi: float, step: float) -> list[float]:
+    """Multiples of `step` covering [lo, hi], merged so there are at most MAX_BINS bins."""
+    n = max(1, math.ceil((hi - lo) / step) + 1)
+    step *= max(1, math.ceil(n / MAX_BINS))
+    start = math.floor(lo / step) * step
+    count = max(1, math.ceil((hi - start) / step + 1e-9))
+    if start + count * step <= hi:
+        count += 1
+    return [start + i * step for i in range(count + 1)]
+
+
+def _date_edges(out: pa.Array, part: str, kind: str) -> tuple[list, list[str] | None]:
+    """Period edges (and labels) covering the released dates, at most MAX_BINS periods."""
+    x, _ = _as_numbers(out)
+    if kind == "date":
+        base = dt.date(1970, 1, 1)
+        first = base + dt.timedelta(days=int(x.min()))
+        last = base + dt.timedelta(days=int(x.max()))
+
+        def make(y: int, m: int = 1) -> Any:
+            return dt.date(y, m, 1)
+    else:
+        base = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        first = base + dt.timedelta(microseconds=int(x.min()))
+        last = base + dt.timedelta(microseconds=int(x.max()))
+
+        def make(y: int, m: int = 1) -> Any:
+            return dt.datetime(y, m, 1, tzinfo=dt.UTC)
+    if part in ("year", "month"):
+        per = 1 if part == "year" else 12
+        lo = first.year * per + (0 if part == "year" else first.month - 1)
+        hi = last.year * per + (0 if part == "year" else last.month - 1)
+        step = max(1, math.ceil((hi - lo + 1) / MAX_BINS))
+        idx = list(range(lo, hi + step + 1, step))
+        if part == "year":
+            edges = [make(i) for i in idx]
+            labels = [str(a) if step == 1 else f"{a}–{b - 1}" for a, b in
+                      zip(idx[:-1], idx[1:], strict=True)]
+        else:
+            edges = [make(i // 12, i % 12 + 1) for i in idx]
+            labels = [f"{a // 12}-{a % 12 + 1:02d}" + ("" if step == 1 else "…")
+                      for a in idx[:-1]]
+        return edges, labels
+    unit = dt.timedelta(days=1) if part == "day" else dt.timedelta(hours=1)
+    step = max(1, math.ceil((int((last - first) / unit) + 1) / MAX_BINS))
+    edges = [first]
+    while edges[-1] <= last:
+        edges.append(edges[-1] + unit * step)
+    fmt = "%Y-%m-%d" if part == "day" else "%Y-%m-%d %H:00"
+    labels = [e.strftime(fmt) + ("" if step == 1 else "…") for e in edges[:-1]]
+    return edges, labels
+
+
+def plot_bins(spec: ColumnSpec, output: pa.Array | pa.ChunkedArray,
+              min_count: int = 0) -> dict | None:
+    """Public bins for a column's before/after plot, from the schema or released values.
+
+    ldp columns: ten equal bins over the declared bounds (numeric), the declared categories
+    (string), false/true (bool). generalize columns: the released classes (multiples of
+    `bucket`, periods of `date_part`, the kept prefixes seen in the output with at least
+    `min_count` records; other prefixes go to "(other)").
+
+    Args:
+        spec: the column's schema entry.
+        output: the protected output column (generalize bins come from released values).
+        min_count: prefixes seen fewer times are not used as labels.
+    Returns:
+        keyword arguments for `histogram_counts` ({"edges": ...} or {"categories": ...},
+        maybe "labels"), or None when the column gets no plot (other actions, or nothing released).
+    """
+    p = spec.params
+    if spec.action == "ldp":
+        if spec.type == "bool":
+            return {"categories": [False, True]}
+        if spec.type == "string":
+            from transforms.ldp import category_domain
+
+            return {"categories": list(category_domain(p["categories"], p.get("other")))}
+        lo, hi = p["bounds"]
+        if spec.type == "int" and hi - lo <= 20:
+            return {"edges": [v - 0.5 for v in range(int(lo), int(hi) + 2)],
+                    "labels": [str(v) for v in range(int(lo), int(hi) + 1)]}
+        return {"edges": np.linspace(float(lo), float(hi), 11).tolist()}
+    if spec.action != "generalize":
+        return None
+    if isinstance(output, pa.ChunkedArray):
+        output = output.combine_chunks()
+    if len(output) == output.null_count:
+        return None
+    if "bucket" in p:
+        x, _ = _as_numbers(output)
+        return {"edges": _coarse_edges(float(x.min()), float(x.max()), float(p["bucket"]))}
+    if "date_part" in p:
+        kind = "date" if pa.types.is_date(output.type) else "timestamp"
+        edges, labels = _date_edges(output, p["date_part"], kind)
+        return {"edges": edges, "labels": labels}
+    counts = pc.value_counts(output.drop_null())
+    vals = counts.field("values").to_pylist()
+    ns = counts.field("counts").to_pylist()
+    keep = sorted((n, v) for v, n in zip(vals, ns, strict=True) if n >= max(1, min_count))
+    keep = sorted(v for _, v in keep[-MAX_BINS:])
+    return {"categories": keep} if keep else None
+
+
+def column_plot(spec: ColumnSpec, before: pa.Array | pa.ChunkedArray,
+                after: pa.Array | pa.ChunkedArray, min_count: int = 0) -> dict | None:
+    """The before/after plot input of one ldp or generalize column.
+
+    For generalize columns `before` is generalized the same way first, so both sides are
+    counted at the released resolution (the report shows no finer detail than the output).
+
+    Args:
+        spec: the column's schema entry.
+        before: the typed input column (after the contract check, before protection).
+        after: the protected output column.
+        min_count: small-cell suppression (see `histogram_counts`).
+    Returns:
+        {"bins", "before", "after"} (plus a "note" for ldp columns) for `render_report`'s
+        `plots`, or None (no plot).
+    """
+    bins = plot_bins(spec, after, min_count)
+    if bins is None:
+        return None
+    if spec.action == "generalize":
+        from transforms.actions import generalize
+
+        before = generalize(before.combine_chunks() if isinstance(before, pa.ChunkedArray)
+                            else before, spec, None)
+    plot = before_after(histogram_counts(before, min_count=min_count, **bins),
+                        histogram_counts(after, min_count=min_count, **bins))
+    if spec.action == "ldp":
+        plot["note"] = (LDP_NUMERIC_NOTE if spec.type in ("int", "float")
+                        else LDP_CATEGORICAL_NOTE)
+    elif "keep_prefix" in spec.params:
+        plot["note"] = (f"Only the {MAX_BINS} most frequent prefixes shared by at least "
+                        f"{max(1, min_count)} records are named; the rest count as {OTHER_LABEL}.")
+    return plot
+
+
+# --------------------------------------------------------------------------- charts
+
+_SVG_STRIP = (
+    (re.compile(r"<\?xml[^>]*\?>\s*"), ""),
+    (re.compile(r"<!DOCTYPE[^>]*>\s*", re.S), ""),
+    (re.compile(r"<metadata>.*?</metadata>\s*", re.S), ""),
+    (re.compile(r'\s+xmlns(:\w+)?="[^"]*"'), ""),
+    (re.compile(r"xlink:href="), "href="),
+)
+
+
+def _svg(fig) -> str:
+    """A matplotlib figure as inline SVG markup (no XML prolog, metadata or namespace URIs)."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "privgate"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    for pattern, repl in _SVG_STRIP:
+        text = pattern.sub(repl, text)
+    return text.replace("<svg ", '<svg role="img" ', 1)
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=96, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _style_axes(ax) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(labelsize=9)
+    ax.grid(axis="y", color="#d0d7de", linewidth=0.6)
+    ax.set_axisbelow(True)
+
+
+def _k_histogram_svg(hist: Sequence[Mapping], k: int) -> str:
+    labels = [h["size"] for h in hist]
+    records = [h["records"] for h in hist]
+    colors = []
+    for h in hist:
+        lo = int(str(h["size"]).split("-")[0].rstrip("+"))
+        colors.append(_FAIL if lo < k else _PASS)
+    fig = _figure(10, 3.0)
+    ax = fig.add_subplot()
+    bars = ax.bar(range(len(labels)), records, color=colors)
+    for b, h in zip(bars, hist, strict=True):
+        if h["classes"]:
+            ax.annotate(f"{h['classes']:,} cl.", (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                        textcoords="offset points")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel("equivalence-class size (records sharing the quasi-identifiers)", fontsize=8)
+    ax.set_ylabel("records", fontsize=8)
+    ax.set_title(f"Records by class size (red: classes smaller than k = {k})", fontsize=9)
+    _style_axes(ax)
+    return _svg(fig)
+
+
+def _before_after_svg(column: str, plot: Mapping) -> str:
+    bins = [str(b) for b in plot["bins"]]
+    before = [0 if v is None else v for v in plot["before"]]
+    after = [0 if v is None else v for v in plot["after"]]
+    x = np.arange(len(bins))
+    fig = _figure(10, 3.2)
+    ax = fig.add_subplot()
+    ax.bar(x - 0.2, before, width=0.4, color=_BEFORE, label="before (input)")
+    ax.bar(x + 0.2, after, width=0.4, color=_AFTER, label="after (output)")
+    for i, (b, a) in enumerate(zip(plot["before"], plot["after"], strict=True)):
+        for dx, val in ((-0.2, b), (0.2, a)):
+            if val is None:
+                ax.annotate("supp.", (i + dx, 0), ha="center", va="bottom", fontsize=6,
+                            rotation=90, xytext=(0, 2), textcoords="offset points",
+                            color="#59636e")
+    rotate = len(bins) > 6
+    ax.set_xticks(x, bins, rotation=35 if rotate else 0, ha="right" if rotate else "center")
+    ax.set_ylabel("records", fontsize=8)
+    ax.set_title(column, fontsize=9, loc="left")
+    ax.legend(fontsize=7, frameon=False, ncols=2, loc="lower right", bbox_to_anchor=(1, 1))
+    _style_axes(ax)
+    return _svg(fig)
+
+
+# --------------------------------------------------------------------------- html
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+ margin:0;color:#1f2328;background:#f6f8fa;line-height:1.45}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;
+ border-bottom:1px solid #d0d7de;padding-bottom:4px}
+h3{font-size:15px;margin:16px 0 6px}
+.meta{color:#59636e;font-size:13px}
+.verdict{border-radius:10px;padding:22px 26px;margin:18px 0;color:#fff}
+.verdict .big{font-size:40px;font-weight:800;letter-spacing:.04em}
+.verdict.passed{background:#1a7f37}.verdict.failed{background:#cf222e}
+.verdict code{background:rgba(255,255,255,.22);color:#fff}
+.verdict ul{margin:8px 0 0 18px;padding:0;font-size:15px}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;margin:6px 0}
+th,td{border:1px solid #d0d7de;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f4}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#1a7f37;font-weight:700}.bad{color:#cf222e;font-weight:700}
+.warn{color:#9a6700;font-weight:700}
+.card{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:10px 14px;margin:8px 0}
+.chart{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:6px;margin:8px 0}
+.chart svg{width:100%;max-width:980px;height:auto;display:block}
+.note{color:#59636e;font-size:12px}
+details{margin:6px 0}summary{cursor:pointer;font-size:13px}
+code{font-size:12px;background:#eef1f4;padding:1px 4px;border-radius:4px}
+"""
+
+
+def _e(v: Any) -> str:
+    return html.escape("" if v is None else str(v), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+           numeric: Sequence[int] = ()) -> str:
+    """An HTML table; cells are escaped unless given as `_Raw`."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            cls = ' class="num"' if i in numeric else ""
+            text = cell.html if isinstance(cell, _Raw) else _e(cell)
+            cells.append(f"<td{cls}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+class _Raw:
+    """Markup built here from escaped parts (a status badge)."""
+
+    def __init__(self, markup: str):
+        self.html = markup
+
+
+def _badge(passed: bool | None, text: str | None = None) -> _Raw:
+    if passed is None:
+        return _Raw(f'<span class="warn">{_e(text or "warning")}</span>')
+    cls = "ok" if passed else "bad"
+    return _Raw(f'<span class="{cls}">{_e(text or ("passed" if passed else "FAILED"))}</span>')
+
+
+def _pct(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    return f"{100.0 * float(v):.{digits}f}%"
+
+
+def _int(v: Any) -> str:
+    return "–" if v is None else f"{int(v):,}"
+
+
+def _check_summary(c: Mapping) -> str:
+    d = c.get("details") or {}
+    name = c["name"]
+    try:
+        if name == "output_columns":
+            parts = [f"{label}: {', '.join(d[key])}" for key, label in
+                     (("missing", "missing"), ("unexpected", "unexpected"),
+                      ("type_mismatch", "type mismatch")) if d.get(key)]
+            return "; ".join(parts) or f"{len(d.get('expected', []))} columns as declared"
+        if name == "residual_pii":
+            limit = "no limit" if d.get("max_rate") is None else f"max {_pct(d['max_rate'])}"
+            return (f"{_pct(d.get('rate'))} of sampled values with PII "
+                    f"({_int(d.get('flagged'))} of {_int(d.get('sampled'))}); {limit}")
+        if name == "k_anonymity":
+            return (f"smallest class {_int(d.get('min_class_size'))} (k = {d.get('k')}); "
+                    f"{_int(d.get('records_below_k'))} records in "
+                    f"{_int(d.get('classes_below_k'))} classes below k; "
+                    f"{_int(d.get('classes'))} classes over {_int(d.get('records'))} records")
+        if name == "l_diversity":
+            return (f"fewest distinct '{d.get('sensitive')}' per class: "
+                    f"{_int(d.get('min_l'))} (l = {d.get('l')}); "
+                    f"{_int(d.get('records_below_l'))} records in "
+                    f"{_int(d.get('classes_below_l'))} classes below l")
+        if name == "ldp_domain":
+            cols = d.get("columns") or {}
+            outside = sum(int(v.get("outside", 0)) for v in cols.values())
+            return f"{len(cols)} ldp columns; {outside:,} values outside their domain"
+        if name == "reconciliation":
+            return (f"{_int(d.get('input_rows'))} input rows = {_int(d.get('output_rows'))} "
+                    f"output + {_int(d.get('quarantined_rows'))} quarantined"
+                    + ("" if c["passed"] else f" (difference {_int(d.get('difference'))})"))
+        if "expectations" in d and "evaluated" in d:
+            return (f"{d['evaluated']} expectations; {d['critical_failed']} critical failed, "
+                    f"{d['warnings']} warnings")
+    except (KeyError, TypeError, ValueError):
+        pass
+    return "passed" if c["passed"] else "failed"
+
+
+def _find(validation: Mapping, name: str) -> Mapping | None:
+    for c in validation.get("checks") or []:
+        if c.get("name") == name:
+            return c
+    return None
+
+
+def _column_notes(col: Mapping) -> str:
+    action = col.get("action")
+    if action == "ldp":
+        ldp = col.get("ldp") or {}
+        mech = ldp.get("mechanism") or col.get("mechanism") or ""
+        parts = [f"ε = {col.get('epsilon')}", mech]
+        if col.get("bounds"):
+            parts.append(f"bounds {col['bounds'][0]}–{col['bounds'][1]}")
+        if col.get("categories"):
+            parts.append(f"{len(col['categories'])} categories")
+        return ", ".join(p for p in parts if p)
+    for key in ("bucket", "keep_prefix", "date_part", "keep_first", "keep_last", "max_days",
+                "domain"):
+        if key in col and col[key] not in (None, 0):
+            return f"{key} {col[key]}"
+    return ""
+
+
+def _section_columns(body: Mapping) -> str:
+    rows = []
+    for c in body.get("columns") or []:
+        rows.append([c.get("name"), c.get("type"), c.get("action"), c.get("pii") or "–",
+                     c.get("key_group") or "–", c.get("output_type") or "dropped",
+                     _column_notes(c)])
+    if not rows:
+        return "<p class='note'>No column list in the manifest.</p>"
+    return _table(["column", "type", "action", "PII entity", "key group", "output type",
+                   "parameters"], rows)
+
+
+def _section_privacy(body: Mapping) -> str:
+    p = body.get("privacy")
+    if not p:
+        return "<p>No local differential privacy in this run (no ldp columns).</p>"
+    rows = [
+        ["epsilon per record (sum over ldp columns)", p.get("record_epsilon"),
+         p.get("record_epsilon_max")],
+        ["lifetime epsilon spent (after this run)", p.get("lifetime_spent_after"),
+         p.get("lifetime_epsilon_max")],
+        ["charged by this run", p.get("charged"), "–"],
+    ]
+    notes = []
+    if p.get("memoized_noise"):
+        notes.append("Noise is memoized per record: re-running on the same records costs no "
+                     "extra epsilon.")
+    if p.get("budget_overrun_allowed"):
+        notes.append("The lifetime budget was allowed to overrun for this run.")
+    return _table(["figure", "value", "limit"], rows, numeric=(1, 2)) + "".join(
+        f"<p class='note'>{_e(n)}</p>" for n in notes)
+
+
+def _section_pii(validation: Mapping) -> str:
+    c = _find(validation, "residual_pii")
+    if c is None:
+        return "<p class='note'>Residual PII was not checked in this run.</p>"
+    d = c.get("details") or {}
+    by_col = d.get("by_column") or {}
+    entities = sorted({e for v in by_col.values() for e in (v.get("entities") or {})})
+    rows = []
+    for col in sorted(by_col):
+        v = by_col[col]
+        ents = v.get("entities") or {}
+        rows.append([col, _int(v.get("sampled")), _int(v.get("flagged")), _pct(v.get("rate")),
+                     *[_int(ents.get(e, 0)) for e in entities]])
+    head = f"<p>{_badge(c['passed']).html} {_e(_check_summary(c))}</p>"
+    if not rows:
+        return head + "<p class='note'>No string column needed sampling.</p>"
+    return head + _table(["column", "sampled values", "values with PII", "rate", *entities],
+                         rows, numeric=tuple(range(1, 4 + len(entities))))
+
+
+def _section_k(validation: Mapping) -> str:
+    out = []
+    c = _find(validation, "k_anonymity")
+    if c is None:
+        out.append("<p class='note'>k-anonymity was not configured (gates.k_anonymity).</p>")
+    else:
+        d = c.get("details") or {}
+        out.append(f"<p>{_badge(c['passed']).html} {_e(_check_summary(c))}. "
+                   f"Quasi-identifiers: {_e(', '.join(d.get('quasi_identifiers') or []))}.</p>")
+        if d.get("histogram") and d.get("records"):
+            out.append(f"<div class='chart'>{_k_histogram_svg(d['histogram'], int(d['k']))}"
+                       "</div>")
+            out.append(_table(["class size", "classes", "records"],
+                              [[h["size"], _int(h["classes"]), _int(h["records"])]
+                               for h in d["histogram"]], numeric=(1, 2)))
+    ld = _find(validation, "l_diversity")
+    if ld is not None:
+        out.append("<h3>l-diversity</h3>")
+        out.append(f"<p>{_badge(ld['passed']).html} {_e(_check_summary(ld))}.</p>")
+    return "".join(out)
+
+
+def _section_ldp(validation: Mapping) -> str:
+    c = _find(validation, "ldp_domain")
+    if c is None:
+        return ""
+    cols = (c.get("details") or {}).get("columns") or {}
+    if not cols:
+        return "<p class='note'>No ldp columns.</p>"
+    rows = [[col, v.get("domain"), _int(v.get("checked")), _int(v.get("outside")),
+             _badge(bool(v.get("metadata_ok")), "yes" if v.get("metadata_ok") else "NO"),
+             _badge(bool(v.get("present")) and v.get("outside") == 0
+                    and bool(v.get("metadata_ok")))]
+            for col, v in sorted(cols.items())]
+    return _table(["column", "domain", "values checked", "outside", "metadata matches",
+                   "result"], rows, numeric=(2, 3))
+
+
+def _section_plots(plots: Mapping) -> str:
+    if not plots:
+        return "<p class='note'>No ldp or generalized columns to plot.</p>"
+    out = ["<p class='note'>Counts per public bin (declared bounds and categories, or the "
+           "released generalized classes); no value from the data is shown.</p>"]
+    for col in sorted(plots):
+        plot = plots[col]
+        suppressed = any(v is None for v in list(plot["before"]) + list(plot["after"]))
+        out.append(f"<h3>{_e(col)}</h3><div class='chart'>{_before_after_svg(col, plot)}</div>")
+        notes = [plot["note"]] if plot.get("note") else []
+        if suppressed:
+            notes.append("Bins marked supp. hold too few records to show.")
+        out.extend(f"<p class='note'>{_e(n)}</p>" for n in notes)
+    return "".join(out)
+
+
+def _section_quarantine(body: Mapping, validation: Mapping) -> str:
+    q = body.get("quarantine") or {}
+    by_reason = q.get("by_reason") or {}
+    out = []
+    rec = _find(validation, "reconciliation")
+    if rec is not None:
+        out.append(f"<p>{_badge(rec['passed']).html} {_e(_check_summary(rec))}.</p>")
+    if by_reason:
+        out.append(_table(["reason", "rows"], [[r, _int(n)] for r, n in sorted(by_reason.items())],
+                          numeric=(1,)))
+        out.append("<p class='note'>Reason codes: <code>type:col</code> value not of the "
+                   "declared type, <code>null:col</code> missing in a non-nullable column, "
+                   "<code>domain:col</code> outside declared categories, <code>columns</code> "
+                   "ragged row, <code>encoding:col</code>, <code>size:col</code>, "
+                   "<code>json</code>.</p>")
+    else:
+        out.append("<p>No row was quarantined.</p>")
+    return "".join(out)
+
+
+def _section_suites(validation: Mapping) -> str:
+    out = []
+    for c in validation.get("checks") or []:
+        d = c.get("details") or {}
+        if not ("expectations" in d and "evaluated" in d):
+            continue
+        out.append(f"<h3>{_e(c['name'])} <span class='meta'>(suite {_e(d.get('suite'))})"
+                   f"</span></h3><p>{_badge(c['passed']).html} {_e(_check_summary(c))}</p>")
+        failed, passed = [], []
+        for e in d["expectations"]:
+            ok = bool(e.get("success"))
+            status = _badge(True) if ok else (
+                _badge(None, "warning") if e.get("severity") != "critical" else _badge(False))
+            unexpected = e.get("unexpected_count")
+            (passed if ok else failed).append(
+                [e.get("type"), e.get("column") or "–", e.get("severity"), status,
+                 _int(e.get("element_count")), "–" if unexpected is None else _int(unexpected),
+                 "error" if e.get("raised_exception") else ""])
+        headers = ["expectation", "column", "severity", "result", "rows", "unexpected", ""]
+        if failed:
+            out.append(_table(headers, failed, numeric=(4, 5)))
+        if passed:
+            out.append(f"<details><summary>{len(passed)} expectations passed</summary>"
+                       f"{_table(headers, passed, numeric=(4, 5))}</details>")
+    if not out:
+        return "<p class='note'>No expectation suite was run.</p>"
+    out.append("<p class='note'>Results hold counts only: failing values are never copied "
+               "into this report.</p>")
+    return "".join(out)
+
+
+def build_html(validation: Mapping, manifest_body: Mapping, plots: Mapping) -> str:
+    """The report page as a string (see `render_report`).
+
+    Args:
+        validation: `gate_verdict(...)` output.
+        manifest_body: the manifest body (`pipelines.run.build_manifest`).
+        plots: {column: {"bins", "before", "after"}} of aggregated counts.
+    Returns:
+        A complete, self-contained HTML document.
+    """
+    status = validation.get("status", "failed")
+    passed = status == "passed"
+    failed = validation.get("failed") or []
+    dataset = manifest_body.get("dataset", "")
+    title = f"privgate report: {dataset}" if dataset else "privgate report"
+    verdict = [f"<section class='verdict {'passed' if passed else 'failed'}'>",
+               f"<div class='big'>{'GATE PASSED' if passed else 'GATE FAILED'}</div>"]
+    if passed:
+        verdict.append("<div>Every gate holds: this output may be used for training.</div>")
+    else:
+        verdict.append("<div>This output must not be used: <code>privgate verify</code> "
+                       "refuses it. Failed checks:</div><ul>")
+        for name in failed:
+            c = _find(validation, name) or {"name": name, "passed": False}
+            verdict.append(f"<li><b>{_e(name)}</b>: {_e(_check_summary(c))}</li>")
+        verdict.append("</ul>")
+    verdict.append("</section>")
+
+    checks = [[c["name"], _badge(c["passed"]), _check_summary(c)]
+              for c in validation.get("checks") or []]
+    meta = " · ".join(_e(x) for x in (
+        f"run {manifest_body.get('run_id', '–')}",
+        f"finished {manifest_body.get('finished_at', '–')}",
+        f"privgate {manifest_body.get('privgate_version', '–')}") if x)
+    parts = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'; img-src data:\">",
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{_e(title)}</h1><div class='meta'>{meta}</div>",
+        *verdict,
+        "<h2>Gate checks</h2>", _table(["check", "result", "summary"], checks),
+        "<h2>Columns and policy</h2>", _section_columns(manifest_body),
+        "<h2>Privacy budget (local differential privacy)</h2>", _section_privacy(manifest_body),
+        "<h2>Residual PII in the output</h2>", _section_pii(validation),
+        "<h2>k-anonymity</h2>", _section_k(validation),
+        "<h2>ldp domains</h2>", _section_ldp(validation) or
+        "<p class='note'>Not checked.</p>",
+        "<h2>Distributions before and after</h2>", _section_plots(plots),
+        "<h2>Quarantine and reconciliation</h2>", _section_quarantine(manifest_body, validation),
+        "<h2>Expectation suites</h2>", _section_suites(validation),
+        "<p class='note'>This report holds aggregates only (counts, shares, configuration); "
+        "it contains no value of any record. Machine-readable form: "
+        f"<code>{_e(VALIDATION_JSON)}</code>.</p>",
+        "</main></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, bool | str) or v is None:
+        return v
+    if isinstance(v, int | np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.bool_):
+        return bool(v)
+    raise TypeError(f"validation holds a non-JSON value of type {type(v).__name__}")
+
+
+def validation_document(validation: Mapping, manifest_body: Mapping) -> dict:
+    """The `report/validation.json` document.
+
+    Args:
+        validation: `gate_verdict(...)` output.
+        manifest_body: the manifest body (for dataset and run id).
+    Returns:
+        {"format", "dataset", "run_id", "status", "failed", "checks"} (JSON-able).
+    Raises:
+        TypeError: a value that is not plain JSON (a bug in a check's details).
+    """
+    return _jsonable({
+        "format": VALIDATION_FORMAT,
+        "dataset": manifest_body.get("dataset"),
+        "run_id": manifest_body.get("run_id"),
+        "status": validation.get("status"),
+        "failed": list(validation.get("failed") or []),
+        "checks": list(validation.get("checks") or []),
+    })
+
+
+def render_report(out_dir: str, validation: Mapping, manifest_body: Mapping,
+                  plots: Mapping) -> None:
+    """Write `report/index.html` and `report/validation.json` into an output directory.
+
+    Args:
+        out_dir: the (staging) output directory; `report/` is created in it.
+        validation: `transforms.validate.gate_verdict(...)` output.
+        manifest_body: the manifest body (`columns`, `privacy`, `quarantine.by_reason`,
+            `dataset`, `run_id`, ...).
+        plots: {column: {"bins": [labels], "before": [counts], "after": [counts],
+            optional "note"}} built with `column_plot` / `histogram_counts` (aggregates only;
+            a count of None is a suppressed small cell).
+    Raises:
+        TypeError: validation details that are not plain JSON.
+        ValueError: a plot whose before/after lengths differ from its bins.
+        OSError: the directory cannot be written.
+    """
+    for col, plot in plots.items():
+        n = len(plot["bins"])
+        if len(plot["before"]) != n or len(plot["after"]) != n:
+            raise ValueError(f"plot '{col}': before/after must have one count per bin")
+    doc = validation_document(validation, manifest_body)
+    page = build_html(validation, manifest_body, plots)
+    target = os.path.join(out_dir, REPORT_DIR)
+    os.makedirs(target, exist_ok=True)
+    for name, text in ((VALIDATION_JSON, json.dumps(doc, indent=1, sort_keys=True,
+                                                    ensure_ascii=False) + "\n"),
+                       (INDEX, page)):
+        tmp = os.path.join(target, f".{name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(target, name))
