@@ -1,0 +1,111 @@
+"""The governance gate end to end: the shipped demo config passes and writes a report; a
+variant with quasi-identifiers too fine fails with exit 3, a report saying why, and
+`privgate verify` refusing the output; reports hold no raw protected value."""
+
+import csv
+import json
+import os
+import re
+import shutil
+
+import pytest
+import yaml
+
+from pipelines.run import run
+from privgate.errors import GateError, VerifyError
+from privgate.reader import read_table, verify
+from tests.conftest import ROOT, cli
+
+
+def _demo_config(tmp_path, keyring, demo_csv, **changes):
+    """configs/demo.yaml with its paths moved into tmp_path (and optional changes)."""
+    with open(os.path.join(ROOT, "configs", "demo.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    cfg["input"]["path"] = demo_csv
+    cfg["schema"] = os.path.join(ROOT, "schemas", "demo_customers.yaml")
+    cfg["output"]["path"] = str(tmp_path / "out")
+    cfg["keys"]["keyring"] = keyring
+    cfg["privacy"]["ledger"] = str(tmp_path / "ledger.json")
+    for key, value in changes.items():
+        cfg["gates"][key] = value
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def demo_2000(tmp_path_factory):
+    from pipelines.demo_data import write_demo_csv
+
+    return write_demo_csv(str(tmp_path_factory.mktemp("gdata") / "customers.csv"), 2000)
+
+
+def test_shipped_demo_config_passes_the_gate_with_a_report(tmp_path, keyring_path, demo_2000):
+    doc = run(_demo_config(tmp_path, keyring_path, demo_2000), show_progress=False)
+    body = doc["manifest"]
+    assert body["gate"] == {"status": "passed", "failed": []}
+    out = doc["output_dir"]
+    report = json.load(open(os.path.join(out, "report", "validation.json")))
+    names = {c["name"] for c in report["checks"]}
+    assert names >= {"output_columns", "reconciliation", "ldp_domain", "k_anonymity",
+                     "l_diversity", "residual_pii", "input_contract"}
+    html = open(os.path.join(out, "report", "index.html"), encoding="utf-8").read()
+    assert "GATE PASSED" in html and "<svg" in html
+    assert not re.search(r"https?://|<script|src=", html)
+    assert cli("verify", out, "--keyring", keyring_path).returncode == 0
+
+
+def test_too_fine_quasi_identifiers_fail_the_gate_and_verify_refuses(tmp_path, keyring_path,
+                                                                      demo_2000):
+    cfg = _demo_config(tmp_path, keyring_path, demo_2000,
+                       k_anonymity={"quasi_identifiers": ["age", "zip", "gender"], "k": 5})
+    r = cli("run", cfg)
+    assert r.returncode == 3, r.stderr
+    assert "k_anonymity" in r.stderr
+    out = tmp_path / "out"
+    report = json.load(open(out / "report" / "validation.json"))
+    assert report["status"] == "failed" and "k_anonymity" in report["failed"]
+    k = next(c for c in report["checks"] if c["name"] == "k_anonymity")
+    assert k["details"]["records_below_k"] > 0
+    assert "GATE FAILED" in (out / "report" / "index.html").read_text(encoding="utf-8")
+    v = cli("verify", str(out), "--keyring", keyring_path)
+    assert v.returncode == 1 and "gate failed" in v.stderr
+    with pytest.raises(VerifyError, match="gate failed"):
+        read_table(str(out), keyring=keyring_path)
+    with pytest.raises(GateError):
+        run(cfg, show_progress=False)
+
+
+def test_reports_hold_no_raw_protected_value(tmp_path, keyring_path, demo_2000):
+    out = run(_demo_config(tmp_path, keyring_path, demo_2000),
+              show_progress=False)["output_dir"]
+    with open(demo_2000, newline="") as f:
+        rows = list(csv.DictReader(f))
+    values = {r[c] for r in rows for c in ("customer_id", "full_name", "email", "phone", "ssn",
+                                             "ip_address", "notes", "income")
+              if r.get(c) and len(r[c]) >= 5}
+    blobs = [open(os.path.join(out, "report", n), "rb").read()
+             for n in os.listdir(os.path.join(out, "report"))]
+    blobs.append(open(os.path.join(out, "manifest.json"), "rb").read())
+    for v in values:
+        assert not any(v.encode() in b for b in blobs)
+
+
+def test_modified_report_is_refused(tmp_path, keyring_path, demo_2000):
+    out = run(_demo_config(tmp_path, keyring_path, demo_2000),
+              show_progress=False)["output_dir"]
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    page = copy / "report" / "index.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("GATE PASSED", "GATE PASSED!"),
+                    encoding="utf-8")
+    with pytest.raises(VerifyError, match="report/index.html does not match"):
+        verify(str(copy), keyring=keyring_path)
+
+
+def test_gates_config_errors_name_the_key(tmp_path, keyring_path, demo_2000):
+    cfg = _demo_config(tmp_path, keyring_path, demo_2000,
+                       k_anonymity={"quasi_identifiers": ["full_name"], "k": 5})
+    r = cli("run", cfg)
+    assert r.returncode == 2
+    assert "gates.k_anonymity.quasi_identifiers" in r.stderr
