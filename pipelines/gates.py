@@ -123,7 +123,11 @@ def evaluate(cfg: RunConfig, files: list[str], staging: str, keyring, body: dict
         seen += table.num_rows
 
     rec = body["reconciliation"]
-    checks = [
+    guard = body.get("keep_guard")
+    checks = [] if guard is None else [v.check("keep_guard", guard["passed"], {
+        "mode": guard["mode"], "max_prevalence": guard["max_prevalence"],
+        "findings": guard["findings"]})]
+    checks += [
         v.output_columns_check(out_schema or pa.schema([]), schema),
         v.reconciliation_check(rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]),
     ]

@@ -127,9 +127,12 @@ class KeepGuard:
                 break
         return pa.concat_tables(parts).slice(0, wanted) if parts else None
 
-    def result(self) -> dict | None:
+    def result(self, raise_on_fail: bool = True) -> dict | None:
         """The manifest's `keep_guard` section, or None when no column is kept as a string.
 
+        Args:
+            raise_on_fail: False when a `gates:` section folds the guard into the verdict
+                (the output is then published as refused, with a report saying why).
         Raises:
             GateError (exit 3): PII above `guard.max_prevalence` in mode `fail`.
         """
@@ -144,11 +147,12 @@ class KeepGuard:
                    "columns": [c[0] for c in self.columns], "sampled_rows": self._sampled,
                    "findings": [{"column": c, "entity": e, "prevalence": round(p, 4)}
                                 for c, e, p in findings]}
+        section["passed"] = not findings or guard.mode == "warn"
         if findings:
             message = guard_message(findings, guard.max_prevalence)
-            if guard.mode == "fail":
+            if guard.mode == "fail" and raise_on_fail:
                 raise GateError(message)
-            log.warning("keep-guard (warn): %s", message)
+            log.warning("keep-guard (%s): %s", guard.mode, message)
         return section
 
 
@@ -417,7 +421,7 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
         with Display(enabled=show_progress):
             pipeline = build_pipeline(cfg, files, staging, beam_args)
             pipeline.run().wait_until_finish()
-        guard_section = guard.result()
+        guard_section = guard.result(raise_on_fail=cfg.gates is None)
         body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
                               staging, budget, guard_section)
         shutil.rmtree(os.path.join(staging, "_work"))

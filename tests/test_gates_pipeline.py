@@ -109,3 +109,22 @@ def test_gates_config_errors_name_the_key(tmp_path, keyring_path, demo_2000):
     r = cli("run", cfg)
     assert r.returncode == 2
     assert "gates.k_anonymity.quasi_identifiers" in r.stderr
+
+
+def test_kept_pii_column_fails_the_gate_with_a_report(tmp_path, keyring_path, demo_2000):
+    with open(os.path.join(ROOT, "schemas", "demo_customers.yaml")) as f:
+        schema = yaml.safe_load(f)
+    schema["columns"]["email"] = {"type": "string", "action": "keep"}
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(schema))
+    cfg_path = _demo_config(tmp_path, keyring_path, demo_2000)
+    cfg = yaml.safe_load(open(cfg_path))
+    cfg["schema"] = str(tmp_path / "schema.yaml")
+    open(cfg_path, "w").write(yaml.safe_dump(cfg))
+    r = cli("run", cfg_path)
+    assert r.returncode == 3 and "keep_guard" in r.stderr
+    report = json.load(open(tmp_path / "out" / "report" / "validation.json"))
+    guard = next(c for c in report["checks"] if c["name"] == "keep_guard")
+    assert not guard["passed"]
+    assert guard["details"]["findings"][0]["column"] == "email"
+    assert guard["details"]["findings"][0]["entity"] == "EMAIL_ADDRESS"
+    assert cli("verify", str(tmp_path / "out"), "--keyring", keyring_path).returncode == 1

@@ -533,6 +533,12 @@ def _check_summary(c: Mapping) -> str:
             return (f"{_int(d.get('input_rows'))} input rows = {_int(d.get('output_rows'))} "
                     f"output + {_int(d.get('quarantined_rows'))} quarantined"
                     + ("" if c["passed"] else f" (difference {_int(d.get('difference'))})"))
+        if name == "keep_guard":
+            found = d.get("findings") or []
+            if not found:
+                return f"no PII above {_pct(d.get('max_prevalence'))} in kept columns"
+            return "; ".join(f"'{f['column']}' holds {f['entity']} ({_pct(f['prevalence'])})"
+                             for f in found)
         if "expectations" in d and "evaluated" in d:
             return (f"{d['evaluated']} expectations; {d['critical_failed']} critical failed, "
                     f"{d['warnings']} warnings")
