@@ -9,8 +9,10 @@ input contract (Great Expectations, derived from the schema plus the user's inpu
 runs on the first contract-valid input rows. The verdict and the per-check details go into
 `report/validation.json` and `report/index.html`; the manifest records the verdict.
 
-Costs that do not grow with rows (GX import ~2 s, detector ~2 s, matplotlib ~0.5 s) are paid
-only for the parts a config asks for.
+Costs that do not grow with rows (Great Expectations import ~2 s, spaCy/Presidio ~2 s) are
+paid in the side worker process (`pipelines.run.SideWorker`) while the pipeline runs: the
+input contract starts with the run, and residual-PII detection reuses the worker's loaded
+detector on distinct sampled values.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ log = logging.getLogger("privgate.gates")
 
 RESIDUAL_SAMPLE = 1000  # values per column examined for residual PII
 INPUT_SAMPLE_ROWS = 10_000  # rows of the input the GX input contract runs on
-PLOT_ROWS = 200_000  # rows of input and output the before/after plots count
+PLOT_ROWS = 50_000  # rows of input and output the before/after plots count
 # Output columns whose values are keyed tokens/ciphertexts or nulls: nothing to detect.
 _NOT_DETECTED = ("tokenize", "encrypt", "redact", "ldp")
 
@@ -45,124 +47,135 @@ def _output_batches(staging: str, kms):
             yield pa.Table.from_batches([batch], schema=pf.schema_arrow)
 
 
-def _input_head(cfg: RunConfig, files: list[str], rows: int) -> pa.Table | None:
-    from transforms.contract import check_batch
-    from transforms.read import RawBatch, read_file
+def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]:
+    """Side worker: the GX input contract (derived from the schema) and the user's suite."""
+    from transforms import validate as v
 
-    parts, n = [], 0
-    for path in files:
-        for item in read_file(path, cfg.input, cfg.schema):
-            if isinstance(item, RawBatch):
-                good, _ = check_batch(item.table, cfg.schema, path, item.row_offset,
-                                      cfg.input.max_cell_bytes)
-                parts.append(good)
-                n += good.num_rows
-            if n >= rows:
-                break
-        if n >= rows:
-            break
-    return pa.concat_tables(parts).slice(0, rows) if parts else None
+    checks = [v.suite_check("input_contract", v.run_suite(
+        head, v.input_expectations(schema), "input_contract"))]
+    if input_suite:
+        checks.append(v.suite_check("input_expectations", v.run_suite(
+            head, v.load_suite(input_suite), "input_expectations")))
+    return checks
 
 
-def _residual_pii(cfg: RunConfig, samples: dict[str, list[str]]) -> dict:
+def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> dict:
+    """Side worker: per column, how many sampled values still hold PII (distinct values are
+    detected once; counts are weighted back to the sample)."""
+    from collections import Counter
+
     from transforms.detect import get_detector
 
-    det = get_detector(cfg.schema.nlp_model, cfg.schema.recognizers)
+    det = get_detector(model, recognizers)
     out = {}
     for col, values in samples.items():
-        spans = det.detect(values) if values else []
-        entities: dict[str, int] = {}
+        counts = Counter(values)
+        distinct = list(counts)
+        spans = det.detect(distinct) if distinct else []
+        entities: Counter = Counter()
         flagged = 0
-        for found in spans:
+        for value, found in zip(distinct, spans, strict=True):
             kinds = {s.entity for s in found}
-            flagged += bool(kinds)
-            for e in kinds:
-                entities[e] = entities.get(e, 0) + 1
-        out[col] = {"sampled": len(values), "flagged": flagged, "entities": entities}
+            if kinds:
+                flagged += counts[value]
+                for e in kinds:
+                    entities[e] += counts[value]
+        out[col] = {"sampled": len(values), "flagged": flagged, "entities": dict(entities)}
     return out
 
 
-def evaluate(cfg: RunConfig, files: list[str], staging: str, keyring, body: dict) -> dict:
-    """Run every configured check on a finished (unpublished) output; write the report.
+class Gates:
+    """The configured gate of one run: started with the run, evaluated after the pipeline."""
 
-    Returns:
-        {"status": "passed"|"failed", "failed": [check names], "report": {files}} for the
-        manifest's `gate` section (the details are in report/validation.json).
-    """
-    from transforms import validate as v
-    from transforms.report import column_plot, render_report
+    def __init__(self, cfg: RunConfig, head: pa.Table | None, side):
+        self.cfg, self.head, self.side = cfg, head, side
+        self._input = None
+        if head is not None:
+            self._input = side.submit(_input_checks, head.slice(0, INPUT_SAMPLE_ROWS),
+                                      cfg.schema, cfg.gates.input_expectations)
 
-    gates, schema = cfg.gates, cfg.schema
-    qis = list(gates.k_anonymity.quasi_identifiers) if gates.k_anonymity else []
-    sensitive = gates.l_diversity.sensitive if gates.l_diversity else None
-    class_cols = qis + ([sensitive] if sensitive else [])
-    detect_cols = [c.name for c in schema.output_columns
-                   if c.output_type == "string" and c.action not in _NOT_DETECTED]
-    plot_cols = [c for c in schema.output_columns if c.action in ("ldp", "generalize")]
-    output_suite = v.load_suite(gates.expectations) if gates.expectations else None
+    @staticmethod
+    def rows_wanted(cfg: RunConfig) -> int:
+        plots = any(c.action in ("ldp", "generalize") for c in cfg.schema.output_columns)
+        return max(INPUT_SAMPLE_ROWS, PLOT_ROWS if plots else 0)
 
-    partial_classes, partial_domains, suite_results = [], [], []
-    samples: dict[str, list[str]] = {c: [] for c in detect_cols}
-    plot_after: dict[str, list] = {c.name: [] for c in plot_cols}
-    out_schema, seen = None, 0
-    for table in _output_batches(staging, keyring.kms):
-        out_schema = table.schema
-        if class_cols:
-            partial_classes.append(v.class_counts(table, class_cols))
+    def evaluate(self, staging: str, keyring, body: dict) -> dict:
+        """Run every configured check on the finished (unpublished) output; write the report.
+
+        Returns:
+            {"status": "passed"|"failed", "failed": [check names]} for the manifest's `gate`
+            (the details are in report/validation.json and report/index.html).
+        """
+        from transforms import validate as v
+        from transforms.report import column_plot, render_report
+
+        cfg, head = self.cfg, self.head
+        gates, schema = cfg.gates, cfg.schema
+        qis = list(gates.k_anonymity.quasi_identifiers) if gates.k_anonymity else []
+        sensitive = gates.l_diversity.sensitive if gates.l_diversity else None
+        class_cols = qis + ([sensitive] if sensitive else [])
+        detect_cols = [c.name for c in schema.output_columns
+                       if c.output_type == "string" and c.action not in _NOT_DETECTED]
+        plot_cols = [c for c in schema.output_columns if c.action in ("ldp", "generalize")]
+        output_suite = v.load_suite(gates.expectations) if gates.expectations else None
+
+        partial_classes, partial_domains, suite_results = [], [], []
+        samples: dict[str, list[str]] = {c: [] for c in detect_cols}
+        plot_after: dict[str, list] = {c.name: [] for c in plot_cols}
+        out_schema, seen = None, 0
+        for table in _output_batches(staging, keyring.kms):
+            out_schema = table.schema
+            if class_cols:
+                partial_classes.append(v.class_counts(table, class_cols))
+            if schema.ldp_columns:
+                partial_domains.append(v.ldp_domain_counts(table, schema))
+            if output_suite is not None:
+                suite_results.append(v.run_suite(table, output_suite, "output_expectations"))
+            for c in detect_cols:
+                need = RESIDUAL_SAMPLE - len(samples[c])
+                if need > 0:
+                    samples[c].extend(table.column(c).drop_null().slice(0, need).to_pylist())
+            if seen < PLOT_ROWS:
+                for c in plot_cols:
+                    plot_after[c.name].append(table.column(c.name).slice(0, PLOT_ROWS - seen))
+            seen += table.num_rows
+        residual = (self.side.submit(_residual_counts, samples, schema.nlp_model,
+                                     schema.recognizers) if detect_cols else None)
+
+        rec = body["reconciliation"]
+        guard = body.get("keep_guard")
+        checks = [] if guard is None else [v.check("keep_guard", guard["passed"], {
+            "mode": guard["mode"], "max_prevalence": guard["max_prevalence"],
+            "findings": guard["findings"]})]
+        checks += [
+            v.output_columns_check(out_schema or pa.schema([]), schema),
+            v.reconciliation_check(rec["input_rows"], rec["output_rows"],
+                                   rec["quarantined_rows"]),
+        ]
         if schema.ldp_columns:
-            partial_domains.append(v.ldp_domain_counts(table, schema))
+            checks.append(v.ldp_domain_check(v.merge_ldp_domain_counts(partial_domains),
+                                              schema))
+        if gates.k_anonymity:
+            merged = v.merge_class_counts(partial_classes, class_cols)
+            checks.append(v.k_anonymity_check(v.k_anonymity_from_counts(
+                merged, qis, gates.k_anonymity.k)))
+            if gates.l_diversity:
+                checks.append(v.l_diversity_check(v.l_diversity_from_counts(
+                    merged, qis, sensitive, gates.l_diversity.l)))
         if output_suite is not None:
-            suite_results.append(v.run_suite(table, output_suite, "output_expectations"))
-        for c in detect_cols:
-            need = RESIDUAL_SAMPLE - len(samples[c])
-            if need > 0:
-                samples[c].extend(x for x in table.column(c).drop_null().to_pylist()[:need])
-        if seen < PLOT_ROWS:
-            for c in plot_cols:
-                plot_after[c.name].append(table.column(c.name).slice(0, PLOT_ROWS - seen))
-        seen += table.num_rows
-
-    rec = body["reconciliation"]
-    guard = body.get("keep_guard")
-    checks = [] if guard is None else [v.check("keep_guard", guard["passed"], {
-        "mode": guard["mode"], "max_prevalence": guard["max_prevalence"],
-        "findings": guard["findings"]})]
-    checks += [
-        v.output_columns_check(out_schema or pa.schema([]), schema),
-        v.reconciliation_check(rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]),
-    ]
-    if schema.ldp_columns:
-        checks.append(v.ldp_domain_check(v.merge_ldp_domain_counts(partial_domains), schema))
-    if gates.k_anonymity:
-        merged = v.merge_class_counts(partial_classes, class_cols)
-        checks.append(v.k_anonymity_check(v.k_anonymity_from_counts(
-            merged, qis, gates.k_anonymity.k)))
-        if gates.l_diversity:
-            checks.append(v.l_diversity_check(v.l_diversity_from_counts(
-                merged, qis, sensitive, gates.l_diversity.l)))
-    if detect_cols:
-        checks.append(v.residual_pii_check(_residual_pii(cfg, samples), gates.residual_pii_max))
-    if output_suite is not None:
-        checks.append(v.suite_check("output_expectations", v.merge_suite_results(suite_results)))
-
-    head = _input_head(cfg, files, max(INPUT_SAMPLE_ROWS, PLOT_ROWS if plot_cols else 0))
-    if head is not None:
-        contract = v.input_expectations(schema)
-        checks.append(v.suite_check("input_contract", v.run_suite(
-            head.slice(0, INPUT_SAMPLE_ROWS), contract, "input_contract")))
-        if gates.input_expectations:
-            checks.append(v.suite_check("input_expectations", v.run_suite(
-                head.slice(0, INPUT_SAMPLE_ROWS), v.load_suite(gates.input_expectations),
-                "input_expectations")))
-
-    verdict = v.gate_verdict(checks)
-    plots = {}
-    for c in plot_cols:
-        if head is not None and plot_after[c.name]:
-            after = pa.chunked_array(plot_after[c.name])
-            plot = column_plot(c, head.column(c.name).slice(0, PLOT_ROWS), after,
-                               min_count=5)
-            if plot is not None:
-                plots[c.name] = plot
-    render_report(staging, verdict, body, plots)
-    return {"status": verdict["status"], "failed": verdict["failed"]}
+            checks.append(v.suite_check("output_expectations",
+                                        v.merge_suite_results(suite_results)))
+        plots = {}
+        for c in plot_cols:
+            if head is not None and plot_after[c.name]:
+                plot = column_plot(c, head.column(c.name).slice(0, PLOT_ROWS),
+                                   pa.chunked_array(plot_after[c.name]), min_count=5)
+                if plot is not None:
+                    plots[c.name] = plot
+        if residual is not None:
+            checks.append(v.residual_pii_check(residual.result(), gates.residual_pii_max))
+        if self._input is not None:
+            checks.extend(self._input.result())
+        verdict = v.gate_verdict(checks)
+        render_report(staging, verdict, body, plots)
+        return {"status": verdict["status"], "failed": verdict["failed"]}

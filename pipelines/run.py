@@ -75,57 +75,77 @@ def precheck_headers(cfg: RunConfig, files: list[str]) -> None:
             _check_columns(path, names, cfg.schema, strict=True)
 
 
+class SideWorker:
+    """One spawned process on the other core for the fixed-cost checks (spaCy/Presidio and
+    Great Expectations load in ~2 s each): it runs while the pipeline runs and keeps its
+    loaded detector for later jobs. Jobs get input samples, never keys."""
+
+    def __init__(self):
+        self._pool = None
+
+    def submit(self, fn, *args):
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(fn, *args)
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def input_head(cfg: RunConfig, files: list[str], rows: int):
+    """The first `rows` contract-valid input rows (typed), or None: the keep-guard's sample,
+    the input contract's and the report's before-plots."""
+    import pyarrow as pa
+
+    from transforms.contract import check_batch
+    from transforms.read import RawBatch, read_file
+
+    parts, n = [], 0
+    for path in files:
+        for item in read_file(path, cfg.input, cfg.schema):
+            if isinstance(item, RawBatch):
+                good, _ = check_batch(item.table, cfg.schema, path, item.row_offset,
+                                      cfg.input.max_cell_bytes)
+                parts.append(good)
+                n += good.num_rows
+            if n >= rows:
+                break
+        if n >= rows:
+            break
+    return pa.concat_tables(parts).slice(0, rows) if parts else None
+
+
 class KeepGuard:
     """Classify every `keep` string column on a sample of the input (the keep-guard).
 
     The sample is the first contract-valid rows of the inputs (up to 5x `guard.sample`),
     from which the classifier takes an evenly spaced `guard.sample` values per column. The
-    classification (spaCy + Presidio load ~2 s, then ~0.1 s per column) runs in a spawned
-    process on the other core while the pipeline runs; `result()` joins it before anything
-    is published, so a failing guard still leaves no output and spends no budget.
+    classification runs in the side worker while the pipeline runs; `result()` joins it
+    before anything is published, so a failing guard leaves no output and spends no budget.
     """
 
-    def __init__(self, cfg: RunConfig, files: list[str]):
+    def __init__(self, cfg: RunConfig, head, side: SideWorker):
         self.cfg = cfg
         schema = cfg.schema
         self.columns = [(c.name, c.action, c.type, c.pii) for c in schema.columns
                         if c.action == "keep" and c.type == "string"]
         self._future = None
         self._sampled = 0
-        if not self.columns:
+        if not self.columns or head is None:
             return
-        sample = self._sample(files)
-        self._sampled = 0 if sample is None else sample.num_rows
-        if sample is not None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        sample = head.select([c[0] for c in self.columns]).slice(0, cfg.guard.sample * 5)
+        self._sampled = sample.num_rows
+        self._future = side.submit(_classify_keep_columns, sample, self.columns,
+                                   cfg.guard.max_prevalence, cfg.guard.sample,
+                                   schema.nlp_model, schema.recognizers)
 
-            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            self._future = pool.submit(_classify_keep_columns, sample, self.columns,
-                                       cfg.guard.max_prevalence, cfg.guard.sample,
-                                       schema.nlp_model, schema.recognizers)
-            pool.shutdown(wait=False)
-
-    def _sample(self, files: list[str]):
-        import pyarrow as pa
-
-        from transforms.contract import check_batch
-        from transforms.read import RawBatch, read_file
-
-        cfg, names = self.cfg, [c[0] for c in self.columns]
-        wanted, parts, n = cfg.guard.sample * 5, [], 0
-        for path in files:
-            for item in read_file(path, cfg.input, cfg.schema):
-                if isinstance(item, RawBatch):
-                    good, _ = check_batch(item.table, cfg.schema, path, item.row_offset,
-                                          cfg.input.max_cell_bytes)
-                    parts.append(good.select(names))
-                    n += good.num_rows
-                if n >= wanted:
-                    break
-            if n >= wanted:
-                break
-        return pa.concat_tables(parts).slice(0, wanted) if parts else None
+    @staticmethod
+    def rows_wanted(cfg: RunConfig) -> int:
+        return cfg.guard.sample * 5
 
     def result(self, raise_on_fail: bool = True) -> dict | None:
         """The manifest's `keep_guard` section, or None when no column is kept as a string.
@@ -405,7 +425,15 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
 
     files = match_inputs(cfg)
     precheck_headers(cfg, files)
-    guard = KeepGuard(cfg, files)
+    side = SideWorker()
+    head_rows = KeepGuard.rows_wanted(cfg)
+    if cfg.gates is not None:
+        from pipelines.gates import Gates
+
+        head_rows = max(head_rows, Gates.rows_wanted(cfg))
+    head = input_head(cfg, files, head_rows)
+    guard = KeepGuard(cfg, head, side)
+    gates = Gates(cfg, head, side) if cfg.gates is not None else None
     budget = Budget(cfg, keyring, allow_budget_overrun) if cfg.schema.ldp_columns else None
 
     started = dt.datetime.now(dt.UTC)
@@ -425,10 +453,8 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
         body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
                               staging, budget, guard_section)
         shutil.rmtree(os.path.join(staging, "_work"))
-        if cfg.gates is not None:
-            from pipelines.gates import evaluate
-
-            body["gate"] = evaluate(cfg, files, staging, keyring, body)
+        if gates is not None:
+            body["gate"] = gates.evaluate(staging, keyring, body)
             body["report"] = {"files": [
                 {"path": f"report/{name}", "sha256": mf.file_sha256(
                     os.path.join(staging, "report", name))}
@@ -441,6 +467,8 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        side.close()
     gate = body.get("gate")
     if gate and gate["status"] == "failed":
         from privgate.errors import GateError
