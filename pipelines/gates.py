@@ -56,7 +56,23 @@ def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]
     if input_suite:
         checks.append(v.suite_check("input_expectations", v.run_suite(
             head, v.load_suite(input_suite), "input_expectations")))
+    _warm_report()
     return checks
+
+
+def _warm_report() -> None:
+    """Import and exercise matplotlib now, while the pipeline runs, so the final render in
+    this worker is fast (a cold matplotlib costs ~1 s)."""
+    from transforms.report import _figure, _svg
+
+    _svg(_figure(1, 1))
+
+
+def _render(staging: str, verdict: dict, body: dict, plots: dict) -> None:
+    """Side worker: write report/index.html and report/validation.json into staging."""
+    from transforms.report import render_report
+
+    render_report(staging, verdict, body, plots)
 
 
 def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> dict:
@@ -107,7 +123,7 @@ class Gates:
             (the details are in report/validation.json and report/index.html).
         """
         from transforms import validate as v
-        from transforms.report import column_plot, render_report
+        from transforms.report import column_plot
 
         cfg, head = self.cfg, self.head
         gates, schema = cfg.gates, cfg.schema
@@ -177,5 +193,5 @@ class Gates:
         if self._input is not None:
             checks.extend(self._input.result())
         verdict = v.gate_verdict(checks)
-        render_report(staging, verdict, body, plots)
+        self.side.submit(_render, staging, verdict, body, plots).result()
         return {"status": verdict["status"], "failed": verdict["failed"]}
