@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -128,3 +130,35 @@ def test_kept_pii_column_fails_the_gate_with_a_report(tmp_path, keyring_path, de
     assert guard["details"]["findings"][0]["column"] == "email"
     assert guard["details"]["findings"][0]["entity"] == "EMAIL_ADDRESS"
     assert cli("verify", str(tmp_path / "out"), "--keyring", keyring_path).returncode == 1
+
+
+def test_full_run_with_gates_opens_no_socket_in_any_process(tmp_path, keyring_path, demo_csv):
+    """Every Python process of the run (the CLI, the spawned side worker with spaCy,
+    Presidio and Great Expectations) starts with sockets refused via sitecustomize."""
+    site = tmp_path / "site"
+    site.mkdir()
+    attempts = tmp_path / "attempts.log"
+    (site / "sitecustomize.py").write_text(
+        "import os, socket\n"
+        "def _refuse(*a, **k):\n"
+        "    with open(os.environ['PRIVGATE_TEST_SOCKET_LOG'], 'a') as f:\n"
+        "        f.write(f'{os.getpid()} {a[1:2]!r}\\n')\n"
+        "    raise OSError('network refused by privgate test')\n"
+        "socket.socket.connect = _refuse\n"
+        "socket.socket.connect_ex = _refuse\n"
+        "socket.getaddrinfo = _refuse\n"
+        "socket.create_connection = _refuse\n")
+    cfg = _demo_config(tmp_path, keyring_path, demo_csv)
+    env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{ROOT}",
+               PRIVGATE_TEST_SOCKET_LOG=str(attempts))
+    probe = subprocess.run([sys.executable, "-c", "import socket; socket.getaddrinfo('x', 1)"],
+                           env=env, capture_output=True, text=True)
+    assert "network refused by privgate test" in probe.stderr  # the guard is really active
+    attempts.unlink()
+    r = subprocess.run([sys.executable, "-m", "privgate.cli", "run", cfg], env=env, cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode in (0, 3), r.stderr[-1500:]
+    assert not attempts.exists(), attempts.read_text()
+    report = json.load(open(tmp_path / "out" / "report" / "validation.json"))
+    assert {c["name"] for c in report["checks"]} >= {"residual_pii", "input_contract",
+                                                      "keep_guard"}
