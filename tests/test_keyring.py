@@ -29,7 +29,7 @@ def test_file_holds_no_key_in_clear(tmp_path):
     raw = open(path, "rb").read()
     import base64
 
-    for name in ("token", "siv", "date_shift"):
+    for name in ("token", "siv", "date_shift", "ldp"):
         k = kr.data_key(name)
         for form in (k, k.hex().encode(), base64.b64encode(k)):
             assert form not in raw

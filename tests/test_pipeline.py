@@ -117,7 +117,7 @@ def test_manifest_lists_hashes_and_keys_never_key_bytes(demo_run, keyring_path):
     kr = open_keyring(keyring_path)
     import base64
 
-    for name in ("token", "siv", "date_shift"):
+    for name in ("token", "siv", "date_shift", "ldp"):
         k = kr.data_key(name)
         for form in (k, k.hex().encode(), base64.b64encode(k)):
             assert form not in text
@@ -320,7 +320,7 @@ def test_pipeline_objects_carry_no_key_material(demo_run, keyring_path):
     blob = pickle.dumps(ProtectColumnsFn(cfg.schema, cfg.keys.keyring))
     blob += pickle.dumps(ProtectDataset(cfg, "/tmp/x"))
     kr = open_keyring(keyring_path)
-    for name in ("token", "siv", "date_shift"):
+    for name in ("token", "siv", "date_shift", "ldp"):
         k = kr.data_key(name)
         for form in (k, k.hex().encode(), base64.b64encode(k)):
             assert form not in blob

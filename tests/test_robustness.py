@@ -304,7 +304,7 @@ def test_cli_reports_os_errors_without_data(tmp_path, keyring_path, demo_csv):
 def _key_forms(keyring_path):
     kr = open_keyring(keyring_path)
     forms = []
-    for name in ("token", "siv", "date_shift"):
+    for name in ("token", "siv", "date_shift", "ldp"):
         k = kr.data_key(name)
         forms += [k, k.hex().encode(), base64.b64encode(k), base64.urlsafe_b64encode(k)]
     return forms
