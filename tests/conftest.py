@@ -39,6 +39,19 @@ def demo_csv(tmp_path_factory):
     return write_demo_csv(str(tmp_path_factory.mktemp("data") / "customers.csv"), 300)
 
 
+@pytest.fixture
+def network_refused(monkeypatch):
+    """Refuse every socket connection and DNS lookup in this process for one test."""
+    import socket
+
+    def refuse(*a, **k):
+        raise OSError("network refused by test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
 def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, output="out",
                  extra_input="", privacy="{record_epsilon_max: 3.0, lifetime_epsilon_max: 1000}"
                  ) -> str:

@@ -91,16 +91,8 @@ def test_declared_pii_label_on_a_keep_column_is_accepted(demo_csv, keyring_path,
     assert {c["name"]: c["key_group"] for c in body["columns"]}["email"] == "pii"
 
 
-def test_scrub_and_guard_work_with_the_network_refused(monkeypatch, demo_csv, keyring_path,
-                                                       tmp_path):
-    import socket
-
-    def refuse(*a, **k):
-        raise OSError("network refused by test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+def test_scrub_and_guard_work_with_the_network_refused(network_refused, demo_csv,
+                                                       keyring_path, tmp_path):
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
     doc = run(cfg, show_progress=False)
     notes = read_table(doc["output_dir"], keyring=keyring_path, columns=["notes"])

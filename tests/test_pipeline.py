@@ -326,15 +326,7 @@ def test_pipeline_objects_carry_no_key_material(demo_run, keyring_path):
             assert form not in blob
 
 
-def test_run_opens_no_network_socket(monkeypatch, demo_csv, keyring_path, tmp_path):
-    import socket
-
-    def refuse(*a, **k):
-        raise OSError("network refused by test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+def test_run_opens_no_network_socket(network_refused, demo_csv, keyring_path, tmp_path):
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
     doc = run(cfg, show_progress=False)
     assert doc["manifest"]["output"]["rows"] == 300

@@ -47,7 +47,7 @@ class KeyedOps:
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
         self.ldp_key = ldp_key  # PRF key of memoized LDP noise (transforms.ldp)
-        self._token = _HmacSha256(token_key)
+        self._token = HmacSha256(token_key)
         self._siv_key = siv_key
         self._siv = AESSIV(siv_key)
         self._vsiv: dict[str, object] = {}
@@ -58,8 +58,8 @@ class KeyedOps:
 
     def token_digests(self, values: pa.Array, domain: str = "") -> np.ndarray:
         """(n, 16) uint8: the first 128 bits of HMAC-SHA256(token key, domain 0x00 value)."""
-        digests = self._token.many(_as_bytes_list(values), domain.encode() + b"\0")
-        full = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 32)
+        joined = self._token.joined(_as_bytes_list(values), domain.encode() + b"\0")
+        full = np.frombuffer(joined, dtype=np.uint8).reshape(-1, 32)
         return full[:, :TOKEN_BYTES]
 
     def tokens_array(self, values: pa.Array, domain: str = "") -> pa.Array:
@@ -111,8 +111,10 @@ class KeyedOps:
         return words.astype(np.float64) / 2.0**64
 
 
-class _HmacSha256:
-    """HMAC-SHA256 with the keyed inner/outer states precomputed (RFC 2104); ~2x hmac.new."""
+class HmacSha256:
+    """HMAC-SHA256 (RFC 2104) over many short messages, with the keyed inner/outer states
+    precomputed once and copied per message (~2x `hmac.new` per value). Used by tokens,
+    date shifts and memoized LDP noise; per-value keyed crypto is the pipeline's floor."""
 
     def __init__(self, key: bytes):
         if len(key) > 64:
@@ -121,19 +123,27 @@ class _HmacSha256:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
+    def __reduce__(self):
+        raise TypeError("HMAC states hold a key and must not be pickled")
+
     def many(self, values: Sequence[bytes], prefix: bytes = b"") -> list[bytes]:
+        """HMAC(key, prefix || v) for each v, as 32-byte digests."""
         inner0 = self._inner.copy()
         inner0.update(prefix)
-        outer0 = self._outer
-        out = []
-        append = out.append
-        for v in values:
-            i = inner0.copy()
-            i.update(v)
-            o = outer0.copy()
+
+        # map() over a closure with pre-bound copy methods: ~10% faster than a for loop.
+        def one(m, icopy=inner0.copy, ocopy=self._outer.copy):
+            i = icopy()
+            i.update(m)
+            o = ocopy()
             o.update(i.digest())
-            append(o.digest())
-        return out
+            return o.digest()
+
+        return list(map(one, values))
+
+    def joined(self, values: Sequence[bytes], prefix: bytes = b"") -> bytes:
+        """`many`, concatenated (32 bytes per value)."""
+        return b"".join(self.many(values, prefix))
 
 
 class ActionContext:

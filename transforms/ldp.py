@@ -40,7 +40,6 @@ Adding a mechanism = one `Mechanism` subclass + one line in `MECHANISMS`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -52,6 +51,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from transforms.actions import HmacSha256
 
 GRID_BITS = 20
 TAIL_SCALES = 12.0
@@ -114,35 +115,6 @@ class SecureRandomSource:
         return "SecureRandomSource()"
 
 
-class _HmacSha256States:
-    """HMAC-SHA256 (RFC 2104) with the keyed inner/outer states precomputed once."""
-
-    def __init__(self, key: bytes):
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(64, b"\0")
-        self.inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self.outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-    def __reduce__(self):
-        raise TypeError("HMAC states hold a key and must not be pickled")
-
-    def digests(self, prefix: bytes, messages: Sequence[bytes]) -> bytes:
-        inner0 = self.inner.copy()
-        inner0.update(prefix)
-
-        # map() over a closure with pre-bound copy methods: ~10% faster than a for loop;
-        # this loop is the whole cost of memoized noise (~1 us per value).
-        def one(m, icopy=inner0.copy, ocopy=self.outer.copy):
-            i = icopy()
-            i.update(m)
-            o = ocopy()
-            o.update(i.digest())
-            return o.digest()
-
-        return b"".join(map(one, messages))
-
-
 def _binary_array(values, what: str, *, allow_null: bool) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
@@ -201,7 +173,7 @@ class KeyedPrfSource:
         col = column.encode()
         self._prefix = PRF_DOMAIN + str(len(col)).encode() + b":" + col + int(
             version).to_bytes(8, "big")
-        self._states = _HmacSha256States(bytes(key))
+        self._states = HmacSha256(bytes(key))
         self.column = column
         self.version = int(version)
 
@@ -231,7 +203,7 @@ class KeyedPrfSource:
             raise ValueError(f"source built for {len(self._messages)} records, asked for {n}")
         blocks = []
         for b in range(-(-k // UNIFORMS_PER_DIGEST)):
-            raw = self._states.digests(self._prefix + b.to_bytes(4, "big"), self._messages)
+            raw = self._states.joined(self._messages, self._prefix + b.to_bytes(4, "big"))
             blocks.append(np.frombuffer(raw, dtype=">u8").reshape(n, UNIFORMS_PER_DIGEST))
         words = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
         return _words_to_unit(words[:, :k].astype(np.uint64))
