@@ -330,3 +330,20 @@ def test_run_opens_no_network_socket(network_refused, demo_csv, keyring_path, tm
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
     doc = run(cfg, show_progress=False)
     assert doc["manifest"]["output"]["rows"] == 300
+
+
+def test_multi_process_workers_give_the_same_output(demo_run, demo_csv, keyring_path,
+                                                    tmp_path):
+    """FnApiRunner with two worker processes: catches state that exists only in the launching
+    process (workers must open the keyring themselves from its path)."""
+    _, out, _ = demo_run
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, output="mp")
+    r = cli("run", cfg, "--no-progress", "--direct_num_workers", "2",
+            "--direct_running_mode", "multi_processing")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = read_table(str(tmp_path / "mp"), keyring=keyring_path)
+    expected = read_table(out, keyring=keyring_path)
+    assert got.num_rows == expected.num_rows == 300
+    for c in ("customer_id", "phone", "ssn", "signup_at", "income", "notes"):
+        assert sorted(map(str, got.column(c).to_pylist())) == \
+            sorted(map(str, expected.column(c).to_pylist())), c
