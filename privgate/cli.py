@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     k_pub.add_argument("--keyring")
     k_pub.add_argument("-o", "--output", help="file (default stdout)")
 
+    k_rot = ksub.add_parser("rotate", help="new master key versions; data keys re-wrapped, "
+                                           "tokens unchanged, old outputs stay readable")
+    k_rot.add_argument("--keyring")
+    k_rot.add_argument("--master", default="pii,data,footer",
+                       help="comma-separated master key ids (default: all)")
+    k_list = ksub.add_parser("list", help="key ids, versions and creation times (no key bytes)")
+    k_list.add_argument("--keyring")
+    k_list.add_argument("--json", action="store_true")
+
     run = sub.add_parser("run", help="run the pipeline for a config; extra args go to Beam")
     run.add_argument("config")
     run.add_argument("--no-progress", action="store_true", help="never show progress")
@@ -79,12 +88,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _keys(args) -> int:
-    from privgate.keyring import init_keyring, read_public_key, resolve_keyring_path
+    from privgate.keyring import (
+        describe_keyring,
+        init_keyring,
+        read_public_key,
+        resolve_keyring_path,
+        rotate_keyring,
+    )
 
     path = resolve_keyring_path(args.keyring)
     if args.keys_command == "init":
         kr = init_keyring(path)
         print(f"created keyring {kr.keyring_id} at {path} (mode 0600)", file=sys.stderr)
+        return 0
+    if args.keys_command == "rotate":
+        versions = rotate_keyring(path, tuple(m for m in args.master.split(",") if m))
+        print("rotated: " + ", ".join(f"{m} -> v{v}" for m, v in versions.items()))
+        return 0
+    if args.keys_command == "list":
+        info = describe_keyring(path)
+        if args.json:
+            print(json.dumps(info, indent=1))
+            return 0
+        print(f"keyring {info['keyring_id']} (kms {info['kms']}, created {info['created']})")
+        for m, e in info["master_keys"].items():
+            vers = ", ".join(f"v{v} {t}" for v, t in e["versions"].items())
+            print(f"  master {m:7s} current v{e['current']}  [{vers}]")
+        for n, e in info["data_protection_keys"].items():
+            print(f"  data key {n:11s} wrapped by {e['wrapped_by']} v{e['master_key_version']}")
         return 0
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

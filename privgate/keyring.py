@@ -215,7 +215,6 @@ def init_keyring(path: str) -> Keyring:
     """Create a new local keyring at `path` (refuses to overwrite). Returns it opened."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     passphrase = _passphrase()
     if os.path.exists(path):
@@ -244,6 +243,16 @@ def init_keyring(path: str) -> Keyring:
     )
     payload = {"created": created, "master_keys": masters, "dpks": dpks,
                "signing_key": _b64(raw_sk)}
+    _write(path, keyring_id, raw_pk, payload, passphrase, create=True)
+    return _open_uncached(path)
+
+
+def _write(path: str, keyring_id: str, raw_pk: bytes, payload: dict, passphrase: str,
+           create: bool) -> None:
+    """Encrypt `payload` under a fresh salt and nonce and write the keyring file (0600):
+    a new file with O_EXCL, or an atomic replacement (temp file + rename)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     salt = os.urandom(16)
     header = {
         "format": FORMAT,
@@ -260,12 +269,67 @@ def init_keyring(path: str) -> Keyring:
     )
     doc = dict(header, nonce=_b64(nonce), ciphertext=_b64(ct))
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    target = path if create else f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(doc, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
-    return _open_uncached(path)
+    if not create:
+        os.replace(target, path)
+
+
+def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[str, int]:
+    """Add a new version of each named master key and re-wrap the data-protection keys.
+
+    The data-protection keys themselves do not change, so tokens, ciphertexts and date
+    shifts stay stable; old master key versions are kept, so outputs written before the
+    rotation stay readable; new runs wrap under the new versions (recorded in manifests).
+
+    Returns:
+        {master key id: new current version}.
+    Raises:
+        KeyringError: unknown master key, or the keyring cannot be opened.
+    """
+    unknown = [m for m in masters if m not in MASTER_KEYS]
+    if unknown:
+        raise KeyringError(f"unknown master key '{unknown[0]}' (have: {', '.join(MASTER_KEYS)})")
+    kr = _open_uncached(path)
+    payload = _payload(path)
+    dpk_bytes = {name: kr.data_key(name) for name in payload["dpks"]}
+    created = _now()
+    for m in masters:
+        entry = payload["master_keys"][m]
+        version = max(int(v) for v in entry["versions"]) + 1
+        entry["versions"][str(version)] = {"key": _b64(os.urandom(32)), "created": created}
+        entry["current"] = version
+    kms = LocalKms(payload["master_keys"])
+    for name, entry in payload["dpks"].items():
+        entry["wrapped"] = kms.wrap(entry["master_key"], dpk_bytes[name],
+                                    f"{kr.keyring_id}:{name}".encode())
+        entry["rewrapped"] = created
+    _write(path, kr.keyring_id, kr.public_key_bytes, payload, _passphrase(), create=False)
+    _CACHE.clear()
+    return {m: payload["master_keys"][m]["current"] for m in masters}
+
+
+def describe_keyring(path: str) -> dict:
+    """Ids, versions and creation times of a keyring's keys (never key bytes)."""
+    doc = _read_doc(path)
+    payload = _payload(path)
+    return {
+        "keyring_id": doc["keyring_id"],
+        "kms": doc["kms"],
+        "created": payload["created"],
+        "master_keys": {m: {"current": e["current"],
+                            "versions": {v: x["created"] for v, x in sorted(
+                                e["versions"].items(), key=lambda kv: int(kv[0]))}}
+                        for m, e in sorted(payload["master_keys"].items())},
+        "data_protection_keys": {n: {"wrapped_by": e["master_key"],
+                                     "master_key_version": int(e["wrapped"].split(":")[2]),
+                                     "created": e.get("created")}
+                                 for n, e in sorted(payload["dpks"].items())},
+    }
 
 
 def _read_doc(path: str) -> dict:
@@ -295,7 +359,8 @@ def read_public_key(path: str) -> bytes:
     return _unb64(_read_doc(path)["public_key"])
 
 
-def _open_uncached(path: str) -> Keyring:
+def _payload(path: str) -> dict:
+    """The decrypted keyring payload (KeyringError on a wrong passphrase or tampering)."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -306,13 +371,16 @@ def _open_uncached(path: str) -> Keyring:
     kdf = doc["kdf"]
     try:
         key = _derive(passphrase, _unb64(kdf["salt"]), kdf)
-        payload = json.loads(
-            AESGCM(key).decrypt(_unb64(doc["nonce"]), _unb64(doc["ciphertext"]),
-                                _header_aad(header))
-        )
+        return json.loads(AESGCM(key).decrypt(_unb64(doc["nonce"]), _unb64(doc["ciphertext"]),
+                                              _header_aad(header)))
     except InvalidTag:
         raise KeyringError(f"{path}: cannot open keyring: wrong passphrase or tampered file") \
             from None
+
+
+def _open_uncached(path: str) -> Keyring:
+    doc = _read_doc(path)
+    payload = _payload(path)
     missing = [m for m in MASTER_KEYS if m not in payload["master_keys"]]
     if missing:
         raise KeyringError(f"{path}: keyring lacks master key(s): {', '.join(missing)}")

@@ -1,5 +1,6 @@
 """The local keyring: creation, protection of the file, failures before any data is read."""
 
+import base64
 import json
 import os
 import pickle
@@ -27,7 +28,6 @@ def test_file_holds_no_key_in_clear(tmp_path):
     path = str(tmp_path / "keyring.json")
     kr = init_keyring(path)
     raw = open(path, "rb").read()
-    import base64
 
     for name in ("token", "siv", "date_shift", "ldp"):
         k = kr.data_key(name)
@@ -119,3 +119,39 @@ def test_missing_master_key_is_refused_before_use(tmp_path):
         json.dump(doc, f)
     with pytest.raises(KeyringError, match="lacks master key\\(s\\): footer"):
         open_keyring(path)
+
+
+def test_rotation_keeps_tokens_and_old_outputs_readable(tmp_path, demo_csv):
+    from pipelines.run import run
+    from privgate.keyring import describe_keyring, rotate_keyring
+    from privgate.reader import read_table
+    from tests.conftest import cli, write_config
+
+    path = str(tmp_path / "keyring.json")
+    init_keyring(path)
+    before = {n: open_keyring(path).data_key(n) for n in ("token", "siv", "date_shift", "ldp")}
+    old = run(write_config(tmp_path, input_path=demo_csv, keyring=path, output="old"),
+              show_progress=False)
+    assert old["manifest"]["encryption"]["master_key_versions"] == {"data": 1, "footer": 1,
+                                                                    "pii": 1}
+    assert rotate_keyring(path) == {"pii": 2, "data": 2, "footer": 2}
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    after = open_keyring(path)
+    assert {n: after.data_key(n) for n in before} == before  # same data keys, re-wrapped
+    info = describe_keyring(path)
+    assert info["master_keys"]["pii"]["current"] == 2
+    assert set(info["master_keys"]["pii"]["versions"]) == {"1", "2"}
+    assert info["data_protection_keys"]["token"]["master_key_version"] == 2
+    text = json.dumps(info)
+    for k in before.values():
+        assert k.hex() not in text and base64.b64encode(k).decode() not in text
+    # outputs written before the rotation stay readable; new ones use v2; tokens are stable
+    first = read_table(old["output_dir"], keyring=path)
+    new = run(write_config(tmp_path, input_path=demo_csv, keyring=path, output="new"),
+              show_progress=False)
+    assert new["manifest"]["encryption"]["master_key_versions"]["pii"] == 2
+    second = read_table(new["output_dir"], keyring=path)
+    assert first.column("customer_id").equals(second.column("customer_id"))
+    assert first.column("ssn").equals(second.column("ssn"))
+    r = cli("keys", "list", "--keyring", path)
+    assert r.returncode == 0 and "current v2" in r.stdout
