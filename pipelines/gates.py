@@ -33,7 +33,7 @@ PLOT_ROWS = 50_000  # rows of input and output the before/after plots count
 _NOT_DETECTED = ("tokenize", "encrypt", "redact", "ldp")
 
 
-def _output_batches(staging: str, kms):
+def _output_files(staging: str, kms):
     import glob
 
     import pyarrow.parquet as pq
@@ -41,10 +41,19 @@ def _output_batches(staging: str, kms):
     from privgate.parquet_crypto import decryption_properties
 
     props = decryption_properties(kms)
-    for path in sorted(glob.glob(os.path.join(staging, "data", "*.parquet"))):
-        pf = pq.ParquetFile(path, decryption_properties=props)
-        for batch in pf.iter_batches():
-            yield pa.Table.from_batches([batch], schema=pf.schema_arrow)
+    return [pq.ParquetFile(p, decryption_properties=props)
+            for p in sorted(glob.glob(os.path.join(staging, "data", "*.parquet")))]
+
+
+def _batches(files, columns: list[str] | None):
+    """Decrypt only `columns` (None: all): tokens and ciphertexts are most of the bytes."""
+    if columns is not None and not columns:
+        return
+    for pf in files:
+        fields = pf.schema_arrow if columns is None else pa.schema(
+            [pf.schema_arrow.field(c) for c in columns])
+        for batch in pf.iter_batches(columns=columns):
+            yield pa.Table.from_batches([batch], schema=fields)
 
 
 def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]:
@@ -135,26 +144,34 @@ class Gates:
         plot_cols = [c for c in schema.output_columns if c.action in ("ldp", "generalize")]
         output_suite = v.load_suite(gates.expectations) if gates.expectations else None
 
+        files = _output_files(staging, keyring.kms)
+        out_schema = files[0].schema_arrow if files else None
+        # Pass 1, every row: only the columns whole-output checks need.
         partial_classes, partial_domains, suite_results = [], [], []
-        samples: dict[str, list[str]] = {c: [] for c in detect_cols}
-        plot_after: dict[str, list] = {c.name: [] for c in plot_cols}
-        out_schema, seen = None, 0
-        for table in _output_batches(staging, keyring.kms):
-            out_schema = table.schema
+        ldp_names = [c.name for c in schema.ldp_columns]
+        whole = None if output_suite is not None else list(dict.fromkeys(class_cols + ldp_names))
+        for table in _batches(files, whole):
             if class_cols:
                 partial_classes.append(v.class_counts(table, class_cols))
-            if schema.ldp_columns:
+            if ldp_names:
                 partial_domains.append(v.ldp_domain_counts(table, schema))
             if output_suite is not None:
                 suite_results.append(v.run_suite(table, output_suite, "output_expectations"))
+        # Pass 2, first rows only: samples for residual PII and the plots.
+        samples: dict[str, list[str]] = {c: [] for c in detect_cols}
+        plot_after: dict[str, list] = {c.name: [] for c in plot_cols}
+        seen = 0
+        for table in _batches(files, list(dict.fromkeys(detect_cols +
+                                                          [c.name for c in plot_cols]))):
             for c in detect_cols:
                 need = RESIDUAL_SAMPLE - len(samples[c])
                 if need > 0:
                     samples[c].extend(table.column(c).drop_null().slice(0, need).to_pylist())
-            if seen < PLOT_ROWS:
-                for c in plot_cols:
-                    plot_after[c.name].append(table.column(c.name).slice(0, PLOT_ROWS - seen))
+            for c in plot_cols:
+                plot_after[c.name].append(table.column(c.name).slice(0, PLOT_ROWS - seen))
             seen += table.num_rows
+            if seen >= PLOT_ROWS and all(len(s) >= RESIDUAL_SAMPLE for s in samples.values()):
+                break
         residual = (self.side.submit(_residual_counts, samples, schema.nlp_model,
                                      schema.recognizers) if detect_cols else None)
 
