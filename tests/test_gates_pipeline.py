@@ -43,7 +43,10 @@ def demo_2000(tmp_path_factory):
 
 
 def test_shipped_demo_config_passes_the_gate_with_a_report(tmp_path, keyring_path, demo_2000):
+    import multiprocessing
+
     doc = run(_demo_config(tmp_path, keyring_path, demo_2000), show_progress=False)
+    assert not multiprocessing.active_children()  # the side worker is stopped, not leaked
     body = doc["manifest"]
     assert body["gate"] == {"status": "passed", "failed": []}
     out = doc["output_dir"]
@@ -76,6 +79,9 @@ def test_too_fine_quasi_identifiers_fail_the_gate_and_verify_refuses(tmp_path, k
         read_table(str(out), keyring=keyring_path)
     with pytest.raises(GateError):
         run(cfg, show_progress=False)
+    import multiprocessing
+
+    assert not multiprocessing.active_children()
 
 
 def test_reports_hold_no_raw_protected_value(tmp_path, keyring_path, demo_2000):
