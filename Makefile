@@ -29,7 +29,7 @@ lint: install
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 bench: install
-	$(PY) benchmarks/bench_spine.py --rows 1000000 --gates
+	$(PY) benchmarks/bench_spine.py --rows 1000000 --gates --repeat 3
 	$(PY) benchmarks/bench_ldp.py
 	$(PY) benchmarks/detect_eval.py
 
