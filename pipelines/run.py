@@ -84,27 +84,20 @@ class SideWorker:
         self._pool = None
 
     def submit(self, fn, *args):
-        """Queue `fn(*args)` in the worker; returns an object whose `result()` waits."""
+        """Queue `fn(*args)` in the worker; returns a Future (`result()` waits; a worker
+        that died raises BrokenProcessPool instead of hanging)."""
         if self._pool is None:
             import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = multiprocessing.get_context("spawn").Pool(1)
-        return _Pending(self._pool.apply_async(fn, args))
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(fn, *args)
 
     def close(self):
-        """Stop the worker now (results already collected; on failure nothing is needed)."""
+        """Cancel queued jobs, let a running one finish, and join the worker process."""
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-class _Pending:
-    def __init__(self, async_result):
-        self._r = async_result
-
-    def result(self):
-        return self._r.get()
 
 
 def input_head(cfg: RunConfig, files: list[str], rows: int):
