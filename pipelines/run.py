@@ -90,7 +90,8 @@ class SideWorker:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_die_with_parent)
         return self._pool.submit(fn, *args)
 
     def close(self):
@@ -98,6 +99,18 @@ class SideWorker:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _die_with_parent() -> None:
+    """Side worker initializer: if the run is killed (even SIGKILL), the worker goes too
+    (Linux PR_SET_PDEATHSIG; elsewhere the worker exits when its job queue closes)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def input_head(cfg: RunConfig, files: list[str], rows: int):

@@ -241,12 +241,26 @@ def _big_input(tmp_path, rows=300_000):
     return path, schema
 
 
+def _side_workers() -> set[int]:
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"spawn_main" in f.read():
+                        pids.add(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
 def test_sigkill_mid_run_leaves_target_untouched_and_rerun_succeeds(tmp_path, keyring_path):
     path, schema = _big_input(tmp_path)
     cfg = write_config(tmp_path, input_path=path, keyring=keyring_path, fmt="parquet",
                        schema=schema)
     target = tmp_path / "out"
     before = None
+    workers_before = _side_workers()
     for attempt in ("absent", "existing"):
         proc = subprocess.Popen([sys.executable, "-m", "privgate.cli", "run", cfg],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -260,6 +274,11 @@ def test_sigkill_mid_run_leaves_target_untouched_and_rerun_succeeds(tmp_path, ke
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL
+        # the run's side worker (keep-guard) dies with it instead of lingering
+        deadline = time.time() + 10
+        while _side_workers() - workers_before and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _side_workers() - workers_before
         if attempt == "absent":
             assert not target.exists()
         else:
