@@ -7,6 +7,7 @@ Heavy libraries (Beam, Presidio, GX) are imported only by the commands that need
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -207,7 +208,7 @@ def _read(args) -> int:
         if args.format == "csv":
             import pyarrow.csv as pacsv
 
-            buf = __import__("io").BytesIO()
+            buf = io.BytesIO()
             pacsv.write_csv(table, buf)
             stream.write(buf.getvalue().decode("utf-8"))
         else:

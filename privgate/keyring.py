@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import stat
@@ -402,7 +403,9 @@ def open_keyring(path: str | None = None) -> Keyring:
     path = os.path.abspath(resolve_keyring_path(path))
     try:
         st = os.stat(path)
-        ident = (path, st.st_mtime_ns, st.st_size, os.environ.get(PASSPHRASE_ENV, ""))
+        # the passphrase only as a digest: a cache key is no place for a secret
+        passphrase_id = hashlib.sha256(os.environ.get(PASSPHRASE_ENV, "").encode()).digest()
+        ident = (path, st.st_mtime_ns, st.st_size, passphrase_id)
     except FileNotFoundError:
         ident = None
     with _LOCK:
