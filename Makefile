@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The demo keyring passphrase is for the synthetic demo only; real runs set their own.
 DEMO_PASSPHRASE ?= privgate-demo-only-passphrase
 
-.PHONY: install demo test lint bench lock clean
+.PHONY: install demo test test-peers lint bench lock clean
 
 install: $(STAMP)
 
@@ -21,7 +21,16 @@ demo: install
 	PRIVGATE_KEYRING_PASSPHRASE="$${PRIVGATE_KEYRING_PASSPHRASE:-$(DEMO_PASSPHRASE)}" \
 	  $(PY) -m pipelines.demo --rows 2000
 
-test: install
+# Protocol peers the KMS tests start themselves: SoftHSM2 (a PKCS#11 token, Debian package).
+# moto_server and the Cloud KMS gRPC fake come from the lock file.
+SOFTHSM_LIB ?= /usr/lib/softhsm/libsofthsm2.so
+test-peers:
+	@test -e $(SOFTHSM_LIB) || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q softhsm2 >/dev/null || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q softhsm2 >/dev/null; }; }
+	@test -e $(SOFTHSM_LIB) || { echo "SoftHSM2 missing: apt-get install softhsm2" >&2; exit 1; }
+
+test: install test-peers
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

@@ -23,6 +23,12 @@ setup(
         "presidio-anonymizer>=2.2.366",
         "great-expectations>=1.24",
     ],
-    extras_require={"demo": ["faker>=40"]},
+    # KMS client libraries are optional: the local keyring needs none of them.
+    extras_require={
+        "demo": ["faker>=40"],
+        "pkcs11": ["python-pkcs11>=0.10"],
+        "aws": ["boto3>=1.40"],
+        "gcp": ["google-cloud-kms>=3", "apache-beam[gcp]>=2.77,<3"],
+    },
     entry_points={"console_scripts": ["privgate=privgate.cli:main"]},
 )

@@ -416,6 +416,20 @@ def _clean_stale(target: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def check_keyring_matches(cfg, keyring) -> None:
+    """keys.kms (and keys.<kms> settings, when given) must describe the keyring file."""
+    from privgate.keyring import keyring_kms
+
+    kind, settings = keyring_kms(keyring.path)
+    if kind != cfg.keys.kms:
+        raise ConfigError(cfg.source, "keys.kms", f"is {cfg.keys.kms} but keyring "
+                          f"{cfg.keys.keyring} uses the {kind} KMS")
+    wanted = cfg.keys.settings_dict()
+    if wanted and wanted != settings:
+        raise ConfigError(cfg.source, f"keys.{kind}", f"differs from the settings recorded in "
+                          f"keyring {cfg.keys.keyring} (see `privgate keys list`)")
+
+
 def run(config: str | RunConfig, beam_args: list[str] | None = None,
         show_progress: bool | None = None, allow_budget_overrun: bool = False) -> dict:
     """Run the protection pipeline; return the signed manifest document plus `output_dir`.
@@ -436,6 +450,7 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
                           "only local output directories are supported so far")
     # Keys first: a keyring that cannot be opened fails before any data is read.
     keyring = open_keyring(cfg.keys.keyring)
+    check_keyring_matches(cfg, keyring)
     for name in ("token", "siv", "date_shift"):
         keyring.data_key(name)
     keyring.signing_key()

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     k_init = ksub.add_parser("init", help="create a keyring (passphrase from "
                                           "PRIVGATE_KEYRING_PASSPHRASE)")
     k_init.add_argument("--keyring", help="path (default $PRIVGATE_KEYRING)")
+    k_init.add_argument("--config", help="take keys.keyring, keys.kms and its settings "
+                                         "(keys.pkcs11 / keys.aws-kms / keys.gcp-kms) from a "
+                                         "run config")
     k_pub = ksub.add_parser("export-public", help="write the manifest-signing public key (PEM)")
     k_pub.add_argument("--keyring")
     k_pub.add_argument("-o", "--output", help="file (default stdout)")
@@ -97,6 +100,14 @@ def _keys(args) -> int:
         rotate_keyring,
     )
 
+    if args.keys_command == "init" and args.config:
+        from schemas.model import load_config
+
+        keys = load_config(args.config).keys
+        kr = init_keyring(args.keyring or keys.keyring, keys.kms, keys.settings_dict())
+        print(f"created keyring {kr.keyring_id} at {kr.path} (kms {keys.kms}, mode 0600)",
+              file=sys.stderr)
+        return 0
     path = resolve_keyring_path(args.keyring)
     if args.keys_command == "init":
         kr = init_keyring(path)
@@ -112,6 +123,8 @@ def _keys(args) -> int:
             print(json.dumps(info, indent=1))
             return 0
         print(f"keyring {info['keyring_id']} (kms {info['kms']}, created {info['created']})")
+        for k, v in sorted(info.get("kms_settings", {}).items()):
+            print(f"  {info['kms']} {k}: {json.dumps(v)}")
         for m, e in info["master_keys"].items():
             vers = ", ".join(f"v{v} {t}" for v, t in e["versions"].items())
             print(f"  master {m:7s} current v{e['current']}  [{vers}]")

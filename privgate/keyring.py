@@ -26,6 +26,7 @@ import stat
 import threading
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from privgate.errors import KeyringError
 
@@ -54,8 +55,15 @@ def _now() -> str:
 class Kms(ABC):
     """Wraps and unwraps key bytes under a named master key that never leaves the KMS.
 
-    Backends (local keyring now; PKCS#11, AWS KMS, GCP KMS later) implement these two calls.
-    `wrap` returns a self-describing string that records the master key version used.
+    Backends: the local keyring (`LocalKms`), PKCS#11 tokens (`privgate.kms_pkcs11`), AWS KMS
+    (`privgate.kms_aws`), Google Cloud KMS (`privgate.kms_gcp`); see `KMS_BACKENDS`.
+    Master key ids are privgate's logical names (`pii`, `data`, `footer`); a backend maps them
+    to its own key handles. `wrap` returns a self-describing string (`<kind>:<master>:...`)
+    that records the master key version used, so `unwrap` works after a rotation. `aad` is
+    authenticated (AES-GCM additional data, an AWS encryption context, GCP
+    additional_authenticated_data): a wrapped key moved to another purpose fails to unwrap.
+    Implementations must be thread-safe (pyarrow unwraps from pool threads) and must never
+    put key bytes or secrets (PINs, credentials) in exceptions, logs or `repr`.
     """
 
     name = "abstract"
@@ -67,8 +75,66 @@ class Kms(ABC):
     def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes: ...
 
     @abstractmethod
-    def versions(self) -> dict[str, int]:
+    def versions(self) -> dict[str, int | str]:
         """Current version of each master key id (for the manifest; never key bytes)."""
+
+    def rotate(self, master_key_id: str) -> int | str:
+        """Make a new version of `master_key_id` current (old versions keep unwrapping)."""
+        raise KeyringError(f"the {self.name} KMS cannot rotate master keys from privgate")
+
+    def restricted(self, allowed: set[str]) -> Kms:
+        """A view that may use only the master keys in `allowed` (least privilege)."""
+        return _RestrictedKms(self, frozenset(allowed))
+
+
+class _RestrictedKms(Kms):
+    def __init__(self, inner: Kms, allowed: frozenset[str]):
+        self._inner, self._allowed = inner, allowed
+        self.name = inner.name
+
+    def _check(self, master_key_id: str) -> None:
+        if master_key_id not in self._allowed:
+            raise KeyringError(f"master key '{master_key_id}' is not available to this keyring")
+
+    def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str:
+        self._check(master_key_id)
+        return self._inner.wrap(master_key_id, key, aad)
+
+    def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes:
+        self._check(master_key_id)
+        return self._inner.unwrap(master_key_id, wrapped, aad)
+
+    def versions(self) -> dict[str, int | str]:
+        return {k: v for k, v in self._inner.versions().items() if k in self._allowed}
+
+    def restricted(self, allowed: set[str]) -> Kms:
+        return _RestrictedKms(self._inner, self._allowed & frozenset(allowed))
+
+
+# kind -> "module:Class" of an external backend; imported only when a keyring names it, so
+# the local keyring works with none of the optional client libraries installed.
+KMS_BACKENDS = {
+    "pkcs11": ("privgate.kms_pkcs11", "Pkcs11Kms", "pkcs11"),
+    "aws-kms": ("privgate.kms_aws", "AwsKms", "aws"),
+    "gcp-kms": ("privgate.kms_gcp", "GcpKms", "gcp"),
+}
+
+
+def external_kms(kind: str, settings: dict) -> Kms:
+    """Instantiate an external KMS backend from its (non-secret) settings."""
+    import importlib
+
+    if kind not in KMS_BACKENDS:
+        raise KeyringError(f"unknown KMS '{kind}' (have: local, {', '.join(KMS_BACKENDS)})")
+    module, cls, extra = KMS_BACKENDS[kind]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise KeyringError(
+            f"the {kind} KMS needs its client library: pip install 'privgate[{extra}]' "
+            f"({type(e).__name__}: {e.name or 'import failed'})"
+        ) from None
+    return getattr(mod, cls)(settings)
 
 
 class LocalKms(Kms):
@@ -137,8 +203,8 @@ class LocalKms(Kms):
 class Keyring:
     """An opened keyring: a KMS plus wrapped data-protection keys and the signing key."""
 
-    def __init__(self, path: str, keyring_id: str, kms: Kms, dpks: dict, signing: bytes | None,
-                 public_key: bytes):
+    def __init__(self, path: str, keyring_id: str, kms: Kms, dpks: dict,
+                 signing: bytes | Callable[[], bytes] | None, public_key: bytes):
         self.path = path
         self.keyring_id = keyring_id
         self.kms = kms
@@ -168,6 +234,8 @@ class Keyring:
 
         if self._signing is None:
             raise KeyringError("this keyring view has no signing key")
+        if callable(self._signing):  # external KMS: unwrapped on first use only
+            self._signing = self._signing()
         return Ed25519PrivateKey.from_private_bytes(self._signing)
 
     def public_key(self):
@@ -177,8 +245,6 @@ class Keyring:
 
     def restricted(self, masters: set[str]) -> Keyring:
         """A view that can use only the given master keys (and cannot sign)."""
-        if not isinstance(self.kms, LocalKms):
-            raise KeyringError("restricted views are only supported for the local keyring")
         return Keyring(self.path, self.keyring_id, self.kms.restricted(masters), self._dpks,
                        None, self.public_key_bytes)
 
@@ -212,14 +278,33 @@ def resolve_keyring_path(path: str | None) -> str:
     return path
 
 
-def init_keyring(path: str) -> Keyring:
-    """Create a new local keyring at `path` (refuses to overwrite). Returns it opened."""
+def _new_signing_key() -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    passphrase = _passphrase()
+    sk = Ed25519PrivateKey.generate()
+    raw_sk = sk.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    raw_pk = sk.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return raw_sk, raw_pk
+
+
+def init_keyring(path: str, kms: str = "local", settings: dict | None = None) -> Keyring:
+    """Create a new keyring at `path` (refuses to overwrite). Returns it opened.
+
+    `kms="local"`: master keys in the passphrase-encrypted file. Any other kind (see
+    `KMS_BACKENDS`): master keys stay in that KMS; the file holds only the backend's
+    non-secret `settings`, the data-protection keys and the signing key wrapped by it, and the
+    public key; it needs no passphrase.
+    """
     if os.path.exists(path):
         raise KeyringError(f"{path}: a keyring already exists; refusing to overwrite it")
+    if kms != "local":
+        return _init_external(path, kms, dict(settings or {}))
+    passphrase = _passphrase()
     keyring_id = str(uuid.uuid4())
     created = _now()
     masters = {
@@ -235,13 +320,7 @@ def init_keyring(path: str) -> Keyring:
         }
         for name, (mk, n) in DATA_PROTECTION_KEYS.items()
     }
-    sk = Ed25519PrivateKey.generate()
-    raw_sk = sk.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    raw_pk = sk.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    raw_sk, raw_pk = _new_signing_key()
     payload = {"created": created, "master_keys": masters, "dpks": dpks,
                "signing_key": _b64(raw_sk)}
     _write(path, keyring_id, raw_pk, payload, passphrase, create=True)
@@ -268,7 +347,10 @@ def _write(path: str, keyring_id: str, raw_pk: bytes, payload: dict, passphrase:
     ct = AESGCM(_derive(passphrase, salt, SCRYPT)).encrypt(
         nonce, json.dumps(payload).encode(), _header_aad(header)
     )
-    doc = dict(header, nonce=_b64(nonce), ciphertext=_b64(ct))
+    _write_doc(path, dict(header, nonce=_b64(nonce), ciphertext=_b64(ct)), create)
+
+
+def _write_doc(path: str, doc: dict, create: bool) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     target = path if create else f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -278,6 +360,48 @@ def _write(path: str, keyring_id: str, raw_pk: bytes, payload: dict, passphrase:
         os.fsync(f.fileno())
     if not create:
         os.replace(target, path)
+
+
+def _wrap_all(kms: Kms, keyring_id: str, dpk_bytes: dict[str, bytes], raw_sk: bytes,
+              created: str, dpks: dict | None = None) -> tuple[dict, dict]:
+    dpks = dpks or {}
+    out = {}
+    for name, key in dpk_bytes.items():
+        mk = DATA_PROTECTION_KEYS[name][0]
+        out[name] = dict(dpks.get(name, {"created": created}), master_key=mk,
+                         wrapped=kms.wrap(mk, key, f"{keyring_id}:{name}".encode()))
+        if name in dpks:
+            out[name]["rewrapped"] = created
+    signing = {"master_key": "pii",
+               "wrapped": kms.wrap("pii", raw_sk, f"{keyring_id}:signing".encode())}
+    return out, signing
+
+
+def _init_external(path: str, kind: str, settings: dict) -> Keyring:
+    kms = external_kms(kind, settings)
+    keyring_id = str(uuid.uuid4())
+    created = _now()
+    raw_sk, raw_pk = _new_signing_key()
+    dpk_bytes = {name: os.urandom(n) for name, (_, n) in DATA_PROTECTION_KEYS.items()}
+    dpks, signing = _wrap_all(kms, keyring_id, dpk_bytes, raw_sk, created)
+    doc = {"format": FORMAT, "version": 1, "keyring_id": keyring_id, "kms": kind,
+           "kms_settings": settings, "public_key": _b64(raw_pk), "created": created,
+           "dpks": dpks, "signing_key": signing}
+    _write_doc(path, doc, create=True)
+    return _open_uncached(path)
+
+
+def _open_external(path: str, doc: dict) -> Keyring:
+    try:
+        kind, settings, dpks, signing = (doc["kms"], doc["kms_settings"], doc["dpks"],
+                                         doc["signing_key"])
+    except KeyError as e:
+        raise KeyringError(f"{path}: keyring lacks '{e.args[0]}'") from None
+    kms = external_kms(kind, settings)
+    aad = f"{doc['keyring_id']}:signing".encode()
+    return Keyring(path, doc["keyring_id"], kms, dpks,
+                   lambda: kms.unwrap(signing["master_key"], signing["wrapped"], aad),
+                   _unb64(doc["public_key"]))
 
 
 def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[str, int]:
@@ -296,6 +420,16 @@ def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[st
     if unknown:
         raise KeyringError(f"unknown master key '{unknown[0]}' (have: {', '.join(MASTER_KEYS)})")
     kr = _open_uncached(path)
+    doc = _read_doc(path)
+    if doc["kms"] != "local":
+        dpk_bytes = {name: kr.data_key(name) for name in doc["dpks"]}
+        raw_sk = kr.signing_key().private_bytes_raw()
+        versions = {m: kr.kms.rotate(m) for m in masters}
+        doc["dpks"], doc["signing_key"] = _wrap_all(kr.kms, kr.keyring_id, dpk_bytes, raw_sk,
+                                                    _now(), doc["dpks"])
+        _write_doc(path, doc, create=False)
+        _CACHE.clear()
+        return versions
     payload = _payload(path)
     dpk_bytes = {name: kr.data_key(name) for name in payload["dpks"]}
     created = _now()
@@ -317,6 +451,20 @@ def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[st
 def describe_keyring(path: str) -> dict:
     """Ids, versions and creation times of a keyring's keys (never key bytes)."""
     doc = _read_doc(path)
+    if doc["kms"] != "local":
+        kms = _open_uncached(path).kms
+        return {
+            "keyring_id": doc["keyring_id"],
+            "kms": doc["kms"],
+            "kms_settings": doc["kms_settings"],
+            "created": doc["created"],
+            "master_keys": {m: {"current": v, "versions": {}}
+                            for m, v in sorted(kms.versions().items())},
+            "data_protection_keys": {n: {"wrapped_by": e["master_key"],
+                                         "master_key_version": _wrapped_version(e["wrapped"]),
+                                         "created": e.get("created")}
+                                     for n, e in sorted(doc["dpks"].items())},
+        }
     payload = _payload(path)
     return {
         "keyring_id": doc["keyring_id"],
@@ -327,10 +475,16 @@ def describe_keyring(path: str) -> dict:
                                 e["versions"].items(), key=lambda kv: int(kv[0]))}}
                         for m, e in sorted(payload["master_keys"].items())},
         "data_protection_keys": {n: {"wrapped_by": e["master_key"],
-                                     "master_key_version": int(e["wrapped"].split(":")[2]),
+                                     "master_key_version": _wrapped_version(e["wrapped"]),
                                      "created": e.get("created")}
                                  for n, e in sorted(payload["dpks"].items())},
     }
+
+
+def _wrapped_version(wrapped: str) -> int | str:
+    """The master key version recorded in a wrapped key `<kind>:<master>:<version>:<blob>`."""
+    v = wrapped.split(":")[2]
+    return int(v) if v.isdigit() else v
 
 
 def _read_doc(path: str) -> dict:
@@ -353,6 +507,12 @@ def _read_doc(path: str) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != 1:
         raise KeyringError(f"{path}: not a privgate keyring (version 1)")
     return doc
+
+
+def keyring_kms(path: str) -> tuple[str, dict]:
+    """The KMS kind and (non-secret) settings a keyring file names."""
+    doc = _read_doc(path)
+    return doc["kms"], doc.get("kms_settings", {})
 
 
 def read_public_key(path: str) -> bytes:
@@ -381,6 +541,8 @@ def _payload(path: str) -> dict:
 
 def _open_uncached(path: str) -> Keyring:
     doc = _read_doc(path)
+    if doc.get("kms") != "local":
+        return _open_external(path, doc)
     payload = _payload(path)
     missing = [m for m in MASTER_KEYS if m not in payload["master_keys"]]
     if missing:

@@ -6,13 +6,28 @@ they are used (a sink's `open()`, a reader call) around an already-opened `Kms`.
 
 from __future__ import annotations
 
+import threading
+
 from privgate.keyring import Kms
 
 ALGORITHM = "AES_GCM_V1"
 
 
+_LOCK = threading.Lock()
+
+
 def crypto_factory(kms: Kms):
-    """A pyarrow CryptoFactory whose KMS client delegates to our `Kms` (built per worker)."""
+    """A pyarrow CryptoFactory whose KMS client delegates to our `Kms`, one per `Kms` object
+    per process: pyarrow caches KEKs in the factory (double wrapping), so KMS round trips
+    per worker do not grow with the number of files or columns."""
+    with _LOCK:
+        factory = getattr(kms, "_arrow_factory", None)
+        if factory is None:
+            factory = kms._arrow_factory = _new_factory(kms)
+        return factory
+
+
+def _new_factory(kms: Kms):
     import pyarrow.parquet.encryption as pe
 
     class _ArrowKmsClient(pe.KmsClient):

@@ -22,7 +22,7 @@ TYPES = ("string", "int", "float", "bool", "date", "timestamp")
 ACTIONS = ("keep", "drop", "redact", "mask", "tokenize", "encrypt", "generalize", "date_shift",
            "ldp", "scrub")
 FORMATS = ("csv", "jsonl", "parquet")
-KMS_KINDS = ("local",)
+KMS_KINDS = ("local", "pkcs11", "aws-kms", "gcp-kms")
 # Actions whose output is derived from the raw value by a keyed or lossy operator; their
 # columns go under the `pii` master key. keep/generalize go under `data` unless labelled pii,
 # and so does ldp: its output is the one derived value whose release is bounded (epsilon),
@@ -138,6 +138,12 @@ class OutputSpec:
 class KeysSpec:
     kms: str
     keyring: str
+    # non-secret settings of an external KMS (`keys.<kms>:`), recorded in the keyring file by
+    # `privgate keys init --config`; a run checks that they match the file
+    settings: tuple = ()
+
+    def settings_dict(self) -> dict:
+        return _thaw(self.settings)
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,22 @@ class RunConfig:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _freeze(v: Any) -> Any:
+    if isinstance(v, dict):
+        return tuple((str(k), _freeze(x)) for k, x in sorted(v.items()))
+    if isinstance(v, list):
+        return ("__list__",) + tuple(_freeze(x) for x in v)
+    return v
+
+
+def _thaw(v: Any) -> Any:
+    if isinstance(v, tuple):
+        if v and v[0] == "__list__":
+            return [_thaw(x) for x in v[1:]]
+        return {k: _thaw(x) for k, x in v}
+    return v
 
 
 class _Node:
@@ -476,10 +498,18 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
         row_group_rows=out.int("row_group_rows", 131072, minimum=1),
     )
 
-    keys = node.child("keys", ("kms", "keyring"), required=True)
+    keys = node.child("keys", ("kms", "keyring") + KMS_KINDS[1:], required=True)
+    kms = keys.str("kms", "local", choices=KMS_KINDS)
+    extra = [k for k in KMS_KINDS[1:] if k != kms and keys.get(k) is not None]
+    if extra:
+        raise keys.err(extra[0], f"settings for another KMS than keys.kms ({kms})")
+    settings = keys.get(kms) if kms != "local" else None
+    if settings is not None and not isinstance(settings, dict):
+        raise keys.err(kms, "must be a mapping of KMS settings")
     keys_spec = KeysSpec(
-        kms=keys.str("kms", "local", choices=KMS_KINDS),
+        kms=kms,
         keyring=resolve_path(source, keys.str("keyring", required=True)),
+        settings=_freeze(settings or {}),
     )
     privacy = _parse_privacy(node, schema, source)
     from transforms.detect import parse_guard

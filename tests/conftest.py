@@ -53,8 +53,8 @@ def network_refused(monkeypatch):
 
 
 def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, output="out",
-                 extra_input="", privacy="{record_epsilon_max: 3.0, lifetime_epsilon_max: 1000}"
-                 ) -> str:
+                 extra_input="", privacy="{record_epsilon_max: 3.0, lifetime_epsilon_max: 1000}",
+                 kms="local", kms_settings=None) -> str:
     """Write a run config (and optionally a schema) into tmp_path; return the config path."""
     schema_path = schema or os.path.join(ROOT, "schemas", "demo_customers.yaml")
     if schema is not None and not os.path.exists(schema):
@@ -72,10 +72,17 @@ def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, outpu
         output:
           path: {tmp_path / output}
         keys:
-          kms: local
+          kms: {kms}
           keyring: {keyring}
         privacy: {privacy}
         """))
+    if kms_settings is not None:  # keys.<kms>: {...} as flow-style YAML (JSON is YAML)
+        import json
+
+        text = cfg.read_text().replace(
+            f"  keyring: {keyring}\n",
+            f"  keyring: {keyring}\n  {kms}: {json.dumps(kms_settings)}\n")
+        cfg.write_text(text)
     return str(cfg)
 
 

@@ -1,0 +1,122 @@
+"""The external-KMS keyring plumbing, with a file-backed test KMS (real backends: test_kms_*)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from privgate import keyring as kr_mod
+from privgate.errors import ConfigError, KeyringError
+from tests import fake_kms
+from tests.kms_contract import check_backend, check_keyring_end_to_end
+
+
+@pytest.fixture
+def test_kms(monkeypatch, tmp_path):
+    import schemas.model as model
+
+    monkeypatch.setitem(kr_mod.KMS_BACKENDS, "test-kms", ("tests.fake_kms", "FakeKms", "none"))
+    monkeypatch.setattr(model, "KMS_KINDS", model.KMS_KINDS + ("test-kms",))
+    return {"store": str(tmp_path / "kms-store.json")}
+
+
+def test_fake_backend_passes_the_contract(test_kms):
+    check_backend(fake_kms.FakeKms(test_kms))
+
+
+def test_external_keyring_end_to_end(tmp_path, demo_csv, test_kms, monkeypatch):
+    # the CLI runs in a subprocess that knows no test-kms: register it through sitecustomize
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "from privgate import keyring\nimport schemas.model as m\n"
+        "keyring.KMS_BACKENDS['test-kms'] = ('tests.fake_kms', 'FakeKms', 'none')\n"
+        "m.KMS_KINDS = m.KMS_KINDS + ('test-kms',)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {"PYTHONPATH": os.pathsep.join([str(site), root])}
+    manifest = check_keyring_end_to_end(tmp_path, demo_csv, "test-kms", test_kms, env=env)
+    assert manifest["encryption"]["master_key_versions"] == {"data": 1, "footer": 1, "pii": 1}
+
+
+def test_kek_round_trips_do_not_grow_with_files_or_columns(keyring_path, tmp_path):
+    """Double wrapping + one CryptoFactory per Kms object: 3 wraps for 10 files x 10 columns
+    (one KEK per master key), 3 unwraps to read them all back."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from privgate import parquet_crypto as pc
+    from privgate.keyring import Kms, open_keyring
+
+    class Counting(Kms):
+        name = "counting"
+
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def wrap(self, *a):
+            self.calls += 1
+            return self.inner.wrap(*a)
+
+        def unwrap(self, *a):
+            self.calls += 1
+            return self.inner.unwrap(*a)
+
+        def versions(self):
+            return self.inner.versions()
+
+    inner = open_keyring(keyring_path).kms
+    table = pa.table({f"c{i}": list(range(5)) for i in range(10)})
+    keys = {"pii": [f"c{i}" for i in range(5)], "data": [f"c{i}" for i in range(5, 10)]}
+    writer_kms = Counting(inner)
+    for f in range(10):
+        props = pc.encryption_properties(writer_kms, keys)
+        with pq.ParquetWriter(tmp_path / f"{f}.parquet", table.schema,
+                              encryption_properties=props) as w:
+            w.write_table(table)
+    assert writer_kms.calls == 3
+    reader_kms = Counting(inner)
+    for f in range(10):
+        got = pq.read_table(tmp_path / f"{f}.parquet",
+                            decryption_properties=pc.decryption_properties(reader_kms))
+        assert got.equals(table)
+    assert reader_kms.calls == 3
+
+
+def test_config_kms_must_match_the_keyring(tmp_path, demo_csv, keyring_path):
+    from pipelines.run import run
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, kms="pkcs11",
+                       kms_settings={"module": "/nonexistent.so"})
+    with pytest.raises(ConfigError, match="keys.kms: is pkcs11 but keyring .* uses the local"):
+        run(cfg, show_progress=False)
+
+
+def test_settings_for_another_kms_are_a_config_error(tmp_path, demo_csv, keyring_path):
+    from schemas.model import load_config
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+    text = open(cfg).read().replace("  kms: local\n", "  kms: local\n  aws-kms: {region: x}\n")
+    open(cfg, "w").write(text)
+    with pytest.raises(ConfigError, match="keys.aws-kms: settings for another KMS"):
+        load_config(cfg)
+
+
+def test_missing_client_library_names_the_extra(monkeypatch):
+    monkeypatch.setitem(kr_mod.KMS_BACKENDS, "test-missing",
+                        ("privgate_no_such_module", "X", "aws"))
+    with pytest.raises(KeyringError, match=r"pip install 'privgate\[aws\]'"):
+        kr_mod.external_kms("test-missing", {})
+
+
+def test_local_keyring_imports_no_kms_client_library(keyring_path):
+    code = ("import sys; from privgate.keyring import open_keyring; "
+            f"k = open_keyring({keyring_path!r}); k.data_key('token'); "
+            "bad = [m for m in ('boto3', 'pkcs11', 'google.cloud.kms_v1', 'grpc') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
