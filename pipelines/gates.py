@@ -22,6 +22,7 @@ import os
 
 import pyarrow as pa
 
+from privgate.keyring import kek_context
 from schemas.model import RunConfig
 
 log = logging.getLogger("privgate.gates")
@@ -144,7 +145,7 @@ class Gates:
         plot_cols = [c for c in schema.output_columns if c.action in ("ldp", "generalize")]
         output_suite = v.load_suite(gates.expectations) if gates.expectations else None
 
-        files = _output_files(staging, keyring.kms)
+        files = _output_files(staging, keyring.kms.bound(kek_context(cfg.dataset)))
         out_schema = files[0].schema_arrow if files else None
         # Pass 1, every row: only the columns whole-output checks need.
         partial_classes, partial_domains, suite_results = [], [], []

@@ -20,7 +20,7 @@ from collections import Counter
 
 from privgate import __version__
 from privgate.errors import ConfigError, DataError
-from privgate.keyring import open_keyring
+from privgate.keyring import kek_context, open_keyring
 from schemas.model import RunConfig, load_config
 from transforms import manifest as mf
 
@@ -327,8 +327,9 @@ class Budget:
 
 def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: str,
                    budget: Budget | None = None, guard: dict | None = None) -> dict:
-    out_files, _ = _describe_files(staging, "data", keyring.kms)
-    q_files, reasons = _describe_files(staging, "quarantine", keyring.kms)
+    kek_kms = keyring.kms.bound(kek_context(cfg.dataset))
+    out_files, _ = _describe_files(staging, "data", kek_kms)
+    q_files, reasons = _describe_files(staging, "quarantine", kek_kms)
     stats = _read_stats(staging)
     input_rows = sum(s["rows"] for s in stats)
     output_rows = sum(f["rows"] for f in out_files)
@@ -381,6 +382,7 @@ def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: 
             "kms": keyring.kms.name,
             "keyring_id": keyring.keyring_id,
             "master_key_versions": keyring.kms.versions(),
+            "kek_context": kek_context(cfg.dataset),
         },
         "gate": None,
     }
@@ -458,47 +460,48 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
     files = match_inputs(cfg)
     precheck_headers(cfg, files)
     side = SideWorker()
-    head_rows = KeepGuard.rows_wanted(cfg)
-    if cfg.gates is not None:
-        from pipelines.gates import Gates
+    try:  # the side worker is closed on every path
+        head_rows = KeepGuard.rows_wanted(cfg)
+        if cfg.gates is not None:
+            from pipelines.gates import Gates
 
-        head_rows = max(head_rows, Gates.rows_wanted(cfg))
-    head = input_head(cfg, files, head_rows)
-    guard = KeepGuard(cfg, head, side)
-    gates = Gates(cfg, head, side) if cfg.gates is not None else None
-    budget = Budget(cfg, keyring, allow_budget_overrun) if cfg.schema.ldp_columns else None
+            head_rows = max(head_rows, Gates.rows_wanted(cfg))
+        head = input_head(cfg, files, head_rows)
+        guard = KeepGuard(cfg, head, side)
+        gates = Gates(cfg, head, side) if cfg.gates is not None else None
+        budget = Budget(cfg, keyring, allow_budget_overrun) if cfg.schema.ldp_columns else None
 
-    started = dt.datetime.now(dt.UTC)
-    run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
-    target = os.path.abspath(target)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    _clean_stale(target)
-    staging = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}"
-                           f".privgate-tmp-{run_id}")
-    os.makedirs(staging)
-    try:
-        log.info("run %s: %d input file(s) -> %s", run_id, len(files), target)
-        with Display(enabled=show_progress):
-            pipeline = build_pipeline(cfg, files, staging, beam_args)
-            pipeline.run().wait_until_finish()
-        guard_section = guard.result(raise_on_fail=cfg.gates is None)
-        body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
-                              staging, budget, guard_section)
-        shutil.rmtree(os.path.join(staging, "_work"))
-        if gates is not None:
-            body["gate"] = gates.evaluate(staging, keyring, body)
-            body["report"] = {"files": [
-                {"path": f"report/{name}", "sha256": mf.file_sha256(
-                    os.path.join(staging, "report", name))}
-                for name in sorted(os.listdir(os.path.join(staging, "report")))]}
-        doc = mf.sign(body, keyring.signing_key())
-        _write_manifest(staging, doc)
-        if budget:  # spend before release: a crash after this over-counts, never under
-            budget.record(run_id)
-        _publish(staging, target, run_id)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        started = dt.datetime.now(dt.UTC)
+        run_id = started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+        target = os.path.abspath(target)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        _clean_stale(target)
+        staging = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}"
+                               f".privgate-tmp-{run_id}")
+        os.makedirs(staging)
+        try:
+            log.info("run %s: %d input file(s) -> %s", run_id, len(files), target)
+            with Display(enabled=show_progress):
+                pipeline = build_pipeline(cfg, files, staging, beam_args)
+                pipeline.run().wait_until_finish()
+            guard_section = guard.result(raise_on_fail=cfg.gates is None)
+            body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
+                                  staging, budget, guard_section)
+            shutil.rmtree(os.path.join(staging, "_work"))
+            if gates is not None:
+                body["gate"] = gates.evaluate(staging, keyring, body)
+                body["report"] = {"files": [
+                    {"path": f"report/{name}", "sha256": mf.file_sha256(
+                        os.path.join(staging, "report", name))}
+                    for name in sorted(os.listdir(os.path.join(staging, "report")))]}
+            doc = mf.sign(body, keyring.signing_key())
+            _write_manifest(staging, doc)
+            if budget:  # spend before release: a crash after this over-counts, never under
+                budget.record(run_id)
+            _publish(staging, target, run_id)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     finally:
         side.close()
     gate = body.get("gate")

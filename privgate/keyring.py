@@ -86,6 +86,45 @@ class Kms(ABC):
         """A view that may use only the master keys in `allowed` (least privilege)."""
         return _RestrictedKms(self, frozenset(allowed))
 
+    def ensure_master_keys(self, masters: tuple[str, ...]) -> None:
+        """Called by `keys init`: check (or, where the backend can, create) the master keys."""
+        for m in masters:  # default: a wrap proves the key exists and is usable
+            self.unwrap(m, self.wrap(m, b"\0" * 32, b"privgate:probe"), b"privgate:probe")
+
+    def bound(self, context: str) -> Kms:
+        """This KMS with `context` as the AAD of calls made without one: Parquet key-encryption
+        keys are wrapped under the dataset's context (`kek_context`), so a KEK moved to
+        another dataset does not unwrap (an AWS encryption context naming the dataset).
+        One view per context and KMS object, so pyarrow's KEK cache is reused."""
+        with _BOUND_LOCK:
+            views = self.__dict__.setdefault("_bound_views", {})
+            if context not in views:
+                views[context] = _BoundKms(self, context)
+            return views[context]
+
+
+_BOUND_LOCK = threading.Lock()
+
+
+def kek_context(dataset: str) -> str:
+    """The AAD under which a dataset's Parquet KEKs are wrapped (recorded in the manifest)."""
+    return f"privgate-dataset:{dataset}"
+
+
+class _BoundKms(Kms):
+    def __init__(self, inner: Kms, context: str):
+        self._inner, self._aad = inner, context.encode("utf-8")
+        self.name = inner.name
+
+    def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str:
+        return self._inner.wrap(master_key_id, key, aad or self._aad)
+
+    def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes:
+        return self._inner.unwrap(master_key_id, wrapped, aad or self._aad)
+
+    def versions(self) -> dict[str, int | str]:
+        return self._inner.versions()
+
 
 class _RestrictedKms(Kms):
     def __init__(self, inner: Kms, allowed: frozenset[str]):
@@ -379,6 +418,7 @@ def _wrap_all(kms: Kms, keyring_id: str, dpk_bytes: dict[str, bytes], raw_sk: by
 
 def _init_external(path: str, kind: str, settings: dict) -> Keyring:
     kms = external_kms(kind, settings)
+    kms.ensure_master_keys(MASTER_KEYS)
     keyring_id = str(uuid.uuid4())
     created = _now()
     raw_sk, raw_pk = _new_signing_key()

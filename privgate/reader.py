@@ -91,7 +91,7 @@ def read_table(output: str, columns: list[str] | None = None,
         unknown = [c for c in columns if c not in (names if not quarantine else columns)]
         if unknown:
             raise VerifyError(f"{output}: no column '{unknown[0]}' in the output")
-    props = decryption_properties(kr.kms)
+    props = decryption_properties(kr.kms.bound(body["encryption"].get("kek_context", "")))
     tables, remaining = [], limit
     schema = None
     for f in section["files"]:

@@ -185,9 +185,15 @@ def test_flipped_byte_fails_verify_and_read(demo_run, keyring_path, tmp_path):
     # even past the hash check, AES-GCM refuses the modified file
     from privgate.parquet_crypto import decryption_properties
 
+    kms = open_keyring(keyring_path).kms
     with pytest.raises(OSError):
         pq.ParquetFile(path, decryption_properties=decryption_properties(
-            open_keyring(keyring_path).kms)).read()
+            kms.bound(doc["manifest"]["encryption"]["kek_context"]))).read()
+    # the KEKs are bound to the dataset: another dataset's context cannot unwrap them
+    good = os.path.join(out, doc["manifest"]["output"]["files"][0]["path"])
+    with pytest.raises(KeyringError, match="cannot unwrap"):
+        pq.ParquetFile(good, decryption_properties=decryption_properties(
+            kms.bound("privgate-dataset:other"))).read()
 
 
 def test_tampered_manifest_and_missing_manifest_are_refused(demo_run, keyring_path, tmp_path):

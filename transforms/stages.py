@@ -11,6 +11,7 @@ import json
 import apache_beam as beam
 import pyarrow as pa
 
+from privgate.keyring import kek_context
 from schemas.model import InputSpec, RunConfig, Schema
 from transforms import progress
 from transforms.contract import QUARANTINE_SCHEMA, check_batch
@@ -102,7 +103,7 @@ class ProtectDataset(beam.PTransform):
         protected | "WriteProtected" >> beam.io.Write(
             EncryptedParquetSink(
                 f"{self._staging}/data/part", out_schema, groups, cfg.keys.keyring,
-                cfg.output.compression, cfg.output.row_group_rows,
+                cfg.output.compression, cfg.output.row_group_rows, kek_context(cfg.dataset),
             )
         )
         q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
@@ -113,6 +114,7 @@ class ProtectDataset(beam.PTransform):
                 EncryptedParquetSink(
                     f"{self._staging}/quarantine/part", QUARANTINE_SCHEMA, q_groups,
                     cfg.keys.keyring, cfg.output.compression, cfg.output.row_group_rows,
+                    kek_context(cfg.dataset),
                 )
             )
         )

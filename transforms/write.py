@@ -43,10 +43,12 @@ class EncryptedParquetSink(filebasedsink.FileBasedSink):
         keyring_path: where workers open the keyring (a path, not a secret).
         compression: parquet codec (zstd or snappy).
         row_group_rows: maximum rows per row group.
+        kek_context: AAD for the KEK wraps (`privgate.keyring.kek_context(dataset)`).
     """
 
     def __init__(self, file_path_prefix: str, schema: pa.Schema, groups: dict[str, str],
-                 keyring_path: str, compression: str, row_group_rows: int):
+                 keyring_path: str, compression: str, row_group_rows: int,
+                 kek_context: str = ""):
         super().__init__(
             file_path_prefix,
             coder=None,
@@ -61,10 +63,11 @@ class EncryptedParquetSink(filebasedsink.FileBasedSink):
         self._keyring_path = keyring_path
         self._compression = compression
         self._row_group_rows = row_group_rows
+        self._kek_context = kek_context
 
     def open(self, temp_path):
         handle = super().open(temp_path)
-        kms = open_keyring(self._keyring_path).kms
+        kms = open_keyring(self._keyring_path).kms.bound(self._kek_context)
         writer = pq.ParquetWriter(
             handle,
             self._schema,
