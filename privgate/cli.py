@@ -150,6 +150,15 @@ def _run(args, beam_args) -> int:
 
     doc = run(args.config, beam_args, show_progress=False if args.no_progress else None,
               allow_budget_overrun=args.allow_budget_overrun)
+    if doc.get("dry_run"):
+        print(f"privgate: dry run: {doc['runner']} job {doc['job_name']} built and validated "
+              f"offline ({doc['transforms']} transforms); nothing was submitted and nothing "
+              "was written")
+        print(f"privgate: a real run would write {doc['output_dir']} (staging "
+              f"{doc['staging']}, manifest last)")
+        for note in doc["notes"]:
+            print(f"privgate: note: {note}", file=sys.stderr)
+        return 0
     body = doc["manifest"]
     r = body["reconciliation"]
     print(
