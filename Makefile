@@ -11,7 +11,7 @@ DEMO_PASSPHRASE ?= privgate-demo-only-passphrase
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock setup.py
+$(STAMP): requirements.lock setup.py privgate/_hmac.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -21,16 +21,20 @@ demo: install
 	PRIVGATE_KEYRING_PASSPHRASE="$${PRIVGATE_KEYRING_PASSPHRASE:-$(DEMO_PASSPHRASE)}" \
 	  $(PY) -m pipelines.demo --rows 2000
 
-# Protocol peers the KMS tests start themselves: SoftHSM2 (a PKCS#11 token, Debian package).
-# moto_server and the Cloud KMS gRPC fake come from the lock file.
+# What the tests need beyond the lock file: SoftHSM2 (a PKCS#11 token the KMS tests set up
+# themselves) and OpenSSL headers (the optional C HMAC extension, privgate/_hmac.c), both
+# Debian packages. moto_server and the Cloud KMS gRPC fake come from the lock file.
 SOFTHSM_LIB ?= /usr/lib/softhsm/libsofthsm2.so
+APT_PKGS := $(if $(wildcard $(SOFTHSM_LIB)),,softhsm2) \
+            $(if $(wildcard /usr/include/openssl/sha.h),,libssl-dev)
 test-peers:
-	@test -e $(SOFTHSM_LIB) || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -q softhsm2 >/dev/null || \
-	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q softhsm2 >/dev/null; }; }
+	@pkgs="$(strip $(APT_PKGS))"; [ -z "$$pkgs" ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q $$pkgs >/dev/null || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$pkgs >/dev/null; }; }
 	@test -e $(SOFTHSM_LIB) || { echo "SoftHSM2 missing: apt-get install softhsm2" >&2; exit 1; }
 
-test: install test-peers
+test: test-peers install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
