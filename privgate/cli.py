@@ -152,7 +152,7 @@ def _run(args, beam_args) -> int:
               allow_budget_overrun=args.allow_budget_overrun)
     if doc.get("dry_run"):
         print(f"privgate: dry run: {doc['runner']} job {doc['job_name']} built and validated "
-              f"offline ({doc['transforms']} transforms); nothing was submitted and nothing "
+              f"offline ({doc['transforms']} transforms); nothing was submitted and no output "
               "was written")
         print(f"privgate: a real run would write {doc['output_dir']} (staging "
               f"{doc['staging']}, manifest last)")
