@@ -317,6 +317,9 @@ def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
         precheck_headers(cfg, files)
         notes.append("input is on this machine's disk: Dataflow workers cannot read it")
     parent, name = _split_target(cfg.output.path)
+    if "://" in cfg.output.path and "://" not in parent:  # gs://bucket: no room for staging
+        raise ConfigError(cfg.source, "output.path", "must be a directory inside a bucket "
+                          "(gs://BUCKET/PATH)")
     if "://" not in parent:
         notes.append("output is a local directory: Dataflow workers cannot write it")
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]

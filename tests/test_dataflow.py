@@ -147,6 +147,16 @@ def test_dataflow_usage_errors_exit_2(tmp_path, keyring_path, demo_csv, drop, ex
     assert sorted(os.listdir(tmp_path)) == ["run.yaml"]
 
 
+@pytest.mark.parametrize("output", ["gs://demo-bucket", "gs://demo-bucket/"])
+def test_dry_run_output_at_a_bucket_root_is_a_config_error(tmp_path, keyring_path, demo_csv,
+                                                           output):
+    cfg = _on_gcs(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path,
+                  output=output)
+    with pytest.raises(ConfigError) as e:
+        run(cfg, [*DATAFLOW, "--dry_run=True"], show_progress=False)
+    assert e.value.key_path == "output.path"
+
+
 def test_real_dataflow_run_is_refused_by_the_cli(tmp_path, keyring_path, demo_csv):
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
     r = cli("run", cfg, *DATAFLOW, "--dry_run=False")
