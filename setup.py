@@ -28,7 +28,7 @@ setup(
         "demo": ["faker>=40"],
         "pkcs11": ["python-pkcs11>=0.10"],
         "aws": ["boto3>=1.40"],
-        "gcp": ["google-cloud-kms>=3", "apache-beam[gcp]>=2.77,<3"],
+        "gcp": ["google-cloud-kms>=3", "google-crc32c>=1.5", "apache-beam[gcp]>=2.77,<3"],
     },
     # HMAC-SHA256 over many values with OpenSSL (libssl-dev to build); optional: without it
     # transforms.actions.HmacSha256 falls back to hashlib, bit-identical and ~5x slower.
