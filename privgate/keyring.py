@@ -159,6 +159,21 @@ KMS_BACKENDS = {
 }
 
 
+def check_kms_settings(kind: str, settings: dict) -> None:
+    """Validate an external KMS's settings without contacting it (KeyringError naming the
+    setting, e.g. `keys.aws-kms.region: ...`)."""
+    import importlib
+
+    module, _, extra = KMS_BACKENDS[kind]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return  # reported when the keyring is opened, with the extra to install
+    parse = getattr(mod, "_parse_settings", None)  # each backend module validates its own
+    if parse is not None:
+        parse(settings)
+
+
 def external_kms(kind: str, settings: dict) -> Kms:
     """Instantiate an external KMS backend from its (non-secret) settings."""
     import importlib

@@ -506,6 +506,16 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
     settings = keys.get(kms) if kms != "local" else None
     if settings is not None and not isinstance(settings, dict):
         raise keys.err(kms, "must be a mapping of KMS settings")
+    if settings:
+        from privgate.errors import KeyringError
+        from privgate.keyring import check_kms_settings
+
+        try:
+            check_kms_settings(kms, settings)
+        except KeyringError as e:
+            msg = str(e)
+            raise ConfigError(source, "" if msg.startswith("keys.") else f"keys.{kms}",
+                              msg) from None
     keys_spec = KeysSpec(
         kms=kms,
         keyring=resolve_path(source, keys.str("keyring", required=True)),

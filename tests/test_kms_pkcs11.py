@@ -408,3 +408,21 @@ def test_documented_settings_example_is_valid(hsm):
     assert example["keys"]["kms"] == "pkcs11" and settings["pin_env"] == hsm.pin_env
     kms = Pkcs11Kms(dict(settings, token=hsm.label))
     assert kms._labels == {m: f"privgate-{m}" for m in MASTER_KEYS}
+
+
+def test_multi_process_runner_workers_log_in_to_the_token(tmp_path, demo_csv, settings, hsm):
+    """Beam workers in other processes open the keyring themselves and log in to the token
+    (nothing from the launcher's session can reach them)."""
+    from privgate.reader import read_table
+    from tests.conftest import cli, write_config
+
+    path = str(tmp_path / "hsm-keyring.json")
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=path, kms="pkcs11",
+                       kms_settings=settings)
+    assert cli("keys", "init", "--config", cfg, env=hsm.env).returncode == 0
+    r = cli("run", cfg, "--no-progress", "--direct_num_workers", "2",
+            "--direct_running_mode", "multi_processing", env=hsm.env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = read_table(str(tmp_path / "out"), keyring=path)
+    raw_rows = sum(1 for _ in open(demo_csv)) - 1
+    assert 0 < out.num_rows <= raw_rows

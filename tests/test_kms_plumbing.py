@@ -88,9 +88,11 @@ def test_kek_round_trips_do_not_grow_with_files_or_columns(keyring_path, tmp_pat
 def test_config_kms_must_match_the_keyring(tmp_path, demo_csv, keyring_path):
     from pipelines.run import run
     from tests.conftest import write_config
+    from tests.softhsm import MODULE
 
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, kms="pkcs11",
-                       kms_settings={"module": "/nonexistent.so"})
+                       kms_settings={"module": MODULE, "token": "t",
+                                     "keys": {"pii": "a", "data": "b", "footer": "c"}})
     with pytest.raises(ConfigError, match="keys.kms: is pkcs11 but keyring .* uses the local"):
         run(cfg, show_progress=False)
 
@@ -120,3 +122,23 @@ def test_local_keyring_imports_no_kms_client_library(keyring_path):
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("kind, settings, where", [
+    ("aws-kms", {"region": "eu-west-1", "keys": {"pii": "alias/a", "data": "alias/b"}},
+     "keys.aws-kms.keys.footer"),
+    ("gcp-kms", {"keys": {"pii": "x"}}, "keys.gcp-kms"),
+    ("pkcs11", {"module": "relative.so", "token": "t", "keys": {}}, "keys.pkcs11.module"),
+])
+def test_bad_kms_settings_are_config_errors_naming_file_and_key(tmp_path, demo_csv,
+                                                               keyring_path, kind, settings,
+                                                               where):
+    from schemas.model import load_config
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, kms=kind,
+                       kms_settings=settings)
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    assert str(e.value).startswith(f"{cfg}: {where}")
+    assert e.value.exit_code == 2
