@@ -54,6 +54,7 @@ import hmac
 import os
 import re
 import threading
+import time
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
@@ -146,7 +147,7 @@ class _TokenConnection:
         self.close()
         lib = _load_library(self.module)
         try:
-            token = lib.get_token(token_label=self.token_label)
+            token = _find_token(lib, self.token_label)
         except p11e.NoSuchToken:
             raise KeyringError(f"keys.pkcs11.token: no token labelled '{self.token_label}' in "
                                f"{self.module} (tokens: {_token_labels(lib)})") from None
@@ -165,6 +166,23 @@ class _TokenConnection:
             raise KeyringError(f"cannot log in to PKCS#11 token '{self.token_label}' "
                                f"({type(e).__name__})") from None
         self.pin_tag = _pin_tag(pin)
+
+
+def _find_token(lib, label: str, attempts: int = 6):
+    """`lib.get_token`, rescanning the slots a few times (~1.5 s in all) before giving up: a
+    token can be briefly invisible to one process while another one opens it (seen with
+    SoftHSM2's file store when two Beam workers log in at once) or while a device settles."""
+    for attempt in range(attempts):
+        try:
+            return lib.get_token(token_label=label)
+        except p11e.NoSuchToken:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * 2 ** attempt)
+            try:
+                lib.reinitialize()
+            except p11e.PKCS11Error:
+                pass
 
 
 def _token_labels(lib) -> str:
