@@ -330,6 +330,8 @@ def _iter_jsonl(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
                         explicit_schema=explicit, unexpected_field_behavior="infer"
                     ),
                 )
+                if table.num_rows != len(lines):  # e.g. a line of one stray byte, skipped
+                    raise pa.ArrowInvalid("row count differs from line count")
                 undeclared.update(n for n in table.column_names if n not in explicit.names)
                 yield RawBatch(path, offset, table.select(declared))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
