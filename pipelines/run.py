@@ -16,6 +16,7 @@ import logging
 import os
 import posixpath
 import shutil
+import sys
 import uuid
 from collections import Counter
 
@@ -96,29 +97,33 @@ class SideWorker:
         return self._pool.submit(fn, *args)
 
     def close(self):
-        """Stop the worker and join it. Called when the run has its results (or failed), so
-        nothing is lost by terminating it rather than waiting ~2 s for its interpreter to
-        tear down spaCy and Great Expectations."""
+        """Cancel queued jobs, let a running one finish, and join the worker process (which
+        skips its interpreter's teardown: see `_die_with_parent`)."""
         if self._pool is not None:
-            procs = list((self._pool._processes or {}).values())
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.join(10)
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
 
 def _die_with_parent() -> None:
     """Side worker initializer: if the run is killed (even SIGKILL), the worker goes too
-    (Linux PR_SET_PDEATHSIG; elsewhere the worker exits when its job queue closes)."""
+    (Linux PR_SET_PDEATHSIG; elsewhere the worker exits when its job queue closes). And when
+    it is shut down, it exits without tearing down its interpreter (spaCy, GX, matplotlib:
+    ~2 s): multiprocessing has run its finalizers by then, and the jobs' results are sent."""
+    import atexit
     import ctypes
     import signal
 
+    atexit.register(_exit_now)  # registered first, so it runs after every library's handler
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def _exit_now() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def input_head(cfg: RunConfig, files: list[str], rows: int):
