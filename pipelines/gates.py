@@ -66,16 +66,7 @@ def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]
     if input_suite:
         checks.append(v.suite_check("input_expectations", v.run_suite(
             head, v.load_suite(input_suite), "input_expectations")))
-    _warm_report()
     return checks
-
-
-def _warm_report() -> None:
-    """Import and exercise matplotlib now, while the pipeline runs, so the final render in
-    this worker is fast (a cold matplotlib costs ~1 s)."""
-    from transforms.report import _figure, _svg
-
-    _svg(_figure(1, 1))
 
 
 def _render(staging: str, verdict: dict, body: dict, plots: dict) -> None:

@@ -107,7 +107,7 @@ class SideWorker:
 def _die_with_parent() -> None:
     """Side worker initializer: if the run is killed (even SIGKILL), the worker goes too
     (Linux PR_SET_PDEATHSIG; elsewhere the worker exits when its job queue closes). And when
-    it is shut down, it exits without tearing down its interpreter (spaCy, GX, matplotlib:
+    it is shut down, it exits without tearing down its interpreter (spaCy, GX: up to
     ~2 s): multiprocessing has run its finalizers by then, and the jobs' results are sent."""
     import atexit
     import ctypes
