@@ -78,9 +78,10 @@ def precheck_headers(cfg: RunConfig, files: list[str]) -> None:
 
 
 class SideWorker:
-    """One spawned process on the other core for the fixed-cost checks (spaCy/Presidio and
-    Great Expectations load in ~2 s each): it runs while the pipeline runs and keeps its
-    loaded detector for later jobs. Jobs get input samples, never keys."""
+    """One spawned process for fixed-cost checks (spaCy/Presidio and Great Expectations load
+    in ~2-3 s each): it runs while the pipeline runs and keeps what it loaded for later jobs
+    (a run uses one for detection, one for GX). Started on the first job; jobs get input
+    samples, never keys."""
 
     def __init__(self):
         self._pool = None
@@ -589,8 +590,9 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
 
     files = match_inputs(cfg)
     precheck_headers(cfg, files)
-    side = SideWorker()
-    try:  # the side worker is closed on every path
+    side = SideWorker()  # spaCy/Presidio: keep-guard, then residual PII
+    gx_side = SideWorker()  # Great Expectations: the input contract, in parallel (gates only)
+    try:  # the side workers are closed on every path
         head_rows = KeepGuard.rows_wanted(cfg)
         if cfg.gates is not None:
             from pipelines.gates import Gates
@@ -598,7 +600,7 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
             head_rows = max(head_rows, Gates.rows_wanted(cfg))
         head = input_head(cfg, files, head_rows)
         guard = KeepGuard(cfg, head, side)
-        gates = Gates(cfg, head, side) if cfg.gates is not None else None
+        gates = Gates(cfg, head, side, gx_side) if cfg.gates is not None else None
         budget = Budget(cfg, keyring, allow_budget_overrun) if cfg.schema.ldp_columns else None
 
         started = dt.datetime.now(dt.UTC)
@@ -634,6 +636,7 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
             raise
     finally:
         side.close()
+        gx_side.close()
     gate = body.get("gate")
     if gate and gate["status"] == "failed":
         from privgate.errors import GateError
