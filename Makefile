@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The demo keyring passphrase is for the synthetic demo only; real runs set their own.
 DEMO_PASSPHRASE ?= privgate-demo-only-passphrase
 
-.PHONY: install demo test test-peers lint bench lock clean
+.PHONY: install demo test test-peers lint bench bench-memory lock clean
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ bench: install
 	$(PY) benchmarks/bench_spine.py --rows 1000000 --gates --repeat 3
 	$(PY) benchmarks/bench_ldp.py
 	$(PY) benchmarks/detect_eval.py
+
+# ~25 min and ~11 GB of temp disk: 10 GB of generated CSV, peak RSS with 1 and 2 workers.
+bench-memory: install
+	$(PY) benchmarks/bench_memory.py --gb 10 --workers 1 2
 
 # Re-pin dependencies (needs pip-tools; not part of install).
 lock:
