@@ -35,6 +35,8 @@ test-peers:
 	@test -e $(SOFTHSM_LIB) || { echo "SoftHSM2 missing: apt-get install softhsm2" >&2; exit 1; }
 
 test: test-peers install
+	@$(PY) -c "import privgate._hmac" 2>/dev/null || \
+	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # built before libssl-dev
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
