@@ -27,21 +27,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-SCHEMA = """\
-record_key: customer_id
-columns:
-  customer_id: {type: string, action: tokenize}
-  email:       {type: string, pii: EMAIL_ADDRESS, action: mask, keep_last: 4}
-  phone:       {type: string, pii: PHONE_NUMBER, action: tokenize}
-  ssn:         {type: string, pii: US_SSN, action: encrypt}
-  birth_date:  {type: date, action: generalize, date_part: year}
-  zip:         {type: string, action: generalize, keep_prefix: 3}
-  age:         {type: int, action: generalize, bucket: 10}
-  signup_at:   {type: timestamp, action: date_shift, max_days: 30}
-  plan:        {type: string, action: keep}
-  score:       {type: float, action: keep}
-"""
+from bench_spine import SCHEMA  # noqa: E402  the spine benchmark's policy, same actions
 
 CHUNK_ROWS = 500_000
 
