@@ -435,8 +435,11 @@ class Budget:
             log.warning("budget overrun allowed by --allow-budget-overrun; recorded")
 
     def record(self, run_id: str) -> None:
+        # checked again under the ledger's lock: a concurrent run may have spent it meanwhile
         self.ledger.record(self.cfg.dataset, run_id, self.epsilon, memoized=self.memoized,
-                           memo_id=self.memo_id, overrun=self.overrun)
+                           memo_id=self.memo_id, overrun=self.overrun,
+                           lifetime_max=None if self.overrun
+                           else self.cfg.privacy.lifetime_epsilon_max)
 
     def summary(self) -> dict:
         p = self.cfg.privacy

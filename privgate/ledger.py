@@ -216,6 +216,11 @@ class EpsilonLedger:
         limit = _check_epsilon(lifetime_max)
         spent = self.spent(dataset)
         charge = self.charge_for(dataset, epsilon, memoized=memoized, memo_id=memo_id)
+        self._refuse_past(dataset, spent, charge, limit)
+        return spent + charge
+
+    @staticmethod
+    def _refuse_past(dataset: str, spent: float, charge: float, limit: float) -> None:
         total = spent + charge
         # A run that releases nothing new (a memoized repeat) is never refused, even on a
         # dataset an earlier allowed overrun already took past the maximum.
@@ -224,12 +229,15 @@ class EpsilonLedger:
                 f"dataset '{dataset}': this run would bring its spent epsilon from "
                 f"{spent:g} to {total:g}, above privacy.lifetime_epsilon_max {limit:g} "
                 "(--allow-budget-overrun overrides, and is recorded)")
-        return total
 
     def record(self, dataset: str, run_id: str, epsilon: float, *, memoized: bool = False,
                memo_id: str | None = None, overrun: bool = False,
-               time: str | None = None) -> LedgerEntry:
+               time: str | None = None, lifetime_max: float | None = None) -> LedgerEntry:
         """Append a run's spending (the charge is computed under the lock).
+
+        With `lifetime_max`, the budget is checked again under the same lock, so two runs
+        that both passed `check` cannot both spend the last of it: the later one is refused
+        here, before its output is published.
 
         Args:
             dataset: dataset name.
@@ -239,9 +247,11 @@ class EpsilonLedger:
             memo_id: the memoized noise domain.
             overrun: the run was allowed past the lifetime maximum.
             time: ISO time to record; now (UTC) when None.
+            lifetime_max: refuse (and record nothing) when the total would exceed it.
         Returns:
             the recorded entry.
         Raises:
+            BudgetExceeded: `lifetime_max` given and this charge would exceed it.
             LedgerError: the ledger cannot be read or written.
         """
         eps = _check_epsilon(epsilon)
@@ -251,9 +261,12 @@ class EpsilonLedger:
                 doc = self._load()
                 runs = doc["datasets"].setdefault(dataset, [])
                 entries = [LedgerEntry(**e) for e in runs]
-                entry = LedgerEntry(str(run_id), when, eps,
-                                    self._charge(entries, eps, bool(memoized), memo_id),
-                                    bool(memoized), memo_id, bool(overrun))
+                charge = self._charge(entries, eps, bool(memoized), memo_id)
+                if lifetime_max is not None:
+                    self._refuse_past(dataset, math.fsum(e.charged for e in entries), charge,
+                                      _check_epsilon(lifetime_max))
+                entry = LedgerEntry(str(run_id), when, eps, charge, bool(memoized), memo_id,
+                                    bool(overrun))
                 runs.append(asdict(entry))
                 self._save(doc)
         except OSError as e:

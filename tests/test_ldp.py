@@ -756,3 +756,17 @@ def test_ledger_unreadable_is_an_error_not_a_reset(tmp_path):
     with pytest.raises(LedgerError):
         ledger.record("ds", "r1", 1.0)
     assert path.read_text() == "{not json"
+
+
+def test_two_runs_that_both_passed_the_check_cannot_both_spend_the_budget(tmp_path):
+    """check() and record() are separate steps (the run happens in between): record()
+    checks again under the ledger's lock and refuses the later run, recording nothing."""
+    ledger = EpsilonLedger(str(tmp_path / "l.json"))
+    assert ledger.check("ds", 1.0, 1.5) == 1.0  # run A passes
+    assert ledger.check("ds", 1.0, 1.5) == 1.0  # run B passes too, concurrently
+    ledger.record("ds", "run-a", 1.0, lifetime_max=1.5)
+    with pytest.raises(BudgetExceeded, match="from 1 to 2"):
+        ledger.record("ds", "run-b", 1.0, lifetime_max=1.5)
+    assert [e.run_id for e in ledger.entries("ds")] == ["run-a"]
+    # an allowed overrun passes no maximum and is recorded as such
+    assert ledger.record("ds", "run-c", 1.0, overrun=True).overrun

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -174,3 +175,34 @@ def test_record_epsilon_over_the_max_is_a_config_error(tmp_path, keyring_path, d
     with pytest.raises(Exception, match="privacy: is required"):
         load_config(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path,
                                  privacy="null"))
+
+
+def test_a_concurrent_run_that_spent_the_budget_stops_publication(tmp_path, keyring_path,
+                                                                 demo_csv, monkeypatch):
+    """Another run records its spending while this one runs: this run is refused at record
+    time (exit 3), publishes nothing and records nothing."""
+    from pipelines import run as run_mod
+    from privgate.ledger import BudgetExceeded, EpsilonLedger
+
+    schema = """\
+        columns:
+          plan: {type: string, action: keep}
+          smoker: {type: bool, action: ldp, epsilon: 1.0}
+        """
+    ledger = tmp_path / "ledger.json"
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=schema,
+                       privacy=f"{{record_epsilon_max: 1.0, lifetime_epsilon_max: 1.5, "
+                               f"ledger: {ledger}}}")
+    original = run_mod.Budget.record
+
+    def concurrent_run_first(self, run_id):
+        EpsilonLedger(str(ledger)).record("test_ds", "the-other-run", 1.0)
+        return original(self, run_id)
+
+    monkeypatch.setattr(run_mod.Budget, "record", concurrent_run_first)
+    with pytest.raises(BudgetExceeded, match="from 1 to 2"):
+        run_mod.run(cfg, show_progress=False)
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in os.listdir(tmp_path) if "privgate-tmp" in p]  # staging removed
+    entries = json.loads(ledger.read_text())["datasets"]["test_ds"]
+    assert [e["run_id"] for e in entries] == ["the-other-run"]
