@@ -441,7 +441,9 @@ def _init_external(path: str, kind: str, settings: dict) -> Keyring:
     dpks, signing = _wrap_all(kms, keyring_id, dpk_bytes, raw_sk, created)
     doc = {"format": FORMAT, "version": 1, "keyring_id": keyring_id, "kms": kind,
            "kms_settings": settings, "public_key": _b64(raw_pk), "created": created,
-           "dpks": dpks, "signing_key": signing}
+           "dpks": dpks, "signing_key": signing,
+           # when privgate first used each master key version (the KMS keeps the keys)
+           "master_key_history": {m: {str(v): created} for m, v in kms.versions().items()}}
     _write_doc(path, doc, create=True)
     return _open_uncached(path)
 
@@ -480,8 +482,12 @@ def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[st
         dpk_bytes = {name: kr.data_key(name) for name in doc["dpks"]}
         raw_sk = kr.signing_key().private_bytes_raw()
         versions = {m: kr.kms.rotate(m) for m in masters}
+        now = _now()
+        history = doc.setdefault("master_key_history", {})
+        for m, v in versions.items():
+            history.setdefault(m, {})[str(v)] = now
         doc["dpks"], doc["signing_key"] = _wrap_all(kr.kms, kr.keyring_id, dpk_bytes, raw_sk,
-                                                    _now(), doc["dpks"])
+                                                    now, doc["dpks"])
         _write_doc(path, doc, create=False)
         _CACHE.clear()
         return versions
@@ -513,7 +519,8 @@ def describe_keyring(path: str) -> dict:
             "kms": doc["kms"],
             "kms_settings": doc["kms_settings"],
             "created": doc["created"],
-            "master_keys": {m: {"current": v, "versions": {}}
+            "master_keys": {m: {"current": v,
+                                "versions": doc.get("master_key_history", {}).get(m, {})}
                             for m, v in sorted(kms.versions().items())},
             "data_protection_keys": {n: {"wrapped_by": e["master_key"],
                                          "master_key_version": _wrapped_version(e["wrapped"]),

@@ -85,6 +85,9 @@ def check_keyring_end_to_end(tmp_path, demo_csv, kind: str, settings: dict, env=
     info = describe_keyring(path)
     assert {m: str(e["current"]) for m, e in info["master_keys"].items()} == {
         m: str(v) for m, v in new_versions.items()}
+    for m, e in info["master_keys"].items():  # first use of both versions, with a time
+        assert set(e["versions"]) == {str(versions[m]), str(new_versions[m])}
+        assert all(isinstance(t, str) and t[:2] == "20" for t in e["versions"].values())
     new = run(write_config(tmp_path, input_path=demo_csv, keyring=path, output="new",
                            kms=kind, kms_settings=settings), show_progress=False)
     assert {m: str(v) for m, v in new["manifest"]["encryption"]["master_key_versions"]
