@@ -38,6 +38,7 @@ test: test-peers install
 	@$(PY) -c "import privgate._hmac" 2>/dev/null || \
 	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # built before libssl-dev
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 lint: install

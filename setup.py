@@ -32,7 +32,8 @@ setup(
     },
     # HMAC-SHA256 over many values with OpenSSL (libssl-dev to build); optional: without it
     # transforms.actions.HmacSha256 falls back to hashlib, bit-identical and ~5x slower.
-    ext_modules=[Extension("privgate._hmac", ["privgate/_hmac.c"], libraries=["crypto"],
-                           optional=True)],
+    ext_modules=[
+        Extension("privgate._hmac", ["privgate/_hmac.c"], libraries=["crypto"], optional=True)
+    ],
     entry_points={"console_scripts": ["privgate=privgate.cli:main"]},
 )

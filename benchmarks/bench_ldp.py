@@ -36,19 +36,39 @@ def columns(n: int) -> list[tuple[str, pa.Array, dict]]:
     rng = np.random.default_rng(1)
     income = pa.array(rng.gamma(2.0, 30_000.0, n))
     age = pa.array(rng.integers(10, 100, n))
-    gender = pa.array(np.array(["female", "male", "other", "unknown"])[
-        rng.integers(0, 4, n)])
+    gender = pa.array(np.array(["female", "male", "other", "unknown"])[rng.integers(0, 4, n)])
     smoker = pa.array(rng.random(n) < 0.2)
-    cols = [(m, income, {"type": "float", "mechanism": m, "epsilon": 1.0,
-                         "bounds": [0, 250_000]})
-            for m in ("piecewise", "laplace", "duchi", "hybrid")]
-    cols.append(("geometric", age, {"type": "int", "mechanism": "geometric", "epsilon": 1.0,
-                                    "bounds": [17, 90]}))
-    cols.append(("piecewise/int", age, {"type": "int", "mechanism": "piecewise",
-                                        "epsilon": 1.0, "bounds": [17, 90]}))
-    cols.append(("grr", gender, {"type": "string", "mechanism": "grr", "epsilon": 1.0,
-                                 "categories": ["female", "male", "other"],
-                                 "other": "other"}))
+    cols = [
+        (m, income, {"type": "float", "mechanism": m, "epsilon": 1.0, "bounds": [0, 250_000]})
+        for m in ("piecewise", "laplace", "duchi", "hybrid")
+    ]
+    cols.append(
+        (
+            "geometric",
+            age,
+            {"type": "int", "mechanism": "geometric", "epsilon": 1.0, "bounds": [17, 90]},
+        )
+    )
+    cols.append(
+        (
+            "piecewise/int",
+            age,
+            {"type": "int", "mechanism": "piecewise", "epsilon": 1.0, "bounds": [17, 90]},
+        )
+    )
+    cols.append(
+        (
+            "grr",
+            gender,
+            {
+                "type": "string",
+                "mechanism": "grr",
+                "epsilon": 1.0,
+                "categories": ["female", "male", "other"],
+                "other": "other",
+            },
+        )
+    )
     cols.append(("rr", smoker, {"type": "bool", "mechanism": "rr", "epsilon": 0.5}))
     return cols
 
@@ -70,14 +90,19 @@ def main(argv=None) -> int:
     n = args.rows
     key = os.urandom(32)  # throwaway PRF key: the benchmark never touches a keyring
     record_keys = pc.binary_join_element_wise(
-        "C", pc.utf8_lpad(pa.array(np.arange(n).astype(str)), 8, "0"), "")
+        "C", pc.utf8_lpad(pa.array(np.arange(n).astype(str)), 8, "0"), ""
+    )
     print(f"LDP noise over {n:,} values of one column (best of {args.repeat}, seconds)")
-    print(f"{'mechanism':<15}{'fresh':>8}{'memoized':>10}{'(hmac)':>9}"
-          f"   targets: fresh <= {FRESH_TARGET}, memoized <= {MEMO_TARGET}")
+    print(
+        f"{'mechanism':<15}{'fresh':>8}{'memoized':>10}{'(hmac)':>9}"
+        f"   targets: fresh <= {FRESH_TARGET}, memoized <= {MEMO_TARGET}"
+    )
     ok = True
     for name, values, cfg in columns(n):
-        fresh, _ = best(lambda v=values, c=cfg: ldp.apply_ldp(
-            v, source=ldp.SecureRandomSource(), **c), args.repeat)
+        fresh, _ = best(
+            lambda v=values, c=cfg: ldp.apply_ldp(v, source=ldp.SecureRandomSource(), **c),
+            args.repeat,
+        )
 
         def memo(v=values, c=cfg):
             src = ldp.memoized_source(key, record_keys, "col", v, 1, **c)
@@ -89,8 +114,10 @@ def main(argv=None) -> int:
         hmacs, _ = best(lambda s=src, d=draws: s.uniforms(n, d), args.repeat)
         over = fresh > FRESH_TARGET or total > MEMO_TARGET
         ok &= not over
-        print(f"{name:<15}{fresh:>8.3f}{total:>10.3f}{hmacs:>9.3f}"
-              f"{'  <- over target' if over else ''}")
+        print(
+            f"{name:<15}{fresh:>8.3f}{total:>10.3f}{hmacs:>9.3f}"
+            f"{'  <- over target' if over else ''}"
+        )
     return 0 if ok else 1
 
 

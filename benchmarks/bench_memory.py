@@ -53,7 +53,8 @@ def generate(data_dir: str, gb: float, files: int) -> int:
             while sink.tell() < per_file:
                 t = synthetic_table(CHUNK_ROWS, seed=chunk)
                 ids = pc.binary_join_element_wise(
-                    pa.array([f"K{chunk}"] * t.num_rows), t.column("customer_id"), "-")
+                    pa.array([f"K{chunk}"] * t.num_rows), t.column("customer_id"), "-"
+                )
                 t = t.set_column(0, "customer_id", ids)
                 if writer is None:
                     writer = pcsv.CSVWriter(sink, t.schema)
@@ -97,8 +98,7 @@ def run_once(cfg: str, workers: int) -> tuple[float, int, int, str]:
     """Returns (seconds, peak tree RSS bytes, exit code, stderr tail)."""
     cmd = [sys.executable, "-m", "privgate.cli", "run", cfg, "--no-progress"]
     if workers > 1:
-        cmd += ["--direct_num_workers", str(workers),
-                "--direct_running_mode", "multi_processing"]
+        cmd += ["--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -143,8 +143,11 @@ def main() -> None:
             print(f"generating {args.gb} GB of CSV in {files} file(s) ...", flush=True)
             rows = generate(data_dir, args.gb, files)
             open(stamp, "w").write(str(rows))
-        size = sum(os.path.getsize(os.path.join(data_dir, f))
-                   for f in os.listdir(data_dir) if f.endswith(".csv"))
+        size = sum(
+            os.path.getsize(os.path.join(data_dir, f))
+            for f in os.listdir(data_dir)
+            if f.endswith(".csv")
+        )
         keyring = os.path.join(work, "keyring.json")
         if not os.path.exists(keyring):
             init_keyring(keyring)
@@ -156,15 +159,16 @@ def main() -> None:
             out = os.path.join(work, f"out-{w}")
             cfg = os.path.join(work, f"run-{w}.yaml")
             with open(cfg, "w") as f:
-                f.write(f"dataset: membench\ninput: {{path: '{data_dir}/*.csv', format: csv}}\n"
-                        f"schema: schema.yaml\noutput: {{path: {out}}}\n"
-                        f"keys: {{kms: local, keyring: {keyring}}}\n")
+                f.write(
+                    f"dataset: membench\ninput: {{path: '{data_dir}/*.csv', format: csv}}\n"
+                    f"schema: schema.yaml\noutput: {{path: {out}}}\n"
+                    f"keys: {{kms: local, keyring: {keyring}}}\n"
+                )
             secs, peak, rc, err = run_once(cfg, w)
             if rc != 0:
                 print(f"{w:>7} failed (exit {rc}):\n{err}")
                 continue
-            print(f"{w:>7} {secs:8.1f} {rows / secs:10,.0f} {peak / 2**30:13.2f} GiB",
-                  flush=True)
+            print(f"{w:>7} {secs:8.1f} {rows / secs:10,.0f} {peak / 2**30:13.2f} GiB", flush=True)
             shutil.rmtree(out, ignore_errors=True)
         print("target: peak RSS < 2 GiB on the 10 GB input")
     finally:

@@ -50,10 +50,13 @@ def run_plain_copy(src: str, out_dir: str) -> float:
     schema = pq.read_schema(src)
     t0 = time.perf_counter()
     with beam.Pipeline(runner=FnApiRunner()) as p:
-        (p
-         | beam.io.ReadFromParquetBatched(src)
-         | beam.io.WriteToParquetBatched(os.path.join(out_dir, "part"), schema, codec="zstd",
-                                         file_name_suffix=".parquet"))
+        (
+            p
+            | beam.io.ReadFromParquetBatched(src)
+            | beam.io.WriteToParquetBatched(
+                os.path.join(out_dir, "part"), schema, codec="zstd", file_name_suffix=".parquet"
+            )
+        )
     return time.perf_counter() - t0
 
 
@@ -72,9 +75,11 @@ def run_privgate(src: str, work: str, extra: str = "", out: str = "out") -> tupl
         f.write(SCHEMA)
     cfg = os.path.join(work, "bench.yaml")
     with open(cfg, "w") as f:
-        f.write(f"dataset: bench\ninput: {{path: {src}, format: parquet}}\n"
-                f"schema: {schema_path}\noutput: {{path: {work}/{out}}}\n"
-                f"keys: {{kms: local, keyring: {work}/keyring.json}}\n" + extra)
+        f.write(
+            f"dataset: bench\ninput: {{path: {src}, format: parquet}}\n"
+            f"schema: {schema_path}\noutput: {{path: {work}/{out}}}\n"
+            f"keys: {{kms: local, keyring: {work}/keyring.json}}\n" + extra
+        )
     t0 = time.perf_counter()
     doc = run(cfg, show_progress=False)
     return time.perf_counter() - t0, doc["manifest"]
@@ -109,16 +114,26 @@ def stage_breakdown(src: str, keyring_path: str, work: str) -> list[tuple[str, f
         cols = []
         for spec in schema.output_columns:
             arr = typed.column(spec.name).combine_chunks()
-            cols.append(timed(f"{spec.action} {spec.name}",
-                              lambda a=arr, s=spec, c=ctx: ACTIONS[s.action](a, s, c)))
+            cols.append(
+                timed(
+                    f"{spec.action} {spec.name}",
+                    lambda a=arr, s=spec, c=ctx: ACTIONS[s.action](a, s, c),
+                )
+            )
         protected.append(pa.Table.from_arrays(cols, schema=output_schema(schema)))
-    groups = {"pii": [c.name for c in schema.output_columns if c.key_group == "pii"],
-              "data": [c.name for c in schema.output_columns if c.key_group == "data"]}
+    groups = {
+        "pii": [c.name for c in schema.output_columns if c.key_group == "pii"],
+        "data": [c.name for c in schema.output_columns if c.key_group == "data"],
+    }
 
     def write():
         props = encryption_properties(kr.kms, groups)
-        with pq.ParquetWriter(os.path.join(work, "stage.parquet"), output_schema(schema),
-                              compression="zstd", encryption_properties=props) as w:
+        with pq.ParquetWriter(
+            os.path.join(work, "stage.parquet"),
+            output_schema(schema),
+            compression="zstd",
+            encryption_properties=props,
+        ) as w:
             for t in protected:
                 w.write_table(t)
 
@@ -130,11 +145,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="time each of (a), (b), (c) this many times, interleaved; report the "
-                         "best (this VM's speed drifts)")
-    ap.add_argument("--gates", action="store_true",
-                    help="also time (c): (b) plus every gate and the report")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each of (a), (b), (c) this many times, interleaved; report the "
+        "best (this VM's speed drifts)",
+    )
+    ap.add_argument(
+        "--gates", action="store_true", help="also time (c): (b) plus every gate and the report"
+    )
     args = ap.parse_args()
     os.environ.setdefault("PRIVGATE_KEYRING_PASSPHRASE", "benchmark-only-passphrase")
     from privgate.keyring import init_keyring
@@ -143,10 +163,11 @@ def main() -> None:
     try:
         src = os.path.join(work, "input.parquet")
         t0 = time.perf_counter()
-        pq.write_table(synthetic_table(args.rows), src, compression="zstd",
-                       row_group_size=131072)
-        print(f"dataset: {args.rows:,} rows x 10 columns, {os.path.getsize(src) / 1e6:.1f} MB "
-              f"parquet, generated in {time.perf_counter() - t0:.1f} s")
+        pq.write_table(synthetic_table(args.rows), src, compression="zstd", row_group_size=131072)
+        print(
+            f"dataset: {args.rows:,} rows x 10 columns, {os.path.getsize(src) / 1e6:.1f} MB "
+            f"parquet, generated in {time.perf_counter() - t0:.1f} s"
+        )
         init_keyring(os.path.join(work, "keyring.json"))
         times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
         for r in range(args.repeat):
@@ -162,14 +183,18 @@ def main() -> None:
                 times["c"].append(t)
         a, b = min(times["a"]), min(times["b"])
         best = f"best of {args.repeat}" if args.repeat > 1 else "one run"
-        print(f"(a) plain Beam batched Parquet copy : {a:6.2f} s  {args.rows / a:>10,.0f} rows/s"
-              f"  ({best})")
+        print(
+            f"(a) plain Beam batched Parquet copy : {a:6.2f} s  {args.rows / a:>10,.0f} rows/s"
+            f"  ({best})"
+        )
         print(f"(b) privgate run (encrypted output): {b:6.2f} s  {args.rows / b:>10,.0f} rows/s")
         print(f"ratio b/a: {b / a:.2f}  (target <= 3.0)")
         if args.gates:
             c = min(times["c"])
-            print(f"(c) privgate run + gates + report : {c:6.2f} s  {args.rows / c:>10,.0f} rows/s"
-                  f"  gates add {100 * (c - b) / b:.0f}% to (b)  (target <= 25%)")
+            print(
+                f"(c) privgate run + gates + report : {c:6.2f} s  {args.rows / c:>10,.0f} rows/s"
+                f"  gates add {100 * (c - b) / b:.0f}% to (b)  (target <= 25%)"
+            )
         print("\nper-stage breakdown of (b)'s cores, outside Beam, one core:")
         stages = stage_breakdown(src, os.path.join(work, "keyring.json"), work)
         total = sum(t for _, t in stages)

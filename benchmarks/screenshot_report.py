@@ -65,11 +65,12 @@ def _read(path: str, schema) -> tuple[pa.Table, int]:
     ragged = []
     raw = pcsv.read_csv(
         path,
-        parse_options=pcsv.ParseOptions(invalid_row_handler=lambda row: ragged.append(1)
-                                        or "skip"),
+        parse_options=pcsv.ParseOptions(invalid_row_handler=lambda row: ragged.append(1) or "skip"),
         convert_options=pcsv.ConvertOptions(
-            column_types={n: pa.string() for n in schema.names}, strings_can_be_null=True,
-            include_columns=list(schema.names)),
+            column_types={n: pa.string() for n in schema.names},
+            strings_can_be_null=True,
+            include_columns=list(schema.names),
+        ),
     )
     return raw, len(ragged)
 
@@ -94,33 +95,51 @@ def _residual_pii(out: pa.Table, schema, sample: int = 1000) -> dict:
     return cols
 
 
-def _manifest_body(schema, out_rows: int, input_rows: int, q_rows: int, by_reason: dict,
-                   run_id: str) -> dict:
+def _manifest_body(
+    schema, out_rows: int, input_rows: int, q_rows: int, by_reason: dict, run_id: str
+) -> dict:
     from privgate.estimate import ldp_utility
     from transforms.protect import ldp_field_metadata
 
     cols = []
     for c in schema.columns:
-        entry = dict(name=c.name, **c.to_dict(),
-                     key_group=c.key_group if c.action != "drop" else None,
-                     output_type=c.output_type)
+        entry = dict(
+            name=c.name,
+            **c.to_dict(),
+            key_group=c.key_group if c.action != "drop" else None,
+            output_type=c.output_type,
+        )
         if c.action == "ldp":
             meta = ldp_field_metadata(c)
-            entry["ldp"] = {"mechanism": meta["privgate.ldp.mechanism"],
-                            **ldp_utility(meta, max(out_rows, 1))}
+            entry["ldp"] = {
+                "mechanism": meta["privgate.ldp.mechanism"],
+                **ldp_utility(meta, max(out_rows, 1)),
+            }
         cols.append(entry)
     eps = schema.record_epsilon
     return {
-        "dataset": "demo_customers", "run_id": run_id, "privgate_version": "sample",
+        "dataset": "demo_customers",
+        "run_id": run_id,
+        "privgate_version": "sample",
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         "columns": cols,
-        "privacy": {"record_epsilon": eps, "record_epsilon_max": 3.0, "charged": eps,
-                    "lifetime_spent_before": 0.0, "lifetime_spent_after": eps,
-                    "lifetime_epsilon_max": 10.0, "memoized_noise": True,
-                    "budget_overrun_allowed": False},
+        "privacy": {
+            "record_epsilon": eps,
+            "record_epsilon_max": 3.0,
+            "charged": eps,
+            "lifetime_spent_before": 0.0,
+            "lifetime_spent_after": eps,
+            "lifetime_epsilon_max": 10.0,
+            "memoized_noise": True,
+            "budget_overrun_allowed": False,
+        },
         "quarantine": {"rows": q_rows, "by_reason": dict(sorted(by_reason.items()))},
-        "reconciliation": {"input_rows": input_rows, "output_rows": out_rows,
-                           "quarantined_rows": q_rows, "balanced": True},
+        "reconciliation": {
+            "input_rows": input_rows,
+            "output_rows": out_rows,
+            "quarantined_rows": q_rows,
+            "balanced": True,
+        },
     }
 
 
@@ -128,12 +147,16 @@ def _output_suite():
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    return gx.ExpectationSuite(name="demo_output", expectations=[
-        gxe.ExpectColumnValuesToBeInSet(column="plan",
-                                        value_set=["free", "basic", "pro", "enterprise"]),
-        gxe.ExpectTableRowCountToBeBetween(min_value=100),
-        gxe.ExpectColumnValuesToMatchRegex(column="customer_id", regex="^tk_"),
-    ])
+    return gx.ExpectationSuite(
+        name="demo_output",
+        expectations=[
+            gxe.ExpectColumnValuesToBeInSet(
+                column="plan", value_set=["free", "basic", "pro", "enterprise"]
+            ),
+            gxe.ExpectTableRowCountToBeBetween(min_value=100),
+            gxe.ExpectColumnValuesToMatchRegex(column="customer_id", regex="^tk_"),
+        ],
+    )
 
 
 def build_reports(rows: int, out_root: str) -> dict[str, str]:
@@ -158,22 +181,29 @@ def build_reports(rows: int, out_root: str) -> dict[str, str]:
     out = _timed("protect", protect_table, good, schema, ops, output_schema(schema))
 
     input_suite = _timed("input suite (GX import)", validate.input_expectations, schema)
-    input_res = _timed("input contract", validate.run_suite, good, input_suite,
-                       validate.CHECK_INPUT_CONTRACT)
-    output_res = _timed("output suite", validate.run_suite, out, _output_suite(),
-                        validate.CHECK_OUTPUT_EXPECTATIONS)
+    input_res = _timed(
+        "input contract", validate.run_suite, good, input_suite, validate.CHECK_INPUT_CONTRACT
+    )
+    output_res = _timed(
+        "output suite", validate.run_suite, out, _output_suite(), validate.CHECK_OUTPUT_EXPECTATIONS
+    )
     pii = _timed("residual PII (regex)", _residual_pii, out, schema)
     plots = {}
     for c in schema.output_columns:
         p = report.column_plot(c, good.column(c.name), out.column(c.name), min_count=5)
         if p is not None:
             plots[c.name] = p
-    body = _manifest_body(schema, out.num_rows, raw.num_rows + ragged, q_rows, by_reason,
-                          "sample-" + os.urandom(4).hex())
+    body = _manifest_body(
+        schema,
+        out.num_rows,
+        raw.num_rows + ragged,
+        q_rows,
+        by_reason,
+        "sample-" + os.urandom(4).hex(),
+    )
 
     dirs = {}
-    for variant, qis, k in (("passed", ["age"], 3),
-                            ("failed", ["age", "zip", "gender"], 5)):
+    for variant, qis, k in (("passed", ["age"], 3), ("failed", ["age", "zip", "gender"], 5)):
         start = time.perf_counter()
         checks = [
             validate.output_columns_check(out, schema),
@@ -188,8 +218,10 @@ def build_reports(rows: int, out_root: str) -> dict[str, str]:
         verdict = validate.gate_verdict(checks)
         target = os.path.join(out_root, variant)
         report.render_report(target, verdict, body, plots)
-        print(f"  {variant}: status {verdict['status']} (failed: {verdict['failed']}), "
-              f"checks + render {time.perf_counter() - start:.3f} s")
+        print(
+            f"  {variant}: status {verdict['status']} (failed: {verdict['failed']}), "
+            f"checks + render {time.perf_counter() - start:.3f} s"
+        )
         dirs[variant] = target
     _assert_no_secrets(raw, dirs)
     return dirs
@@ -215,11 +247,20 @@ def screenshot(html_path: str, png_path: str, width: int = 1200, height: int = 2
         return False
     profile = tempfile.mkdtemp(prefix="privgate-chromium-")
     try:
-        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--disable-component-update",
-               "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={png_path}",
-               f"--window-size={width},{height}", "--hide-scrollbars",
-               "file://" + os.path.abspath(html_path)]
+        cmd = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--screenshot={png_path}",
+            f"--window-size={width},{height}",
+            "--hide-scrollbars",
+            "file://" + os.path.abspath(html_path),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0 or not os.path.exists(png_path):
             tail = re.sub(r"\s+", " ", proc.stderr)[-400:]
@@ -233,8 +274,11 @@ def screenshot(html_path: str, png_path: str, width: int = 1200, height: int = 2
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=2000)
-    ap.add_argument("--out", default=None, help="where to write the sample outputs "
-                    "(default: a new temporary directory)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="where to write the sample outputs (default: a new temporary directory)",
+    )
     ap.add_argument("--png-dir", default="/tmp", help="where screenshots go")
     ap.add_argument("--height", type=int, default=2000)
     args = ap.parse_args()
@@ -248,8 +292,10 @@ def main() -> None:
         if screenshot(html_path, png, height=args.height):
             print(f"  screenshot {variant}: {png}")
         else:
-            print(f"  no screenshot for {variant}: {CHROMIUM} missing or failed; "
-                  f"open {html_path} in a browser")
+            print(
+                f"  no screenshot for {variant}: {CHROMIUM} missing or failed; "
+                f"open {html_path} in a browser"
+            )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ def main(argv=None) -> int:
         out = doc["output_dir"]
         body = verify(out, keyring=cfg.keys.keyring)
         r = body["reconciliation"]
-        print(f"demo: {r['input_rows']:,} rows in -> {r['output_rows']:,} protected + "
-              f"{r['quarantined_rows']:,} quarantined {body['quarantine']['by_reason']}")
+        print(
+            f"demo: {r['input_rows']:,} rows in -> {r['output_rows']:,} protected + "
+            f"{r['quarantined_rows']:,} quarantined {body['quarantine']['by_reason']}"
+        )
         print(f"demo: dropped columns {body['dropped_columns']}")
         print("demo: first protected rows (decrypted for a key holder):")
         sample = read_table(out, keyring=cfg.keys.keyring, limit=3).to_pandas()
@@ -47,8 +49,10 @@ def main(argv=None) -> int:
         _print_estimates(out, cfg, body)
         print(f"\ndemo: output    {out}")
         print(f"demo: manifest  {os.path.join(out, 'manifest.json')} (signature verified)")
-        print(f"demo: try       .venv/bin/privgate read {os.path.relpath(out)} "
-              f"--keyring {os.path.relpath(cfg.keys.keyring)} --limit 5")
+        print(
+            f"demo: try       .venv/bin/privgate read {os.path.relpath(out)} "
+            f"--keyring {os.path.relpath(cfg.keys.keyring)} --limit 5"
+        )
         return 0
     except PrivgateError as e:
         print(f"demo: error: {e}", file=sys.stderr)
@@ -65,14 +69,18 @@ def _print_estimates(out, cfg, body) -> None:
         return
     table = read_table(out, keyring=cfg.keys.keyring, columns=ldp_cols)
     p = body["privacy"]
-    print(f"\ndemo: local DP, epsilon {p['record_epsilon']:g} per record, "
-          f"charged {p['charged']:g} this run (lifetime {p['lifetime_spent_after']:g} of "
-          f"{p['lifetime_epsilon_max']:g}); de-biased estimates from the noisy output:")
+    print(
+        f"\ndemo: local DP, epsilon {p['record_epsilon']:g} per record, "
+        f"charged {p['charged']:g} this run (lifetime {p['lifetime_spent_after']:g} of "
+        f"{p['lifetime_epsilon_max']:g}); de-biased estimates from the noisy output:"
+    )
     for name in ldp_cols:
         est = estimate_from_metadata(table.column(name), table.schema.field(name).metadata)
         if isinstance(est, FrequencyEstimate):
-            parts = ", ".join(f"{c}: {f:.3f}±{se:.3f}" for c, f, se in
-                              zip(est.categories, est.frequencies, est.std_errors, strict=True))
+            parts = ", ".join(
+                f"{c}: {f:.3f}±{se:.3f}"
+                for c, f, se in zip(est.categories, est.frequencies, est.std_errors, strict=True)
+            )
             print(f"  {name:8s} frequencies {parts}")
         else:
             print(f"  {name:8s} mean {est.mean:,.1f} ± {est.std_error:,.1f}")

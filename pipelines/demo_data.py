@@ -13,8 +13,23 @@ import datetime as dt
 import os
 import random
 
-COLUMNS = ["customer_id", "full_name", "email", "phone", "ssn", "birth_date", "zip", "age",
-           "signup_at", "notes", "plan", "income", "gender", "smoker", "ip_address"]
+COLUMNS = [
+    "customer_id",
+    "full_name",
+    "email",
+    "phone",
+    "ssn",
+    "birth_date",
+    "zip",
+    "age",
+    "signup_at",
+    "notes",
+    "plan",
+    "income",
+    "gender",
+    "smoker",
+    "ip_address",
+]
 GENDERS = ["female", "male", "other"]
 PLANS = ["free", "basic", "pro", "enterprise"]
 
@@ -32,7 +47,8 @@ def demo_rows(n: int, seed: int = 7):
         birth = fake.date_of_birth(minimum_age=18, maximum_age=90)
         age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
         signup = dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
-            seconds=rng.randrange(0, 700 * 86400))
+            seconds=rng.randrange(0, 700 * 86400)
+        )
         note_kind = rng.random()
         if note_kind < 0.3:
             notes = f"Customer {name} asked to be called back at {fake.phone_number()}."
@@ -99,25 +115,42 @@ def synthetic_table(n: int, seed: int = 1):
     rng = np.random.default_rng(seed)  # benchmark data only, not a privacy mechanism
     ids = _strs("C", np.arange(n), 8)
     names = _strs("user", rng.integers(0, 200_000, n), 6)
-    domains = pa.array(np.array(["example.com", "example.org", "example.net"])[
-        rng.integers(0, 3, n)])
+    domains = pa.array(
+        np.array(["example.com", "example.org", "example.net"])[rng.integers(0, 3, n)]
+    )
     email = pc.binary_join_element_wise(names, domains, "@")
     phone = pc.binary_join_element_wise(
-        _strs("", rng.integers(200, 999, n), 3), _strs("", rng.integers(200, 999, n), 3),
-        _strs("", rng.integers(0, 9999, n), 4), "-")
+        _strs("", rng.integers(200, 999, n), 3),
+        _strs("", rng.integers(200, 999, n), 3),
+        _strs("", rng.integers(0, 9999, n), 4),
+        "-",
+    )
     ssn = pc.binary_join_element_wise(
-        _strs("", rng.integers(1, 899, n), 3), _strs("", rng.integers(1, 99, n), 2),
-        _strs("", rng.integers(1, 9999, n), 4), "-")
+        _strs("", rng.integers(1, 899, n), 3),
+        _strs("", rng.integers(1, 99, n), 2),
+        _strs("", rng.integers(1, 9999, n), 4),
+        "-",
+    )
     birth = pa.array(rng.integers(-20000, 12000, n).astype("int32")).cast(pa.date32())
     zips = _strs("", rng.integers(0, 40_000, n) * 2 + 10_000, 5)
     age = pa.array(rng.integers(18, 90, n))
     signup = pa.array(rng.integers(1.70e15, 1.76e15, n)).cast(pa.timestamp("us", tz="UTC"))
     plan = pa.array(np.array(["free", "basic", "pro", "enterprise"])[rng.integers(0, 4, n)])
     score = pa.array(rng.random(n))
-    return pa.table({"customer_id": ids, "email": email, "phone": phone, "ssn": ssn,
-                      "birth_date": birth, "zip": zips, "age": age, "signup_at": signup,
-                      "plan": plan, "score": score})
-
+    return pa.table(
+        {
+            "customer_id": ids,
+            "email": email,
+            "phone": phone,
+            "ssn": ssn,
+            "birth_date": birth,
+            "zip": zips,
+            "age": age,
+            "signup_at": signup,
+            "plan": plan,
+            "score": score,
+        }
+    )
 
 
 def main() -> None:

@@ -15,10 +15,14 @@ import sys
 
 def parser() -> argparse.ArgumentParser:
     """The template parameters this launcher reads itself; all other arguments go to Beam."""
-    p = argparse.ArgumentParser(prog="privgate-flex-template",
-                                description="Launch `privgate run` as a Dataflow job.")
-    p.add_argument("--config", required=True,
-                   help="run config inside the template image, e.g. /template/configs/x.yaml")
+    p = argparse.ArgumentParser(
+        prog="privgate-flex-template", description="Launch `privgate run` as a Dataflow job."
+    )
+    p.add_argument(
+        "--config",
+        required=True,
+        help="run config inside the template image, e.g. /template/configs/x.yaml",
+    )
     return p
 
 

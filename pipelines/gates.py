@@ -42,8 +42,10 @@ def _output_files(staging: str, kms):
     from privgate.parquet_crypto import decryption_properties
 
     props = decryption_properties(kms)
-    return [pq.ParquetFile(p, decryption_properties=props)
-            for p in sorted(glob.glob(os.path.join(staging, "data", "*.parquet")))]
+    return [
+        pq.ParquetFile(p, decryption_properties=props)
+        for p in sorted(glob.glob(os.path.join(staging, "data", "*.parquet")))
+    ]
 
 
 def _batches(files, columns: list[str] | None):
@@ -51,8 +53,11 @@ def _batches(files, columns: list[str] | None):
     if columns is not None and not columns:
         return
     for pf in files:
-        fields = pf.schema_arrow if columns is None else pa.schema(
-            [pf.schema_arrow.field(c) for c in columns])
+        fields = (
+            pf.schema_arrow
+            if columns is None
+            else pa.schema([pf.schema_arrow.field(c) for c in columns])
+        )
         for batch in pf.iter_batches(columns=columns):
             yield pa.Table.from_batches([batch], schema=fields)
 
@@ -61,11 +66,18 @@ def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]
     """Side worker: the GX input contract (derived from the schema) and the user's suite."""
     from transforms import validate as v
 
-    checks = [v.suite_check("input_contract", v.run_suite(
-        head, v.input_expectations(schema), "input_contract"))]
+    checks = [
+        v.suite_check(
+            "input_contract", v.run_suite(head, v.input_expectations(schema), "input_contract")
+        )
+    ]
     if input_suite:
-        checks.append(v.suite_check("input_expectations", v.run_suite(
-            head, v.load_suite(input_suite), "input_expectations")))
+        checks.append(
+            v.suite_check(
+                "input_expectations",
+                v.run_suite(head, v.load_suite(input_suite), "input_expectations"),
+            )
+        )
     return checks
 
 
@@ -104,8 +116,11 @@ class Gates:
         self._input = None
         if head is not None:
             self._input = (gx_side or side).submit(
-                _input_checks, head.slice(0, INPUT_SAMPLE_ROWS), cfg.schema,
-                cfg.gates.input_expectations)
+                _input_checks,
+                head.slice(0, INPUT_SAMPLE_ROWS),
+                cfg.schema,
+                cfg.gates.input_expectations,
+            )
 
     @staticmethod
     def rows_wanted(cfg: RunConfig) -> int:
@@ -127,8 +142,11 @@ class Gates:
         qis = list(gates.k_anonymity.quasi_identifiers) if gates.k_anonymity else []
         sensitive = gates.l_diversity.sensitive if gates.l_diversity else None
         class_cols = qis + ([sensitive] if sensitive else [])
-        detect_cols = [c.name for c in schema.output_columns
-                       if c.output_type == "string" and c.action not in _NOT_DETECTED]
+        detect_cols = [
+            c.name
+            for c in schema.output_columns
+            if c.output_type == "string" and c.action not in _NOT_DETECTED
+        ]
         plot_cols = [c for c in schema.output_columns if c.action in ("ldp", "generalize")]
         output_suite = v.load_suite(gates.expectations) if gates.expectations else None
 
@@ -149,8 +167,9 @@ class Gates:
         samples: dict[str, list[str]] = {c: [] for c in detect_cols}
         plot_after: dict[str, list] = {c.name: [] for c in plot_cols}
         seen = 0
-        for table in _batches(files, list(dict.fromkeys(detect_cols +
-                                                          [c.name for c in plot_cols]))):
+        for table in _batches(
+            files, list(dict.fromkeys(detect_cols + [c.name for c in plot_cols]))
+        ):
             for c in detect_cols:
                 need = RESIDUAL_SAMPLE - len(samples[c])
                 if need > 0:
@@ -160,37 +179,59 @@ class Gates:
             seen += table.num_rows
             if seen >= PLOT_ROWS and all(len(s) >= RESIDUAL_SAMPLE for s in samples.values()):
                 break
-        residual = (self.side.submit(_residual_counts, samples, schema.nlp_model,
-                                     schema.recognizers) if detect_cols else None)
+        residual = (
+            self.side.submit(_residual_counts, samples, schema.nlp_model, schema.recognizers)
+            if detect_cols
+            else None
+        )
 
         rec = body["reconciliation"]
         guard = body.get("keep_guard")
-        checks = [] if guard is None else [v.check("keep_guard", guard["passed"], {
-            "mode": guard["mode"], "max_prevalence": guard["max_prevalence"],
-            "findings": guard["findings"]})]
+        checks = (
+            []
+            if guard is None
+            else [
+                v.check(
+                    "keep_guard",
+                    guard["passed"],
+                    {
+                        "mode": guard["mode"],
+                        "max_prevalence": guard["max_prevalence"],
+                        "findings": guard["findings"],
+                    },
+                )
+            ]
+        )
         checks += [
             v.output_columns_check(out_schema or pa.schema([]), schema),
-            v.reconciliation_check(rec["input_rows"], rec["output_rows"],
-                                   rec["quarantined_rows"]),
+            v.reconciliation_check(rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]),
         ]
         if schema.ldp_columns:
-            checks.append(v.ldp_domain_check(v.merge_ldp_domain_counts(partial_domains),
-                                              schema))
+            checks.append(v.ldp_domain_check(v.merge_ldp_domain_counts(partial_domains), schema))
         if gates.k_anonymity:
             merged = v.merge_class_counts(partial_classes, class_cols)
-            checks.append(v.k_anonymity_check(v.k_anonymity_from_counts(
-                merged, qis, gates.k_anonymity.k)))
+            checks.append(
+                v.k_anonymity_check(v.k_anonymity_from_counts(merged, qis, gates.k_anonymity.k))
+            )
             if gates.l_diversity:
-                checks.append(v.l_diversity_check(v.l_diversity_from_counts(
-                    merged, qis, sensitive, gates.l_diversity.l)))
+                checks.append(
+                    v.l_diversity_check(
+                        v.l_diversity_from_counts(merged, qis, sensitive, gates.l_diversity.l)
+                    )
+                )
         if output_suite is not None:
-            checks.append(v.suite_check("output_expectations",
-                                        v.merge_suite_results(suite_results)))
+            checks.append(
+                v.suite_check("output_expectations", v.merge_suite_results(suite_results))
+            )
         plots = {}
         for c in plot_cols:
             if head is not None and plot_after[c.name]:
-                plot = column_plot(c, head.column(c.name).slice(0, PLOT_ROWS),
-                                   pa.chunked_array(plot_after[c.name]), min_count=5)
+                plot = column_plot(
+                    c,
+                    head.column(c.name).slice(0, PLOT_ROWS),
+                    pa.chunked_array(plot_after[c.name]),
+                    min_count=5,
+                )
                 if plot is not None:
                     plots[c.name] = plot
         if residual is not None:

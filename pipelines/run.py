@@ -93,8 +93,9 @@ class SideWorker:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_die_with_parent)
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
+            )
         return self._pool.submit(fn, *args)
 
     def close(self):
@@ -139,8 +140,9 @@ def input_head(cfg: RunConfig, files: list[str], rows: int):
     for path in files:
         for item in read_file(path, cfg.input, cfg.schema):
             if isinstance(item, RawBatch):
-                good, _ = check_batch(item.table, cfg.schema, path, item.row_offset,
-                                      cfg.input.max_cell_bytes)
+                good, _ = check_batch(
+                    item.table, cfg.schema, path, item.row_offset, cfg.input.max_cell_bytes
+                )
                 parts.append(good)
                 n += good.num_rows
             if n >= rows:
@@ -162,17 +164,26 @@ class KeepGuard:
     def __init__(self, cfg: RunConfig, head, side: SideWorker):
         self.cfg = cfg
         schema = cfg.schema
-        self.columns = [(c.name, c.action, c.type, c.pii) for c in schema.columns
-                        if c.action == "keep" and c.type == "string"]
+        self.columns = [
+            (c.name, c.action, c.type, c.pii)
+            for c in schema.columns
+            if c.action == "keep" and c.type == "string"
+        ]
         self._future = None
         self._sampled = 0
         if not self.columns or head is None:
             return
         sample = head.select([c[0] for c in self.columns]).slice(0, cfg.guard.sample * 5)
         self._sampled = sample.num_rows
-        self._future = side.submit(_classify_keep_columns, sample, self.columns,
-                                   cfg.guard.max_prevalence, cfg.guard.sample,
-                                   schema.nlp_model, schema.recognizers)
+        self._future = side.submit(
+            _classify_keep_columns,
+            sample,
+            self.columns,
+            cfg.guard.max_prevalence,
+            cfg.guard.sample,
+            schema.nlp_model,
+            schema.recognizers,
+        )
 
     @staticmethod
     def rows_wanted(cfg: RunConfig) -> int:
@@ -194,10 +205,15 @@ class KeepGuard:
             return None
         guard = self.cfg.guard
         findings = self._future.result() if self._future is not None else []
-        section = {"mode": guard.mode, "max_prevalence": guard.max_prevalence,
-                   "columns": [c[0] for c in self.columns], "sampled_rows": self._sampled,
-                   "findings": [{"column": c, "entity": e, "prevalence": round(p, 4)}
-                                for c, e, p in findings]}
+        section = {
+            "mode": guard.mode,
+            "max_prevalence": guard.max_prevalence,
+            "columns": [c[0] for c in self.columns],
+            "sampled_rows": self._sampled,
+            "findings": [
+                {"column": c, "entity": e, "prevalence": round(p, 4)} for c, e, p in findings
+            ],
+        }
         section["passed"] = not findings or guard.mode == "warn"
         if findings:
             message = guard_message(findings, guard.max_prevalence)
@@ -211,8 +227,9 @@ def _classify_keep_columns(sample, columns, max_prevalence, n, model, recognizer
     """Runs in the guard's worker process."""
     from transforms.detect import get_detector, guard_findings
 
-    return guard_findings(sample, columns, max_prevalence,
-                          detector=get_detector(model, recognizers), sample=n)
+    return guard_findings(
+        sample, columns, max_prevalence, detector=get_detector(model, recognizers), sample=n
+    )
 
 
 def build_pipeline(cfg: RunConfig, files: list[str], staging: str, beam_args: list[str]):
@@ -248,8 +265,10 @@ def is_dataflow(beam_args: list[str]) -> bool:
     """True when the Beam args name Dataflow's runner (Beam accepts any case, with or without
     the `Runner` suffix, or the dotted class path)."""
     runner = _runner_name(beam_args)
-    return runner is not None and runner.rsplit(".", 1)[-1].lower() in ("dataflow",
-                                                                        "dataflowrunner")
+    return runner is not None and runner.rsplit(".", 1)[-1].lower() in (
+        "dataflow",
+        "dataflowrunner",
+    )
 
 
 def _dry_run_requested(options) -> bool:
@@ -273,17 +292,23 @@ def _check_dataflow_options(beam_args: list[str]) -> None:
     options = PipelineOptions(beam_args)
     if not _dry_run_requested(options):
         raise ConfigError(
-            COMMAND_LINE, "--dry_run",
+            COMMAND_LINE,
+            "--dry_run",
             "DataflowRunner: only dry runs (--dry_run=True) are supported so far; a real run "
             "needs gs:// output with the manifest written last and the keyring on the workers "
-            "(see README, 'Running on Dataflow')")
+            "(see README, 'Running on Dataflow')",
+        )
     gcp = options.view_as(GoogleCloudOptions)
     if not gcp.temp_location:
-        raise ConfigError(COMMAND_LINE, "--temp_location",
-                          "required with DataflowRunner (gs://BUCKET/tmp)")
+        raise ConfigError(
+            COMMAND_LINE, "--temp_location", "required with DataflowRunner (gs://BUCKET/tmp)"
+        )
     if not gcp.temp_location.startswith("gs://"):
-        raise ConfigError(COMMAND_LINE, "--temp_location",
-                          f"must be a gs:// path with DataflowRunner, not {gcp.temp_location}")
+        raise ConfigError(
+            COMMAND_LINE,
+            "--temp_location",
+            f"must be a gs:// path with DataflowRunner, not {gcp.temp_location}",
+        )
     for name in ("project", "region"):
         if not getattr(gcp, name):
             raise ConfigError(COMMAND_LINE, f"--{name}", "required with DataflowRunner")
@@ -320,8 +345,10 @@ def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
     notes = []
     # The clear header only: the file exists, is 0600 and names the configured KMS.
     check_keyring_matches(cfg, types.SimpleNamespace(path=cfg.keys.keyring))
-    notes.append(f"workers open the keyring file {cfg.keys.keyring} in setup(): it must "
-                 "exist at that path on every worker")
+    notes.append(
+        f"workers open the keyring file {cfg.keys.keyring} in setup(): it must "
+        "exist at that path on every worker"
+    )
     if "://" in cfg.input.path:
         files = [cfg.input.path]  # listing gs:// needs credentials; a real run lists at launch
         notes.append("input files not listed (needs credentials): the job holds the pattern")
@@ -331,8 +358,9 @@ def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
         notes.append("input is on this machine's disk: Dataflow workers cannot read it")
     parent, name = _split_target(cfg.output.path)
     if "://" in cfg.output.path and "://" not in parent:  # gs://bucket: no room for staging
-        raise ConfigError(cfg.source, "output.path", "must be a directory inside a bucket "
-                          "(gs://BUCKET/PATH)")
+        raise ConfigError(
+            cfg.source, "output.path", "must be a directory inside a bucket (gs://BUCKET/PATH)"
+        )
     if "://" not in parent:
         notes.append("output is a local directory: Dataflow workers cannot write it")
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
@@ -364,12 +392,14 @@ def _describe_files(staging: str, sub: str, kms) -> tuple[list[dict], Counter | 
     files, reasons = [], Counter() if sub == "quarantine" else None
     for path in _parquet_files(staging, sub):
         pf = pq.ParquetFile(path, decryption_properties=decryption_properties(kms))
-        files.append({
-            "path": f"{sub}/{os.path.basename(path)}",
-            "sha256": mf.file_sha256(path),
-            "bytes": os.path.getsize(path),
-            "rows": pf.metadata.num_rows,
-        })
+        files.append(
+            {
+                "path": f"{sub}/{os.path.basename(path)}",
+                "sha256": mf.file_sha256(path),
+                "bytes": os.path.getsize(path),
+                "rows": pf.metadata.num_rows,
+            }
+        )
         if reasons is not None:
             for batch in pf.iter_batches(columns=["_reason"]):
                 for d in batch.column(0).value_counts().to_pylist():
@@ -386,9 +416,12 @@ def _read_stats(staging: str) -> list[dict]:
 
 
 def _column_entry(c, n_rows: int) -> dict:
-    entry = dict(name=c.name, **c.to_dict(),
-                 key_group=c.key_group if c.action != "drop" else None,
-                 output_type=c.output_type)
+    entry = dict(
+        name=c.name,
+        **c.to_dict(),
+        key_group=c.key_group if c.action != "drop" else None,
+        output_type=c.output_type,
+    )
     if c.action == "ldp":
         from privgate.estimate import ldp_utility
         from transforms.protect import ldp_field_metadata
@@ -413,21 +446,36 @@ class Budget:
         schema = cfg.schema
         self.cfg, self.epsilon = cfg, schema.record_epsilon
         self.memoized = schema.record_key is not None
-        domains = [noise_domain(c.name, type=c.type, **{k: c.params.get(k) for k in (
-            "mechanism", "epsilon", "bounds", "categories", "other")})
-            for c in schema.ldp_columns]
-        self.memo_id = hashlib.sha256(json.dumps([keyring.keyring_id, domains]).encode()
-                                      ).hexdigest()[:32]
+        domains = [
+            noise_domain(
+                c.name,
+                type=c.type,
+                **{
+                    k: c.params.get(k)
+                    for k in ("mechanism", "epsilon", "bounds", "categories", "other")
+                },
+            )
+            for c in schema.ldp_columns
+        ]
+        self.memo_id = hashlib.sha256(
+            json.dumps([keyring.keyring_id, domains]).encode()
+        ).hexdigest()[:32]
         self.ledger = EpsilonLedger(cfg.privacy.ledger or ledger_path_for(cfg.keys.keyring))
         self.spent_before = self.ledger.spent(cfg.dataset)
-        self.charge = self.ledger.charge_for(cfg.dataset, self.epsilon, memoized=self.memoized,
-                                             memo_id=self.memo_id)
+        self.charge = self.ledger.charge_for(
+            cfg.dataset, self.epsilon, memoized=self.memoized, memo_id=self.memo_id
+        )
         self.overrun = False
         from privgate.ledger import BudgetExceeded
 
         try:
-            self.ledger.check(cfg.dataset, self.epsilon, cfg.privacy.lifetime_epsilon_max,
-                              memoized=self.memoized, memo_id=self.memo_id)
+            self.ledger.check(
+                cfg.dataset,
+                self.epsilon,
+                cfg.privacy.lifetime_epsilon_max,
+                memoized=self.memoized,
+                memo_id=self.memo_id,
+            )
         except BudgetExceeded:
             if not allow_overrun:
                 raise
@@ -436,10 +484,15 @@ class Budget:
 
     def record(self, run_id: str) -> None:
         # checked again under the ledger's lock: a concurrent run may have spent it meanwhile
-        self.ledger.record(self.cfg.dataset, run_id, self.epsilon, memoized=self.memoized,
-                           memo_id=self.memo_id, overrun=self.overrun,
-                           lifetime_max=None if self.overrun
-                           else self.cfg.privacy.lifetime_epsilon_max)
+        self.ledger.record(
+            self.cfg.dataset,
+            run_id,
+            self.epsilon,
+            memoized=self.memoized,
+            memo_id=self.memo_id,
+            overrun=self.overrun,
+            lifetime_max=None if self.overrun else self.cfg.privacy.lifetime_epsilon_max,
+        )
 
     def summary(self) -> dict:
         p = self.cfg.privacy
@@ -455,8 +508,15 @@ class Budget:
         }
 
 
-def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: str,
-                   budget: Budget | None = None, guard: dict | None = None) -> dict:
+def build_manifest(
+    cfg: RunConfig,
+    run_id: str,
+    started: str,
+    keyring,
+    staging: str,
+    budget: Budget | None = None,
+    guard: dict | None = None,
+) -> dict:
     kek_kms = keyring.kms.bound(kek_context(cfg.dataset))
     out_files, _ = _describe_files(staging, "data", kek_kms)
     q_files, reasons = _describe_files(staging, "quarantine", kek_kms)
@@ -479,12 +539,15 @@ def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: 
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "privgate_version": __version__,
         "config": {"path": cfg.source, "sha256": cfg.sha256},
-        "schema": {"path": schema.source, "sha256": schema.sha256,
-                   "record_key": schema.record_key, "unknown_columns": schema.unknown_columns},
+        "schema": {
+            "path": schema.source,
+            "sha256": schema.sha256,
+            "record_key": schema.record_key,
+            "unknown_columns": schema.unknown_columns,
+        },
         "input": {
             "format": cfg.input.format,
-            "files": [{"path": s["path"], "sha256": s["sha256"], "rows": s["rows"]}
-                      for s in stats],
+            "files": [{"path": s["path"], "sha256": s["sha256"], "rows": s["rows"]} for s in stats],
             "rows": input_rows,
         },
         "columns": [_column_entry(c, output_rows) for c in schema.columns],
@@ -495,10 +558,17 @@ def build_manifest(cfg: RunConfig, run_id: str, started: str, keyring, staging: 
             "undeclared": undeclared,
         },
         "output": {"files": out_files, "rows": output_rows},
-        "quarantine": {"files": q_files, "rows": q_rows,
-                       "by_reason": dict(sorted((reasons or {}).items()))},
-        "reconciliation": {"input_rows": input_rows, "output_rows": output_rows,
-                           "quarantined_rows": q_rows, "balanced": True},
+        "quarantine": {
+            "files": q_files,
+            "rows": q_rows,
+            "by_reason": dict(sorted((reasons or {}).items())),
+        },
+        "reconciliation": {
+            "input_rows": input_rows,
+            "output_rows": output_rows,
+            "quarantined_rows": q_rows,
+            "balanced": True,
+        },
         "encryption": {
             "scheme": "parquet-modular-encryption",
             "algorithm": "AES_GCM_V1",
@@ -554,16 +624,27 @@ def check_keyring_matches(cfg, keyring) -> None:
 
     kind, settings = keyring_kms(keyring.path)
     if kind != cfg.keys.kms:
-        raise ConfigError(cfg.source, "keys.kms", f"is {cfg.keys.kms} but keyring "
-                          f"{cfg.keys.keyring} uses the {kind} KMS")
+        raise ConfigError(
+            cfg.source,
+            "keys.kms",
+            f"is {cfg.keys.kms} but keyring {cfg.keys.keyring} uses the {kind} KMS",
+        )
     wanted = cfg.keys.settings_dict()
     if wanted and wanted != settings:
-        raise ConfigError(cfg.source, f"keys.{kind}", f"differs from the settings recorded in "
-                          f"keyring {cfg.keys.keyring} (see `privgate keys list`)")
+        raise ConfigError(
+            cfg.source,
+            f"keys.{kind}",
+            f"differs from the settings recorded in "
+            f"keyring {cfg.keys.keyring} (see `privgate keys list`)",
+        )
 
 
-def run(config: str | RunConfig, beam_args: list[str] | None = None,
-        show_progress: bool | None = None, allow_budget_overrun: bool = False) -> dict:
+def run(
+    config: str | RunConfig,
+    beam_args: list[str] | None = None,
+    show_progress: bool | None = None,
+    allow_budget_overrun: bool = False,
+) -> dict:
     """Run the protection pipeline; return the signed manifest document plus `output_dir`.
 
     With `--runner DataflowRunner` only a dry run is possible so far (`dataflow_dry_run`).
@@ -582,8 +663,9 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
         return dataflow_dry_run(cfg, beam_args)
     target = cfg.output.path
     if "://" in target:
-        raise ConfigError(cfg.source, "output.path",
-                          "only local output directories are supported so far")
+        raise ConfigError(
+            cfg.source, "output.path", "only local output directories are supported so far"
+        )
     # Keys first: a keyring that cannot be opened fails before any data is read.
     keyring = open_keyring(cfg.keys.keyring)
     check_keyring_matches(cfg, keyring)
@@ -611,8 +693,9 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
         target = os.path.abspath(target)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         _clean_stale(target)
-        staging = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}"
-                               f".privgate-tmp-{run_id}")
+        staging = os.path.join(
+            os.path.dirname(target), f".{os.path.basename(target)}.privgate-tmp-{run_id}"
+        )
         os.makedirs(staging)
         try:
             log.info("run %s: %d input file(s) -> %s", run_id, len(files), target)
@@ -620,15 +703,27 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
                 pipeline = build_pipeline(cfg, files, staging, beam_args)
                 pipeline.run().wait_until_finish()
             guard_section = guard.result(raise_on_fail=cfg.gates is None)
-            body = build_manifest(cfg, run_id, started.isoformat(timespec="seconds"), keyring,
-                                  staging, budget, guard_section)
+            body = build_manifest(
+                cfg,
+                run_id,
+                started.isoformat(timespec="seconds"),
+                keyring,
+                staging,
+                budget,
+                guard_section,
+            )
             shutil.rmtree(os.path.join(staging, "_work"))
             if gates is not None:
                 body["gate"] = gates.evaluate(staging, keyring, body)
-                body["report"] = {"files": [
-                    {"path": f"report/{name}", "sha256": mf.file_sha256(
-                        os.path.join(staging, "report", name))}
-                    for name in sorted(os.listdir(os.path.join(staging, "report")))]}
+                body["report"] = {
+                    "files": [
+                        {
+                            "path": f"report/{name}",
+                            "sha256": mf.file_sha256(os.path.join(staging, "report", name)),
+                        }
+                        for name in sorted(os.listdir(os.path.join(staging, "report")))
+                    ]
+                }
             doc = mf.sign(body, keyring.signing_key())
             _write_manifest(staging, doc)
             if budget:  # spend before release: a crash after this over-counts, never under
@@ -644,6 +739,8 @@ def run(config: str | RunConfig, beam_args: list[str] | None = None,
     if gate and gate["status"] == "failed":
         from privgate.errors import GateError
 
-        raise GateError(f"gate failed ({', '.join(gate['failed'])}); the output at {target} "
-                        "is marked refused; see report/index.html")
+        raise GateError(
+            f"gate failed ({', '.join(gate['failed'])}); the output at {target} "
+            "is marked refused; see report/index.html"
+        )
     return dict(doc, output_dir=target)

@@ -29,8 +29,10 @@ def _csv_table(path: str, spec: InputSpec, max_rows: int) -> pa.Table:
         if h not in seen and not h.startswith("_"):
             seen.add(h)
             names.append(h)
-    schema = parse_schema({"columns": {h: {"type": "string", "action": "keep",
-                                           "nullable": True} for h in names}}, path)
+    schema = parse_schema(
+        {"columns": {h: {"type": "string", "action": "keep", "nullable": True} for h in names}},
+        path,
+    )
     parts, n = [], 0
     for item in read_file(path, spec, schema):
         if isinstance(item, RawBatch):
@@ -61,8 +63,11 @@ def _jsonl_table(path: str, max_rows: int) -> pa.Table:
     def text(v):
         if v is None or isinstance(v, str):
             return v
-        return json.dumps(v) if isinstance(v, (dict, list)) else \
-            ("true" if v is True else "false" if v is False else str(v))
+        return (
+            json.dumps(v)
+            if isinstance(v, (dict, list))
+            else ("true" if v is True else "false" if v is False else str(v))
+        )
 
     return pa.table({c: pa.array([text(r.get(c)) for r in rows], pa.string()) for c in names})
 
@@ -78,12 +83,23 @@ def _parquet_table(path: str, max_rows: int) -> pa.Table:
         if n >= max_rows:
             break
     table = pa.concat_tables(parts).slice(0, max_rows) if parts else pf.schema_arrow.empty_table()
-    return pa.table({c: _as_string(table.column(c).combine_chunks())
-                     for c in table.column_names if not c.startswith("_")})
+    return pa.table(
+        {
+            c: _as_string(table.column(c).combine_chunks())
+            for c in table.column_names
+            if not c.startswith("_")
+        }
+    )
 
 
-def scan(path: str, fmt: str, sample: int = 1000, max_rows: int = 100_000,
-         delimiter: str = ",", encoding: str = "utf-8") -> str:
+def scan(
+    path: str,
+    fmt: str,
+    sample: int = 1000,
+    max_rows: int = 100_000,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+) -> str:
     """Proposed schema YAML for an input file (see module docstring)."""
     from transforms.detect import get_detector, propose_schema
 

@@ -26,27 +26,38 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="privgate", description="Protect personal data before training.")
-    p.add_argument("--log-level", default=os.environ.get("PRIVGATE_LOG_LEVEL", "WARNING"),
-                   help="logging level (records' values are never logged)")
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("PRIVGATE_LOG_LEVEL", "WARNING"),
+        help="logging level (records' values are never logged)",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     keys = sub.add_parser("keys", help="manage the local keyring")
     ksub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
-    k_init = ksub.add_parser("init", help="create a keyring (passphrase from "
-                                          "PRIVGATE_KEYRING_PASSPHRASE)")
+    k_init = ksub.add_parser(
+        "init", help="create a keyring (passphrase from PRIVGATE_KEYRING_PASSPHRASE)"
+    )
     k_init.add_argument("--keyring", help="path (default $PRIVGATE_KEYRING)")
-    k_init.add_argument("--config", help="take keys.keyring, keys.kms and its settings "
-                                         "(keys.pkcs11 / keys.aws-kms / keys.gcp-kms) from a "
-                                         "run config")
+    k_init.add_argument(
+        "--config",
+        help="take keys.keyring, keys.kms and its settings "
+        "(keys.pkcs11 / keys.aws-kms / keys.gcp-kms) from a "
+        "run config",
+    )
     k_pub = ksub.add_parser("export-public", help="write the manifest-signing public key (PEM)")
     k_pub.add_argument("--keyring")
     k_pub.add_argument("-o", "--output", help="file (default stdout)")
 
-    k_rot = ksub.add_parser("rotate", help="new master key versions; data keys re-wrapped, "
-                                           "tokens unchanged, old outputs stay readable")
+    k_rot = ksub.add_parser(
+        "rotate",
+        help="new master key versions; data keys re-wrapped, "
+        "tokens unchanged, old outputs stay readable",
+    )
     k_rot.add_argument("--keyring")
-    k_rot.add_argument("--master", default="pii,data,footer",
-                       help="comma-separated master key ids (default: all)")
+    k_rot.add_argument(
+        "--master", default="pii,data,footer", help="comma-separated master key ids (default: all)"
+    )
     k_list = ksub.add_parser("list", help="key ids, versions and creation times (no key bytes)")
     k_list.add_argument("--keyring")
     k_list.add_argument("--json", action="store_true")
@@ -54,9 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline for a config; extra args go to Beam")
     run.add_argument("config")
     run.add_argument("--no-progress", action="store_true", help="never show progress")
-    run.add_argument("--allow-budget-overrun", action="store_true",
-                     help="run even past privacy.lifetime_epsilon_max (recorded in the "
-                          "manifest and the ledger)")
+    run.add_argument(
+        "--allow-budget-overrun",
+        action="store_true",
+        help="run even past privacy.lifetime_epsilon_max (recorded in the manifest and the ledger)",
+    )
 
     sc = sub.add_parser("scan", help="propose a schema (types, detected PII, actions)")
     sc.add_argument("input")
@@ -105,8 +118,10 @@ def _keys(args) -> int:
 
         keys = load_config(args.config).keys
         kr = init_keyring(args.keyring or keys.keyring, keys.kms, keys.settings_dict())
-        print(f"created keyring {kr.keyring_id} at {kr.path} (kms {keys.kms}, mode 0600)",
-              file=sys.stderr)
+        print(
+            f"created keyring {kr.keyring_id} at {kr.path} (kms {keys.kms}, mode 0600)",
+            file=sys.stderr,
+        )
         return 0
     path = resolve_keyring_path(args.keyring)
     if args.keys_command == "init":
@@ -148,14 +163,22 @@ def _keys(args) -> int:
 def _run(args, beam_args) -> int:
     from pipelines.run import run
 
-    doc = run(args.config, beam_args, show_progress=False if args.no_progress else None,
-              allow_budget_overrun=args.allow_budget_overrun)
+    doc = run(
+        args.config,
+        beam_args,
+        show_progress=False if args.no_progress else None,
+        allow_budget_overrun=args.allow_budget_overrun,
+    )
     if doc.get("dry_run"):
-        print(f"privgate: dry run: {doc['runner']} job {doc['job_name']} built and validated "
-              f"offline ({doc['transforms']} transforms); nothing was submitted and no output "
-              "was written")
-        print(f"privgate: a real run would write {doc['output_dir']} (staging "
-              f"{doc['staging']}, manifest last)")
+        print(
+            f"privgate: dry run: {doc['runner']} job {doc['job_name']} built and validated "
+            f"offline ({doc['transforms']} transforms); nothing was submitted and no output "
+            "was written"
+        )
+        print(
+            f"privgate: a real run would write {doc['output_dir']} (staging "
+            f"{doc['staging']}, manifest last)"
+        )
         for note in doc["notes"]:
             print(f"privgate: note: {note}", file=sys.stderr)
         return 0
@@ -164,8 +187,11 @@ def _run(args, beam_args) -> int:
     print(
         f"privgate: {r['input_rows']:,} rows in, {r['output_rows']:,} protected, "
         f"{r['quarantined_rows']:,} quarantined"
-        + (f" ({', '.join(f'{k}: {v}' for k, v in body['quarantine']['by_reason'].items())})"
-           if r["quarantined_rows"] else "")
+        + (
+            f" ({', '.join(f'{k}: {v}' for k, v in body['quarantine']['by_reason'].items())})"
+            if r["quarantined_rows"]
+            else ""
+        )
     )
     print(f"privgate: output   {doc['output_dir']}")
     print(f"privgate: manifest {os.path.join(doc['output_dir'], 'manifest.json')}")
@@ -177,8 +203,7 @@ def _scan(args) -> int:
 
     if args.sample < 1 or args.max_rows < 1:
         raise PrivgateError("--sample and --max-rows must be positive")
-    text = scan(args.input, args.format, args.sample, args.max_rows, args.delimiter,
-                args.encoding)
+    text = scan(args.input, args.format, args.sample, args.max_rows, args.delimiter, args.encoding)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)
@@ -205,8 +230,10 @@ def _verify(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
-        print(f"privgate: verified {args.output}: run {body['run_id']}, "
-              f"{summary['rows']:,} rows, {summary['files']} files, signature ok")
+        print(
+            f"privgate: verified {args.output}: run {body['run_id']}, "
+            f"{summary['rows']:,} rows, {summary['files']} files, signature ok"
+        )
     return 0
 
 
@@ -214,16 +241,23 @@ def _read(args) -> int:
     from privgate.reader import read_table
 
     columns = [c for c in args.columns.split(",") if c] if args.columns else None
-    table = read_table(args.output, columns=columns, keyring=args.keyring, limit=args.limit,
-                       quarantine=args.quarantine)
+    table = read_table(
+        args.output,
+        columns=columns,
+        keyring=args.keyring,
+        limit=args.limit,
+        quarantine=args.quarantine,
+    )
     if args.format == "parquet":
         if not args.out:
             raise PrivgateError("--format parquet needs -o PATH")
         import pyarrow.parquet as pq
 
         pq.write_table(table, args.out)
-        print(f"privgate: wrote {table.num_rows:,} rows to {args.out} (NOT encrypted)",
-              file=sys.stderr)
+        print(
+            f"privgate: wrote {table.num_rows:,} rows to {args.out} (NOT encrypted)",
+            file=sys.stderr,
+        )
         return 0
     stream = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
     try:
@@ -263,8 +297,9 @@ def _reidentify(args) -> int:
             print(ops.decrypt(v, col.get("domain", "")))
         except ValueError:
             failed += 1
-            print(f"privgate: value #{i} does not decrypt for column '{args.column}'",
-                  file=sys.stderr)
+            print(
+                f"privgate: value #{i} does not decrypt for column '{args.column}'", file=sys.stderr
+            )
     return 1 if failed else 0
 
 
@@ -274,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     for handler in logging.getLogger().handlers:
         handler.addFilter(_drop_beam_import_noise)
     try:
@@ -296,8 +334,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"privgate: error: {err}", file=sys.stderr)
             return err.exit_code
         # Unexpected: exception texts from readers may quote records, so print only the type.
-        print(f"privgate: error: unexpected {type(e).__name__}; set PRIVGATE_DEBUG=1 for a "
-              "traceback (it may contain data values)", file=sys.stderr)
+        print(
+            f"privgate: error: unexpected {type(e).__name__}; set PRIVGATE_DEBUG=1 for a "
+            "traceback (it may contain data values)",
+            file=sys.stderr,
+        )
         if os.environ.get("PRIVGATE_DEBUG") == "1":
             raise
         return 1

@@ -92,8 +92,14 @@ def _type_for(mechanism: str, type: str | None) -> str:
 
 def _mechanism(mechanism, epsilon, bounds, categories, other, type):
     typ = _type_for(mechanism, type)
-    return typ, build_mechanism(type=typ, mechanism=mechanism, epsilon=epsilon,
-                                bounds=bounds, categories=categories, other=other)
+    return typ, build_mechanism(
+        type=typ,
+        mechanism=mechanism,
+        epsilon=epsilon,
+        bounds=bounds,
+        categories=categories,
+        other=other,
+    )
 
 
 def _non_null(values) -> pa.Array:
@@ -104,8 +110,9 @@ def _non_null(values) -> pa.Array:
     return values.drop_null() if values.null_count else values
 
 
-def estimate_mean(values, *, mechanism: str, epsilon: float, bounds: Sequence[float],
-                  type: str | None = None) -> MeanEstimate:
+def estimate_mean(
+    values, *, mechanism: str, epsilon: float, bounds: Sequence[float], type: str | None = None
+) -> MeanEstimate:
     """Unbiased mean of a numeric ldp column, with its standard error.
 
     Args:
@@ -122,8 +129,7 @@ def estimate_mean(values, *, mechanism: str, epsilon: float, bounds: Sequence[fl
     """
     _, mech = _mechanism(mechanism, epsilon, bounds, None, None, type)
     if not isinstance(mech, NumericMechanism):
-        raise ValueError(f"'{mechanism}' is not a numeric mechanism; use "
-                         "estimate_frequencies")
+        raise ValueError(f"'{mechanism}' is not a numeric mechanism; use estimate_frequencies")
     y = _non_null(values).to_numpy(zero_copy_only=False).astype(np.float64)
     n = y.shape[0]
     if n == 0:
@@ -132,8 +138,9 @@ def estimate_mean(values, *, mechanism: str, epsilon: float, bounds: Sequence[fl
     return MeanEstimate(float(np.mean(y)), se, math.sqrt(mech.variance() / n), n)
 
 
-def estimate_frequencies(values, *, mechanism: str, epsilon: float, categories=None,
-                         other=None, type: str | None = None) -> FrequencyEstimate:
+def estimate_frequencies(
+    values, *, mechanism: str, epsilon: float, categories=None, other=None, type: str | None = None
+) -> FrequencyEstimate:
     """Unbiased category frequencies of a grr/rr ldp column, with standard errors.
 
     Args:
@@ -176,8 +183,15 @@ def estimate_frequencies(values, *, mechanism: str, epsilon: float, categories=N
     return FrequencyEstimate(cats, counts, freqs, np.sqrt(var_counts) / n, n)
 
 
-def theoretical_noise_std(mechanism: str, epsilon: float, bounds=None, categories=None, *,
-                          other=None, type: str | None = None) -> float:
+def theoretical_noise_std(
+    mechanism: str,
+    epsilon: float,
+    bounds=None,
+    categories=None,
+    *,
+    other=None,
+    type: str | None = None,
+) -> float:
     """Worst-case per-record noise standard deviation of a mechanism (closed form).
 
     Args:
@@ -198,8 +212,16 @@ def theoretical_noise_std(mechanism: str, epsilon: float, bounds=None, categorie
     return math.sqrt(mech.variance())
 
 
-def standard_error(mechanism: str, epsilon: float, bounds=None, categories=None, *, n: int,
-                   other=None, type: str | None = None) -> float:
+def standard_error(
+    mechanism: str,
+    epsilon: float,
+    bounds=None,
+    categories=None,
+    *,
+    n: int,
+    other=None,
+    type: str | None = None,
+) -> float:
     """Worst-case noise-only standard error of the column's estimator at n records.
 
     Args:
@@ -213,15 +235,17 @@ def standard_error(mechanism: str, epsilon: float, bounds=None, categories=None,
     """
     if int(n) < 1:
         raise ValueError("n must be >= 1")
-    return theoretical_noise_std(mechanism, epsilon, bounds, categories, other=other,
-                                 type=type) / math.sqrt(int(n))
+    return theoretical_noise_std(
+        mechanism, epsilon, bounds, categories, other=other, type=type
+    ) / math.sqrt(int(n))
 
 
 # --------------------------------------------------------------------------- metadata
 
 
-def ldp_metadata(*, type: str, mechanism: str | None, epsilon: float, bounds=None,
-                 categories=None, other=None) -> dict[str, str]:
+def ldp_metadata(
+    *, type: str, mechanism: str | None, epsilon: float, bounds=None, categories=None, other=None
+) -> dict[str, str]:
     """Parquet field metadata describing an ldp column (all public parameters, no keys).
 
     Args:
@@ -239,12 +263,23 @@ def ldp_metadata(*, type: str, mechanism: str | None, epsilon: float, bounds=Non
         ValueError: invalid parameters.
     """
     name = resolve_mechanism(type, mechanism)
-    mech = build_mechanism(type=type, mechanism=name, epsilon=epsilon, bounds=bounds,
-                           categories=categories, other=other)
+    mech = build_mechanism(
+        type=type,
+        mechanism=name,
+        epsilon=epsilon,
+        bounds=bounds,
+        categories=categories,
+        other=other,
+    )
     p = METADATA_PREFIX
-    md = {p + "version": METADATA_VERSION, p + "type": type, p + "mechanism": name,
-          p + "epsilon": repr(mech.epsilon), p + "estimator": mech.estimator,
-          p + "noise_std": repr(math.sqrt(mech.variance()))}
+    md = {
+        p + "version": METADATA_VERSION,
+        p + "type": type,
+        p + "mechanism": name,
+        p + "epsilon": repr(mech.epsilon),
+        p + "estimator": mech.estimator,
+        p + "noise_std": repr(math.sqrt(mech.variance())),
+    }
     if isinstance(mech, NumericMechanism):
         md[p + "bounds"] = json.dumps([int(b) if type == "int" else float(b) for b in bounds])
         md[p + "grid"] = json.dumps(mech.grid().to_dict())
@@ -265,9 +300,10 @@ def parse_ldp_metadata(metadata: Mapping) -> dict:
     Raises:
         ValueError: not an ldp column, or an unknown metadata version.
     """
-    md = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes)
-                                                        else v)
-          for k, v in (metadata or {}).items()}
+    md = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in (metadata or {}).items()
+    }
     p = METADATA_PREFIX
     if p + "mechanism" not in md:
         raise ValueError("field metadata does not describe an ldp column")
@@ -275,12 +311,15 @@ def parse_ldp_metadata(metadata: Mapping) -> dict:
         raise ValueError("unsupported ldp metadata version")
     cats = md.get(p + "categories")
     bounds = md.get(p + "bounds")
-    return {"type": md[p + "type"], "mechanism": md[p + "mechanism"],
-            "epsilon": float(md[p + "epsilon"]),
-            "bounds": None if bounds is None else json.loads(bounds),
-            # categories already include `other`; passing it again would be a no-op
-            "categories": None if cats is None else json.loads(cats),
-            "other": md.get(p + "other")}
+    return {
+        "type": md[p + "type"],
+        "mechanism": md[p + "mechanism"],
+        "epsilon": float(md[p + "epsilon"]),
+        "bounds": None if bounds is None else json.loads(bounds),
+        # categories already include `other`; passing it again would be a no-op
+        "categories": None if cats is None else json.loads(cats),
+        "other": md.get(p + "other"),
+    }
 
 
 def estimate_from_metadata(array, metadata: Mapping) -> MeanEstimate | FrequencyEstimate:
@@ -296,11 +335,21 @@ def estimate_from_metadata(array, metadata: Mapping) -> MeanEstimate | Frequency
     """
     prm = parse_ldp_metadata(metadata)
     if prm["type"] in ("int", "float"):
-        return estimate_mean(array, mechanism=prm["mechanism"], epsilon=prm["epsilon"],
-                             bounds=prm["bounds"], type=prm["type"])
-    return estimate_frequencies(array, mechanism=prm["mechanism"], epsilon=prm["epsilon"],
-                                categories=prm["categories"], other=prm["other"],
-                                type=prm["type"])
+        return estimate_mean(
+            array,
+            mechanism=prm["mechanism"],
+            epsilon=prm["epsilon"],
+            bounds=prm["bounds"],
+            type=prm["type"],
+        )
+    return estimate_frequencies(
+        array,
+        mechanism=prm["mechanism"],
+        epsilon=prm["epsilon"],
+        categories=prm["categories"],
+        other=prm["other"],
+        type=prm["type"],
+    )
 
 
 def ldp_utility(metadata: Mapping, n: int) -> dict[str, float]:
@@ -314,6 +363,12 @@ def ldp_utility(metadata: Mapping, n: int) -> dict[str, float]:
         standard error at n}.
     """
     prm = parse_ldp_metadata(metadata)
-    std = theoretical_noise_std(prm["mechanism"], prm["epsilon"], prm["bounds"],
-                                prm["categories"], other=prm["other"], type=prm["type"])
+    std = theoretical_noise_std(
+        prm["mechanism"],
+        prm["epsilon"],
+        prm["bounds"],
+        prm["categories"],
+        other=prm["other"],
+        type=prm["type"],
+    )
     return {"noise_std": std, "std_error": std / math.sqrt(max(int(n), 1))}

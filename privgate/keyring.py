@@ -34,8 +34,12 @@ PASSPHRASE_ENV = "PRIVGATE_KEYRING_PASSPHRASE"
 KEYRING_ENV = "PRIVGATE_KEYRING"
 MASTER_KEYS = ("pii", "data", "footer")
 # data-protection key name -> (wrapping master key, length in bytes)
-DATA_PROTECTION_KEYS = {"token": ("pii", 32), "siv": ("pii", 64), "date_shift": ("pii", 32),
-                        "ldp": ("pii", 32)}
+DATA_PROTECTION_KEYS = {
+    "token": ("pii", 32),
+    "siv": ("pii", 64),
+    "date_shift": ("pii", 32),
+    "ldp": ("pii", 32),
+}
 FORMAT = "privgate-keyring"
 SCRYPT = {"n": 2**17, "r": 8, "p": 1}
 
@@ -257,8 +261,15 @@ class LocalKms(Kms):
 class Keyring:
     """An opened keyring: a KMS plus wrapped data-protection keys and the signing key."""
 
-    def __init__(self, path: str, keyring_id: str, kms: Kms, dpks: dict,
-                 signing: bytes | Callable[[], bytes] | None, public_key: bytes):
+    def __init__(
+        self,
+        path: str,
+        keyring_id: str,
+        kms: Kms,
+        dpks: dict,
+        signing: bytes | Callable[[], bytes] | None,
+        public_key: bytes,
+    ):
         self.path = path
         self.keyring_id = keyring_id
         self.kms = kms
@@ -299,8 +310,14 @@ class Keyring:
 
     def restricted(self, masters: set[str]) -> Keyring:
         """A view that can use only the given master keys (and cannot sign)."""
-        return Keyring(self.path, self.keyring_id, self.kms.restricted(masters), self._dpks,
-                       None, self.public_key_bytes)
+        return Keyring(
+            self.path,
+            self.keyring_id,
+            self.kms.restricted(masters),
+            self._dpks,
+            None,
+            self.public_key_bytes,
+        )
 
 
 # --------------------------------------------------------------------------- file format
@@ -375,14 +392,19 @@ def init_keyring(path: str, kms: str = "local", settings: dict | None = None) ->
         for name, (mk, n) in DATA_PROTECTION_KEYS.items()
     }
     raw_sk, raw_pk = _new_signing_key()
-    payload = {"created": created, "master_keys": masters, "dpks": dpks,
-               "signing_key": _b64(raw_sk)}
+    payload = {
+        "created": created,
+        "master_keys": masters,
+        "dpks": dpks,
+        "signing_key": _b64(raw_sk),
+    }
     _write(path, keyring_id, raw_pk, payload, passphrase, create=True)
     return _open_uncached(path)
 
 
-def _write(path: str, keyring_id: str, raw_pk: bytes, payload: dict, passphrase: str,
-           create: bool) -> None:
+def _write(
+    path: str, keyring_id: str, raw_pk: bytes, payload: dict, passphrase: str, create: bool
+) -> None:
     """Encrypt `payload` under a fresh salt and nonce and write the keyring file (0600):
     a new file with O_EXCL, or an atomic replacement (temp file + rename)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -416,18 +438,29 @@ def _write_doc(path: str, doc: dict, create: bool) -> None:
         os.replace(target, path)
 
 
-def _wrap_all(kms: Kms, keyring_id: str, dpk_bytes: dict[str, bytes], raw_sk: bytes,
-              created: str, dpks: dict | None = None) -> tuple[dict, dict]:
+def _wrap_all(
+    kms: Kms,
+    keyring_id: str,
+    dpk_bytes: dict[str, bytes],
+    raw_sk: bytes,
+    created: str,
+    dpks: dict | None = None,
+) -> tuple[dict, dict]:
     dpks = dpks or {}
     out = {}
     for name, key in dpk_bytes.items():
         mk = DATA_PROTECTION_KEYS[name][0]
-        out[name] = dict(dpks.get(name, {"created": created}), master_key=mk,
-                         wrapped=kms.wrap(mk, key, f"{keyring_id}:{name}".encode()))
+        out[name] = dict(
+            dpks.get(name, {"created": created}),
+            master_key=mk,
+            wrapped=kms.wrap(mk, key, f"{keyring_id}:{name}".encode()),
+        )
         if name in dpks:
             out[name]["rewrapped"] = created
-    signing = {"master_key": "pii",
-               "wrapped": kms.wrap("pii", raw_sk, f"{keyring_id}:signing".encode())}
+    signing = {
+        "master_key": "pii",
+        "wrapped": kms.wrap("pii", raw_sk, f"{keyring_id}:signing".encode()),
+    }
     return out, signing
 
 
@@ -439,26 +472,43 @@ def _init_external(path: str, kind: str, settings: dict) -> Keyring:
     raw_sk, raw_pk = _new_signing_key()
     dpk_bytes = {name: os.urandom(n) for name, (_, n) in DATA_PROTECTION_KEYS.items()}
     dpks, signing = _wrap_all(kms, keyring_id, dpk_bytes, raw_sk, created)
-    doc = {"format": FORMAT, "version": 1, "keyring_id": keyring_id, "kms": kind,
-           "kms_settings": settings, "public_key": _b64(raw_pk), "created": created,
-           "dpks": dpks, "signing_key": signing,
-           # when privgate first used each master key version (the KMS keeps the keys)
-           "master_key_history": {m: {str(v): created} for m, v in kms.versions().items()}}
+    doc = {
+        "format": FORMAT,
+        "version": 1,
+        "keyring_id": keyring_id,
+        "kms": kind,
+        "kms_settings": settings,
+        "public_key": _b64(raw_pk),
+        "created": created,
+        "dpks": dpks,
+        "signing_key": signing,
+        # when privgate first used each master key version (the KMS keeps the keys)
+        "master_key_history": {m: {str(v): created} for m, v in kms.versions().items()},
+    }
     _write_doc(path, doc, create=True)
     return _open_uncached(path)
 
 
 def _open_external(path: str, doc: dict) -> Keyring:
     try:
-        kind, settings, dpks, signing = (doc["kms"], doc["kms_settings"], doc["dpks"],
-                                         doc["signing_key"])
+        kind, settings, dpks, signing = (
+            doc["kms"],
+            doc["kms_settings"],
+            doc["dpks"],
+            doc["signing_key"],
+        )
     except KeyError as e:
         raise KeyringError(f"{path}: keyring lacks '{e.args[0]}'") from None
     kms = external_kms(kind, settings)
     aad = f"{doc['keyring_id']}:signing".encode()
-    return Keyring(path, doc["keyring_id"], kms, dpks,
-                   lambda: kms.unwrap(signing["master_key"], signing["wrapped"], aad),
-                   _unb64(doc["public_key"]))
+    return Keyring(
+        path,
+        doc["keyring_id"],
+        kms,
+        dpks,
+        lambda: kms.unwrap(signing["master_key"], signing["wrapped"], aad),
+        _unb64(doc["public_key"]),
+    )
 
 
 def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[str, int]:
@@ -486,8 +536,9 @@ def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[st
         history = doc.setdefault("master_key_history", {})
         for m, v in versions.items():
             history.setdefault(m, {})[str(v)] = now
-        doc["dpks"], doc["signing_key"] = _wrap_all(kr.kms, kr.keyring_id, dpk_bytes, raw_sk,
-                                                    now, doc["dpks"])
+        doc["dpks"], doc["signing_key"] = _wrap_all(
+            kr.kms, kr.keyring_id, dpk_bytes, raw_sk, now, doc["dpks"]
+        )
         _write_doc(path, doc, create=False)
         _CACHE.clear()
         return versions
@@ -501,8 +552,9 @@ def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[st
         entry["current"] = version
     kms = LocalKms(payload["master_keys"])
     for name, entry in payload["dpks"].items():
-        entry["wrapped"] = kms.wrap(entry["master_key"], dpk_bytes[name],
-                                    f"{kr.keyring_id}:{name}".encode())
+        entry["wrapped"] = kms.wrap(
+            entry["master_key"], dpk_bytes[name], f"{kr.keyring_id}:{name}".encode()
+        )
         entry["rewrapped"] = created
     _write(path, kr.keyring_id, kr.public_key_bytes, payload, _passphrase(), create=False)
     _CACHE.clear()
@@ -519,27 +571,42 @@ def describe_keyring(path: str) -> dict:
             "kms": doc["kms"],
             "kms_settings": doc["kms_settings"],
             "created": doc["created"],
-            "master_keys": {m: {"current": v,
-                                "versions": doc.get("master_key_history", {}).get(m, {})}
-                            for m, v in sorted(kms.versions().items())},
-            "data_protection_keys": {n: {"wrapped_by": e["master_key"],
-                                         "master_key_version": _wrapped_version(e["wrapped"]),
-                                         "created": e.get("created")}
-                                     for n, e in sorted(doc["dpks"].items())},
+            "master_keys": {
+                m: {"current": v, "versions": doc.get("master_key_history", {}).get(m, {})}
+                for m, v in sorted(kms.versions().items())
+            },
+            "data_protection_keys": {
+                n: {
+                    "wrapped_by": e["master_key"],
+                    "master_key_version": _wrapped_version(e["wrapped"]),
+                    "created": e.get("created"),
+                }
+                for n, e in sorted(doc["dpks"].items())
+            },
         }
     payload = _payload(path)
     return {
         "keyring_id": doc["keyring_id"],
         "kms": doc["kms"],
         "created": payload["created"],
-        "master_keys": {m: {"current": e["current"],
-                            "versions": {v: x["created"] for v, x in sorted(
-                                e["versions"].items(), key=lambda kv: int(kv[0]))}}
-                        for m, e in sorted(payload["master_keys"].items())},
-        "data_protection_keys": {n: {"wrapped_by": e["master_key"],
-                                     "master_key_version": _wrapped_version(e["wrapped"]),
-                                     "created": e.get("created")}
-                                 for n, e in sorted(payload["dpks"].items())},
+        "master_keys": {
+            m: {
+                "current": e["current"],
+                "versions": {
+                    v: x["created"]
+                    for v, x in sorted(e["versions"].items(), key=lambda kv: int(kv[0]))
+                },
+            }
+            for m, e in sorted(payload["master_keys"].items())
+        },
+        "data_protection_keys": {
+            n: {
+                "wrapped_by": e["master_key"],
+                "master_key_version": _wrapped_version(e["wrapped"]),
+                "created": e.get("created"),
+            }
+            for n, e in sorted(payload["dpks"].items())
+        },
     }
 
 
@@ -589,16 +656,21 @@ def _payload(path: str) -> dict:
 
     doc = _read_doc(path)
     passphrase = _passphrase()
-    header = {k: doc[k] for k in ("format", "version", "keyring_id", "kms", "public_key", "kdf",
-                                  "aead")}
+    header = {
+        k: doc[k] for k in ("format", "version", "keyring_id", "kms", "public_key", "kdf", "aead")
+    }
     kdf = doc["kdf"]
     try:
         key = _derive(passphrase, _unb64(kdf["salt"]), kdf)
-        return json.loads(AESGCM(key).decrypt(_unb64(doc["nonce"]), _unb64(doc["ciphertext"]),
-                                              _header_aad(header)))
+        return json.loads(
+            AESGCM(key).decrypt(
+                _unb64(doc["nonce"]), _unb64(doc["ciphertext"]), _header_aad(header)
+            )
+        )
     except InvalidTag:
-        raise KeyringError(f"{path}: cannot open keyring: wrong passphrase or tampered file") \
-            from None
+        raise KeyringError(
+            f"{path}: cannot open keyring: wrong passphrase or tampered file"
+        ) from None
 
 
 def _open_uncached(path: str) -> Keyring:
@@ -609,8 +681,14 @@ def _open_uncached(path: str) -> Keyring:
     missing = [m for m in MASTER_KEYS if m not in payload["master_keys"]]
     if missing:
         raise KeyringError(f"{path}: keyring lacks master key(s): {', '.join(missing)}")
-    return Keyring(path, doc["keyring_id"], LocalKms(payload["master_keys"]), payload["dpks"],
-                   _unb64(payload["signing_key"]), _unb64(doc["public_key"]))
+    return Keyring(
+        path,
+        doc["keyring_id"],
+        LocalKms(payload["master_keys"]),
+        payload["dpks"],
+        _unb64(payload["signing_key"]),
+        _unb64(doc["public_key"]),
+    )
 
 
 _CACHE: dict[tuple, Keyring] = {}

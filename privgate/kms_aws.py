@@ -115,7 +115,10 @@ KIND = "aws-kms"
 SETTINGS = ("region", "keys", "endpoint_url", "connect_timeout", "read_timeout", "max_attempts")
 DEFAULTS = {"connect_timeout": 5.0, "read_timeout": 10.0, "max_attempts": 3}
 CONTEXT_MASTER, CONTEXT_AAD, CONTEXT_DATASET = (
-    "privgate-master", "privgate-context", "privgate-dataset")
+    "privgate-master",
+    "privgate-context",
+    "privgate-dataset",
+)
 DATASET_PREFIX = "privgate-dataset:"
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -172,19 +175,24 @@ def _parse_settings(settings: dict) -> dict:
         raise KeyringError(f"keys.{KIND}: must be a mapping of settings")
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
-        raise _setting_error(unknown[0], f"unknown setting (have: {', '.join(SETTINGS)}; "
-                                         "credentials come from the AWS credential chain)")
+        raise _setting_error(
+            unknown[0],
+            f"unknown setting (have: {', '.join(SETTINGS)}; "
+            "credentials come from the AWS credential chain)",
+        )
     region = settings.get("region")
     if not isinstance(region, str) or not _REGION.match(region):
         raise _setting_error("region", "required, an AWS region such as eu-west-1")
     keys = settings.get("keys")
     if not isinstance(keys, dict):
-        raise _setting_error("keys", "required, a mapping {pii: alias/..., data: alias/..., "
-                                     "footer: alias/...}")
+        raise _setting_error(
+            "keys", "required, a mapping {pii: alias/..., data: alias/..., footer: alias/...}"
+        )
     extra = sorted(set(keys) - set(MASTER_KEYS))
     if extra:
-        raise _setting_error(f"keys.{extra[0]}", f"unknown master key (have: "
-                                                 f"{', '.join(MASTER_KEYS)})")
+        raise _setting_error(
+            f"keys.{extra[0]}", f"unknown master key (have: {', '.join(MASTER_KEYS)})"
+        )
     refs = {}
     for m in MASTER_KEYS:
         spec = keys.get(m)
@@ -213,11 +221,13 @@ def _key_ref(master: str, spec, region: str) -> _KeyRef:
         return _KeyRef(spec, None, None)
     m = _ARN.match(spec) if isinstance(spec, str) else None
     if m is None:
-        raise _setting_error(f"keys.{master}", "must be alias/NAME, a KMS key id or a KMS "
-                                               "key/alias ARN")
+        raise _setting_error(
+            f"keys.{master}", "must be alias/NAME, a KMS key id or a KMS key/alias ARN"
+        )
     if m.group(2) != region:
-        raise _setting_error(f"keys.{master}", f"the ARN's region {m.group(2)} is not the "
-                                               f"configured region {region}")
+        raise _setting_error(
+            f"keys.{master}", f"the ARN's region {m.group(2)} is not the configured region {region}"
+        )
     return _KeyRef(spec, None, m.group(1))
 
 
@@ -228,8 +238,10 @@ def _endpoint(url) -> str:
     if parsed.username or parsed.password or parsed.query or parsed.fragment:
         raise _setting_error("endpoint_url", "must not carry credentials, a query or a fragment")
     if parsed.scheme == "http" and parsed.hostname not in _LOOPBACK:
-        raise _setting_error("endpoint_url", "http:// only on loopback (a test peer); key "
-                                             "bytes travel in requests: use https://")
+        raise _setting_error(
+            "endpoint_url",
+            "http:// only on loopback (a test peer); key bytes travel in requests: use https://",
+        )
     return url
 
 
@@ -243,7 +255,7 @@ def _context(master_key_id: str, aad: bytes) -> dict[str, str]:
             return ctx
         ctx[CONTEXT_AAD] = text
         if text.startswith(DATASET_PREFIX) and len(text) > len(DATASET_PREFIX):
-            ctx[CONTEXT_DATASET] = text[len(DATASET_PREFIX):]
+            ctx[CONTEXT_DATASET] = text[len(DATASET_PREFIX) :]
     return ctx
 
 
@@ -256,12 +268,26 @@ def _key_id_of(key_id_or_arn: str) -> str:
 
 # AWS error code -> what to tell the user (server messages are echoed only for the codes in
 # _ECHO: they name ARNs and actions; others may quote request values)
-_CREDENTIAL_CODES = {"UnrecognizedClientException", "InvalidClientTokenId",
-                     "InvalidSignatureException", "SignatureDoesNotMatch", "ExpiredTokenException",
-                     "ExpiredToken", "IncompleteSignature", "MissingAuthenticationToken",
-                     "InvalidAccessKeyId", "AuthFailure"}
-_ECHO = {"NotFoundException", "AccessDeniedException", "AccessDenied", "DisabledException",
-         "KMSInvalidStateException", "AlreadyExistsException"}
+_CREDENTIAL_CODES = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "InvalidAccessKeyId",
+    "AuthFailure",
+}
+_ECHO = {
+    "NotFoundException",
+    "AccessDeniedException",
+    "AccessDenied",
+    "DisabledException",
+    "KMSInvalidStateException",
+    "AlreadyExistsException",
+}
 _XML_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
 _XML_MESSAGE = re.compile(r"<Message>([^<]{0,400})</Message>")
 
@@ -319,13 +345,17 @@ class AwsKms(Kms):
         with self._lock:
             if self._client_obj is None or self._client_pid != pid:  # new, or forked
                 connect, read, attempts = self._timeouts
-                config = Config(region_name=self._region, connect_timeout=connect,
-                                read_timeout=read, max_pool_connections=16,
-                                retries={"mode": "standard", "total_max_attempts": attempts},
-                                user_agent_extra="privgate")
+                config = Config(
+                    region_name=self._region,
+                    connect_timeout=connect,
+                    read_timeout=read,
+                    max_pool_connections=16,
+                    retries={"mode": "standard", "total_max_attempts": attempts},
+                    user_agent_extra="privgate",
+                )
                 self._client_obj = boto3.session.Session().client(
-                    "kms", region_name=self._region, endpoint_url=self._endpoint_url,
-                    config=config)
+                    "kms", region_name=self._region, endpoint_url=self._endpoint_url, config=config
+                )
                 self._client_pid = pid
             return self._client_obj
 
@@ -333,9 +363,15 @@ class AwsKms(Kms):
 
     def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str:
         ref = self._ref(master_key_id)
-        resp = self._call("wrap a key under", master_key_id, ref, "encrypt",
-                          KeyId=self._pinned.get(master_key_id, ref.spec), Plaintext=key,
-                          EncryptionContext=_context(master_key_id, aad))
+        resp = self._call(
+            "wrap a key under",
+            master_key_id,
+            ref,
+            "encrypt",
+            KeyId=self._pinned.get(master_key_id, ref.spec),
+            Plaintext=key,
+            EncryptionContext=_context(master_key_id, aad),
+        )
         version = _key_id_of(resp["KeyId"])
         blob = base64.b64encode(resp["CiphertextBlob"]).decode("ascii")
         return f"{KIND}:{master_key_id}:{version}:{blob}"
@@ -346,22 +382,30 @@ class AwsKms(Kms):
             kind, mk, version, blob = wrapped.split(":", 3)
             raw = base64.b64decode(blob.encode("ascii"), validate=True)
         except (ValueError, UnicodeEncodeError, binascii.Error):
-            raise KeyringError(f"malformed wrapped key for master key '{master_key_id}'") \
-                from None
+            raise KeyringError(f"malformed wrapped key for master key '{master_key_id}'") from None
         if kind != KIND or mk != master_key_id:
-            raise KeyringError(f"wrapped key belongs to '{kind}:{mk}', not {KIND} master key "
-                               f"'{master_key_id}'")
+            raise KeyringError(
+                f"wrapped key belongs to '{kind}:{mk}', not {KIND} master key '{master_key_id}'"
+            )
         if not _KEY_ID.match(version) or not raw:
             raise KeyringError(f"malformed wrapped key for master key '{master_key_id}'")
-        resp = self._call("unwrap a key under", master_key_id, ref, "decrypt",
-                          KeyId=ref.decrypt_key_id(version), CiphertextBlob=raw,
-                          EncryptionContext=_context(master_key_id, aad))
+        resp = self._call(
+            "unwrap a key under",
+            master_key_id,
+            ref,
+            "decrypt",
+            KeyId=ref.decrypt_key_id(version),
+            CiphertextBlob=raw,
+            EncryptionContext=_context(master_key_id, aad),
+        )
         return resp["Plaintext"]
 
     def versions(self) -> dict[str, str]:
         """{master key id: id of the KMS key behind its alias} (one DescribeKey each)."""
-        return {m: self._pinned.get(m) or _key_id_of(self._describe(m)["KeyId"])
-                for m in sorted(self._refs)}
+        return {
+            m: self._pinned.get(m) or _key_id_of(self._describe(m)["KeyId"])
+            for m in sorted(self._refs)
+        }
 
     def rotate(self, master_key_id: str) -> str:
         """Create a new KMS key (same key policy) and point the master's alias at it.
@@ -376,17 +420,39 @@ class AwsKms(Kms):
             raise KeyringError(
                 f"cannot rotate {KIND} master key '{master_key_id}': its key is given as "
                 f"{ref.spec}; privgate rotates by moving an alias, so set keys.{KIND}.keys."
-                f"{master_key_id} to alias/NAME (or rotate in KMS yourself)")
+                f"{master_key_id} to alias/NAME (or rotate in KMS yourself)"
+            )
         # the pinned id after an earlier rotate() here: the alias may not show it yet
-        old = self._call("describe", master_key_id, ref, "describe_key",
-                         KeyId=self._pinned.get(master_key_id, ref.spec))["KeyMetadata"]
-        policy = self._call("read the key policy of", master_key_id, ref, "get_key_policy",
-                            KeyId=old["KeyId"], PolicyName="default")["Policy"]
-        new_id = self._create_key(master_key_id, ref, policy=policy,
-                                  multi_region=bool(old.get("MultiRegion")),
-                                  note=f"rotated from {old['KeyId']}")
-        self._call("move the alias of", master_key_id, ref, "update_alias",
-                   AliasName=ref.alias, TargetKeyId=new_id)
+        old = self._call(
+            "describe",
+            master_key_id,
+            ref,
+            "describe_key",
+            KeyId=self._pinned.get(master_key_id, ref.spec),
+        )["KeyMetadata"]
+        policy = self._call(
+            "read the key policy of",
+            master_key_id,
+            ref,
+            "get_key_policy",
+            KeyId=old["KeyId"],
+            PolicyName="default",
+        )["Policy"]
+        new_id = self._create_key(
+            master_key_id,
+            ref,
+            policy=policy,
+            multi_region=bool(old.get("MultiRegion")),
+            note=f"rotated from {old['KeyId']}",
+        )
+        self._call(
+            "move the alias of",
+            master_key_id,
+            ref,
+            "update_alias",
+            AliasName=ref.alias,
+            TargetKeyId=new_id,
+        )
         self._pinned[master_key_id] = new_id
         return new_id
 
@@ -405,11 +471,15 @@ class AwsKms(Kms):
             spec = meta.get("KeySpec") or meta.get("CustomerMasterKeySpec")
             state = meta.get("KeyState", "Enabled")
             if usage != "ENCRYPT_DECRYPT" or spec != "SYMMETRIC_DEFAULT":
-                raise KeyringError(f"{KIND} master key '{m}' ({ref.spec}) must be a symmetric "
-                                   f"ENCRYPT_DECRYPT key (it is {spec} {usage})")
+                raise KeyringError(
+                    f"{KIND} master key '{m}' ({ref.spec}) must be a symmetric "
+                    f"ENCRYPT_DECRYPT key (it is {spec} {usage})"
+                )
             if state != "Enabled":
-                raise KeyringError(f"{KIND} master key '{m}' ({ref.spec}, key "
-                                   f"{meta['KeyId']}) is {state}, not Enabled")
+                raise KeyringError(
+                    f"{KIND} master key '{m}' ({ref.spec}, key "
+                    f"{meta['KeyId']}) is {state}, not Enabled"
+                )
         super().ensure_master_keys(masters)
 
     # ------------------------------------------------------------------ helpers
@@ -424,11 +494,21 @@ class AwsKms(Kms):
         ref = self._ref(m)
         return self._call("describe", m, ref, "describe_key", KeyId=ref.spec)["KeyMetadata"]
 
-    def _create_key(self, m: str, ref: _KeyRef, *, policy: str | None = None,
-                    multi_region: bool = False, note: str = "") -> str:
-        params = {"Description": f"privgate master key '{m}'" + (f" ({note})" if note else ""),
-                  "KeyUsage": "ENCRYPT_DECRYPT", "KeySpec": "SYMMETRIC_DEFAULT",
-                  "MultiRegion": multi_region}
+    def _create_key(
+        self,
+        m: str,
+        ref: _KeyRef,
+        *,
+        policy: str | None = None,
+        multi_region: bool = False,
+        note: str = "",
+    ) -> str:
+        params = {
+            "Description": f"privgate master key '{m}'" + (f" ({note})" if note else ""),
+            "KeyUsage": "ENCRYPT_DECRYPT",
+            "KeySpec": "SYMMETRIC_DEFAULT",
+            "MultiRegion": multi_region,
+        }
         if policy is not None:
             params["Policy"] = policy
         meta = self._call("create a key for", m, ref, "create_key", **params)["KeyMetadata"]
@@ -437,14 +517,25 @@ class AwsKms(Kms):
     def _create_behind_alias(self, m: str, ref: _KeyRef) -> dict:
         key_id = self._create_key(m, ref)
         try:
-            self._call("create the alias of", m, ref, "create_alias", AliasName=ref.alias,
-                       TargetKeyId=key_id)
+            self._call(
+                "create the alias of",
+                m,
+                ref,
+                "create_alias",
+                AliasName=ref.alias,
+                TargetKeyId=key_id,
+            )
         except _AwsError as e:
             if e.code != "AlreadyExistsException":
                 raise
             # another `keys init` won the race: use its key; ours is left unused
-            log.warning("%s alias %s was created concurrently; KMS key %s made by this call "
-                        "is unused (schedule its deletion)", KIND, ref.alias, key_id)
+            log.warning(
+                "%s alias %s was created concurrently; KMS key %s made by this call "
+                "is unused (schedule its deletion)",
+                KIND,
+                ref.alias,
+                key_id,
+            )
         return self._describe(m)
 
     def _call(self, action: str, m: str, ref: _KeyRef, method: str, **params) -> dict:
@@ -455,24 +546,31 @@ class AwsKms(Kms):
             reason = self._client_reason(method, code, message, status)
         except BotoCoreError as e:
             code, reason = type(e).__name__, self._botocore_reason(e)
-        raise _AwsError(f"{KIND} ({self._region}): cannot {action} master key '{m}' "
-                        f"({ref.spec}): {reason}", code) from None
+        raise _AwsError(
+            f"{KIND} ({self._region}): cannot {action} master key '{m}' ({ref.spec}): {reason}",
+            code,
+        ) from None
 
     def _client_reason(self, method: str, code: str, message: str, status: int) -> str:
         api = "".join(p.capitalize() for p in method.split("_"))
         said = f": {message}" if message and code in _ECHO else ""
         if code == "NotFoundException":
-            return (f"{code}{said} (create it, or let `privgate keys init` create a missing "
-                    "alias/NAME)")
+            return (
+                f"{code}{said} (create it, or let `privgate keys init` create a missing alias/NAME)"
+            )
         if code == "InvalidCiphertextException":
-            return (f"{code}: the wrapped key does not decrypt under this encryption context: "
-                    "it was wrapped for another dataset or purpose, or it was altered")
+            return (
+                f"{code}: the wrapped key does not decrypt under this encryption context: "
+                "it was wrapped for another dataset or purpose, or it was altered"
+            )
         if code == "IncorrectKeyException":
             return f"{code}: the wrapped key was made under another KMS key"
         if code in _CREDENTIAL_CODES:
-            return (f"{code}: AWS did not accept the credentials (they come from boto3's "
-                    "credential chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/..., instance or task "
-                    "role)")
+            return (
+                f"{code}: AWS did not accept the credentials (they come from boto3's "
+                "credential chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/..., instance or task "
+                "role)"
+            )
         if code in ("AccessDeniedException", "AccessDenied") or status == 403:
             hint = f"the caller needs kms:{api} on this key (IAM policy, key policy or grant)"
             if method == "decrypt":
@@ -480,8 +578,17 @@ class AwsKms(Kms):
             return f"{code}{said}; {hint}"
         if code in ("DisabledException", "KMSInvalidStateException"):
             return f"{code}{said} (the KMS key is disabled or pending deletion)"
-        if code in ("ThrottlingException", "LimitExceededException", "KMSInternalException",
-                    "KeyUnavailableException", "DependencyTimeoutException") or status >= 500:
+        if (
+            code
+            in (
+                "ThrottlingException",
+                "LimitExceededException",
+                "KMSInternalException",
+                "KeyUnavailableException",
+                "DependencyTimeoutException",
+            )
+            or status >= 500
+        ):
             return f"{code}: AWS KMS is unavailable or throttling; retry later"
         if code == "InvalidKeyUsageException":
             return f"{code}: the KMS key is not a symmetric ENCRYPT_DECRYPT key"
@@ -490,11 +597,20 @@ class AwsKms(Kms):
     def _botocore_reason(self, e: BotoCoreError) -> str:
         connect, read, attempts = self._timeouts
         if isinstance(e, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
-            return (f"no usable AWS credentials ({type(e).__name__}); set AWS_PROFILE or "
-                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with an instance or task "
-                    "role")
-        if isinstance(e, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError
-                      | ConnectionClosedError):
-            return (f"cannot reach AWS KMS at {self.endpoint} ({type(e).__name__}; "
-                    f"{attempts} attempt(s), timeouts {connect:g}s connect / {read:g}s read)")
+            return (
+                f"no usable AWS credentials ({type(e).__name__}); set AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with an instance or task "
+                "role"
+            )
+        if isinstance(
+            e,
+            EndpointConnectionError
+            | ConnectTimeoutError
+            | ReadTimeoutError
+            | ConnectionClosedError,
+        ):
+            return (
+                f"cannot reach AWS KMS at {self.endpoint} ({type(e).__name__}; "
+                f"{attempts} attempt(s), timeouts {connect:g}s connect / {read:g}s read)"
+            )
         return f"{type(e).__name__} talking to AWS KMS at {self.endpoint}"

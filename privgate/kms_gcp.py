@@ -92,8 +92,10 @@ _ROLE = {
     "update_crypto_key_primary_version": "roles/cloudkms.admin",
 }
 _INSTANCES: weakref.WeakSet = weakref.WeakSet()
-_TRANSPORT_LOGGERS = ("google.cloud.kms_v1.services.key_management_service.transports.grpc",
-                      "google.cloud.kms_v1.services.key_management_service.transports.rest")
+_TRANSPORT_LOGGERS = (
+    "google.cloud.kms_v1.services.key_management_service.transports.grpc",
+    "google.cloud.kms_v1.services.key_management_service.transports.rest",
+)
 
 
 class _NoPayloads(logging.Filter):
@@ -124,29 +126,39 @@ def _parse_settings(settings) -> tuple[dict[str, str], str | None, float]:
         raise _setting_error(unknown[0], f"unknown setting (have: {', '.join(SETTINGS)})")
     keys = settings.get("keys")
     if not isinstance(keys, dict):
-        raise _setting_error("keys", "required: a mapping of master key id (pii, data, "
-                             "footer) to a Cloud KMS key name")
+        raise _setting_error(
+            "keys",
+            "required: a mapping of master key id (pii, data, footer) to a Cloud KMS key name",
+        )
     for m in keys:
         if m not in MASTER_KEYS:
-            raise _setting_error(f"keys.{m}", f"unknown master key (have: "
-                                 f"{', '.join(MASTER_KEYS)})")
+            raise _setting_error(
+                f"keys.{m}", f"unknown master key (have: {', '.join(MASTER_KEYS)})"
+            )
     for m in MASTER_KEYS:
         name = keys.get(m)
         if name is None:
             raise _setting_error(f"keys.{m}", "missing")
         if isinstance(name, str) and "/cryptoKeyVersions/" in name:
-            raise _setting_error(f"keys.{m}", "must name a CryptoKey, not a key version "
-                                 "(the primary version is used, so rotation works)")
+            raise _setting_error(
+                f"keys.{m}",
+                "must name a CryptoKey, not a key version "
+                "(the primary version is used, so rotation works)",
+            )
         if not isinstance(name, str) or not _KEY_NAME.fullmatch(name):
-            raise _setting_error(f"keys.{m}", "must be a Cloud KMS key name "
-                                 "projects/P/locations/L/keyRings/R/cryptoKeys/K")
+            raise _setting_error(
+                f"keys.{m}",
+                "must be a Cloud KMS key name projects/P/locations/L/keyRings/R/cryptoKeys/K",
+            )
     endpoint = settings.get("endpoint")
     if endpoint is not None and not _is_loopback_endpoint(endpoint):
-        raise _setting_error("endpoint", "must be a loopback HOST:PORT such as "
-                             "127.0.0.1:8443 (a local test server); omit it to use Cloud KMS")
+        raise _setting_error(
+            "endpoint",
+            "must be a loopback HOST:PORT such as "
+            "127.0.0.1:8443 (a local test server); omit it to use Cloud KMS",
+        )
     timeout = settings.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
-            or not 0 < timeout <= 600:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 600:
         raise _setting_error("timeout", "must be a number of seconds in (0, 600]")
     return {m: keys[m] for m in MASTER_KEYS}, endpoint, float(timeout)
 
@@ -181,8 +193,12 @@ class GcpKms(Kms):
     def __init__(self, settings: dict):
         self._keys, self._endpoint, self._timeout = _parse_settings(settings)
         self._retry = gretry.Retry(
-            initial=0.1, maximum=1.0, multiplier=2.0, timeout=self._timeout,
-            predicate=gretry.if_exception_type(gexc.ServiceUnavailable, gexc.DeadlineExceeded))
+            initial=0.1,
+            maximum=1.0,
+            multiplier=2.0,
+            timeout=self._timeout,
+            predicate=gretry.if_exception_type(gexc.ServiceUnavailable, gexc.DeadlineExceeded),
+        )
         self._lock = threading.Lock()
         self._client = None
         self._pinned: dict[str, int] = {}  # master -> version this instance made primary
@@ -213,9 +229,12 @@ class GcpKms(Kms):
 
             endpoint = self._endpoint
             transport = KeyManagementServiceGrpcTransport(
-                host=endpoint, credentials=AnonymousCredentials(),
+                host=endpoint,
+                credentials=AnonymousCredentials(),
                 channel=lambda *_a, **_k: grpc.insecure_channel(
-                    endpoint, options=[("grpc.enable_http_proxy", 0)]))
+                    endpoint, options=[("grpc.enable_http_proxy", 0)]
+                ),
+            )
             return kms_v1.KeyManagementServiceClient(transport=transport)
         import google.auth.exceptions
 
@@ -225,7 +244,8 @@ class GcpKms(Kms):
             raise KeyringError(
                 f"{KIND}: no Google credentials found (Application Default Credentials): run "
                 "`gcloud auth application-default login`, attach a service account, or set "
-                "GOOGLE_APPLICATION_CREDENTIALS") from None
+                "GOOGLE_APPLICATION_CREDENTIALS"
+            ) from None
 
     def close(self) -> None:
         """Close the gRPC channel (a later call opens a new one)."""
@@ -244,15 +264,18 @@ class GcpKms(Kms):
         try:
             return self._keys[master_key_id]
         except KeyError:
-            raise KeyringError(f"master key '{master_key_id}' is not available to this keyring "
-                               f"(have: {', '.join(self._keys)})") from None
+            raise KeyringError(
+                f"master key '{master_key_id}' is not available to this keyring "
+                f"(have: {', '.join(self._keys)})"
+            ) from None
 
     def _call(self, method: str, master_key_id: str, request: dict, retry: bool = True):
         import google.auth.exceptions
 
         try:
             return getattr(self._get_client(), method)(
-                request=request, retry=self._retry if retry else None, timeout=self._timeout)
+                request=request, retry=self._retry if retry else None, timeout=self._timeout
+            )
         except (gexc.GoogleAPIError, google.auth.exceptions.GoogleAuthError) as e:
             raise self._error(method, master_key_id, e) from None
 
@@ -266,38 +289,48 @@ class GcpKms(Kms):
             return KeyringError(
                 f"Cloud KMS at {where} did not answer {method} for master key '{m}' within "
                 f"{self._timeout:g} s ({type(getattr(e, 'cause', None) or e).__name__}); check "
-                "the network, the endpoint and the service status")
+                "the network, the endpoint and the service status"
+            )
         if isinstance(e, gexc.NotFound):
             return KeyringError(
                 f"Cloud KMS key for master key '{m}' not found: {key}. privgate does not create "
                 "keys in a cloud project: create it (gcloud kms keys create ... --purpose "
-                "encryption) or fix keys.gcp-kms.keys." + m)
+                "encryption) or fix keys.gcp-kms.keys." + m
+            )
         if isinstance(e, gexc.PermissionDenied):
             return KeyringError(
                 f"Cloud KMS denied {method} on the key for master key '{m}' ({key}): grant "
-                f"the caller {_ROLE.get(method, 'the needed role')} on it ({detail})")
+                f"the caller {_ROLE.get(method, 'the needed role')} on it ({detail})"
+            )
         if isinstance(e, gexc.Unauthenticated | google.auth.exceptions.GoogleAuthError):
             return KeyringError(
                 f"Cloud KMS rejected the credentials for {method} ({type(e).__name__}): check "
-                "Application Default Credentials")
+                "Application Default Credentials"
+            )
         if isinstance(e, gexc.InvalidArgument) and method == "decrypt":
             return KeyringError(
                 f"cannot unwrap a key under master key '{m}' (Cloud KMS key {key}): wrong "
-                f"key, wrong context (AAD) or tampered key material ({detail})")
+                f"key, wrong context (AAD) or tampered key material ({detail})"
+            )
         if isinstance(e, gexc.FailedPrecondition):
             return KeyringError(
                 f"Cloud KMS key for master key '{m}' ({key}) cannot be used: a key version "
-                f"is disabled, destroyed or not yet generated ({detail})")
+                f"is disabled, destroyed or not yet generated ({detail})"
+            )
         code = getattr(e, "grpc_status_code", None)
-        return KeyringError(f"Cloud KMS {method} failed for master key '{m}' ({key}): "
-                            f"{code.name if code else type(e).__name__}: {detail}")
+        return KeyringError(
+            f"Cloud KMS {method} failed for master key '{m}' ({key}): "
+            f"{code.name if code else type(e).__name__}: {detail}"
+        )
 
     @staticmethod
     def _version(version_name: str, key: str, m: str) -> int:
         match = _VERSION_NAME.fullmatch(version_name or "")
         if not match or match["key"] != key:
-            raise KeyringError(f"Cloud KMS answered with an unexpected key version for master "
-                               f"key '{m}' (expected a version of {key})")
+            raise KeyringError(
+                f"Cloud KMS answered with an unexpected key version for master "
+                f"key '{m}' (expected a version of {key})"
+            )
         return int(match["version"])
 
     # ------------------------------------------------------------------ Kms interface
@@ -307,23 +340,32 @@ class GcpKms(Kms):
         pinned = self._pinned.get(master_key_id)
         target = f"{name}/cryptoKeyVersions/{pinned}" if pinned else name
         full_aad = master_key_id.encode() + b"\0" + aad
-        request = {"name": target, "plaintext": key, "additional_authenticated_data": full_aad,
-                   "plaintext_crc32c": _crc(key),
-                   "additional_authenticated_data_crc32c": _crc(full_aad)}
+        request = {
+            "name": target,
+            "plaintext": key,
+            "additional_authenticated_data": full_aad,
+            "plaintext_crc32c": _crc(key),
+            "additional_authenticated_data_crc32c": _crc(full_aad),
+        }
         for _ in range(INTEGRITY_ATTEMPTS):
             resp = self._call("encrypt", master_key_id, request)
-            if (resp.verified_plaintext_crc32c
-                    and resp.verified_additional_authenticated_data_crc32c
-                    and resp.ciphertext_crc32c == _crc(resp.ciphertext)):
+            if (
+                resp.verified_plaintext_crc32c
+                and resp.verified_additional_authenticated_data_crc32c
+                and resp.ciphertext_crc32c == _crc(resp.ciphertext)
+            ):
                 break
         else:
             raise KeyringError(
                 f"Cloud KMS Encrypt for master key '{master_key_id}' failed its CRC32C "
-                f"integrity checks {INTEGRITY_ATTEMPTS} times (data corrupted in transit)")
+                f"integrity checks {INTEGRITY_ATTEMPTS} times (data corrupted in transit)"
+            )
         version = self._version(resp.name, name, master_key_id)
         if pinned and version != pinned:
-            raise KeyringError(f"Cloud KMS encrypted with version {version} of the key for "
-                               f"master key '{master_key_id}', not the requested {pinned}")
+            raise KeyringError(
+                f"Cloud KMS encrypted with version {version} of the key for "
+                f"master key '{master_key_id}', not the requested {pinned}"
+            )
         return f"{KIND}:{master_key_id}:{version}:{base64.b64encode(resp.ciphertext).decode()}"
 
     def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes:
@@ -331,31 +373,37 @@ class GcpKms(Kms):
             kind, mk_id, version, blob = wrapped.split(":", 3)
             ciphertext = base64.b64decode(blob.encode("ascii"), validate=True)
         except (ValueError, binascii.Error, UnicodeEncodeError):
-            raise KeyringError(f"malformed wrapped key for master key '{master_key_id}'") \
-                from None
+            raise KeyringError(f"malformed wrapped key for master key '{master_key_id}'") from None
         if kind != KIND or mk_id != master_key_id or not version.isdigit():
-            raise KeyringError(f"wrapped key belongs to '{kind}:{mk_id}', not {KIND} master "
-                               f"key '{master_key_id}'")
+            raise KeyringError(
+                f"wrapped key belongs to '{kind}:{mk_id}', not {KIND} master key '{master_key_id}'"
+            )
         name = self._key_name(master_key_id)
         full_aad = master_key_id.encode() + b"\0" + aad
-        request = {"name": name, "ciphertext": ciphertext,
-                   "additional_authenticated_data": full_aad,
-                   "ciphertext_crc32c": _crc(ciphertext),
-                   "additional_authenticated_data_crc32c": _crc(full_aad)}
+        request = {
+            "name": name,
+            "ciphertext": ciphertext,
+            "additional_authenticated_data": full_aad,
+            "ciphertext_crc32c": _crc(ciphertext),
+            "additional_authenticated_data_crc32c": _crc(full_aad),
+        }
         for _ in range(INTEGRITY_ATTEMPTS):
             resp = self._call("decrypt", master_key_id, request)
             if resp.plaintext_crc32c == _crc(resp.plaintext):
                 return resp.plaintext
         raise KeyringError(
             f"Cloud KMS Decrypt for master key '{master_key_id}' failed its CRC32C integrity "
-            f"check {INTEGRITY_ATTEMPTS} times (data corrupted in transit)")
+            f"check {INTEGRITY_ATTEMPTS} times (data corrupted in transit)"
+        )
 
     def _primary(self, m: str) -> int:
         name = self._key_name(m)
         key = self._call("get_crypto_key", m, {"name": name})
         if key.purpose != _ENCRYPT_DECRYPT or not key.primary.name:
-            raise KeyringError(f"Cloud KMS key for master key '{m}' ({name}) is not a "
-                               "symmetric ENCRYPT_DECRYPT key with a primary version")
+            raise KeyringError(
+                f"Cloud KMS key for master key '{m}' ({name}) is not a "
+                "symmetric ENCRYPT_DECRYPT key with a primary version"
+            )
         return self._version(key.primary.name, name, m)
 
     def versions(self) -> dict[str, int]:
@@ -370,37 +418,52 @@ class GcpKms(Kms):
             name = self._key_name(m)
             key = self._call("get_crypto_key", m, {"name": name})
             if key.purpose != _ENCRYPT_DECRYPT:
-                raise KeyringError(f"Cloud KMS key for master key '{m}' ({name}) has purpose "
-                                   f"{key.purpose.name}; privgate needs ENCRYPT_DECRYPT "
-                                   "(gcloud kms keys create ... --purpose encryption)")
+                raise KeyringError(
+                    f"Cloud KMS key for master key '{m}' ({name}) has purpose "
+                    f"{key.purpose.name}; privgate needs ENCRYPT_DECRYPT "
+                    "(gcloud kms keys create ... --purpose encryption)"
+                )
             if key.primary.state != _STATE.ENABLED:
-                raise KeyringError(f"Cloud KMS key for master key '{m}' ({name}) has no "
-                                   "enabled primary version")
+                raise KeyringError(
+                    f"Cloud KMS key for master key '{m}' ({name}) has no enabled primary version"
+                )
         super().ensure_master_keys(masters)
 
     def rotate(self, master_key_id: str) -> int:
         """New key version made primary; older versions stay enabled and keep decrypting."""
         name = self._key_name(master_key_id)
         # not retried: a retried create could make two versions
-        created = self._call("create_crypto_key_version", master_key_id,
-                             {"parent": name, "crypto_key_version": {}}, retry=False)
+        created = self._call(
+            "create_crypto_key_version",
+            master_key_id,
+            {"parent": name, "crypto_key_version": {}},
+            retry=False,
+        )
         version = self._version(created.name, name, master_key_id)
         deadline, state = time.monotonic() + self._timeout, created.state
         delay = 0.05
         while state == _STATE.PENDING_GENERATION:  # Cloud HSM versions take a moment
             if time.monotonic() > deadline:
-                raise KeyringError(f"Cloud KMS key version {created.name} for master key "
-                                   f"'{master_key_id}' still generating after "
-                                   f"{self._timeout:g} s; retry `privgate keys rotate`")
+                raise KeyringError(
+                    f"Cloud KMS key version {created.name} for master key "
+                    f"'{master_key_id}' still generating after "
+                    f"{self._timeout:g} s; retry `privgate keys rotate`"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-            state = self._call("get_crypto_key_version", master_key_id,
-                               {"name": created.name}).state
+            state = self._call(
+                "get_crypto_key_version", master_key_id, {"name": created.name}
+            ).state
         if state != _STATE.ENABLED:
-            raise KeyringError(f"Cloud KMS key version {created.name} for master key "
-                               f"'{master_key_id}' is {state.name}, not ENABLED")
-        self._call("update_crypto_key_primary_version", master_key_id,
-                   {"name": name, "crypto_key_version_id": str(version)})
+            raise KeyringError(
+                f"Cloud KMS key version {created.name} for master key "
+                f"'{master_key_id}' is {state.name}, not ENABLED"
+            )
+        self._call(
+            "update_crypto_key_primary_version",
+            master_key_id,
+            {"name": name, "crypto_key_version_id": str(version)},
+        )
         self._pinned[master_key_id] = version
         return version
 

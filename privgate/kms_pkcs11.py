@@ -68,17 +68,32 @@ DEFAULT_PIN_ENV = "PRIVGATE_PKCS11_PIN"
 _SETTINGS = ("module", "token", "pin_env", "keys")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IV_BYTES, _TAG_BITS = 12, 128
-_KEY_CHECKS = (Attribute.KEY_TYPE, Attribute.VALUE_LEN, Attribute.TOKEN, Attribute.SENSITIVE,
-               Attribute.EXTRACTABLE)
+_KEY_CHECKS = (
+    Attribute.KEY_TYPE,
+    Attribute.VALUE_LEN,
+    Attribute.TOKEN,
+    Attribute.SENSITIVE,
+    Attribute.EXTRACTABLE,
+)
 # a lost login or session (another session of this process logged out, token re-inserted):
 # reconnect once and retry
-_SESSION_LOST = (p11e.UserNotLoggedIn, p11e.SessionHandleInvalid, p11e.SessionClosed,
-                 p11e.ObjectHandleInvalid, p11e.KeyHandleInvalid, p11e.DeviceRemoved,
-                 p11e.TokenNotPresent)
-_PIN_ERRORS = {p11e.PinIncorrect: "wrong PIN", p11e.PinLocked: "PIN locked",
-               p11e.PinExpired: "PIN expired", p11e.PinInvalid: "invalid PIN",
-               p11e.PinLenRange: "PIN of the wrong length",
-               p11e.UserPinNotInitialized: "user PIN not initialized on the token"}
+_SESSION_LOST = (
+    p11e.UserNotLoggedIn,
+    p11e.SessionHandleInvalid,
+    p11e.SessionClosed,
+    p11e.ObjectHandleInvalid,
+    p11e.KeyHandleInvalid,
+    p11e.DeviceRemoved,
+    p11e.TokenNotPresent,
+)
+_PIN_ERRORS = {
+    p11e.PinIncorrect: "wrong PIN",
+    p11e.PinLocked: "PIN locked",
+    p11e.PinExpired: "PIN expired",
+    p11e.PinInvalid: "invalid PIN",
+    p11e.PinLenRange: "PIN of the wrong length",
+    p11e.UserPinNotInitialized: "user PIN not initialized on the token",
+}
 
 # One lock for every PKCS#11 call in this process: python-pkcs11 crashes under concurrent use.
 _LOCK = threading.RLock()
@@ -97,8 +112,11 @@ def _after_fork_in_child() -> None:
 
 
 # Holding the lock across fork() means no PKCS#11 call is half-done in the child's copy.
-os.register_at_fork(before=lambda: _LOCK.acquire(), after_in_parent=lambda: _LOCK.release(),
-                    after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=lambda: _LOCK.acquire(),
+    after_in_parent=lambda: _LOCK.release(),
+    after_in_child=_after_fork_in_child,
+)
 
 
 def _pin_tag(pin: str) -> bytes:
@@ -110,8 +128,9 @@ def _load_library(module: str):
     try:
         lib = pkcs11.lib(module)
     except p11e.PKCS11Error as e:
-        raise KeyringError(f"keys.pkcs11.module: cannot load PKCS#11 module {module} "
-                           f"({type(e).__name__})") from None
+        raise KeyringError(
+            f"keys.pkcs11.module: cannot load PKCS#11 module {module} ({type(e).__name__})"
+        ) from None
     if module in _STALE_MODULES:
         try:
             lib.reinitialize()
@@ -149,22 +168,29 @@ class _TokenConnection:
         try:
             token = _find_token(lib, self.token_label)
         except p11e.NoSuchToken:
-            raise KeyringError(f"keys.pkcs11.token: no token labelled '{self.token_label}' in "
-                               f"{self.module} (tokens: {_token_labels(lib)})") from None
+            raise KeyringError(
+                f"keys.pkcs11.token: no token labelled '{self.token_label}' in "
+                f"{self.module} (tokens: {_token_labels(lib)})"
+            ) from None
         except p11e.MultipleTokensReturned:
-            raise KeyringError(f"keys.pkcs11.token: several tokens are labelled "
-                               f"'{self.token_label}' in {self.module}") from None
+            raise KeyringError(
+                f"keys.pkcs11.token: several tokens are labelled "
+                f"'{self.token_label}' in {self.module}"
+            ) from None
         try:
             self.session = token.open(rw=True, user_pin=pin)
         except p11e.UserAlreadyLoggedIn:
             # login state is per process: other code here already logged in to this token
             self.session = token.open(rw=True)
         except tuple(_PIN_ERRORS) as e:
-            raise KeyringError(f"cannot log in to PKCS#11 token '{self.token_label}': "
-                               f"{_PIN_ERRORS[type(e)]} (from ${pin_env})") from None
+            raise KeyringError(
+                f"cannot log in to PKCS#11 token '{self.token_label}': "
+                f"{_PIN_ERRORS[type(e)]} (from ${pin_env})"
+            ) from None
         except p11e.PKCS11Error as e:
-            raise KeyringError(f"cannot log in to PKCS#11 token '{self.token_label}' "
-                               f"({type(e).__name__})") from None
+            raise KeyringError(
+                f"cannot log in to PKCS#11 token '{self.token_label}' ({type(e).__name__})"
+            ) from None
         self.pin_tag = _pin_tag(pin)
 
 
@@ -178,7 +204,7 @@ def _find_token(lib, label: str, attempts: int = 6):
         except p11e.NoSuchToken:
             if attempt == attempts - 1:
                 raise
-            time.sleep(0.05 * 2 ** attempt)
+            time.sleep(0.05 * 2**attempt)
             try:
                 lib.reinitialize()
             except p11e.PKCS11Error:
@@ -202,12 +228,15 @@ def _parse_settings(settings: dict) -> tuple[str, str, str, dict[str, str]]:
         raise KeyringError("keys.pkcs11: must be a mapping of settings")
     unknown = sorted(set(settings) - set(_SETTINGS))
     if unknown:
-        raise KeyringError(f"keys.pkcs11.{unknown[0]}: unknown setting "
-                           f"(have: {', '.join(_SETTINGS)})")
+        raise KeyringError(
+            f"keys.pkcs11.{unknown[0]}: unknown setting (have: {', '.join(_SETTINGS)})"
+        )
     module = settings.get("module")
     if not isinstance(module, str) or not os.path.isabs(module):
-        raise KeyringError("keys.pkcs11.module: must be the absolute path of a PKCS#11 module "
-                           "(e.g. /usr/lib/softhsm/libsofthsm2.so)")
+        raise KeyringError(
+            "keys.pkcs11.module: must be the absolute path of a PKCS#11 module "
+            "(e.g. /usr/lib/softhsm/libsofthsm2.so)"
+        )
     if not os.path.isfile(module):
         raise KeyringError(f"keys.pkcs11.module: no such file: {module}")
     token = settings.get("token")
@@ -218,11 +247,14 @@ def _parse_settings(settings: dict) -> tuple[str, str, str, dict[str, str]]:
         raise KeyringError("keys.pkcs11.pin_env: must be the name of an environment variable")
     labels = settings.get("keys")
     if not isinstance(labels, dict):
-        raise KeyringError(f"keys.pkcs11.keys: must map each master key id "
-                           f"({', '.join(MASTER_KEYS)}) to a key label on the token")
+        raise KeyringError(
+            f"keys.pkcs11.keys: must map each master key id "
+            f"({', '.join(MASTER_KEYS)}) to a key label on the token"
+        )
     for m in sorted(set(labels) - set(MASTER_KEYS)):
-        raise KeyringError(f"keys.pkcs11.keys.{m}: unknown master key id "
-                           f"(have: {', '.join(MASTER_KEYS)})")
+        raise KeyringError(
+            f"keys.pkcs11.keys.{m}: unknown master key id (have: {', '.join(MASTER_KEYS)})"
+        )
     for m in MASTER_KEYS:
         if not isinstance(labels.get(m), str) or not labels[m].strip():
             raise KeyringError(f"keys.pkcs11.keys.{m}: must be the label of a key on the token")
@@ -252,7 +284,8 @@ class Pkcs11Kms(Kms):
             conn = _TOKENS.get((self._module, self._token))
             if conn is None:
                 conn = _TOKENS[(self._module, self._token)] = _TokenConnection(
-                    self._module, self._token)
+                    self._module, self._token
+                )
             self._conn = conn
         self._call(lambda session: None, "logging in")  # fail here, before any data
 
@@ -264,8 +297,9 @@ class Pkcs11Kms(Kms):
     def _read_pin(self) -> str:
         pin = os.environ.get(self._pin_env)
         if not pin:
-            raise KeyringError(f"set {self._pin_env} to the user PIN of PKCS#11 token "
-                               f"'{self._token}'")
+            raise KeyringError(
+                f"set {self._pin_env} to the user PIN of PKCS#11 token '{self._token}'"
+            )
         return pin
 
     def _session(self):
@@ -288,18 +322,21 @@ class Pkcs11Kms(Kms):
                 except _SESSION_LOST as e:
                     self._conn.close()
                     if attempt == 2:
-                        raise KeyringError(f"PKCS#11 token '{self._token}': {what} failed "
-                                           f"({type(e).__name__})") from None
+                        raise KeyringError(
+                            f"PKCS#11 token '{self._token}': {what} failed ({type(e).__name__})"
+                        ) from None
                 except p11e.PKCS11Error as e:
-                    raise KeyringError(f"PKCS#11 token '{self._token}': {what} failed "
-                                       f"({type(e).__name__})") from None
+                    raise KeyringError(
+                        f"PKCS#11 token '{self._token}': {what} failed ({type(e).__name__})"
+                    ) from None
 
     def _label(self, master_key_id: str) -> str:
         try:
             return self._labels[master_key_id]
         except KeyError:
-            raise KeyringError(f"unknown master key '{master_key_id}' (have: "
-                               f"{', '.join(self._labels)})") from None
+            raise KeyringError(
+                f"unknown master key '{master_key_id}' (have: {', '.join(self._labels)})"
+            ) from None
 
     def _find(self, session, master_key_id: str, version: int | None = None) -> dict:
         """{version: handle} of the master key's objects (one version, or all)."""
@@ -311,31 +348,41 @@ class Pkcs11Kms(Kms):
         for obj in session.get_objects(attrs):
             raw = obj[Attribute.ID]
             if not raw.isdigit() or raw.startswith(b"0"):  # bytes.isdigit: ASCII digits only
-                raise KeyringError(f"PKCS#11 token '{self._token}': key labelled '{label}' has "
-                                   f"CKA_ID 0x{raw.hex()}, not a version number (ASCII digits)")
+                raise KeyringError(
+                    f"PKCS#11 token '{self._token}': key labelled '{label}' has "
+                    f"CKA_ID 0x{raw.hex()}, not a version number (ASCII digits)"
+                )
             v = int(raw)
             if v in found:
-                raise KeyringError(f"PKCS#11 token '{self._token}': two keys labelled '{label}' "
-                                   f"have version {v}; delete one")
+                raise KeyringError(
+                    f"PKCS#11 token '{self._token}': two keys labelled '{label}' "
+                    f"have version {v}; delete one"
+                )
             found[v] = obj
         return found
 
     def _missing(self, master_key_id: str) -> KeyringError:
         return KeyringError(
             f"PKCS#11 token '{self._token}' has no key labelled '{self._labels[master_key_id]}' "
-            f"(master key '{master_key_id}'); create it with `privgate keys init --config ...`")
+            f"(master key '{master_key_id}'); create it with `privgate keys init --config ...`"
+        )
 
     def _checked(self, master_key_id: str, version: int, key):
         """`key` if it is a token AES-256 key that is sensitive and non-extractable."""
         a = key.get_attributes(list(_KEY_CHECKS))
-        ok = (a.get(Attribute.KEY_TYPE) == KeyType.AES and a.get(Attribute.VALUE_LEN) == 32
-              and a.get(Attribute.TOKEN) is True and a.get(Attribute.SENSITIVE) is True
-              and a.get(Attribute.EXTRACTABLE) is False)
+        ok = (
+            a.get(Attribute.KEY_TYPE) == KeyType.AES
+            and a.get(Attribute.VALUE_LEN) == 32
+            and a.get(Attribute.TOKEN) is True
+            and a.get(Attribute.SENSITIVE) is True
+            and a.get(Attribute.EXTRACTABLE) is False
+        )
         if not ok:
             raise KeyringError(
                 f"PKCS#11 token '{self._token}': key '{self._labels[master_key_id]}' version "
                 f"{version} must be a token AES-256 key with CKA_SENSITIVE=true and "
-                "CKA_EXTRACTABLE=false; refusing to use it")
+                "CKA_EXTRACTABLE=false; refusing to use it"
+            )
         return key
 
     def _key(self, session, master_key_id: str, version: int | None = None):
@@ -351,30 +398,48 @@ class Pkcs11Kms(Kms):
             self._current[master_key_id] = version
             if (label, version) not in self._conn.handles:
                 self._conn.handles[(label, version)] = self._checked(
-                    master_key_id, version, found[version])
+                    master_key_id, version, found[version]
+                )
         if (label, version) not in self._conn.handles:
             found = self._find(session, master_key_id, version)
             if version not in found:
-                raise KeyringError(f"PKCS#11 token '{self._token}' has no version {version} of "
-                                   f"master key '{master_key_id}' (label '{label}')")
-            self._conn.handles[(label, version)] = self._checked(master_key_id, version,
-                                                                found[version])
+                raise KeyringError(
+                    f"PKCS#11 token '{self._token}' has no version {version} of "
+                    f"master key '{master_key_id}' (label '{label}')"
+                )
+            self._conn.handles[(label, version)] = self._checked(
+                master_key_id, version, found[version]
+            )
         return version, self._conn.handles[(label, version)]
 
     def _generate(self, session, master_key_id: str, version: int):
         label = self._label(master_key_id)
         key = session.generate_key(
-            KeyType.AES, 256, label=label, id=str(version).encode("ascii"), store=True,
+            KeyType.AES,
+            256,
+            label=label,
+            id=str(version).encode("ascii"),
+            store=True,
             capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
-            template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
-                      Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False})
-        same = {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label,
-                Attribute.ID: str(version).encode("ascii")}
+            template={
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: True,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+            },
+        )
+        same = {
+            Attribute.CLASS: ObjectClass.SECRET_KEY,
+            Attribute.LABEL: label,
+            Attribute.ID: str(version).encode("ascii"),
+        }
         if len(list(session.get_objects(same))) != 1:  # a concurrent rotation
             key.destroy()
-            raise KeyringError(f"PKCS#11 token '{self._token}': another process created version "
-                               f"{version} of master key '{master_key_id}' at the same time; "
-                               "retry")
+            raise KeyringError(
+                f"PKCS#11 token '{self._token}': another process created version "
+                f"{version} of master key '{master_key_id}' at the same time; "
+                "retry"
+            )
         self._conn.handles[(label, version)] = self._checked(master_key_id, version, key)
         self._current[master_key_id] = version
         return version
@@ -387,8 +452,9 @@ class Pkcs11Kms(Kms):
 
         def op(session):
             version, handle = self._key(session, master_key_id)
-            return version, handle.encrypt(bytes(key), mechanism=Mechanism.AES_GCM,
-                                           mechanism_param=params)
+            return version, handle.encrypt(
+                bytes(key), mechanism=Mechanism.AES_GCM, mechanism_param=params
+            )
 
         version, ct = self._call(op, f"wrapping under master key '{master_key_id}'")
         return f"pkcs11:{master_key_id}:{version}:{_b64(iv + ct)}"
@@ -402,8 +468,9 @@ class Pkcs11Kms(Kms):
         except ValueError:
             raise KeyringError(f"malformed wrapped key for master key '{master_key_id}'") from None
         if kind != "pkcs11" or mk_id != master_key_id:
-            raise KeyringError(f"wrapped key belongs to '{kind}:{mk_id}', not pkcs11 master key "
-                               f"'{master_key_id}'")
+            raise KeyringError(
+                f"wrapped key belongs to '{kind}:{mk_id}', not pkcs11 master key '{master_key_id}'"
+            )
         if len(raw) < _IV_BYTES + _TAG_BITS // 8:
             raise KeyringError(f"malformed wrapped key for master key '{master_key_id}'")
         params = GCMParams(raw[:_IV_BYTES], master_key_id.encode() + b"\0" + aad, _TAG_BITS)
@@ -411,13 +478,19 @@ class Pkcs11Kms(Kms):
         def op(session):
             _, handle = self._key(session, master_key_id, int(version))
             try:
-                return handle.decrypt(raw[_IV_BYTES:], mechanism=Mechanism.AES_GCM,
-                                      mechanism_param=params)
-            except (p11e.GeneralError, p11e.EncryptedDataInvalid, p11e.EncryptedDataLenRange,
-                    p11e.FunctionFailed):  # SoftHSM2 reports a bad GCM tag as a general error
+                return handle.decrypt(
+                    raw[_IV_BYTES:], mechanism=Mechanism.AES_GCM, mechanism_param=params
+                )
+            except (
+                p11e.GeneralError,
+                p11e.EncryptedDataInvalid,
+                p11e.EncryptedDataLenRange,
+                p11e.FunctionFailed,
+            ):  # SoftHSM2 reports a bad GCM tag as a general error
                 raise KeyringError(
                     f"cannot unwrap a key under master key '{master_key_id}' version {version}:"
-                    " wrong token or keyring, or tampered key material") from None
+                    " wrong token or keyring, or tampered key material"
+                ) from None
 
         return self._call(op, f"unwrapping under master key '{master_key_id}'")
 
@@ -441,6 +514,7 @@ class Pkcs11Kms(Kms):
 
     def ensure_master_keys(self, masters: tuple[str, ...]) -> None:
         """Create version 1 of each master key the token lacks; check the existing ones."""
+
         def op(session):
             for m in masters:
                 found = self._find(session, m)

@@ -105,8 +105,9 @@ class EpsilonLedger:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
-            raise LedgerError(f"{self.path}: cannot lock the epsilon ledger ({e.strerror})"
-                              ) from None
+            raise LedgerError(
+                f"{self.path}: cannot lock the epsilon ledger ({e.strerror})"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -121,10 +122,15 @@ class EpsilonLedger:
         except FileNotFoundError:
             return {"format": FORMAT, "version": VERSION, "datasets": {}}
         except (OSError, ValueError) as e:
-            raise LedgerError(f"{self.path}: epsilon ledger unreadable ({type(e).__name__}); "
-                              "refusing to start a new one over it") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(
-                doc.get("datasets"), dict):
+            raise LedgerError(
+                f"{self.path}: epsilon ledger unreadable ({type(e).__name__}); "
+                "refusing to start a new one over it"
+            ) from None
+        if (
+            not isinstance(doc, dict)
+            or doc.get("format") != FORMAT
+            or not isinstance(doc.get("datasets"), dict)
+        ):
             raise LedgerError(f"{self.path}: not a privgate epsilon ledger")
         if doc.get("version") != VERSION:
             raise LedgerError(f"{self.path}: unsupported ledger version")
@@ -170,8 +176,9 @@ class EpsilonLedger:
         return math.fsum(e.charged for e in self.entries(dataset))
 
     @staticmethod
-    def _charge(entries: list[LedgerEntry], epsilon: float, memoized: bool,
-                memo_id: str | None) -> float:
+    def _charge(
+        entries: list[LedgerEntry], epsilon: float, memoized: bool, memo_id: str | None
+    ) -> float:
         if not memoized:
             return epsilon
         # Same noise domain -> same outputs: only a larger epsilon than already charged for
@@ -180,8 +187,9 @@ class EpsilonLedger:
         prior = math.fsum(e.charged for e in entries if e.memoized and e.memo_id == memo_id)
         return max(0.0, epsilon - prior)
 
-    def charge_for(self, dataset: str, epsilon: float, *, memoized: bool = False,
-                   memo_id: str | None = None) -> float:
+    def charge_for(
+        self, dataset: str, epsilon: float, *, memoized: bool = False, memo_id: str | None = None
+    ) -> float:
         """What a run would add to `dataset`'s total.
 
         Args:
@@ -196,8 +204,15 @@ class EpsilonLedger:
         eps = _check_epsilon(epsilon)
         return self._charge(self.entries(dataset), eps, memoized, memo_id)
 
-    def check(self, dataset: str, epsilon: float, lifetime_max: float, *,
-              memoized: bool = False, memo_id: str | None = None) -> float:
+    def check(
+        self,
+        dataset: str,
+        epsilon: float,
+        lifetime_max: float,
+        *,
+        memoized: bool = False,
+        memo_id: str | None = None,
+    ) -> float:
         """Refuse a run that would take `dataset` past `lifetime_max`.
 
         Args:
@@ -228,11 +243,21 @@ class EpsilonLedger:
             raise BudgetExceeded(
                 f"dataset '{dataset}': this run would bring its spent epsilon from "
                 f"{spent:g} to {total:g}, above privacy.lifetime_epsilon_max {limit:g} "
-                "(--allow-budget-overrun overrides, and is recorded)")
+                "(--allow-budget-overrun overrides, and is recorded)"
+            )
 
-    def record(self, dataset: str, run_id: str, epsilon: float, *, memoized: bool = False,
-               memo_id: str | None = None, overrun: bool = False,
-               time: str | None = None, lifetime_max: float | None = None) -> LedgerEntry:
+    def record(
+        self,
+        dataset: str,
+        run_id: str,
+        epsilon: float,
+        *,
+        memoized: bool = False,
+        memo_id: str | None = None,
+        overrun: bool = False,
+        time: str | None = None,
+        lifetime_max: float | None = None,
+    ) -> LedgerEntry:
         """Append a run's spending (the charge is computed under the lock).
 
         With `lifetime_max`, the budget is checked again under the same lock, so two runs
@@ -263,13 +288,19 @@ class EpsilonLedger:
                 entries = [LedgerEntry(**e) for e in runs]
                 charge = self._charge(entries, eps, bool(memoized), memo_id)
                 if lifetime_max is not None:
-                    self._refuse_past(dataset, math.fsum(e.charged for e in entries), charge,
-                                      _check_epsilon(lifetime_max))
-                entry = LedgerEntry(str(run_id), when, eps, charge, bool(memoized), memo_id,
-                                    bool(overrun))
+                    self._refuse_past(
+                        dataset,
+                        math.fsum(e.charged for e in entries),
+                        charge,
+                        _check_epsilon(lifetime_max),
+                    )
+                entry = LedgerEntry(
+                    str(run_id), when, eps, charge, bool(memoized), memo_id, bool(overrun)
+                )
                 runs.append(asdict(entry))
                 self._save(doc)
         except OSError as e:
-            raise LedgerError(f"{self.path}: cannot write the epsilon ledger ({e.strerror})"
-                              ) from None
+            raise LedgerError(
+                f"{self.path}: cannot write the epsilon ledger ({e.strerror})"
+            ) from None
         return entry

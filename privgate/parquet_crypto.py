@@ -71,4 +71,3 @@ def decryption_properties(kms: Kms):
     return crypto_factory(kms).file_decryption_properties(
         kms_config(), pe.DecryptionConfiguration()
     )
-

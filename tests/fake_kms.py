@@ -27,8 +27,12 @@ class FakeKms(Kms):
         self._store = settings["store"]
         self._lock = threading.Lock()
         if not os.path.exists(self._store):
-            self._save({m: {"current": 1, "versions": {"1": self._new()}}
-                        for m in ("pii", "data", "footer")})
+            self._save(
+                {
+                    m: {"current": 1, "versions": {"1": self._new()}}
+                    for m in ("pii", "data", "footer")
+                }
+            )
 
     @staticmethod
     def _new() -> str:

@@ -85,8 +85,12 @@ class FakeCloudKms:
 
     def add_key(self, name: str) -> None:
         with self._lock:
-            self._keys[name] = {"primary": 1, "serving": 1, "created": _now(),
-                                "versions": {1: self._new_version()}}
+            self._keys[name] = {
+                "primary": 1,
+                "serving": 1,
+                "created": _now(),
+                "versions": {1: self._new_version()},
+            }
 
     @staticmethod
     def _new_version(state=_ENABLED, polls: int = 0) -> dict:
@@ -114,8 +118,14 @@ class FakeCloudKms:
             self.requests.clear()
             self._faults.clear()
 
-    def inject(self, method: str, *, status: grpc.StatusCode | None = None,
-               corrupt: str | None = None, times: int = 1) -> None:
+    def inject(
+        self,
+        method: str,
+        *,
+        status: grpc.StatusCode | None = None,
+        corrupt: str | None = None,
+        times: int = 1,
+    ) -> None:
         """The next `times` calls of `method` abort with `status`, or answer with the
         response field `corrupt` damaged (a checksum off by one, a flag cleared, bytes
         flipped) as a link that corrupts data in transit would."""
@@ -135,20 +145,38 @@ class FakeCloudKms:
             for name, fn, req, resp in (
                 ("Encrypt", self._encrypt, kms_v1.EncryptRequest, kms_v1.EncryptResponse),
                 ("Decrypt", self._decrypt, kms_v1.DecryptRequest, kms_v1.DecryptResponse),
-                ("GetCryptoKey", self._get_crypto_key, kms_v1.GetCryptoKeyRequest,
-                 kms_v1.CryptoKey),
-                ("GetCryptoKeyVersion", self._get_crypto_key_version,
-                 kms_v1.GetCryptoKeyVersionRequest, kms_v1.CryptoKeyVersion),
-                ("CreateCryptoKeyVersion", self._create_version,
-                 kms_v1.CreateCryptoKeyVersionRequest, kms_v1.CryptoKeyVersion),
-                ("UpdateCryptoKeyPrimaryVersion", self._update_primary,
-                 kms_v1.UpdateCryptoKeyPrimaryVersionRequest, kms_v1.CryptoKey),
+                (
+                    "GetCryptoKey",
+                    self._get_crypto_key,
+                    kms_v1.GetCryptoKeyRequest,
+                    kms_v1.CryptoKey,
+                ),
+                (
+                    "GetCryptoKeyVersion",
+                    self._get_crypto_key_version,
+                    kms_v1.GetCryptoKeyVersionRequest,
+                    kms_v1.CryptoKeyVersion,
+                ),
+                (
+                    "CreateCryptoKeyVersion",
+                    self._create_version,
+                    kms_v1.CreateCryptoKeyVersionRequest,
+                    kms_v1.CryptoKeyVersion,
+                ),
+                (
+                    "UpdateCryptoKeyPrimaryVersion",
+                    self._update_primary,
+                    kms_v1.UpdateCryptoKeyPrimaryVersionRequest,
+                    kms_v1.CryptoKey,
+                ),
             )
         }
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
-                                   options=[("grpc.so_reuseport", 0)])
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)]
+        )
         self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, handlers),))
+            (grpc.method_handlers_generic_handler(SERVICE, handlers),)
+        )
         port = self._server.add_insecure_port("127.0.0.1:0")
         self._server.start()
         self.endpoint = f"127.0.0.1:{port}"
@@ -191,9 +219,11 @@ class FakeCloudKms:
         if crc is None:
             return False
         if crc != _crc(data):
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"The checksum in field {field} did not match the data in field "
-                         f"{field.removesuffix('_crc32c')}.")
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"The checksum in field {field} did not match the data in field "
+                f"{field.removesuffix('_crc32c')}.",
+            )
         return True
 
     def _encrypt(self, req: kms_v1.EncryptRequest) -> kms_v1.EncryptResponse:
@@ -206,31 +236,46 @@ class FakeCloudKms:
             version = version or key["serving"]
             entry = key["versions"].get(version)
         if entry is None or entry["state"] != _ENABLED:
-            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                         f"{name}/cryptoKeyVersions/{version} is not enabled.")
+            raise _Abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{name}/cryptoKeyVersions/{version} is not enabled.",
+            )
         if len(req.plaintext) > 64 * 1024:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "The plaintext is too large.")
         verified_pt = self._check_crc(req.plaintext, req.plaintext_crc32c, "plaintext_crc32c")
-        verified_aad = self._check_crc(req.additional_authenticated_data,
-                                       req.additional_authenticated_data_crc32c,
-                                       "additional_authenticated_data_crc32c")
+        verified_aad = self._check_crc(
+            req.additional_authenticated_data,
+            req.additional_authenticated_data_crc32c,
+            "additional_authenticated_data_crc32c",
+        )
         nonce = os.urandom(12)
         header = _MAGIC + version.to_bytes(4, "big")
-        ct = header + nonce + AESGCM(entry["key"]).encrypt(
-            nonce, req.plaintext, header + req.additional_authenticated_data)
+        ct = (
+            header
+            + nonce
+            + AESGCM(entry["key"]).encrypt(
+                nonce, req.plaintext, header + req.additional_authenticated_data
+            )
+        )
         return kms_v1.EncryptResponse(
-            name=f"{name}/cryptoKeyVersions/{version}", ciphertext=ct,
-            ciphertext_crc32c=_crc(ct), verified_plaintext_crc32c=verified_pt,
+            name=f"{name}/cryptoKeyVersions/{version}",
+            ciphertext=ct,
+            ciphertext_crc32c=_crc(ct),
+            verified_plaintext_crc32c=verified_pt,
             verified_additional_authenticated_data_crc32c=verified_aad,
-            protection_level=kms_v1.ProtectionLevel.SOFTWARE)
+            protection_level=kms_v1.ProtectionLevel.SOFTWARE,
+        )
 
     def _decrypt(self, req: kms_v1.DecryptRequest) -> kms_v1.DecryptResponse:
         self._check_crc(req.ciphertext, req.ciphertext_crc32c, "ciphertext_crc32c")
-        self._check_crc(req.additional_authenticated_data,
-                        req.additional_authenticated_data_crc32c,
-                        "additional_authenticated_data_crc32c")
-        invalid = _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         "Decryption failed: the ciphertext is invalid.")
+        self._check_crc(
+            req.additional_authenticated_data,
+            req.additional_authenticated_data_crc32c,
+            "additional_authenticated_data_crc32c",
+        )
+        invalid = _Abort(
+            grpc.StatusCode.INVALID_ARGUMENT, "Decryption failed: the ciphertext is invalid."
+        )
         ct = req.ciphertext
         if len(ct) < 8 + 12 + 16 or ct[:4] != _MAGIC:
             raise invalid
@@ -242,29 +287,40 @@ class FakeCloudKms:
         if entry is None:
             raise invalid
         if entry["state"] != _ENABLED:
-            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                         f"{req.name}/cryptoKeyVersions/{version} is not enabled.")
+            raise _Abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{req.name}/cryptoKeyVersions/{version} is not enabled.",
+            )
         try:
-            pt = AESGCM(entry["key"]).decrypt(ct[8:20], ct[20:],
-                                              ct[:8] + req.additional_authenticated_data)
+            pt = AESGCM(entry["key"]).decrypt(
+                ct[8:20], ct[20:], ct[:8] + req.additional_authenticated_data
+            )
         except InvalidTag:
             raise invalid from None
-        return kms_v1.DecryptResponse(plaintext=pt, plaintext_crc32c=_crc(pt),
-                                      used_primary=version == primary,
-                                      protection_level=kms_v1.ProtectionLevel.SOFTWARE)
+        return kms_v1.DecryptResponse(
+            plaintext=pt,
+            plaintext_crc32c=_crc(pt),
+            used_primary=version == primary,
+            protection_level=kms_v1.ProtectionLevel.SOFTWARE,
+        )
 
     def _version_message(self, name: str, version: int, entry: dict) -> kms_v1.CryptoKeyVersion:
         return kms_v1.CryptoKeyVersion(
-            name=f"{name}/cryptoKeyVersions/{version}", state=entry["state"],
-            protection_level=kms_v1.ProtectionLevel.SOFTWARE, create_time=entry["created"],
-            algorithm=kms_v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm.GOOGLE_SYMMETRIC_ENCRYPTION)
+            name=f"{name}/cryptoKeyVersions/{version}",
+            state=entry["state"],
+            protection_level=kms_v1.ProtectionLevel.SOFTWARE,
+            create_time=entry["created"],
+            algorithm=kms_v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm.GOOGLE_SYMMETRIC_ENCRYPTION,
+        )
 
     def _key_message(self, name: str, key: dict) -> kms_v1.CryptoKey:
         primary = key["primary"]
         return kms_v1.CryptoKey(
-            name=name, purpose=kms_v1.CryptoKey.CryptoKeyPurpose.ENCRYPT_DECRYPT,
+            name=name,
+            purpose=kms_v1.CryptoKey.CryptoKeyPurpose.ENCRYPT_DECRYPT,
             create_time=key["created"],
-            primary=self._version_message(name, primary, key["versions"][primary]))
+            primary=self._version_message(name, primary, key["versions"][primary]),
+        )
 
     def _get_crypto_key(self, req: kms_v1.GetCryptoKeyRequest) -> kms_v1.CryptoKey:
         with self._lock:
@@ -296,12 +352,16 @@ class FakeCloudKms:
             v = int(req.crypto_key_version_id) if req.crypto_key_version_id.isdigit() else -1
             entry = key["versions"].get(v)
             if entry is None:
-                raise _Abort(grpc.StatusCode.NOT_FOUND,
-                             f"CryptoKeyVersion {req.name}/cryptoKeyVersions/"
-                             f"{req.crypto_key_version_id} not found.")
+                raise _Abort(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"CryptoKeyVersion {req.name}/cryptoKeyVersions/"
+                    f"{req.crypto_key_version_id} not found.",
+                )
             if entry["state"] != _ENABLED:
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION,
-                             f"{req.name}/cryptoKeyVersions/{v} is not enabled.")
+                raise _Abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"{req.name}/cryptoKeyVersions/{v} is not enabled.",
+                )
             key["primary"] = v
             if not self.primary_lag:
                 key["serving"] = v

@@ -40,8 +40,9 @@ def check_backend(kms, masters=("pii", "data", "footer")) -> None:
     # thread safety: pyarrow unwraps from pool threads
     items = [(m, os.urandom(32)) for m in masters for _ in range(20)]
     with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(lambda mk: kms.unwrap(mk[0], kms.wrap(mk[0], mk[1], b"t"), b"t"),
-                            items))
+        got = list(
+            pool.map(lambda mk: kms.unwrap(mk[0], kms.wrap(mk[0], mk[1], b"t"), b"t"), items)
+        )
     assert got == [k for _, k in items]
 
 
@@ -53,8 +54,9 @@ def check_keyring_end_to_end(tmp_path, demo_csv, kind: str, settings: dict, env=
     from tests.conftest import cli, write_config
 
     path = str(tmp_path / f"{kind}-keyring.json")
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=path, output="old", kms=kind,
-                       kms_settings=settings)
+    cfg = write_config(
+        tmp_path, input_path=demo_csv, keyring=path, output="old", kms=kind, kms_settings=settings
+    )
     r = cli("keys", "init", "--config", cfg, env=env)
     assert r.returncode == 0, r.stderr
     assert keyring_kms(path) == (kind, settings)
@@ -73,8 +75,9 @@ def check_keyring_end_to_end(tmp_path, demo_csv, kind: str, settings: dict, env=
     verify(old["output_dir"], keyring=path)
     first = read_table(old["output_dir"], keyring=path)
     assert first.num_rows > 0
-    r = cli("read", old["output_dir"], "--keyring", path, "--limit", "3", "--format", "jsonl",
-            env=env)
+    r = cli(
+        "read", old["output_dir"], "--keyring", path, "--limit", "3", "--format", "jsonl", env=env
+    )
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, r.stderr
 
     new_versions = rotate_keyring(path)
@@ -84,14 +87,25 @@ def check_keyring_end_to_end(tmp_path, demo_csv, kind: str, settings: dict, env=
     assert {n: after.data_key(n) for n in before} == before  # same data keys, re-wrapped
     info = describe_keyring(path)
     assert {m: str(e["current"]) for m, e in info["master_keys"].items()} == {
-        m: str(v) for m, v in new_versions.items()}
+        m: str(v) for m, v in new_versions.items()
+    }
     for m, e in info["master_keys"].items():  # first use of both versions, with a time
         assert set(e["versions"]) == {str(versions[m]), str(new_versions[m])}
         assert all(isinstance(t, str) and t[:2] == "20" for t in e["versions"].values())
-    new = run(write_config(tmp_path, input_path=demo_csv, keyring=path, output="new",
-                           kms=kind, kms_settings=settings), show_progress=False)
-    assert {m: str(v) for m, v in new["manifest"]["encryption"]["master_key_versions"]
-            .items()} == {m: str(v) for m, v in new_versions.items()}
+    new = run(
+        write_config(
+            tmp_path,
+            input_path=demo_csv,
+            keyring=path,
+            output="new",
+            kms=kind,
+            kms_settings=settings,
+        ),
+        show_progress=False,
+    )
+    assert {m: str(v) for m, v in new["manifest"]["encryption"]["master_key_versions"].items()} == {
+        m: str(v) for m, v in new_versions.items()
+    }
     again = read_table(old["output_dir"], keyring=path)  # written before the rotation
     second = read_table(new["output_dir"], keyring=path)
     assert again.equals(first)

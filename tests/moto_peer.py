@@ -58,9 +58,14 @@ class MotoServer:
         env = dict(os.environ, MOTO_RECORDER_FILEPATH=self.recording_path)
         env.pop("MOTO_ENABLE_RECORDING", None)
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while True:
@@ -72,8 +77,9 @@ class MotoServer:
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"moto_server did not answer in {timeout}s: "
-                                       f"{self._tail()}") from None
+                    raise RuntimeError(
+                        f"moto_server did not answer in {timeout}s: {self._tail()}"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -90,30 +96,40 @@ class MotoServer:
         with open(self.log_path, "rb") as f:
             return f.read()[-2000:].decode("utf-8", "replace")
 
-    def _request(self, method: str, path: str, body: bytes | None = None,
-                 timeout: float = 10) -> bytes:
-        req = urllib.request.Request(self.endpoint + path, data=body, method=method,
-                                     headers={"Content-Type": "text/plain"})
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 10
+    ) -> bytes:
+        req = urllib.request.Request(
+            self.endpoint + path, data=body, method=method, headers={"Content-Type": "text/plain"}
+        )
         with self._http.open(req, timeout=timeout) as r:
             return r.read()
 
     def client_env(self) -> dict[str, str]:
         """Environment for a boto3 client of this server (test process and subprocesses)."""
         no_proxy = ",".join(x for x in (os.environ.get("NO_PROXY"), "127.0.0.1,localhost") if x)
-        return {"AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
-                "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_CONFIG_FILE": os.path.join(self.workdir, "no-aws-config"),
-                "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.workdir, "no-aws-credentials"),
-                "NO_PROXY": no_proxy, "no_proxy": no_proxy}
+        return {
+            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.path.join(self.workdir, "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.workdir, "no-aws-credentials"),
+            "NO_PROXY": no_proxy,
+            "no_proxy": no_proxy,
+        }
 
     def client(self, service: str = "kms", **credentials):
         """An admin boto3 client (the test's own view of the server)."""
         import boto3
 
         return boto3.session.Session().client(
-            service, region_name=REGION, endpoint_url=self.endpoint,
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint,
             aws_access_key_id=credentials.get("access_key", FAKE_ACCESS_KEY),
-            aws_secret_access_key=credentials.get("secret_key", FAKE_SECRET))
+            aws_secret_access_key=credentials.get("secret_key", FAKE_SECRET),
+        )
 
     @contextlib.contextmanager
     def recording(self):
@@ -133,8 +149,7 @@ class MotoServer:
         with open(self.recording_path) as f:
             for line in f:
                 entry = json.loads(line)
-                target = {k.lower(): v for k, v in entry["headers"].items()}.get(
-                    "x-amz-target", "")
+                target = {k.lower(): v for k, v in entry["headers"].items()}.get("x-amz-target", "")
                 body = entry.get("body") or ""
                 if entry.get("body_encoded"):
                     body = base64.b64decode(body).decode("utf-8", "replace")
@@ -160,9 +175,18 @@ class MotoServer:
         credentials as environment variables (create users before `enforce_iam()`)."""
         iam = self.client("iam")
         iam.create_user(UserName=name)
-        iam.put_user_policy(UserName=name, PolicyName="privgate", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17",
-             "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName="privgate",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+                }
+            ),
+        )
         key = iam.create_access_key(UserName=name)["AccessKey"]
-        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        return {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }

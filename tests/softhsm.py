@@ -32,12 +32,17 @@ class SoftHsmToken:
 
     def settings(self, prefix: str) -> dict:
         """`keys.pkcs11` settings with key labels `<prefix>-pii`, ... (one set per test)."""
-        return {"module": MODULE, "token": self.label, "pin_env": self.pin_env,
-                "keys": {m: f"{prefix}-{m}" for m in ("pii", "data", "footer")}}
+        return {
+            "module": MODULE,
+            "token": self.label,
+            "pin_env": self.pin_env,
+            "keys": {m: f"{prefix}-{m}" for m in ("pii", "data", "footer")},
+        }
 
 
-def init_token(directory: str, label: str = "privgate-test",
-               pin_env: str = "PRIVGATE_PKCS11_PIN") -> SoftHsmToken:
+def init_token(
+    directory: str, label: str = "privgate-test", pin_env: str = "PRIVGATE_PKCS11_PIN"
+) -> SoftHsmToken:
     """Initialize a token in `directory` and point this process at it.
 
     Raises:
@@ -55,11 +60,26 @@ def init_token(directory: str, label: str = "privgate-test",
     os.makedirs(tokendir, mode=0o700)
     conf = os.path.join(directory, "softhsm2.conf")
     with open(conf, "w") as f:
-        f.write(f"directories.tokendir = {tokendir}\nobjectstore.backend = file\n"
-                "log.level = ERROR\nslots.removable = false\nlibrary.reset_on_fork = true\n")
+        f.write(
+            f"directories.tokendir = {tokendir}\nobjectstore.backend = file\n"
+            "log.level = ERROR\nslots.removable = false\nlibrary.reset_on_fork = true\n"
+        )
     token = SoftHsmToken(conf=conf, label=label, pin=secrets.token_hex(8), pin_env=pin_env)
-    subprocess.run([util, "--init-token", "--free", "--label", label,
-                    "--so-pin", secrets.token_hex(8), "--pin", token.pin],
-                   check=True, capture_output=True, env=dict(os.environ, SOFTHSM2_CONF=conf))
+    subprocess.run(
+        [
+            util,
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--so-pin",
+            secrets.token_hex(8),
+            "--pin",
+            token.pin,
+        ],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ, SOFTHSM2_CONF=conf),
+    )
     os.environ.update(token.env)
     return token

@@ -14,8 +14,9 @@ from transforms.actions import ACTIONS, ActionContext, KeyedOps
 
 
 def spec(**col):
-    s = parse_schema({"record_key": "id", "columns": {
-        "id": {"type": "string", "action": "keep"}, "c": col}})
+    s = parse_schema(
+        {"record_key": "id", "columns": {"id": {"type": "string", "action": "keep"}, "c": col}}
+    )
     return s.column("c")
 
 
@@ -49,15 +50,22 @@ def test_mask(values, opts, expected):
 
 
 def test_generalize_numbers_strings_dates():
-    assert apply([17, 25, 90, None, -3], "int", action="generalize", bucket=10) == \
-        [10, 20, 90, None, -10]
+    assert apply([17, 25, 90, None, -3], "int", action="generalize", bucket=10) == [
+        10,
+        20,
+        90,
+        None,
+        -10,
+    ]
     assert apply([1.5, 7.9], "float", action="generalize", bucket=2.5) == [0.0, 7.5]
-    assert apply(["94105", "1", None], "string", action="generalize", keep_prefix=3) == \
-        ["941", "1", None]
+    assert apply(["94105", "1", None], "string", action="generalize", keep_prefix=3) == [
+        "941",
+        "1",
+        None,
+    ]
     d = [dt.date(1990, 5, 17), None]
     assert apply(d, "date", action="generalize", date_part="year") == [dt.date(1990, 1, 1), None]
-    assert apply(d, "date", action="generalize", date_part="month") == \
-        [dt.date(1990, 5, 1), None]
+    assert apply(d, "date", action="generalize", date_part="month") == [dt.date(1990, 5, 1), None]
 
 
 def test_redact_keeps_type_and_length():
@@ -107,13 +115,18 @@ def test_date_shift_moves_a_records_dates_together_within_bounds(ops):
     base = dt.date(2020, 6, 15)
     dates = pa.array([base] * n)
     ctx = ActionContext(ops, keys, "id")
-    sp = parse_schema({"record_key": "id", "columns": {
-        "id": {"type": "string", "action": "keep"},
-        "d": {"type": "date", "action": "date_shift", "max_days": 30},
-        "t": {"type": "timestamp", "action": "date_shift", "max_days": 30}}})
+    sp = parse_schema(
+        {
+            "record_key": "id",
+            "columns": {
+                "id": {"type": "string", "action": "keep"},
+                "d": {"type": "date", "action": "date_shift", "max_days": 30},
+                "t": {"type": "timestamp", "action": "date_shift", "max_days": 30},
+            },
+        }
+    )
     shifted = ACTIONS["date_shift"](dates, sp.column("d"), ctx).to_pylist()
-    ts = pa.array([dt.datetime(2020, 6, 15, 12, tzinfo=dt.UTC)] * n,
-                  pa.timestamp("us", tz="UTC"))
+    ts = pa.array([dt.datetime(2020, 6, 15, 12, tzinfo=dt.UTC)] * n, pa.timestamp("us", tz="UTC"))
     shifted_ts = ACTIONS["date_shift"](ts, sp.column("t"), ctx).to_pylist()
     offsets = np.array([(d - base).days for d in shifted])
     assert offsets.min() >= -30 and offsets.max() <= 30
@@ -150,8 +163,9 @@ def test_keyed_actions_work_on_distinct_values(ops, monkeypatch):
 def test_record_key_token_shares_digests_with_date_shift(ops):
     keys = pa.array(["r1", "r2", "r1"])
     ctx = ActionContext(ops, keys, "id")
-    s = parse_schema({"record_key": "id", "columns": {"id": {"type": "string",
-                                                              "action": "tokenize"}}})
+    s = parse_schema(
+        {"record_key": "id", "columns": {"id": {"type": "string", "action": "tokenize"}}}
+    )
     via_ctx = ACTIONS["tokenize"](keys, s.column("id"), ctx).to_pylist()
     assert via_ctx == ops.tokens(["r1", "r2", "r1"])
 
@@ -165,8 +179,9 @@ def test_vectorized_siv_is_bit_identical_to_cryptography_aessiv():
     rng = np.random.default_rng(3)  # test data only
     # every length class: empty, < 1 block, exactly 1 block, several blocks, multibyte text
     values = ["", "a", "héllo wörld", "x" * 15, "y" * 16, "z" * 17, "0123456789" * 7]
-    values += ["".join(chr(c) for c in rng.integers(32, 1000, rng.integers(0, 60)))
-               for _ in range(300)]
+    values += [
+        "".join(chr(c) for c in rng.integers(32, 1000, rng.integers(0, 60))) for _ in range(300)
+    ]
     for domain in ("", "hr"):
         out = ops.encrypt(values, domain)
         for v, c in zip(values, out, strict=True):
@@ -190,8 +205,11 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)
-@given(key=st.binary(min_size=0, max_size=130), prefix=st.binary(max_size=70),
-       values=st.lists(st.binary(max_size=200), max_size=20))
+@given(
+    key=st.binary(min_size=0, max_size=130),
+    prefix=st.binary(max_size=70),
+    values=st.lists(st.binary(max_size=200), max_size=20),
+)
 def test_hmac_c_and_python_paths_equal_the_standard_library(key, prefix, values):
     import hashlib
     import hmac

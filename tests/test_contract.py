@@ -17,19 +17,35 @@ def col(**kw):
 @pytest.mark.parametrize(
     "typ, extra, raw, typed, bad",
     [
-        ("int", {}, [" 42", "-7", "4.0", "x", "", None, "99999999999999999999"],
-         [42, -7, None, None, None, None, None], [0, 0, 1, 1, 1, 0, 1]),
-        ("float", {}, ["1.5", "1e3", "nan", "inf", "-.5", "1,0"],
-         [1.5, 1000.0, None, None, -0.5, None], [0, 0, 1, 1, 0, 1]),
+        (
+            "int",
+            {},
+            [" 42", "-7", "4.0", "x", "", None, "99999999999999999999"],
+            [42, -7, None, None, None, None, None],
+            [0, 0, 1, 1, 1, 0, 1],
+        ),
+        (
+            "float",
+            {},
+            ["1.5", "1e3", "nan", "inf", "-.5", "1,0"],
+            [1.5, 1000.0, None, None, -0.5, None],
+            [0, 0, 1, 1, 0, 1],
+        ),
         ("bool", {}, ["true", "No", "1", "maybe"], [True, False, True, None], [0, 0, 0, 1]),
-        ("date", {"format": "%m/%d/%Y"}, ["05/17/1990", "17/05/1990"],
-         [dt.date(1990, 5, 17), None], [0, 1]),
+        (
+            "date",
+            {"format": "%m/%d/%Y"},
+            ["05/17/1990", "17/05/1990"],
+            [dt.date(1990, 5, 17), None],
+            [0, 1],
+        ),
         ("date", {}, ["1990-05-17", "1990-02-30"], [dt.date(1990, 5, 17), None], [0, 1]),
     ],
 )
 def test_coerce_strings(typ, extra, raw, typed, bad):
-    out, enc_bad, type_bad = coerce(pa.array(raw, pa.string()), col(type=typ, action="keep",
-                                                                   **extra))
+    out, enc_bad, type_bad = coerce(
+        pa.array(raw, pa.string()), col(type=typ, action="keep", **extra)
+    )
     # empty strings are CSV nulls upstream; here "" is an unparseable value for numbers
     assert out.to_pylist() == typed
     assert type_bad.astype(int).tolist() == bad
@@ -37,8 +53,13 @@ def test_coerce_strings(typ, extra, raw, typed, bad):
 
 
 def test_coerce_iso_timestamps_to_utc():
-    raw = ["2020-01-02T03:04:05Z", "2020-01-02 03:04:05+02:00", "2020-01-02",
-           "2020-01-02T03:04:05.123", "2020-13-01"]
+    raw = [
+        "2020-01-02T03:04:05Z",
+        "2020-01-02 03:04:05+02:00",
+        "2020-01-02",
+        "2020-01-02T03:04:05.123",
+        "2020-13-01",
+    ]
     out, _, bad = coerce(pa.array(raw), col(type="timestamp", action="keep"))
     utc = dt.UTC
     assert out.to_pylist() == [
@@ -68,12 +89,18 @@ def test_invalid_utf8_is_flagged_per_cell():
 
 
 def test_check_batch_splits_rows_and_keeps_raw_values_only_in_quarantine():
-    schema = parse_schema({"columns": {
-        "id": {"type": "string", "action": "tokenize"},
-        "age": {"type": "int", "action": "keep"},
-        "note": {"type": "string", "action": "keep", "nullable": True}}})
-    raw = pa.table({"id": ["a", None, "c", "d"], "age": ["1", "2", "old", None],
-                    "note": [None, "n", "n", "n"]})
+    schema = parse_schema(
+        {
+            "columns": {
+                "id": {"type": "string", "action": "tokenize"},
+                "age": {"type": "int", "action": "keep"},
+                "note": {"type": "string", "action": "keep", "nullable": True},
+            }
+        }
+    )
+    raw = pa.table(
+        {"id": ["a", None, "c", "d"], "age": ["1", "2", "old", None], "note": [None, "n", "n", "n"]}
+    )
     good, bad = check_batch(raw, schema, "f.csv", 100)
     assert good.column("id").to_pylist() == ["a"]
     assert good.schema.field("age").type == pa.int64()

@@ -18,11 +18,26 @@ from privgate.errors import ConfigError
 from privgate.keyring import open_keyring
 from tests.conftest import PASSPHRASE, ROOT, cli, write_config
 
-DATAFLOW = ["--runner", "DataflowRunner", "--project", "demo-proj", "--region", "europe-west1",
-            "--temp_location", "gs://demo-bucket/tmp"]
-STAGES = ("ListInputs", "Distribute", "Protect/ReadFiles", "Protect/CheckContract",
-          "Protect/ProtectColumns", "Protect/WriteProtected", "Protect/WriteQuarantine",
-          "Protect/WriteStats")
+DATAFLOW = [
+    "--runner",
+    "DataflowRunner",
+    "--project",
+    "demo-proj",
+    "--region",
+    "europe-west1",
+    "--temp_location",
+    "gs://demo-bucket/tmp",
+]
+STAGES = (
+    "ListInputs",
+    "Distribute",
+    "Protect/ReadFiles",
+    "Protect/CheckContract",
+    "Protect/ProtectColumns",
+    "Protect/WriteProtected",
+    "Protect/WriteQuarantine",
+    "Protect/WriteStats",
+)
 
 
 def _on_gcs(cfg_path, tmp_path, *, output="gs://demo-bucket/protected/test_ds", input=None):
@@ -44,8 +59,14 @@ def _key_forms(keyring_path) -> list[bytes]:
     forms = []
     for k in keys:
         assert len(k) >= 32
-        forms += [k, k.hex().encode(), k.hex().upper().encode(), base64.b64encode(k),
-                  base64.urlsafe_b64encode(k), base64.urlsafe_b64encode(k).rstrip(b"=")]
+        forms += [
+            k,
+            k.hex().encode(),
+            k.hex().upper().encode(),
+            base64.b64encode(k),
+            base64.urlsafe_b64encode(k),
+            base64.urlsafe_b64encode(k).rstrip(b"="),
+        ]
     return forms
 
 
@@ -80,8 +101,7 @@ def test_dry_run_cli_validates_the_job_and_writes_nothing(tmp_path, keyring_path
     assert sorted(os.listdir(tmp_path)) == before  # no output, no staging directory
 
 
-def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, keyring_path,
-                                                demo_csv):
+def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, keyring_path, demo_csv):
     cfg = _on_gcs(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path)
     doc = run(cfg, [*DATAFLOW, "--dry_run=True"], show_progress=False)
     assert doc["dry_run"] is True
@@ -106,10 +126,12 @@ def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, keyri
     assert PASSPHRASE.encode() not in text
 
 
-def test_dry_run_with_gs_input_lists_nothing(network_refused, tmp_path, keyring_path,
-                                             demo_csv):
-    cfg = _on_gcs(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path,
-                  input="gs://demo-bucket/raw/*.csv")
+def test_dry_run_with_gs_input_lists_nothing(network_refused, tmp_path, keyring_path, demo_csv):
+    cfg = _on_gcs(
+        write_config(tmp_path, input_path=demo_csv, keyring=keyring_path),
+        tmp_path,
+        input="gs://demo-bucket/raw/*.csv",
+    )
     doc = run(cfg, [*DATAFLOW, "--dry_run=True"], show_progress=False)
     assert doc["input_files"] == ["gs://demo-bucket/raw/*.csv"]
     assert any("not listed" in n for n in doc["notes"])
@@ -128,19 +150,22 @@ def test_non_gs_temp_location_is_a_quick_usage_error(tmp_path, keyring_path, dem
     assert sorted(os.listdir(tmp_path)) == ["run.yaml"]
 
 
-@pytest.mark.parametrize("drop, extra, key", [
-    ("--temp_location", ["--dry_run=True"], "--temp_location"),   # missing: Beam would hang
-    ("--project", ["--dry_run=True"], "--project"),
-    (None, ["--dry_run=False"], "--dry_run"),     # the string 'False' is truthy to Beam
-    (None, [], "--dry_run"),                      # a real run: not supported yet
-    (None, ["--dry_run=maybe"], "--dry_run"),
-])
+@pytest.mark.parametrize(
+    "drop, extra, key",
+    [
+        ("--temp_location", ["--dry_run=True"], "--temp_location"),  # missing: Beam would hang
+        ("--project", ["--dry_run=True"], "--project"),
+        (None, ["--dry_run=False"], "--dry_run"),  # the string 'False' is truthy to Beam
+        (None, [], "--dry_run"),  # a real run: not supported yet
+        (None, ["--dry_run=maybe"], "--dry_run"),
+    ],
+)
 def test_dataflow_usage_errors_exit_2(tmp_path, keyring_path, demo_csv, drop, extra, key):
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
     args = list(DATAFLOW)
     if drop:
         i = args.index(drop)
-        del args[i:i + 2]
+        del args[i : i + 2]
     with pytest.raises(ConfigError) as e:
         run(cfg, args + extra, show_progress=False)
     assert e.value.exit_code == 2 and e.value.key_path == key
@@ -148,10 +173,12 @@ def test_dataflow_usage_errors_exit_2(tmp_path, keyring_path, demo_csv, drop, ex
 
 
 @pytest.mark.parametrize("output", ["gs://demo-bucket", "gs://demo-bucket/"])
-def test_dry_run_output_at_a_bucket_root_is_a_config_error(tmp_path, keyring_path, demo_csv,
-                                                           output):
-    cfg = _on_gcs(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path,
-                  output=output)
+def test_dry_run_output_at_a_bucket_root_is_a_config_error(
+    tmp_path, keyring_path, demo_csv, output
+):
+    cfg = _on_gcs(
+        write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path, output=output
+    )
     with pytest.raises(ConfigError) as e:
         run(cfg, [*DATAFLOW, "--dry_run=True"], show_progress=False)
     assert e.value.key_path == "output.path"
@@ -164,8 +191,9 @@ def test_real_dataflow_run_is_refused_by_the_cli(tmp_path, keyring_path, demo_cs
     assert "only dry runs" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_flex_template_metadata_matches_the_launcher(network_refused, tmp_path, keyring_path,
-                                                     demo_csv, capsys):
+def test_flex_template_metadata_matches_the_launcher(
+    network_refused, tmp_path, keyring_path, demo_csv, capsys
+):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines import flex_main
@@ -185,10 +213,11 @@ def test_flex_template_metadata_matches_the_launcher(network_refused, tmp_path, 
     assert re.fullmatch(params["config"]["regexes"][0], cfg)
     # What the launcher VM runs: template parameters plus Dataflow's options, no --runner.
     argv = [f"--config={cfg}", "--dry_run=true"] + [
-        f"{k}={v}" for k, v in zip(DATAFLOW[2::2], DATAFLOW[3::2], strict=True)]
+        f"{k}={v}" for k, v in zip(DATAFLOW[2::2], DATAFLOW[3::2], strict=True)
+    ]
     assert flex_main.main(argv) == 0
     assert "dry run: DataflowRunner job" in capsys.readouterr().out
     with open(os.path.join(ROOT, "dataflow", "Dockerfile")) as f:
         docker = f.read()
-    assert "ENV FLEX_TEMPLATE_PYTHON_PY_FILE=\"${WORKDIR}/pipelines/flex_main.py\"" in docker
+    assert 'ENV FLEX_TEMPLATE_PYTHON_PY_FILE="${WORKDIR}/pipelines/flex_main.py"' in docker
     assert "--require-hashes" in docker and "FLEX_TEMPLATE_PYTHON_SETUP_FILE" in docker

@@ -46,10 +46,23 @@ from transforms.detect import (
     scrub_array,
 )
 
-TARGETS = {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE",
-           "IP_ADDRESS", "PERSON"}
-PATTERN_ENTITIES = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE",
-                    "IP_ADDRESS"]
+TARGETS = {
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "US_SSN",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "PERSON",
+}
+PATTERN_ENTITIES = [
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "US_SSN",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +86,10 @@ def _fake(seed: int, locale: str = "en_US"):
 
 EXACT = [
     # e-mail, validated against the bundled public-suffix list; "Friday" is a date
-    ("Reach me at jane.doe@example.org before Friday.",
-     [("EMAIL_ADDRESS", "jane.doe@example.org"), ("DATE_TIME", "Friday")]),
+    (
+        "Reach me at jane.doe@example.org before Friday.",
+        [("EMAIL_ADDRESS", "jane.doe@example.org"), ("DATE_TIME", "Friday")],
+    ),
     # US phone, "call" is a context word
     ("Call 212-555-0147 after lunch.", [("PHONE_NUMBER", "212-555-0147")]),
     # extension and unassigned area code: Presidio's phonenumbers misses it, NANP finds it
@@ -84,26 +99,32 @@ EXACT = [
     # SSN beats the phone reading of the same digits (higher score with context)
     ("SSN 536-22-8104 is on file.", [("US_SSN", "536-22-8104")]),
     # Luhn-valid test card with spaces
-    ("Paid with card 4111 1111 1111 1111 yesterday.",
-     [("CREDIT_CARD", "4111 1111 1111 1111"), ("DATE_TIME", "yesterday")]),
+    (
+        "Paid with card 4111 1111 1111 1111 yesterday.",
+        [("CREDIT_CARD", "4111 1111 1111 1111"), ("DATE_TIME", "yesterday")],
+    ),
     # Mastercard 2-series: only the extended card recognizer knows the prefix
     ("Mastercard 2221000000000009 was charged.", [("CREDIT_CARD", "2221000000000009")]),
     # IBAN in groups, checksum-validated
     ("Wire to GB82 WEST 1234 5698 7654 32 today.", [("IBAN_CODE", "GB82 WEST 1234 5698 7654 32")]),
     ("Login from 192.0.2.44 was blocked.", [("IP_ADDRESS", "192.0.2.44")]),
-    ("Session from 2001:db8:85a3::8a2e:370:7334 ended.",
-     [("IP_ADDRESS", "2001:db8:85a3::8a2e:370:7334")]),
+    (
+        "Session from 2001:db8:85a3::8a2e:370:7334 ended.",
+        [("IP_ADDRESS", "2001:db8:85a3::8a2e:370:7334")],
+    ),
     # NER
     ("Customer John Smith called about the invoice.", [("PERSON", "John Smith")]),
     # a 10-digit number passing the NHS check is a phone unless NHS context is near
     ("Patient 943 476 5919 was seen.", [("PHONE_NUMBER", "943 476 5919")]),
-    ("Phone 212-555-0147 and NHS 943 476 5919.",
-     [("PHONE_NUMBER", "212-555-0147"), ("UK_NHS", "943 476 5919")]),
+    (
+        "Phone 212-555-0147 and NHS 943 476 5919.",
+        [("PHONE_NUMBER", "212-555-0147"), ("UK_NHS", "943 476 5919")],
+    ),
 ]
 
 
 def _texts(text, spans):
-    return [(s.entity, text[s.start:s.end]) for s in spans]
+    return [(s.entity, text[s.start : s.end]) for s in spans]
 
 
 @pytest.mark.parametrize("text, expected", EXACT)
@@ -112,13 +133,13 @@ def test_detect_finds_exact_spans(det, text, expected):
 
 
 NEGATIVES = [
-    "Order ORD-2024-000123 shipped on 2024-03-05.",      # order id: phonenumbers reads a phone
-    "Reference 4829301 was closed.",                      # 7-digit number: NER reads a date
+    "Order ORD-2024-000123 shipped on 2024-03-05.",  # order id: phonenumbers reads a phone
+    "Reference 4829301 was closed.",  # 7-digit number: NER reads a date
     "Ticket 3f2b8c1e-9d4a-4b7e-8f6a-0c2d1e5b7a90 resolved.",  # GUID
-    "Refund of $1,234.56 issued for v2.14.3 bug.",        # amount, version
-    "Amount 3470.68 was paid.",                           # a decimal phonenumbers validates
-    "Item SKU-16486-A is back in stock.",                 # NER reads a person
-    "Invoice INV_5550199 and ORD/2024/5550199 done.",     # ids glued to words
+    "Refund of $1,234.56 issued for v2.14.3 bug.",  # amount, version
+    "Amount 3470.68 was paid.",  # a decimal phonenumbers validates
+    "Item SKU-16486-A is back in stock.",  # NER reads a person
+    "Invoice INV_5550199 and ORD/2024/5550199 done.",  # ids glued to words
 ]
 
 
@@ -136,11 +157,12 @@ OVERLAPS = [
     # equal score and length: earlier wins
     ([Span(2, 6, "B", 0.5), Span(0, 4, "A", 0.5)], [Span(0, 4, "A", 0.5)]),
     # touching spans do not overlap
-    ([Span(4, 8, "B", 0.5), Span(0, 4, "A", 0.5)],
-     [Span(0, 4, "A", 0.5), Span(4, 8, "B", 0.5)]),
+    ([Span(4, 8, "B", 0.5), Span(0, 4, "A", 0.5)], [Span(0, 4, "A", 0.5), Span(4, 8, "B", 0.5)]),
     # a lower span inside a higher one goes; one beside it stays
-    ([Span(0, 20, "A", 1.0), Span(3, 7, "B", 0.85), Span(20, 25, "C", 0.4)],
-     [Span(0, 20, "A", 1.0), Span(20, 25, "C", 0.4)]),
+    (
+        [Span(0, 20, "A", 1.0), Span(3, 7, "B", 0.85), Span(20, 25, "C", 0.4)],
+        [Span(0, 20, "A", 1.0), Span(20, 25, "C", 0.4)],
+    ),
     # empty spans are dropped
     ([Span(3, 3, "A", 1.0)], []),
 ]
@@ -191,23 +213,59 @@ def _probe_texts(n: int = 400, seed: int = 3) -> list[str]:
     """Texts rich in things pattern recognizers look for, plus odd encodings of them."""
     fake = _fake(seed)
     rng = random.Random(seed)
-    pieces = [fake.email, fake.phone_number, fake.ssn, fake.credit_card_number, fake.iban,
-              fake.ipv4, fake.ipv6, fake.mac_address, fake.url, fake.uuid4,
-              lambda: fake.date(pattern=rng.choice(["%m/%d/%Y", "%Y-%m-%d", "%d.%m.%Y",
-                                                     "%d-%b-%Y", "%b-%Y"])),
-              lambda: str(rng.randint(10**5, 10**17)), fake.bban, fake.isbn13,
-              lambda: f"{fake.random_uppercase_letter()}{rng.randint(10**6, 10**9)}",
-              lambda: "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
-              lambda: "AB1234563", lambda: "943 476 5919"]
-    context = ["", "", "card ", "ssn ", "account ", "passport ", "license ", "nhs ", "dea ",
-               "call ", "iban ", "bitcoin wallet ", "ip "]
+    pieces = [
+        fake.email,
+        fake.phone_number,
+        fake.ssn,
+        fake.credit_card_number,
+        fake.iban,
+        fake.ipv4,
+        fake.ipv6,
+        fake.mac_address,
+        fake.url,
+        fake.uuid4,
+        lambda: fake.date(
+            pattern=rng.choice(["%m/%d/%Y", "%Y-%m-%d", "%d.%m.%Y", "%d-%b-%Y", "%b-%Y"])
+        ),
+        lambda: str(rng.randint(10**5, 10**17)),
+        fake.bban,
+        fake.isbn13,
+        lambda: f"{fake.random_uppercase_letter()}{rng.randint(10**6, 10**9)}",
+        lambda: "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+        lambda: "AB1234563",
+        lambda: "943 476 5919",
+    ]
+    context = [
+        "",
+        "",
+        "card ",
+        "ssn ",
+        "account ",
+        "passport ",
+        "license ",
+        "nhs ",
+        "dea ",
+        "call ",
+        "iban ",
+        "bitcoin wallet ",
+        "ip ",
+    ]
     odd = [
         "\uff12\uff11\uff12\uff0d\uff15\uff15\uff15\uff0d\uff10\uff11\uff14\uff17",  # fullwidth
         "\u0662\u0661\u0662\u0665\u0665\u0665\u0660\u0661\u0664\u0667",  # Arabic-Indic digits
-        "212\u00a0555\u00a00147", "4111\u20101111\u20101111\u20101111", "gb82west12345698765432",
-        "::ffff:192.0.2.1", "fe80::1%eth0", "0011 44 20 7946 0958", "+44 (0)20 7946 0958",
-        "030 1234567", "01 23 45 67 89", "+49 30 901820", "(0xx11) 3456-7890",
-        "user@b\u00fccher.example", "5pm 10:30 v1.2.3 3.14",
+        "212\u00a0555\u00a00147",
+        "4111\u20101111\u20101111\u20101111",
+        "gb82west12345698765432",
+        "::ffff:192.0.2.1",
+        "fe80::1%eth0",
+        "0011 44 20 7946 0958",
+        "+44 (0)20 7946 0958",
+        "030 1234567",
+        "01 23 45 67 89",
+        "+49 30 901820",
+        "(0xx11) 3456-7890",
+        "user@b\u00fccher.example",
+        "5pm 10:30 v1.2.3 3.14",
     ]
     out = []
     for _ in range(n):
@@ -236,17 +294,26 @@ def test_prefilter_is_a_superset_of_every_recognizer(det):
 
 def test_prefilter_does_not_change_results(det):
     texts = _probe_texts(seed=5)
-    for threshold, boosted in ((0.0, ()), (0.4, ()), (0.6, ()),
-                               (0.4, ("US_BANK_NUMBER", "UK_NHS", "US_PASSPORT"))):
-        fast = det.detect(texts, score_threshold=threshold, use_ner=False,
-                          context_entities=boosted)
-        full = det.detect(texts, score_threshold=threshold, use_ner=False, prefilter=False,
-                          context_entities=boosted)
+    for threshold, boosted in (
+        (0.0, ()),
+        (0.4, ()),
+        (0.6, ()),
+        (0.4, ("US_BANK_NUMBER", "UK_NHS", "US_PASSPORT")),
+    ):
+        fast = det.detect(texts, score_threshold=threshold, use_ner=False, context_entities=boosted)
+        full = det.detect(
+            texts,
+            score_threshold=threshold,
+            use_ner=False,
+            prefilter=False,
+            context_entities=boosted,
+        )
         assert fast == full
 
 
-_ALPHABET = st.sampled_from(list("0123456789-./:@ +()x") + ["\u00a0", "\uff15", "\u0665",
-                                                              "a", "F", "Z", "e", "ab"])
+_ALPHABET = st.sampled_from(
+    list("0123456789-./:@ +()x") + ["\u00a0", "\uff15", "\u0665", "a", "F", "Z", "e", "ab"]
+)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -262,14 +329,25 @@ def test_gated_phone_recognizer_matches_presidio():
 
     stock, gated = PhoneRecognizer(), gated_phone_recognizer()
     rng = random.Random(9)
-    texts = ["dial 011 44 20 7946 0958", "0049 30 901820", "+1 310-1234", "310-1234",
-             "tel 03-1234-5678", "2024-03-05 at 10:30", "order 4829301", "1234.56 EUR"]
-    for i, loc in enumerate(["en_US", "en_GB", "de_DE", "fr_FR", "he_IL", "en_IN", "pt_BR",
-                             "en_CA", "it_IT", "ja_JP"]):
+    texts = [
+        "dial 011 44 20 7946 0958",
+        "0049 30 901820",
+        "+1 310-1234",
+        "310-1234",
+        "tel 03-1234-5678",
+        "2024-03-05 at 10:30",
+        "order 4829301",
+        "1234.56 EUR",
+    ]
+    for i, loc in enumerate(
+        ["en_US", "en_GB", "de_DE", "fr_FR", "he_IL", "en_IN", "pt_BR", "en_CA", "it_IT", "ja_JP"]
+    ):
         fake = _fake(i, loc)
         for _ in range(25):
-            texts.append(f"{fake.phone_number()} {rng.choice(['', 'on', 'ref'])} "
-                         f"{fake.date()} {rng.randint(1, 99999)}")
+            texts.append(
+                f"{fake.phone_number()} {rng.choice(['', 'on', 'ref'])} "
+                f"{fake.date()} {rng.randint(1, 99999)}"
+            )
 
     def spans(rec, t):
         return sorted((r.start, r.end, r.score) for r in rec.analyze(t, ["PHONE_NUMBER"]))
@@ -298,25 +376,33 @@ def test_scrub_keeps_nulls_types_and_clean_cells(det):
     cells = [SCRUB_TEXT, None, "", "   ", "nothing personal here", SCRUB_TEXT]
     chunked = pa.chunked_array([pa.array(cells[:3]), pa.array(cells[3:])])
     out = scrub_array(chunked, analyzer=det)
-    assert out.to_pylist() == [SCRUB[0][1], None, "", "   ", "nothing personal here",
-                               SCRUB[0][1]]
+    assert out.to_pylist() == [SCRUB[0][1], None, "", "   ", "nothing personal here", SCRUB[0][1]]
     large = scrub_array(pa.array(cells, pa.large_string()), analyzer=det)
     assert large.type == pa.large_string() and large.null_count == 1
 
 
 def test_scrub_entity_choice_operators_and_allow_list(det):
     text = "Mail jane.doe@example.org or help@example.com from 192.0.2.44."
-    out = scrub_array(pa.array([text]), analyzer=det, entities=["EMAIL_ADDRESS", "IP_ADDRESS"],
-                      operator="replace", operators={"IP_ADDRESS": "mask"},
-                      allow_list=["help@example.com"])
+    out = scrub_array(
+        pa.array([text]),
+        analyzer=det,
+        entities=["EMAIL_ADDRESS", "IP_ADDRESS"],
+        operator="replace",
+        operators={"IP_ADDRESS": "mask"},
+        allow_list=["help@example.com"],
+    )
     assert out.to_pylist() == ["Mail <EMAIL_ADDRESS> or help@example.com from **********."]
     only_ip = scrub_array(pa.array([text]), analyzer=det, entities=["IP_ADDRESS"])
     assert only_ip.to_pylist() == [text.replace("192.0.2.44", "<IP_ADDRESS>")]
 
 
 def test_scrub_tokenize_is_consistent_per_keyring(det):
-    cells = ["Call 212-555-0147 now.", "Mail jane.doe@example.org.", None,
-             "Again 212-555-0147, not 646-555-0111."]
+    cells = [
+        "Call 212-555-0147 now.",
+        "Mail jane.doe@example.org.",
+        None,
+        "Again 212-555-0147, not 646-555-0111.",
+    ]
     a1 = scrub_array(pa.array(cells), analyzer=det, operator="tokenize", ops=_ops(b"a"))
     a2 = scrub_array(pa.array(cells[::-1]), analyzer=det, operator="tokenize", ops=_ops(b"a"))
     b = scrub_array(pa.array(cells), analyzer=det, operator="tokenize", ops=_ops(b"b"))
@@ -325,8 +411,8 @@ def test_scrub_tokenize_is_consistent_per_keyring(det):
     same = tok.search(first).group(1)
     assert tok.findall(last) == [same, tok.findall(last)[1]] and tok.findall(last)[1] != same
     assert re.fullmatch(r"Mail <EMAIL_ADDRESS_[0-9a-f]{6}>\.", mail) and none is None
-    assert a2.to_pylist()[::-1] == a1.to_pylist()          # rows and order do not matter
-    assert tok.search(b.to_pylist()[0]).group(1) != same   # another keyring, another name
+    assert a2.to_pylist()[::-1] == a1.to_pylist()  # rows and order do not matter
+    assert tok.search(b.to_pylist()[0]).group(1) != same  # another keyring, another name
     assert "212-555-0147" not in " ".join(filter(None, a1.to_pylist()))
 
 
@@ -345,12 +431,26 @@ def labelled_table(rows: int = 1500, seed: int = 11) -> tuple[pa.Table, dict]:
     fake = _fake(seed)
     rng = random.Random(seed)
     labels = {
-        "customer_id": None, "order_id": None, "session_guid": None, "ref_number": None,
-        "order_date": None, "amount": None, "plan": None, "company": None,
-        "full_name": "PERSON", "email": "EMAIL_ADDRESS", "contact": "EMAIL_ADDRESS",
-        "phone": "PHONE_NUMBER", "ssn": "US_SSN", "card_number": "CREDIT_CARD",
-        "iban": "IBAN_CODE", "client_ip": "IP_ADDRESS", "birth_date": "DATE_OF_BIRTH",
-        "zip": "ZIP_CODE", "notes": FREE_TEXT, "password": "PASSWORD",
+        "customer_id": None,
+        "order_id": None,
+        "session_guid": None,
+        "ref_number": None,
+        "order_date": None,
+        "amount": None,
+        "plan": None,
+        "company": None,
+        "full_name": "PERSON",
+        "email": "EMAIL_ADDRESS",
+        "contact": "EMAIL_ADDRESS",
+        "phone": "PHONE_NUMBER",
+        "ssn": "US_SSN",
+        "card_number": "CREDIT_CARD",
+        "iban": "IBAN_CODE",
+        "client_ip": "IP_ADDRESS",
+        "birth_date": "DATE_OF_BIRTH",
+        "zip": "ZIP_CODE",
+        "notes": FREE_TEXT,
+        "password": "PASSWORD",
     }
     cols: dict[str, list] = {k: [] for k in labels}
     for i in range(rows):
@@ -375,7 +475,11 @@ def labelled_table(rows: int = 1500, seed: int = 11) -> tuple[pa.Table, dict]:
         note = rng.random()
         cols["notes"].append(
             f"Customer {fake.name()} asked for a call back at {fake.phone_number()}."
-            if note < 0.3 else None if note < 0.5 else fake.sentence(nb_words=12))
+            if note < 0.3
+            else None
+            if note < 0.5
+            else fake.sentence(nb_words=12)
+        )
         cols["password"].append(fake.password(length=12))
     return pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()}), labels
 
@@ -387,8 +491,10 @@ def table_and_labels():
 
 def test_classify_gets_every_labelled_column_right(det, table_and_labels):
     table, labels = table_and_labels
-    got = {name: classify_column(name, table.column(name), detector=det).entity
-           for name in table.column_names}
+    got = {
+        name: classify_column(name, table.column(name), detector=det).entity
+        for name in table.column_names
+    }
     assert got == labels
 
 
@@ -406,7 +512,7 @@ def test_classify_cost_is_bounded_by_the_sample(det):
     n = 200_000
     col = pa.array([f"row {i} of plain text value" if i % 3 else None for i in range(n)])
     sample = sample_values(col, 300)
-    assert len(sample) == 300 and sample == sample_values(col, 300)   # deterministic
+    assert len(sample) == 300 and sample == sample_values(col, 300)  # deterministic
     # spread over the whole column, not its head
     assert max(int(v.split()[1]) for v in sample) > 0.9 * n
     f = classify_column("misc", col, detector=det, sample=300)
@@ -416,10 +522,12 @@ def test_classify_cost_is_bounded_by_the_sample(det):
 def test_prevalence_threshold_separates_naming_from_tracing(det):
     rng = random.Random(2)
     fake = _fake(2)
-    values = [fake.email() if rng.random() < 0.04 else rng.choice(["ok", "n/a", "fine"])
-              for _ in range(3000)]
+    values = [
+        fake.email() if rng.random() < 0.04 else rng.choice(["ok", "n/a", "fine"])
+        for _ in range(3000)
+    ]
     f = classify_column("remark", values, detector=det)
-    assert f.entity is None                     # 4% does not make an e-mail column
+    assert f.entity is None  # 4% does not make an e-mail column
     assert 0.02 < f.entities["EMAIL_ADDRESS"] < 0.07
 
 
@@ -428,7 +536,7 @@ NAME_HINTS = [
     ("customerEmail", ("EMAIL_ADDRESS",)),
     ("phone_number", ("PHONE_NUMBER",)),
     ("full_name", ("PERSON",)),
-    ("company_name", ()),              # the name of a thing, not a person
+    ("company_name", ()),  # the name of a thing, not a person
     ("username", ()),
     ("birth_date", ("DATE_OF_BIRTH",)),
     ("ip_address", ("IP_ADDRESS", "LOCATION")),
@@ -443,8 +551,8 @@ def test_name_hints(name, expected):
 
 INFER = [
     (["1", "22", "-3"], "age", ("int", None)),
-    (["01234", "12345"], "code", ("string", None)),        # leading zero: an identifier
-    (["12345", "54321"], "zip", ("string", None)),         # zip-like name
+    (["01234", "12345"], "code", ("string", None)),  # leading zero: an identifier
+    (["12345", "54321"], "zip", ("string", None)),  # zip-like name
     (["1.5", "2"], "score", ("float", None)),
     (["true", "False", "yes"], "active", ("bool", None)),
     (["2024-01-31", "2023-12-01"], "day", ("date", None)),
@@ -468,8 +576,9 @@ def _scan_table(with_notes: bool) -> pa.Table:
     rng = random.Random(21)
     cols = {n: table.column(n) for n in table.column_names if n != "notes" or with_notes}
     cols["age"] = pa.array([str(rng.randint(18, 90)) for _ in range(600)])
-    cols["signup_at"] = pa.array([f"2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T10:00:00Z"
-                                  for _ in range(600)])
+    cols["signup_at"] = pa.array(
+        [f"2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T10:00:00Z" for _ in range(600)]
+    )
     return pa.table(cols)
 
 
@@ -513,22 +622,37 @@ def _guard_table() -> pa.Table:
     fake = _fake(5)
     rng = random.Random(5)
     n = 1200
-    return pa.table({
-        "plan": [rng.choice(["free", "basic", "pro"]) for _ in range(n)],
-        "comments": [f"call {fake.phone_number()}" if rng.random() < 0.1 else
-                     rng.choice(["ok", "fine", "late delivery", "n/a"]) for _ in range(n)],
-        "company": [fake.company() for _ in range(n)],
-        "full_name": [fake.name() for _ in range(n)],
-        "notes": [f"{fake.name()} asked about the bill." if rng.random() < 0.3
-                  else fake.sentence(nb_words=10) for _ in range(n)],
-    })
+    return pa.table(
+        {
+            "plan": [rng.choice(["free", "basic", "pro"]) for _ in range(n)],
+            "comments": [
+                f"call {fake.phone_number()}"
+                if rng.random() < 0.1
+                else rng.choice(["ok", "fine", "late delivery", "n/a"])
+                for _ in range(n)
+            ],
+            "company": [fake.company() for _ in range(n)],
+            "full_name": [fake.name() for _ in range(n)],
+            "notes": [
+                f"{fake.name()} asked about the bill."
+                if rng.random() < 0.3
+                else fake.sentence(nb_words=10)
+                for _ in range(n)
+            ],
+        }
+    )
 
 
 def test_guard_flags_kept_pii_columns_only(det):
     table = _guard_table()
-    columns = [("plan", "keep", "string"), ("comments", "keep", "string"),
-               ("company", "keep", "string"), ("full_name", "tokenize", "string"),
-               ("notes", "keep", "string"), ("missing", "keep", "string")]
+    columns = [
+        ("plan", "keep", "string"),
+        ("comments", "keep", "string"),
+        ("company", "keep", "string"),
+        ("full_name", "tokenize", "string"),
+        ("notes", "keep", "string"),
+        ("missing", "keep", "string"),
+    ]
     findings = guard_findings(table, columns, detector=det)
     flagged = {(c, e) for c, e, _ in findings}
     assert ("comments", "PHONE_NUMBER") in flagged and ("notes", "PERSON") in flagged
@@ -544,26 +668,38 @@ def test_guard_flags_kept_pii_columns_only(det):
 def test_guard_accepts_declared_pii_and_thresholds(det):
     table = _guard_table()
     cols = {"comments": table.column("comments")}
-    assert guard_findings(cols, [("comments", "keep", "string", "PHONE_NUMBER")],
-                          detector=det) == []
-    assert guard_findings(cols, [("comments", "keep", "string")], max_prevalence=0.5,
-                          detector=det) == []
+    assert (
+        guard_findings(cols, [("comments", "keep", "string", "PHONE_NUMBER")], detector=det) == []
+    )
+    assert (
+        guard_findings(cols, [("comments", "keep", "string")], max_prevalence=0.5, detector=det)
+        == []
+    )
 
 
 # --------------------------------------------------------------------------- config
 
 
 def test_custom_recognizers_are_used_everywhere(det):
-    specs = parse_recognizers([
-        {"name": "employee_id", "entity": "EMPLOYEE_ID", "context": ["employee"],
-         "patterns": [{"name": "emp", "regex": r"\bE-\d{6}\b", "score": 0.6}]},
-        {"name": "codenames", "entity": "PROJECT", "deny_list": ["Bluebird", "Nightjar"]},
-    ], "schemas/x.yaml")
+    specs = parse_recognizers(
+        [
+            {
+                "name": "employee_id",
+                "entity": "EMPLOYEE_ID",
+                "context": ["employee"],
+                "patterns": [{"name": "emp", "regex": r"\bE-\d{6}\b", "score": 0.6}],
+            },
+            {"name": "codenames", "entity": "PROJECT", "deny_list": ["Bluebird", "Nightjar"]},
+        ],
+        "schemas/x.yaml",
+    )
     custom = get_detector(recognizers=specs)
-    assert custom is not det and custom.nlp is det.nlp      # the model is loaded once
+    assert custom is not det and custom.nlp is det.nlp  # the model is loaded once
     text = "Employee E-204518 moved to Nightjar."
-    assert _texts(text, custom.detect([text])[0]) == [("EMPLOYEE_ID", "E-204518"),
-                                                      ("PROJECT", "Nightjar")]
+    assert _texts(text, custom.detect([text])[0]) == [
+        ("EMPLOYEE_ID", "E-204518"),
+        ("PROJECT", "Nightjar"),
+    ]
     out = scrub_array(pa.array([text]), analyzer=custom)
     assert out.to_pylist() == ["Employee <EMPLOYEE_ID> moved to <PROJECT>."]
     f = classify_column("staff", [f"E-{i:06d}" for i in range(500)], detector=custom)
@@ -574,16 +710,27 @@ BAD_RECOGNIZERS = [
     ({"a": 1}, "recognizers: must be a list"),
     ([{"entity": "X"}], "recognizers[0].name: is required"),
     ([{"name": "a", "entity": "lower", "deny_list": ["x"]}], "recognizers[0].entity"),
-    ([{"name": "a", "entity": "X", "patterns": [{"regex": "("}]}],
-     "recognizers[0].patterns[0].regex: does not compile"),
-    ([{"name": "a", "entity": "X", "patterns": [{"regex": "a*"}]}],
-     "must not match the empty string"),
-    ([{"name": "a", "entity": "X", "patterns": [{"regex": "ab", "score": 1.5}]}],
-     "recognizers[0].patterns[0].score"),
+    (
+        [{"name": "a", "entity": "X", "patterns": [{"regex": "("}]}],
+        "recognizers[0].patterns[0].regex: does not compile",
+    ),
+    (
+        [{"name": "a", "entity": "X", "patterns": [{"regex": "a*"}]}],
+        "must not match the empty string",
+    ),
+    (
+        [{"name": "a", "entity": "X", "patterns": [{"regex": "ab", "score": 1.5}]}],
+        "recognizers[0].patterns[0].score",
+    ),
     ([{"name": "a", "entity": "X", "colour": "red"}], "recognizers[0].colour: unknown key"),
     ([{"name": "a", "entity": "X"}], "recognizers[0]: needs patterns or a deny_list"),
-    ([{"name": "a", "entity": "X", "deny_list": ["x"]},
-      {"name": "a", "entity": "Y", "deny_list": ["y"]}], "recognizers[1].name: duplicate"),
+    (
+        [
+            {"name": "a", "entity": "X", "deny_list": ["x"]},
+            {"name": "a", "entity": "Y", "deny_list": ["y"]},
+        ],
+        "recognizers[1].name: duplicate",
+    ),
     ([{"name": "a", "entity": "X", "deny_list": [""]}], "recognizers[0].deny_list"),
 ]
 
@@ -597,11 +744,22 @@ def test_parse_recognizers_names_the_key(raw, message):
 
 def test_parse_scrub_options():
     assert parse_scrub_options({"type": "string", "action": "scrub"}) == {
-        "entities": None, "score_threshold": 0.4, "operator": "replace", "operators": {},
-        "allow_list": ()}
-    p = parse_scrub_options({"entities": ["PERSON", "EMPLOYEE_ID"], "operator": "tokenize",
-                             "operators": {"PERSON": "mask"}, "allow_list": ["ACME"],
-                             "score_threshold": 0.5}, custom_entities=["EMPLOYEE_ID"])
+        "entities": None,
+        "score_threshold": 0.4,
+        "operator": "replace",
+        "operators": {},
+        "allow_list": (),
+    }
+    p = parse_scrub_options(
+        {
+            "entities": ["PERSON", "EMPLOYEE_ID"],
+            "operator": "tokenize",
+            "operators": {"PERSON": "mask"},
+            "allow_list": ["ACME"],
+            "score_threshold": 0.5,
+        },
+        custom_entities=["EMPLOYEE_ID"],
+    )
     assert p["entities"] == ("PERSON", "EMPLOYEE_ID") and p["operators"] == {"PERSON": "mask"}
 
 
@@ -627,8 +785,12 @@ def test_parse_guard():
     assert parse_guard("warn").mode == "warn"
     g = parse_guard({"mode": "fail", "max_prevalence": 0.05, "sample": 500})
     assert (g.max_prevalence, g.sample) == (0.05, 500)
-    for raw, message in [("off", "guard: must be one of"), ({"mode": "x"}, "guard.mode"),
-                         ({"max_prevalence": 1.5}, "guard.max_prevalence"),
-                         ({"sample": 0}, "guard.sample"), ({"level": 1}, "guard.level")]:
+    for raw, message in [
+        ("off", "guard: must be one of"),
+        ({"mode": "x"}, "guard.mode"),
+        ({"max_prevalence": 1.5}, "guard.max_prevalence"),
+        ({"sample": 0}, "guard.sample"),
+        ({"level": 1}, "guard.level"),
+    ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_guard(raw, "configs/x.yaml")

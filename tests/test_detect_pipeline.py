@@ -14,8 +14,13 @@ from privgate.reader import read_table
 from schemas.model import parse_schema
 from tests.conftest import cli, write_config
 
-DEMO_PII = {"full_name": "PERSON", "email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER",
-            "ssn": "US_SSN", "ip_address": "IP_ADDRESS"}
+DEMO_PII = {
+    "full_name": "PERSON",
+    "email": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER",
+    "ssn": "US_SSN",
+    "ip_address": "IP_ADDRESS",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +48,10 @@ def test_scan_output_holds_no_value(proposed, demo_csv):
             assert r[c] not in proposed
 
 
-def test_proposed_schema_runs_and_passes_the_guard(proposed, demo_csv, keyring_path,
-                                                   tmp_path):
+def test_proposed_schema_runs_and_passes_the_guard(proposed, demo_csv, keyring_path, tmp_path):
     schema_path = tmp_path / "proposed.yaml"
     schema_path.write_text(proposed)
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path,
-                       schema=str(schema_path))
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=str(schema_path))
     body = run(cfg, show_progress=False)["manifest"]
     assert body["keep_guard"]["findings"] == []
     assert body["reconciliation"]["balanced"]
@@ -71,8 +74,7 @@ def test_keep_guard_fails_a_run_that_keeps_a_pii_column(demo_csv, keyring_path, 
     assert not (tmp_path / "out").exists()
 
 
-def test_keep_guard_warn_mode_lets_the_run_through_and_records_it(demo_csv, keyring_path,
-                                                                   tmp_path):
+def test_keep_guard_warn_mode_lets_the_run_through_and_records_it(demo_csv, keyring_path, tmp_path):
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=KEEP_EMAIL)
     with open(cfg, "a") as f:
         f.write("guard: warn\n")
@@ -83,16 +85,19 @@ def test_keep_guard_warn_mode_lets_the_run_through_and_records_it(demo_csv, keyr
 
 
 def test_declared_pii_label_on_a_keep_column_is_accepted(demo_csv, keyring_path, tmp_path):
-    schema = KEEP_EMAIL.replace("email: {type: string, action: keep}",
-                                "email: {type: string, pii: EMAIL_ADDRESS, action: keep}")
+    schema = KEEP_EMAIL.replace(
+        "email: {type: string, action: keep}",
+        "email: {type: string, pii: EMAIL_ADDRESS, action: keep}",
+    )
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=schema)
     body = run(cfg, show_progress=False)["manifest"]
     assert body["keep_guard"]["findings"] == []
     assert {c["name"]: c["key_group"] for c in body["columns"]}["email"] == "pii"
 
 
-def test_scrub_and_guard_work_with_the_network_refused(network_refused, demo_csv,
-                                                       keyring_path, tmp_path):
+def test_scrub_and_guard_work_with_the_network_refused(
+    network_refused, demo_csv, keyring_path, tmp_path
+):
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
     doc = run(cfg, show_progress=False)
     notes = read_table(doc["output_dir"], keyring=keyring_path, columns=["notes"])

@@ -52,18 +52,30 @@ def test_shipped_demo_config_passes_the_gate_with_a_report(tmp_path, keyring_pat
     out = doc["output_dir"]
     report = json.load(open(os.path.join(out, "report", "validation.json")))
     names = {c["name"] for c in report["checks"]}
-    assert names >= {"output_columns", "reconciliation", "ldp_domain", "k_anonymity",
-                     "l_diversity", "residual_pii", "input_contract"}
+    assert names >= {
+        "output_columns",
+        "reconciliation",
+        "ldp_domain",
+        "k_anonymity",
+        "l_diversity",
+        "residual_pii",
+        "input_contract",
+    }
     html = open(os.path.join(out, "report", "index.html"), encoding="utf-8").read()
     assert "GATE PASSED" in html and "<svg" in html
     assert not re.search(r"https?://|<script|src=", html)
     assert cli("verify", out, "--keyring", keyring_path).returncode == 0
 
 
-def test_too_fine_quasi_identifiers_fail_the_gate_and_verify_refuses(tmp_path, keyring_path,
-                                                                      demo_2000):
-    cfg = _demo_config(tmp_path, keyring_path, demo_2000,
-                       k_anonymity={"quasi_identifiers": ["age", "zip", "gender"], "k": 5})
+def test_too_fine_quasi_identifiers_fail_the_gate_and_verify_refuses(
+    tmp_path, keyring_path, demo_2000
+):
+    cfg = _demo_config(
+        tmp_path,
+        keyring_path,
+        demo_2000,
+        k_anonymity={"quasi_identifiers": ["age", "zip", "gender"], "k": 5},
+    )
     r = cli("run", cfg)
     assert r.returncode == 3, r.stderr
     assert "k_anonymity" in r.stderr
@@ -85,35 +97,49 @@ def test_too_fine_quasi_identifiers_fail_the_gate_and_verify_refuses(tmp_path, k
 
 
 def test_reports_hold_no_raw_protected_value(tmp_path, keyring_path, demo_2000):
-    out = run(_demo_config(tmp_path, keyring_path, demo_2000),
-              show_progress=False)["output_dir"]
+    out = run(_demo_config(tmp_path, keyring_path, demo_2000), show_progress=False)["output_dir"]
     with open(demo_2000, newline="") as f:
         rows = list(csv.DictReader(f))
-    values = {r[c] for r in rows for c in ("customer_id", "full_name", "email", "phone", "ssn",
-                                             "ip_address", "notes", "income")
-              if r.get(c) and len(r[c]) >= 5}
-    blobs = [open(os.path.join(out, "report", n), "rb").read()
-             for n in os.listdir(os.path.join(out, "report"))]
+    values = {
+        r[c]
+        for r in rows
+        for c in (
+            "customer_id",
+            "full_name",
+            "email",
+            "phone",
+            "ssn",
+            "ip_address",
+            "notes",
+            "income",
+        )
+        if r.get(c) and len(r[c]) >= 5
+    }
+    blobs = [
+        open(os.path.join(out, "report", n), "rb").read()
+        for n in os.listdir(os.path.join(out, "report"))
+    ]
     blobs.append(open(os.path.join(out, "manifest.json"), "rb").read())
     for v in values:
         assert not any(v.encode() in b for b in blobs)
 
 
 def test_modified_report_is_refused(tmp_path, keyring_path, demo_2000):
-    out = run(_demo_config(tmp_path, keyring_path, demo_2000),
-              show_progress=False)["output_dir"]
+    out = run(_demo_config(tmp_path, keyring_path, demo_2000), show_progress=False)["output_dir"]
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     page = copy / "report" / "index.html"
-    page.write_text(page.read_text(encoding="utf-8").replace("GATE PASSED", "GATE PASSED!"),
-                    encoding="utf-8")
+    page.write_text(
+        page.read_text(encoding="utf-8").replace("GATE PASSED", "GATE PASSED!"), encoding="utf-8"
+    )
     with pytest.raises(VerifyError, match="report/index.html does not match"):
         verify(str(copy), keyring=keyring_path)
 
 
 def test_gates_config_errors_name_the_key(tmp_path, keyring_path, demo_2000):
-    cfg = _demo_config(tmp_path, keyring_path, demo_2000,
-                       k_anonymity={"quasi_identifiers": ["full_name"], "k": 5})
+    cfg = _demo_config(
+        tmp_path, keyring_path, demo_2000, k_anonymity={"quasi_identifiers": ["full_name"], "k": 5}
+    )
     r = cli("run", cfg)
     assert r.returncode == 2
     assert "gates.k_anonymity.quasi_identifiers" in r.stderr
@@ -153,18 +179,28 @@ def test_full_run_with_gates_opens_no_socket_in_any_process(tmp_path, keyring_pa
         "socket.socket.connect = _refuse\n"
         "socket.socket.connect_ex = _refuse\n"
         "socket.getaddrinfo = _refuse\n"
-        "socket.create_connection = _refuse\n")
+        "socket.create_connection = _refuse\n"
+    )
     cfg = _demo_config(tmp_path, keyring_path, demo_csv)
-    env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{ROOT}",
-               PRIVGATE_TEST_SOCKET_LOG=str(attempts))
-    probe = subprocess.run([sys.executable, "-c", "import socket; socket.getaddrinfo('x', 1)"],
-                           env=env, capture_output=True, text=True)
+    env = dict(
+        os.environ, PYTHONPATH=f"{site}{os.pathsep}{ROOT}", PRIVGATE_TEST_SOCKET_LOG=str(attempts)
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.getaddrinfo('x', 1)"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "network refused by privgate test" in probe.stderr  # the guard is really active
     attempts.unlink()
-    r = subprocess.run([sys.executable, "-m", "privgate.cli", "run", cfg], env=env, cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "privgate.cli", "run", cfg],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode in (0, 3), r.stderr[-1500:]
     assert not attempts.exists(), attempts.read_text()
     report = json.load(open(tmp_path / "out" / "report" / "validation.json"))
-    assert {c["name"] for c in report["checks"]} >= {"residual_pii", "input_contract",
-                                                      "keep_guard"}
+    assert {c["name"] for c in report["checks"]} >= {"residual_pii", "input_contract", "keep_guard"}

@@ -105,16 +105,21 @@ def test_missing_master_key_is_refused_before_use(tmp_path):
     path = str(tmp_path / "keyring.json")
     init_keyring(path)
     doc = json.load(open(path))
-    header = {f: doc[f] for f in ("format", "version", "keyring_id", "kms", "public_key",
-                                  "kdf", "aead")}
+    header = {
+        f: doc[f] for f in ("format", "version", "keyring_id", "kms", "public_key", "kdf", "aead")
+    }
     key = k._derive(os.environ[PASSPHRASE_ENV], k._unb64(doc["kdf"]["salt"]), doc["kdf"])
-    payload = json.loads(AESGCM(key).decrypt(k._unb64(doc["nonce"]),
-                                             k._unb64(doc["ciphertext"]), k._header_aad(header)))
+    payload = json.loads(
+        AESGCM(key).decrypt(
+            k._unb64(doc["nonce"]), k._unb64(doc["ciphertext"]), k._header_aad(header)
+        )
+    )
     del payload["master_keys"]["footer"]
     nonce = os.urandom(12)
     doc["nonce"] = k._b64(nonce)
-    doc["ciphertext"] = k._b64(AESGCM(key).encrypt(nonce, json.dumps(payload).encode(),
-                                                   k._header_aad(header)))
+    doc["ciphertext"] = k._b64(
+        AESGCM(key).encrypt(nonce, json.dumps(payload).encode(), k._header_aad(header))
+    )
     with open(path, "w") as f:
         json.dump(doc, f)
     with pytest.raises(KeyringError, match="lacks master key\\(s\\): footer"):
@@ -130,10 +135,14 @@ def test_rotation_keeps_tokens_and_old_outputs_readable(tmp_path, demo_csv):
     path = str(tmp_path / "keyring.json")
     init_keyring(path)
     before = {n: open_keyring(path).data_key(n) for n in ("token", "siv", "date_shift", "ldp")}
-    old = run(write_config(tmp_path, input_path=demo_csv, keyring=path, output="old"),
-              show_progress=False)
-    assert old["manifest"]["encryption"]["master_key_versions"] == {"data": 1, "footer": 1,
-                                                                    "pii": 1}
+    old = run(
+        write_config(tmp_path, input_path=demo_csv, keyring=path, output="old"), show_progress=False
+    )
+    assert old["manifest"]["encryption"]["master_key_versions"] == {
+        "data": 1,
+        "footer": 1,
+        "pii": 1,
+    }
     assert rotate_keyring(path) == {"pii": 2, "data": 2, "footer": 2}
     assert os.stat(path).st_mode & 0o777 == 0o600
     after = open_keyring(path)
@@ -147,8 +156,9 @@ def test_rotation_keeps_tokens_and_old_outputs_readable(tmp_path, demo_csv):
         assert k.hex() not in text and base64.b64encode(k).decode() not in text
     # outputs written before the rotation stay readable; new ones use v2; tokens are stable
     first = read_table(old["output_dir"], keyring=path)
-    new = run(write_config(tmp_path, input_path=demo_csv, keyring=path, output="new"),
-              show_progress=False)
+    new = run(
+        write_config(tmp_path, input_path=demo_csv, keyring=path, output="new"), show_progress=False
+    )
     assert new["manifest"]["encryption"]["master_key_versions"]["pii"] == 2
     second = read_table(new["output_dir"], keyring=path)
     assert first.column("customer_id").equals(second.column("customer_id"))

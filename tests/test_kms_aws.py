@@ -41,8 +41,11 @@ def moto(tmp_path_factory):
 def aws_settings(moto, prefix: str | None = None) -> dict:
     """Settings for the moto server; aliases with a fresh prefix unless one is given."""
     prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
-    return {"region": REGION, "endpoint_url": moto.endpoint,
-            "keys": {m: f"alias/{prefix}-{m}" for m in MASTER_KEYS}}
+    return {
+        "region": REGION,
+        "endpoint_url": moto.endpoint,
+        "keys": {m: f"alias/{prefix}-{m}" for m in MASTER_KEYS},
+    }
 
 
 def created_settings(moto) -> dict:
@@ -91,8 +94,7 @@ def test_backend_passes_the_contract(aws_kms, settings, moto):
     wrapped = aws_kms.wrap("pii", os.urandom(32), b"x")
     version = wrapped.split(":")[2]
     assert version == alias_target(moto, settings["keys"]["pii"])  # the key id, not an ARN
-    assert aws_kms.versions() == {m: alias_target(moto, settings["keys"][m])
-                                  for m in MASTER_KEYS}
+    assert aws_kms.versions() == {m: alias_target(moto, settings["keys"][m]) for m in MASTER_KEYS}
     assert "arn:" not in wrapped and repr(aws_kms).startswith("AwsKms(region='eu-west-1'")
 
 
@@ -103,8 +105,12 @@ def test_keys_init_creates_missing_aliases_once(moto):
         admin.describe_key(KeyId=s["keys"]["pii"])
     AwsKms(s).ensure_master_keys(MASTER_KEYS)
     first = {m: admin.describe_key(KeyId=a)["KeyMetadata"] for m, a in s["keys"].items()}
-    assert all(k["KeySpec"] == "SYMMETRIC_DEFAULT" and k["KeyUsage"] == "ENCRYPT_DECRYPT"
-               and k["KeyState"] == "Enabled" for k in first.values())
+    assert all(
+        k["KeySpec"] == "SYMMETRIC_DEFAULT"
+        and k["KeyUsage"] == "ENCRYPT_DECRYPT"
+        and k["KeyState"] == "Enabled"
+        for k in first.values()
+    )
     assert len({k["KeyId"] for k in first.values()}) == 3
     n_keys = len(admin.list_keys()["Keys"])
     AwsKms(s).ensure_master_keys(MASTER_KEYS)  # idempotent: existing aliases are used
@@ -117,8 +123,9 @@ def test_keys_init_creates_missing_aliases_once(moto):
 def test_keys_given_as_key_id_or_arn_work_but_are_not_rotated(aws_kms, settings, moto):
     ids = {m: alias_target(moto, a) for m, a in settings["keys"].items()}
     arn = moto.client().describe_key(KeyId=ids["data"])["KeyMetadata"]["Arn"]
-    by_id = AwsKms(dict(settings, keys={"pii": ids["pii"], "data": arn,
-                                        "footer": settings["keys"]["footer"]}))
+    by_id = AwsKms(
+        dict(settings, keys={"pii": ids["pii"], "data": arn, "footer": settings["keys"]["footer"]})
+    )
     for m in MASTER_KEYS:  # the same KMS keys, addressed three ways: blobs interchange
         assert aws_kms.unwrap(m, by_id.wrap(m, b"k" * 32, b"c"), b"c") == b"k" * 32
         assert by_id.unwrap(m, aws_kms.wrap(m, b"k" * 32, b"c"), b"c") == b"k" * 32
@@ -140,8 +147,7 @@ def test_keyring_end_to_end_on_moto(tmp_path, demo_csv, moto):
 
     s = aws_settings(moto)
     with moto.recording() as calls:
-        manifest = check_keyring_end_to_end(tmp_path, demo_csv, "aws-kms", s,
-                                            env=moto.client_env())
+        manifest = check_keyring_end_to_end(tmp_path, demo_csv, "aws-kms", s, env=moto.client_env())
     first = manifest["encryption"]["master_key_versions"]
     assert manifest["encryption"]["kek_context"] == kek_context("test_ds")
     admin = moto.client()
@@ -150,25 +156,35 @@ def test_keyring_end_to_end_on_moto(tmp_path, demo_csv, moto):
         assert admin.describe_key(KeyId=first[m])["KeyMetadata"]["KeyState"] == "Enabled"
 
     ops = [c["op"] for c in calls]
-    assert {"CreateKey", "CreateAlias", "Encrypt", "Decrypt", "DescribeKey",
-            "UpdateAlias"} <= set(ops)
+    assert {"CreateKey", "CreateAlias", "Encrypt", "Decrypt", "DescribeKey", "UpdateAlias"} <= set(
+        ops
+    )
     crypto = [c["params"] for c in calls if c["op"] in ("Encrypt", "Decrypt")]
     assert all(p["EncryptionContext"]["privgate-master"] in MASTER_KEYS for p in crypto)
     assert all(p.get("KeyId") for p in crypto)
-    kek_wraps = [p for p in crypto if "Plaintext" in p
-                 and p["EncryptionContext"].get("privgate-dataset") == "test_ds"]
+    kek_wraps = [
+        p
+        for p in crypto
+        if "Plaintext" in p and p["EncryptionContext"].get("privgate-dataset") == "test_ds"
+    ]
     assert {p["EncryptionContext"]["privgate-master"] for p in kek_wraps} == set(MASTER_KEYS)
-    assert all(p["EncryptionContext"]["privgate-context"] == kek_context("test_ds")
-               for p in kek_wraps)
+    assert all(
+        p["EncryptionContext"]["privgate-context"] == kek_context("test_ds") for p in kek_wraps
+    )
 
     # the output's KEKs do not unwrap under another dataset's context
     kr = open_keyring(str(tmp_path / "aws-kms-keyring.json"))
     part = next((tmp_path / "old" / "data").glob("*.parquet"))
-    assert pq.read_table(part, decryption_properties=decryption_properties(
-        kr.kms.bound(kek_context("test_ds")))).num_rows > 0
+    assert (
+        pq.read_table(
+            part, decryption_properties=decryption_properties(kr.kms.bound(kek_context("test_ds")))
+        ).num_rows
+        > 0
+    )
     with pytest.raises(KeyringError, match="InvalidCiphertextException"):  # via pyarrow
-        pq.read_table(part, decryption_properties=decryption_properties(
-            kr.kms.bound(kek_context("other_ds"))))
+        pq.read_table(
+            part, decryption_properties=decryption_properties(kr.kms.bound(kek_context("other_ds")))
+        )
 
 
 # ---------------------------------------------------------------------------- context
@@ -177,12 +193,15 @@ def test_keyring_end_to_end_on_moto(tmp_path, demo_csv, moto):
 def test_encryption_context_names_the_dataset_and_is_enforced_by_kms(aws_kms, settings, moto):
     sent = []
     aws_kms.client.meta.events.register(
-        "before-call.kms.Encrypt", lambda params, **kw: sent.append(params["body"]))
+        "before-call.kms.Encrypt", lambda params, **kw: sent.append(params["body"])
+    )
     key = os.urandom(32)
     wrapped = aws_kms.bound(kek_context("ds_a")).wrap("data", key)
     assert len(sent) == 1 and json.loads(sent[0])["EncryptionContext"] == {
-        "privgate-master": "data", "privgate-context": "privgate-dataset:ds_a",
-        "privgate-dataset": "ds_a"}
+        "privgate-master": "data",
+        "privgate-context": "privgate-dataset:ds_a",
+        "privgate-dataset": "ds_a",
+    }
     assert aws_kms.bound(kek_context("ds_a")).unwrap("data", wrapped) == key
     with pytest.raises(KeyringError, match="another dataset or purpose") as e:
         aws_kms.bound(kek_context("ds_b")).unwrap("data", wrapped)
@@ -194,11 +213,18 @@ def test_encryption_context_names_the_dataset_and_is_enforced_by_kms(aws_kms, se
     _, _, version, blob = wrapped.split(":", 3)
     admin = moto.client()
     ctx = json.loads(sent[0])["EncryptionContext"]
-    assert admin.decrypt(KeyId=version, CiphertextBlob=base64.b64decode(blob),
-                         EncryptionContext=ctx)["Plaintext"] == key
+    assert (
+        admin.decrypt(KeyId=version, CiphertextBlob=base64.b64decode(blob), EncryptionContext=ctx)[
+            "Plaintext"
+        ]
+        == key
+    )
     with pytest.raises(admin.exceptions.InvalidCiphertextException):
-        admin.decrypt(KeyId=version, CiphertextBlob=base64.b64decode(blob),
-                      EncryptionContext=dict(ctx, **{"privgate-dataset": "ds_b"}))
+        admin.decrypt(
+            KeyId=version,
+            CiphertextBlob=base64.b64decode(blob),
+            EncryptionContext=dict(ctx, **{"privgate-dataset": "ds_b"}),
+        )
 
     # a blob relabelled as another master key's fails in KMS too (context, then key id)
     pii_version = alias_target(moto, settings["keys"]["pii"])
@@ -236,8 +262,9 @@ def test_kek_round_trips_do_not_grow_with_files_or_columns(settings, tmp_path, n
     wrote = count_calls(writer)
     for f in range(n_files):
         props = pc.encryption_properties(writer.bound(kek_context("ds")), keys)
-        with pq.ParquetWriter(tmp_path / f"{f}.parquet", table.schema,
-                              encryption_properties=props) as w:
+        with pq.ParquetWriter(
+            tmp_path / f"{f}.parquet", table.schema, encryption_properties=props
+        ) as w:
             w.write_table(table)
     reader = AwsKms(settings)
     read = count_calls(reader)
@@ -274,8 +301,7 @@ def test_pipeline_run_round_trips_do_not_grow_with_input_files(tmp_path, demo_cs
     for name, path in (("one", demo_csv), ("three", str(many / "*.csv"))):
         d = tmp_path / name
         d.mkdir()
-        cfg = write_config(d, input_path=path, keyring=keyring, schema=SMALL_SCHEMA,
-                           kms="aws-kms")
+        cfg = write_config(d, input_path=path, keyring=keyring, schema=SMALL_SCHEMA, kms="aws-kms")
         kr_mod._CACHE.clear()  # each run opens the keyring cold, as a new process would
         with moto.recording() as calls:
             result = run(cfg, show_progress=False)
@@ -293,8 +319,11 @@ def test_unreachable_endpoint_fails_fast_with_the_endpoint_named(moto):
     kms = AwsKms(dict(aws_settings(moto), endpoint_url=f"http://127.0.0.1:{port}"))
     key = os.urandom(32)
     t0 = time.monotonic()
-    with pytest.raises(KeyringError, match=rf"cannot reach AWS KMS at http://127.0.0.1:{port} "
-                                           r"\(EndpointConnectionError; 3 attempt") as e:
+    with pytest.raises(
+        KeyringError,
+        match=rf"cannot reach AWS KMS at http://127.0.0.1:{port} "
+        r"\(EndpointConnectionError; 3 attempt",
+    ) as e:
         kms.wrap("pii", key)
     assert time.monotonic() - t0 < 10  # default settings: 3 attempts, short backoff
     assert_no_secret(e.value, key)
@@ -322,12 +351,21 @@ def test_silent_endpoint_times_out_instead_of_hanging(moto):
     thread = threading.Thread(target=accept_and_hold, daemon=True)
     thread.start()
     port = black_hole.getsockname()[1]
-    kms = AwsKms(dict(aws_settings(moto), endpoint_url=f"http://127.0.0.1:{port}",
-                      read_timeout=0.5, max_attempts=2))
+    kms = AwsKms(
+        dict(
+            aws_settings(moto),
+            endpoint_url=f"http://127.0.0.1:{port}",
+            read_timeout=0.5,
+            max_attempts=2,
+        )
+    )
     t0 = time.monotonic()
     try:
-        with pytest.raises(KeyringError, match=r"ReadTimeoutError; 2 attempt\(s\), timeouts "
-                                               r"5s connect / 0.5s read"):
+        with pytest.raises(
+            KeyringError,
+            match=r"ReadTimeoutError; 2 attempt\(s\), timeouts "
+            r"5s connect / 0.5s read",
+        ):
             kms.unwrap("pii", "aws-kms:pii:1234abcd-0000-0000-0000-000000000000:AAAA", b"c")
         elapsed = time.monotonic() - t0
     finally:
@@ -341,8 +379,11 @@ def test_silent_endpoint_times_out_instead_of_hanging(moto):
 
 def test_unknown_alias_names_the_alias_and_the_master_key(moto):
     kms = AwsKms(aws_settings(moto, prefix="never-created"))
-    with pytest.raises(KeyringError, match=r"cannot wrap a key under master key 'pii' "
-                                           r"\(alias/never-created-pii\): NotFoundException"):
+    with pytest.raises(
+        KeyringError,
+        match=r"cannot wrap a key under master key 'pii' "
+        r"\(alias/never-created-pii\): NotFoundException",
+    ):
         kms.wrap("pii", os.urandom(32))
     with pytest.raises(KeyringError, match="NotFoundException"):
         kms.versions()
@@ -353,9 +394,12 @@ def test_bad_credentials_are_refused_without_echoing_them(settings, moto, monkey
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     kms = AwsKms(settings)
-    with moto.enforce_iam(), pytest.raises(KeyringError,
-                                           match="InvalidClientTokenId: AWS did not accept the "
-                                                 "credentials") as e:
+    with (
+        moto.enforce_iam(),
+        pytest.raises(
+            KeyringError, match="InvalidClientTokenId: AWS did not accept the credentials"
+        ) as e,
+    ):
         kms.wrap("pii", key)
     assert_no_secret(e.value, key, secret, "AKIAIOSFODNN7EXAMPLE")
 
@@ -369,20 +413,24 @@ def test_missing_credentials_fail_before_any_request(settings, monkeypatch):
     assert time.monotonic() - t0 < 5
 
 
-def test_documented_iam_permissions_suffice_and_missing_ones_are_named(fresh_settings, moto,
-                                                                        monkeypatch):
+def test_documented_iam_permissions_suffice_and_missing_ones_are_named(
+    fresh_settings, moto, monkeypatch
+):
     """The permissions the module docstring lists, as IAM policies enforced by moto."""
     run_perms = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
     users = {
         "runner": moto.iam_user(f"runner-{uuid.uuid4().hex[:6]}", run_perms),
-        "writer-only": moto.iam_user(f"wo-{uuid.uuid4().hex[:6]}",
-                                     ["kms:Encrypt", "kms:DescribeKey"]),
+        "writer-only": moto.iam_user(
+            f"wo-{uuid.uuid4().hex[:6]}", ["kms:Encrypt", "kms:DescribeKey"]
+        ),
         "reader": moto.iam_user(f"rd-{uuid.uuid4().hex[:6]}", ["kms:Decrypt"]),
-        "init": moto.iam_user(f"init-{uuid.uuid4().hex[:6]}",
-                              run_perms + ["kms:CreateKey", "kms:CreateAlias"]),
-        "rotate": moto.iam_user(f"rot-{uuid.uuid4().hex[:6]}",
-                                run_perms + ["kms:CreateKey", "kms:GetKeyPolicy",
-                                             "kms:UpdateAlias"]),
+        "init": moto.iam_user(
+            f"init-{uuid.uuid4().hex[:6]}", run_perms + ["kms:CreateKey", "kms:CreateAlias"]
+        ),
+        "rotate": moto.iam_user(
+            f"rot-{uuid.uuid4().hex[:6]}",
+            run_perms + ["kms:CreateKey", "kms:GetKeyPolicy", "kms:UpdateAlias"],
+        ),
     }
 
     def as_user(name: str, s: dict = fresh_settings) -> AwsKms:
@@ -395,10 +443,15 @@ def test_documented_iam_permissions_suffice_and_missing_ones_are_named(fresh_set
         runner = as_user("runner")
         wrapped = runner.wrap("pii", key, b"c")
         assert runner.unwrap("pii", wrapped, b"c") == key and set(runner.versions()) == {
-            "pii", "data", "footer"}
+            "pii",
+            "data",
+            "footer",
+        }
         runner.ensure_master_keys(MASTER_KEYS)  # existing keys: describe + probe only
-        with pytest.raises(KeyringError, match="not authorized to perform: kms:GetKeyPolicy; "
-                                               "the caller needs kms:GetKeyPolicy"):
+        with pytest.raises(
+            KeyringError,
+            match="not authorized to perform: kms:GetKeyPolicy; the caller needs kms:GetKeyPolicy",
+        ):
             runner.rotate("pii")  # rotation needs more than a run
         with pytest.raises(KeyringError, match=r"kms:Decrypt") as e:
             as_user("writer-only").unwrap("pii", wrapped, b"c")
@@ -424,9 +477,15 @@ def test_rotate_moves_the_alias_copies_the_policy_and_keeps_old_blobs(fresh_sett
     alias = settings["keys"]["pii"]
     old = alias_target(moto, alias)
     policy = json.loads(admin.get_key_policy(KeyId=old, PolicyName="default")["Policy"])
-    policy["Statement"].append({"Sid": "privgate-test-marker", "Effect": "Allow",
-                                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-                                "Action": "kms:Decrypt", "Resource": "*"})
+    policy["Statement"].append(
+        {
+            "Sid": "privgate-test-marker",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+        }
+    )
     admin.put_key_policy(KeyId=old, PolicyName="default", Policy=json.dumps(policy))
     key = os.urandom(32)
     before = aws_kms.wrap("pii", key, b"c")
@@ -434,12 +493,12 @@ def test_rotate_moves_the_alias_copies_the_policy_and_keeps_old_blobs(fresh_sett
     new = aws_kms.rotate("pii")
     assert new != old and ":" not in new and "/" not in new
     assert alias_target(moto, alias) == new
-    assert "privgate-test-marker" in admin.get_key_policy(KeyId=new,
-                                                          PolicyName="default")["Policy"]
+    assert "privgate-test-marker" in admin.get_key_policy(KeyId=new, PolicyName="default")["Policy"]
     assert aws_kms.versions()["pii"] == new == AwsKms(settings).versions()["pii"]
     sent = []
     aws_kms.client.meta.events.register(
-        "before-call.kms.Encrypt", lambda params, **kw: sent.append(json.loads(params["body"])))
+        "before-call.kms.Encrypt", lambda params, **kw: sent.append(json.loads(params["body"]))
+    )
     assert aws_kms.wrap("pii", key, b"c").split(":")[2] == new
     assert sent[0]["KeyId"] == new  # pinned: AWS aliases are only eventually consistent
     assert aws_kms.unwrap("pii", before, b"c") == key  # the old key still decrypts
@@ -484,32 +543,51 @@ def test_debug_logs_carry_no_key_bytes(aws_kms, caplog):
             assert aws_kms.unwrap("pii", aws_kms.wrap("pii", key, b"c"), b"c") == key
         finally:
             logging.getLogger("botocore").setLevel(logging.NOTSET)
-    assert any(r.name.startswith("botocore") and r.levelno == logging.DEBUG
-               for r in caplog.records)  # DEBUG really was on
+    assert any(
+        r.name.startswith("botocore") and r.levelno == logging.DEBUG for r in caplog.records
+    )  # DEBUG really was on
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert key.hex() not in text and base64.b64encode(key).decode() not in text
 
 
-@pytest.mark.parametrize("change, message", [
-    # one row per setting rule; the message names the setting's path
-    ({"region": None}, r"keys.aws-kms.region: required"),
-    ({"region": "Ireland"}, r"keys.aws-kms.region: required, an AWS region"),
-    ({"keys": None}, r"keys.aws-kms.keys: required"),
-    ({"keys": {"pii": "alias/a", "data": "alias/b"}}, r"keys.aws-kms.keys.footer: missing"),
-    ({"keys": {"pii": "alias/a", "data": "alias/b", "footer": "alias/c", "x": "alias/d"}},
-     r"keys.aws-kms.keys.x: unknown master key"),
-    ({"keys": {"pii": "alias/a b", "data": "alias/b", "footer": "alias/c"}},
-     r"keys.aws-kms.keys.pii: must be alias/NAME"),
-    ({"keys": {"pii": "arn:aws:kms:us-east-1:123456789012:key/abc", "data": "alias/b",
-               "footer": "alias/c"}}, r"keys.aws-kms.keys.pii: the ARN's region us-east-1"),
-    ({"endpoint_url": "http://kms.example.com"}, r"keys.aws-kms.endpoint_url: http:// only"),
-    ({"endpoint_url": "https://user:pw@kms.example.com"}, r"endpoint_url: must not carry"),
-    ({"endpoint_url": "ftp://x"}, r"keys.aws-kms.endpoint_url: must be an https:// URL"),
-    ({"secret_access_key": "x"}, r"keys.aws-kms.secret_access_key: unknown setting .* "
-                                 r"credential chain"),
-    ({"read_timeout": 0}, r"keys.aws-kms.read_timeout: must be a number"),
-    ({"max_attempts": 0}, r"keys.aws-kms.max_attempts: must be an integer"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # one row per setting rule; the message names the setting's path
+        ({"region": None}, r"keys.aws-kms.region: required"),
+        ({"region": "Ireland"}, r"keys.aws-kms.region: required, an AWS region"),
+        ({"keys": None}, r"keys.aws-kms.keys: required"),
+        ({"keys": {"pii": "alias/a", "data": "alias/b"}}, r"keys.aws-kms.keys.footer: missing"),
+        (
+            {"keys": {"pii": "alias/a", "data": "alias/b", "footer": "alias/c", "x": "alias/d"}},
+            r"keys.aws-kms.keys.x: unknown master key",
+        ),
+        (
+            {"keys": {"pii": "alias/a b", "data": "alias/b", "footer": "alias/c"}},
+            r"keys.aws-kms.keys.pii: must be alias/NAME",
+        ),
+        (
+            {
+                "keys": {
+                    "pii": "arn:aws:kms:us-east-1:123456789012:key/abc",
+                    "data": "alias/b",
+                    "footer": "alias/c",
+                }
+            },
+            r"keys.aws-kms.keys.pii: the ARN's region us-east-1",
+        ),
+        ({"endpoint_url": "http://kms.example.com"}, r"keys.aws-kms.endpoint_url: http:// only"),
+        ({"endpoint_url": "https://user:pw@kms.example.com"}, r"endpoint_url: must not carry"),
+        ({"endpoint_url": "ftp://x"}, r"keys.aws-kms.endpoint_url: must be an https:// URL"),
+        (
+            {"secret_access_key": "x"},
+            r"keys.aws-kms.secret_access_key: unknown setting .* "
+            r"credential chain",
+        ),
+        ({"read_timeout": 0}, r"keys.aws-kms.read_timeout: must be a number"),
+        ({"max_attempts": 0}, r"keys.aws-kms.max_attempts: must be an integer"),
+    ],
+)
 def test_bad_settings_name_the_setting(change, message):
     s = {"region": REGION, "keys": {m: f"alias/p-{m}" for m in MASTER_KEYS}}
     s.update(change)

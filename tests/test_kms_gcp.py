@@ -72,7 +72,10 @@ def test_keyring_end_to_end_with_rotation(tmp_path, demo_csv, settings, fake):
     manifest = check_keyring_end_to_end(tmp_path, demo_csv, "gcp-kms", settings)
     assert manifest["encryption"]["master_key_versions"] == {"pii": 1, "data": 1, "footer": 1}
     assert {m: fake.primary(k) for m, k in settings["keys"].items()} == {
-        "pii": 2, "data": 2, "footer": 2}
+        "pii": 2,
+        "data": 2,
+        "footer": 2,
+    }
     assert fake.calls["CreateCryptoKeyVersion"] == 3
     assert fake.calls["UpdateCryptoKeyPrimaryVersion"] == 3
 
@@ -96,7 +99,8 @@ def test_rotation_waits_for_a_pending_version(kms, settings, fake):
 
 
 def test_rotation_rewraps_under_the_new_version_while_the_primary_propagates(
-        tmp_path, settings, fake):
+    tmp_path, settings, fake
+):
     """Cloud KMS's Encrypt may keep using the previous primary for a while after a rotation;
     `keys rotate` still re-wraps the data-protection keys under the new version, so the old
     version can be disabled without losing the keyring."""
@@ -135,9 +139,11 @@ def test_aad_is_enforced_by_the_server(kms, settings):
         kms.bound(kek_context("dataset_b")).unwrap("footer", wrapped)
     _assert_secret_free(str(e.value), key)
     # the refusal is the service's AES-GCM tag check, not a check in our client
-    request = {"name": settings["keys"]["footer"],
-               "ciphertext": base64.b64decode(wrapped.split(":", 3)[3]),
-               "additional_authenticated_data": b"footer\0privgate-dataset:dataset_b"}
+    request = {
+        "name": settings["keys"]["footer"],
+        "ciphertext": base64.b64decode(wrapped.split(":", 3)[3]),
+        "additional_authenticated_data": b"footer\0privgate-dataset:dataset_b",
+    }
     with pytest.raises(InvalidArgument):
         kms._get_client().decrypt(request=request)
     request["additional_authenticated_data"] = b"footer\0privgate-dataset:dataset_a"
@@ -145,7 +151,8 @@ def test_aad_is_enforced_by_the_server(kms, settings):
 
 
 def test_parquet_keks_wrapped_under_the_dataset_context_once_per_master_key(
-        settings, fake, tmp_path):
+    settings, fake, tmp_path
+):
     """Double wrapping: 10 files x 10 columns cost one Encrypt per master key, each under the
     dataset's context; reading them all back one Decrypt per master key; another dataset's
     context does not unwrap them."""
@@ -159,19 +166,20 @@ def test_parquet_keks_wrapped_under_the_dataset_context_once_per_master_key(
     writer_kms = GcpKms(settings).bound(kek_context("ds_one"))
     for f in range(10):
         props = pc.encryption_properties(writer_kms, keys)
-        with pq.ParquetWriter(tmp_path / f"{f}.parquet", table.schema,
-                              encryption_properties=props) as w:
+        with pq.ParquetWriter(
+            tmp_path / f"{f}.parquet", table.schema, encryption_properties=props
+        ) as w:
             w.write_table(table)
     encrypts = [r for method, r in fake.requests if method == "Encrypt"]
     assert len(encrypts) == 3 and fake.calls["Decrypt"] == 0
     assert sorted(r.additional_authenticated_data for r in encrypts) == [
-        m.encode() + b"\0privgate-dataset:ds_one" for m in ("data", "footer", "pii")]
+        m.encode() + b"\0privgate-dataset:ds_one" for m in ("data", "footer", "pii")
+    ]
     fake.reset()
     reader_kms = GcpKms(settings)
     for f in range(10):
         props = pc.decryption_properties(reader_kms.bound(kek_context("ds_one")))
-        assert pq.read_table(tmp_path / f"{f}.parquet", decryption_properties=props) \
-            .equals(table)
+        assert pq.read_table(tmp_path / f"{f}.parquet", decryption_properties=props).equals(table)
     assert fake.calls["Decrypt"] == 3 and fake.calls["Encrypt"] == 0
     other = pc.decryption_properties(reader_kms.bound(kek_context("ds_two")))
     with pytest.raises(KeyringError, match="wrong context"):
@@ -207,14 +215,24 @@ def test_pipeline_round_trips_do_not_grow_with_input_files(tmp_path, demo_csv, s
         fake.reset()
         sub = tmp_path / label
         sub.mkdir()
-        result = run(write_config(sub, input_path=path, keyring=keyring, schema=PIPELINE_SCHEMA,
-                                  kms="gcp-kms", kms_settings=settings), show_progress=False)
+        result = run(
+            write_config(
+                sub,
+                input_path=path,
+                keyring=keyring,
+                schema=PIPELINE_SCHEMA,
+                kms="gcp-kms",
+                kms_settings=settings,
+            ),
+            show_progress=False,
+        )
         assert result["manifest"]["input"]["rows"] == len(rows)
         assert len(result["manifest"]["input"]["files"]) == (1 if label == "one" else 4)
         calls[label] = dict(fake.calls)
         aads = {r.additional_authenticated_data for m, r in fake.requests if m == "Encrypt"}
-        assert aads and aads <= {m.encode() + b"\0privgate-dataset:test_ds"
-                                 for m in MASTER_KEYS}, aads
+        assert aads and aads <= {m.encode() + b"\0privgate-dataset:test_ds" for m in MASTER_KEYS}, (
+            aads
+        )
     assert calls["one"] == calls["four"], calls
     assert calls["one"]["Encrypt"] <= 3 and calls["one"]["Decrypt"] <= 12, calls
 
@@ -227,8 +245,11 @@ def test_unreachable_endpoint_fails_fast_and_clearly(settings):
     kms = GcpKms(dict(settings, endpoint=f"127.0.0.1:{port}", timeout=1.5))
     key = os.urandom(32)
     started = time.monotonic()
-    with pytest.raises(KeyringError, match=rf"127\.0\.0\.1:{port} did not answer encrypt "
-                                           r"for master key 'pii' within 1\.5 s") as e:
+    with pytest.raises(
+        KeyringError,
+        match=rf"127\.0\.0\.1:{port} did not answer encrypt "
+        r"for master key 'pii' within 1\.5 s",
+    ) as e:
         kms.wrap("pii", key)
     assert time.monotonic() - started < 5
     _assert_secret_free(str(e.value), key)
@@ -238,8 +259,10 @@ def test_unknown_key_tells_the_user_to_create_it(settings, tmp_path, fake):
     missing = settings["keys"]["data"].replace("/cryptoKeys/data", "/cryptoKeys/nope")
     bad = dict(settings, keys=dict(settings["keys"], data=missing))
     kms = GcpKms(bad)
-    with pytest.raises(KeyringError, match="master key 'data' not found: .*/cryptoKeys/nope. "
-                                           "privgate does not create keys"):
+    with pytest.raises(
+        KeyringError,
+        match="master key 'data' not found: .*/cryptoKeys/nope. privgate does not create keys",
+    ):
         kms.ensure_master_keys(MASTER_KEYS)
     with pytest.raises(KeyringError, match="not found"):
         kms.wrap("data", b"k" * 32)
@@ -250,19 +273,25 @@ def test_unknown_key_tells_the_user_to_create_it(settings, tmp_path, fake):
     assert fake.calls["CreateCryptoKeyVersion"] == 0  # nothing created in the project
 
 
-@pytest.mark.parametrize("method,field", [
-    ("Encrypt", "ciphertext_crc32c"),                 # response damaged in transit
-    ("Encrypt", "ciphertext"),
-    ("Encrypt", "verified_plaintext_crc32c"),         # request damaged: the server says so
-    ("Encrypt", "verified_additional_authenticated_data_crc32c"),
-    ("Decrypt", "plaintext_crc32c"),
-    ("Decrypt", "plaintext"),
-])
+@pytest.mark.parametrize(
+    "method,field",
+    [
+        ("Encrypt", "ciphertext_crc32c"),  # response damaged in transit
+        ("Encrypt", "ciphertext"),
+        ("Encrypt", "verified_plaintext_crc32c"),  # request damaged: the server says so
+        ("Encrypt", "verified_additional_authenticated_data_crc32c"),
+        ("Decrypt", "plaintext_crc32c"),
+        ("Decrypt", "plaintext"),
+    ],
+)
 def test_corrupted_responses_are_retried_then_refused(kms, fake, method, field):
     key = os.urandom(32)
     wrapped = kms.wrap("pii", key, b"x")
-    call = (lambda: kms.wrap("pii", key, b"x")) if method == "Encrypt" else \
-        (lambda: kms.unwrap("pii", wrapped, b"x"))
+    call = (
+        (lambda: kms.wrap("pii", key, b"x"))
+        if method == "Encrypt"
+        else (lambda: kms.unwrap("pii", wrapped, b"x"))
+    )
     fake.reset()
     fake.inject(method, corrupt=field, times=1)  # once: the retry recovers
     assert call()
@@ -291,13 +320,19 @@ def test_transient_unavailability_is_retried(kms, fake):
     assert fake.calls["Encrypt"] == 3
 
 
-@pytest.mark.parametrize("status,method,message", [
-    (grpc.StatusCode.PERMISSION_DENIED, "Decrypt",
-     r"denied decrypt .* grant the caller roles/cloudkms\.cryptoKeyEncrypterDecrypter"),
-    (grpc.StatusCode.PERMISSION_DENIED, "GetCryptoKey", r"roles/cloudkms\.viewer"),
-    (grpc.StatusCode.UNAUTHENTICATED, "Decrypt", "rejected the credentials"),
-    (grpc.StatusCode.RESOURCE_EXHAUSTED, "Decrypt", "RESOURCE_EXHAUSTED"),
-])
+@pytest.mark.parametrize(
+    "status,method,message",
+    [
+        (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "Decrypt",
+            r"denied decrypt .* grant the caller roles/cloudkms\.cryptoKeyEncrypterDecrypter",
+        ),
+        (grpc.StatusCode.PERMISSION_DENIED, "GetCryptoKey", r"roles/cloudkms\.viewer"),
+        (grpc.StatusCode.UNAUTHENTICATED, "Decrypt", "rejected the credentials"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "Decrypt", "RESOURCE_EXHAUSTED"),
+    ],
+)
 def test_service_errors_become_keyring_errors(kms, fake, status, method, message):
     key = os.urandom(32)
     wrapped = kms.wrap("pii", key)
@@ -318,20 +353,27 @@ def test_disabled_key_version_is_a_clear_error(kms, settings, fake):
 # --------------------------------------------------------------------------- settings
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"keys": None}, "keys: required"),
-    ({"keys": {"pii": "x"}}, "keys.pii: must be a Cloud KMS key name"),
-    ({"keys": {"pii": "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1"}},
-     "keys.pii: must name a CryptoKey, not a key version"),
-    ({"keys": {"ldp": "projects/p/locations/l/keyRings/r/cryptoKeys/k"}},
-     "keys.ldp: unknown master key"),
-    ({"keys": {"footer": None}}, "keys.footer: missing"),
-    ({"endpoint": "kms.example.com:443"}, "endpoint: must be a loopback HOST:PORT"),
-    ({"endpoint": "127.0.0.1"}, "endpoint: must be a loopback HOST:PORT"),
-    ({"timeout": 0}, r"timeout: must be a number of seconds in \(0, 600\]"),
-    ({"timeout": "5"}, "timeout: must be a number"),
-    ({"region": "eu"}, "region: unknown setting"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"keys": None}, "keys: required"),
+        ({"keys": {"pii": "x"}}, "keys.pii: must be a Cloud KMS key name"),
+        (
+            {"keys": {"pii": "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1"}},
+            "keys.pii: must name a CryptoKey, not a key version",
+        ),
+        (
+            {"keys": {"ldp": "projects/p/locations/l/keyRings/r/cryptoKeys/k"}},
+            "keys.ldp: unknown master key",
+        ),
+        ({"keys": {"footer": None}}, "keys.footer: missing"),
+        ({"endpoint": "kms.example.com:443"}, "endpoint: must be a loopback HOST:PORT"),
+        ({"endpoint": "127.0.0.1"}, "endpoint: must be a loopback HOST:PORT"),
+        ({"timeout": 0}, r"timeout: must be a number of seconds in \(0, 600\]"),
+        ({"timeout": "5"}, "timeout: must be a number"),
+        ({"region": "eu"}, "region: unknown setting"),
+    ],
+)
 def test_invalid_settings_name_the_setting(settings, change, message):
     bad = dict(settings)
     for k, v in change.items():

@@ -50,15 +50,23 @@ def kms(settings):
 def _token_script(hsm, body: str) -> dict:
     """Run `body` in a fresh interpreter logged in to the token on its own (python-pkcs11
     only, not privgate), with `session` and `Attribute` in scope; it sets `out` (JSON)."""
-    code = textwrap.dedent(f"""\
+    code = (
+        textwrap.dedent(f"""\
         import json, os, pkcs11
         from pkcs11 import Attribute, KeyType, ObjectClass, exceptions
         token = pkcs11.lib({MODULE!r}).get_token(token_label={hsm.label!r})
         out = {{}}
         with token.open(rw=True, user_pin=os.environ[{hsm.pin_env!r}]) as session:
-        """) + textwrap.indent(textwrap.dedent(body), "    ") + "print(json.dumps(out))\n"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=dict(os.environ, **hsm.env))
+        """)
+        + textwrap.indent(textwrap.dedent(body), "    ")
+        + "print(json.dumps(out))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **hsm.env),
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -77,11 +85,14 @@ def test_keyring_end_to_end_on_softhsm(tmp_path, demo_csv, settings, hsm):
     assert hsm.pin not in (tmp_path / "pkcs11-keyring.json").read_text()
     # the rotation made version 2 of each master key on the token, version 1 is still there
     labels = list(settings["keys"].values())
-    got = _token_script(hsm, f"""\
+    got = _token_script(
+        hsm,
+        f"""\
         for label in {labels!r}:
             out[label] = sorted(o[Attribute.ID].decode() for o in session.get_objects(
                 {{Attribute.LABEL: label, Attribute.CLASS: ObjectClass.SECRET_KEY}}))
-        """)
+        """,
+    )
     assert got == {label: ["1", "2"] for label in labels}
 
 
@@ -112,7 +123,9 @@ def test_keys_init_is_idempotent_on_the_token(kms, settings):
 
 def test_master_keys_are_sensitive_and_not_extractable(kms, settings, hsm):
     labels = list(settings["keys"].values())
-    got = _token_script(hsm, f"""\
+    got = _token_script(
+        hsm,
+        f"""\
         wrapper = session.generate_key(KeyType.AES, 256, template={{Attribute.WRAP: True}})
         for label in {labels!r}:
             key = session.get_key(label=label, object_class=ObjectClass.SECRET_KEY)
@@ -134,13 +147,24 @@ def test_master_keys_are_sensitive_and_not_extractable(kms, settings, hsm):
             except exceptions.PKCS11Error as e:
                 row["export"] = type(e).__name__
             out[label] = row
-        """)
+        """,
+    )
     for label in labels:
         assert got[label] == {
-            "TOKEN": True, "PRIVATE": True, "SENSITIVE": True, "EXTRACTABLE": False,
-            "ALWAYS_SENSITIVE": True, "NEVER_EXTRACTABLE": True, "VALUE_LEN": 32,
-            "WRAP": False, "UNWRAP": False, "ID": "1", "key_type": "AES",
-            "value": "AttributeSensitive", "export": "KeyUnextractable"}, label
+            "TOKEN": True,
+            "PRIVATE": True,
+            "SENSITIVE": True,
+            "EXTRACTABLE": False,
+            "ALWAYS_SENSITIVE": True,
+            "NEVER_EXTRACTABLE": True,
+            "VALUE_LEN": 32,
+            "WRAP": False,
+            "UNWRAP": False,
+            "ID": "1",
+            "key_type": "AES",
+            "value": "AttributeSensitive",
+            "export": "KeyUnextractable",
+        }, label
 
 
 def test_wrapped_format_is_plain_aes_gcm_on_the_token(kms, settings, hsm):
@@ -154,7 +178,9 @@ def test_wrapped_format_is_plain_aes_gcm_on_the_token(kms, settings, hsm):
     assert (kind, master, version) == ("pkcs11", "pii", "1")
     raw = base64.b64decode(blob)
     assert len(raw) == 12 + 32 + 16
-    got = _token_script(hsm, f"""\
+    got = _token_script(
+        hsm,
+        f"""\
         from pkcs11 import Mechanism
         from pkcs11.mechanisms import GCMParams
         key = session.get_key(label={settings["keys"]["pii"]!r}, id=b"1",
@@ -166,17 +192,21 @@ def test_wrapped_format_is_plain_aes_gcm_on_the_token(kms, settings, hsm):
                                         mechanism_param=GCMParams(raw[:12], aad, 128)).hex()
             except exceptions.PKCS11Error as e:
                 out[name] = type(e).__name__
-        """)
+        """,
+    )
     assert got["bound"] == key.hex()
     assert key.hex() not in (got["bare"], got["other"])
 
 
 def test_an_extractable_key_under_a_configured_label_is_refused(settings, hsm):
-    _token_script(hsm, f"""\
+    _token_script(
+        hsm,
+        f"""\
         session.generate_key(KeyType.AES, 256, label={settings["keys"]["footer"]!r}, id=b"1",
                              store=True, template={{Attribute.SENSITIVE: False,
                                                    Attribute.EXTRACTABLE: True}})
-        """)
+        """,
+    )
     kms = Pkcs11Kms(settings)
     with pytest.raises(KeyringError, match="CKA_EXTRACTABLE=false; refusing"):
         kms.ensure_master_keys(MASTER_KEYS)
@@ -207,8 +237,12 @@ def test_forked_child_unwraps_and_parent_keeps_working(kms):
     def child(conn):
         try:
             fresh = os.urandom(32)
-            conn.send((kms.unwrap("data", wrapped, b"fork"),
-                       kms.unwrap("pii", kms.wrap("pii", fresh), b"") == fresh))
+            conn.send(
+                (
+                    kms.unwrap("data", wrapped, b"fork"),
+                    kms.unwrap("pii", kms.wrap("pii", fresh), b"") == fresh,
+                )
+            )
         except Exception as e:
             conn.send(repr(e))
 
@@ -245,8 +279,7 @@ def test_session_logged_out_elsewhere_in_the_process_is_recovered(kms):
 # --------------------------------------------------------------------------- errors
 
 
-def test_wrong_pin_is_refused_even_when_the_process_is_logged_in(kms, settings, hsm,
-                                                                 monkeypatch):
+def test_wrong_pin_is_refused_even_when_the_process_is_logged_in(kms, settings, hsm, monkeypatch):
     wrapped = kms.wrap("pii", b"p" * 32)  # this process is logged in to the token
     wrong = hsm.pin[::-1] + "x"
     monkeypatch.setenv("PRIVGATE_TEST_OTHER_PIN", wrong)
@@ -259,15 +292,20 @@ def test_wrong_pin_is_refused_even_when_the_process_is_logged_in(kms, settings, 
 
 def test_missing_pin_variable_names_the_variable(settings, hsm, monkeypatch):
     monkeypatch.delenv("PRIVGATE_TEST_UNSET_PIN", raising=False)
-    with pytest.raises(KeyringError, match="set PRIVGATE_TEST_UNSET_PIN to the user PIN of "
-                                           f"PKCS#11 token '{hsm.label}'") as e:
+    with pytest.raises(
+        KeyringError,
+        match=f"set PRIVGATE_TEST_UNSET_PIN to the user PIN of PKCS#11 token '{hsm.label}'",
+    ) as e:
         Pkcs11Kms(dict(settings, pin_env="PRIVGATE_TEST_UNSET_PIN"))
     assert hsm.pin not in str(e.value)
 
 
 def test_unknown_token_label_lists_the_tokens(settings, hsm):
-    with pytest.raises(KeyringError, match=r"keys.pkcs11.token: no token labelled 'nope' in "
-                                           rf".*\(tokens: '{hsm.label}'\)") as e:
+    with pytest.raises(
+        KeyringError,
+        match=r"keys.pkcs11.token: no token labelled 'nope' in "
+        rf".*\(tokens: '{hsm.label}'\)",
+    ) as e:
         Pkcs11Kms(dict(settings, token="nope"))
     assert hsm.pin not in str(e.value)
 
@@ -275,8 +313,10 @@ def test_unknown_token_label_lists_the_tokens(settings, hsm):
 def test_missing_key_label_says_to_run_keys_init(settings, hsm):
     kms = Pkcs11Kms(settings)  # no ensure_master_keys: the labels do not exist
     label = settings["keys"]["pii"]
-    with pytest.raises(KeyringError, match=f"has no key labelled '{label}' \\(master key 'pii'\\)"
-                                           ".*privgate keys init") as e:
+    with pytest.raises(
+        KeyringError,
+        match=f"has no key labelled '{label}' \\(master key 'pii'\\).*privgate keys init",
+    ) as e:
         kms.wrap("pii", b"x" * 32)
     assert hsm.pin not in str(e.value)
     with pytest.raises(KeyringError, match="has no key labelled"):
@@ -292,20 +332,25 @@ def test_unwrap_of_a_missing_version_names_it(kms):
         kms.unwrap("data", later)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"module": None}, "keys.pkcs11.module: must be the absolute path"),
-    ({"module": "libsofthsm2.so"}, "keys.pkcs11.module: must be the absolute path"),
-    ({"module": "/nonexistent/libp11.so"}, "keys.pkcs11.module: no such file"),
-    ({"module": "NOT_A_LIBRARY"}, "keys.pkcs11.module: cannot load PKCS#11 module"),
-    ({"token": ""}, "keys.pkcs11.token: must be the label"),
-    ({"pin_env": "NOT A NAME"}, "keys.pkcs11.pin_env: must be the name of an environment"),
-    ({"keys": None}, "keys.pkcs11.keys: must map each master key id"),
-    ({"keys": {"pii": "a", "data": "b"}}, "keys.pkcs11.keys.footer: must be the label"),
-    ({"keys": {"pii": "a", "data": "b", "footer": "c", "extra": "d"}},
-     "keys.pkcs11.keys.extra: unknown master key id"),
-    ({"keys": {"pii": "a", "data": "a", "footer": "c"}}, "each master key id needs its own"),
-    ({"slot": 0}, "keys.pkcs11.slot: unknown setting"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"module": None}, "keys.pkcs11.module: must be the absolute path"),
+        ({"module": "libsofthsm2.so"}, "keys.pkcs11.module: must be the absolute path"),
+        ({"module": "/nonexistent/libp11.so"}, "keys.pkcs11.module: no such file"),
+        ({"module": "NOT_A_LIBRARY"}, "keys.pkcs11.module: cannot load PKCS#11 module"),
+        ({"token": ""}, "keys.pkcs11.token: must be the label"),
+        ({"pin_env": "NOT A NAME"}, "keys.pkcs11.pin_env: must be the name of an environment"),
+        ({"keys": None}, "keys.pkcs11.keys: must map each master key id"),
+        ({"keys": {"pii": "a", "data": "b"}}, "keys.pkcs11.keys.footer: must be the label"),
+        (
+            {"keys": {"pii": "a", "data": "b", "footer": "c", "extra": "d"}},
+            "keys.pkcs11.keys.extra: unknown master key id",
+        ),
+        ({"keys": {"pii": "a", "data": "a", "footer": "c"}}, "each master key id needs its own"),
+        ({"slot": 0}, "keys.pkcs11.slot: unknown setting"),
+    ],
+)
 def test_invalid_settings_name_the_setting(settings, change, message, tmp_path):
     if change.get("module") == "NOT_A_LIBRARY":
         (tmp_path / "not-a-module.so").write_text("not a shared library")
@@ -319,8 +364,9 @@ def test_keys_init_with_a_wrong_pin_fails_clearly(tmp_path, demo_csv, settings, 
     from tests.conftest import cli, write_config
 
     keyring = tmp_path / "keyring.json"
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=str(keyring), kms="pkcs11",
-                       kms_settings=settings)
+    cfg = write_config(
+        tmp_path, input_path=demo_csv, keyring=str(keyring), kms="pkcs11", kms_settings=settings
+    )
     wrong = hsm.pin[::-1] + "0"
     r = cli("keys", "init", "--config", cfg, env=dict(hsm.env, **{hsm.pin_env: wrong}))
     assert r.returncode != 0 and "wrong PIN" in r.stderr, r.stderr
@@ -336,8 +382,7 @@ def test_repr_shows_no_pin(kms, hsm):
 # --------------------------------------------------------------------------- round trips
 
 
-def test_token_round_trips_do_not_grow_with_files_or_columns(settings, kms, tmp_path,
-                                                             monkeypatch):
+def test_token_round_trips_do_not_grow_with_files_or_columns(settings, kms, tmp_path, monkeypatch):
     """Double wrapping + one CryptoFactory per Kms: writing 10 files x 10 columns costs one
     AES-GCM encryption on the token per master key, reading them all back one decryption
     each (counted at python-pkcs11, i.e. real token calls)."""
@@ -348,28 +393,36 @@ def test_token_round_trips_do_not_grow_with_files_or_columns(settings, kms, tmp_
 
     calls = {"encrypt": 0, "decrypt": 0}
     for op in calls:
-        original = getattr(pkcs11.types.EncryptMixin if op == "encrypt"
-                           else pkcs11.types.DecryptMixin, op)
+        original = getattr(
+            pkcs11.types.EncryptMixin if op == "encrypt" else pkcs11.types.DecryptMixin, op
+        )
 
         def counting(self, *a, _op=op, _original=original, **k):
             calls[_op] += 1
             return _original(self, *a, **k)
 
-        monkeypatch.setattr(pkcs11.types.EncryptMixin if op == "encrypt"
-                            else pkcs11.types.DecryptMixin, op, counting)
+        monkeypatch.setattr(
+            pkcs11.types.EncryptMixin if op == "encrypt" else pkcs11.types.DecryptMixin,
+            op,
+            counting,
+        )
 
     table = pa.table({f"c{i}": list(range(5)) for i in range(10)})
     keys = {"pii": [f"c{i}" for i in range(5)], "data": [f"c{i}" for i in range(5, 10)]}
     writer = Pkcs11Kms(settings).bound(kek_context("ds"))
     for f in range(10):
-        with pq.ParquetWriter(tmp_path / f"{f}.parquet", table.schema,
-                              encryption_properties=pc.encryption_properties(writer, keys)) as w:
+        with pq.ParquetWriter(
+            tmp_path / f"{f}.parquet",
+            table.schema,
+            encryption_properties=pc.encryption_properties(writer, keys),
+        ) as w:
             w.write_table(table)
     assert calls == {"encrypt": 3, "decrypt": 0}
     reader = Pkcs11Kms(settings).bound(kek_context("ds"))
     for f in range(10):
-        got = pq.read_table(tmp_path / f"{f}.parquet",
-                            decryption_properties=pc.decryption_properties(reader))
+        got = pq.read_table(
+            tmp_path / f"{f}.parquet", decryption_properties=pc.decryption_properties(reader)
+        )
         assert got.equals(table)
     assert calls == {"encrypt": 3, "decrypt": 3}
 
@@ -417,11 +470,20 @@ def test_multi_process_runner_workers_log_in_to_the_token(tmp_path, demo_csv, se
     from tests.conftest import cli, write_config
 
     path = str(tmp_path / "hsm-keyring.json")
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=path, kms="pkcs11",
-                       kms_settings=settings)
+    cfg = write_config(
+        tmp_path, input_path=demo_csv, keyring=path, kms="pkcs11", kms_settings=settings
+    )
     assert cli("keys", "init", "--config", cfg, env=hsm.env).returncode == 0
-    r = cli("run", cfg, "--no-progress", "--direct_num_workers", "2",
-            "--direct_running_mode", "multi_processing", env=hsm.env)
+    r = cli(
+        "run",
+        cfg,
+        "--no-progress",
+        "--direct_num_workers",
+        "2",
+        "--direct_running_mode",
+        "multi_processing",
+        env=hsm.env,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = read_table(str(tmp_path / "out"), keyring=path)
     raw_rows = sum(1 for _ in open(demo_csv)) - 1

@@ -34,7 +34,8 @@ def test_external_keyring_end_to_end(tmp_path, demo_csv, test_kms, monkeypatch):
     (site / "sitecustomize.py").write_text(
         "from privgate import keyring\nimport schemas.model as m\n"
         "keyring.KMS_BACKENDS['test-kms'] = ('tests.fake_kms', 'FakeKms', 'none')\n"
-        "m.KMS_KINDS = m.KMS_KINDS + ('test-kms',)\n")
+        "m.KMS_KINDS = m.KMS_KINDS + ('test-kms',)\n"
+    )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {"PYTHONPATH": os.pathsep.join([str(site), root])}
     manifest = check_keyring_end_to_end(tmp_path, demo_csv, "test-kms", test_kms, env=env)
@@ -73,14 +74,16 @@ def test_kek_round_trips_do_not_grow_with_files_or_columns(keyring_path, tmp_pat
     writer_kms = Counting(inner)
     for f in range(10):
         props = pc.encryption_properties(writer_kms, keys)
-        with pq.ParquetWriter(tmp_path / f"{f}.parquet", table.schema,
-                              encryption_properties=props) as w:
+        with pq.ParquetWriter(
+            tmp_path / f"{f}.parquet", table.schema, encryption_properties=props
+        ) as w:
             w.write_table(table)
     assert writer_kms.calls == 3
     reader_kms = Counting(inner)
     for f in range(10):
-        got = pq.read_table(tmp_path / f"{f}.parquet",
-                            decryption_properties=pc.decryption_properties(reader_kms))
+        got = pq.read_table(
+            tmp_path / f"{f}.parquet", decryption_properties=pc.decryption_properties(reader_kms)
+        )
         assert got.equals(table)
     assert reader_kms.calls == 3
 
@@ -90,9 +93,17 @@ def test_config_kms_must_match_the_keyring(tmp_path, demo_csv, keyring_path):
     from tests.conftest import write_config
     from tests.softhsm import MODULE
 
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, kms="pkcs11",
-                       kms_settings={"module": MODULE, "token": "t",
-                                     "keys": {"pii": "a", "data": "b", "footer": "c"}})
+    cfg = write_config(
+        tmp_path,
+        input_path=demo_csv,
+        keyring=keyring_path,
+        kms="pkcs11",
+        kms_settings={
+            "module": MODULE,
+            "token": "t",
+            "keys": {"pii": "a", "data": "b", "footer": "c"},
+        },
+    )
     with pytest.raises(ConfigError, match="keys.kms: is pkcs11 but keyring .* uses the local"):
         run(cfg, show_progress=False)
 
@@ -109,35 +120,45 @@ def test_settings_for_another_kms_are_a_config_error(tmp_path, demo_csv, keyring
 
 
 def test_missing_client_library_names_the_extra(monkeypatch):
-    monkeypatch.setitem(kr_mod.KMS_BACKENDS, "test-missing",
-                        ("privgate_no_such_module", "X", "aws"))
+    monkeypatch.setitem(
+        kr_mod.KMS_BACKENDS, "test-missing", ("privgate_no_such_module", "X", "aws")
+    )
     with pytest.raises(KeyringError, match=r"pip install 'privgate\[aws\]'"):
         kr_mod.external_kms("test-missing", {})
 
 
 def test_local_keyring_imports_no_kms_client_library(keyring_path):
-    code = ("import sys; from privgate.keyring import open_keyring; "
-            f"k = open_keyring({keyring_path!r}); k.data_key('token'); "
-            "bad = [m for m in ('boto3', 'pkcs11', 'google.cloud.kms_v1', 'grpc') "
-            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys; from privgate.keyring import open_keyring; "
+        f"k = open_keyring({keyring_path!r}); k.data_key('token'); "
+        "bad = [m for m in ('boto3', 'pkcs11', 'google.cloud.kms_v1', 'grpc') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("kind, settings, where", [
-    ("aws-kms", {"region": "eu-west-1", "keys": {"pii": "alias/a", "data": "alias/b"}},
-     "keys.aws-kms.keys.footer"),
-    ("gcp-kms", {"keys": {"pii": "x"}}, "keys.gcp-kms"),
-    ("pkcs11", {"module": "relative.so", "token": "t", "keys": {}}, "keys.pkcs11.module"),
-])
-def test_bad_kms_settings_are_config_errors_naming_file_and_key(tmp_path, demo_csv,
-                                                               keyring_path, kind, settings,
-                                                               where):
+@pytest.mark.parametrize(
+    "kind, settings, where",
+    [
+        (
+            "aws-kms",
+            {"region": "eu-west-1", "keys": {"pii": "alias/a", "data": "alias/b"}},
+            "keys.aws-kms.keys.footer",
+        ),
+        ("gcp-kms", {"keys": {"pii": "x"}}, "keys.gcp-kms"),
+        ("pkcs11", {"module": "relative.so", "token": "t", "keys": {}}, "keys.pkcs11.module"),
+    ],
+)
+def test_bad_kms_settings_are_config_errors_naming_file_and_key(
+    tmp_path, demo_csv, keyring_path, kind, settings, where
+):
     from schemas.model import load_config
     from tests.conftest import write_config
 
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, kms=kind,
-                       kms_settings=settings)
+    cfg = write_config(
+        tmp_path, input_path=demo_csv, keyring=keyring_path, kms=kind, kms_settings=settings
+    )
     with pytest.raises(ConfigError) as e:
         load_config(cfg)
     assert str(e.value).startswith(f"{cfg}: {where}")

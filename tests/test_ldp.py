@@ -80,14 +80,21 @@ def _all_columns():
     for m in NUMERIC:
         cases.append(("float", m, income, {"bounds": [0, 250_000]}))
         cases.append(("int", m, ages, {"bounds": [17, 90]}))
-    cases.append(("string", "grr", pa.array(["female", "male", "other", "male"] * 250),
-                  {"categories": ["female", "male", "other"]}))
+    cases.append(
+        (
+            "string",
+            "grr",
+            pa.array(["female", "male", "other", "male"] * 250),
+            {"categories": ["female", "male", "other"]},
+        )
+    )
     cases.append(("bool", "rr", pa.array([True, False] * 500), {}))
     return cases
 
 
-@pytest.mark.parametrize("typ, mech, values, kw", _all_columns(),
-                         ids=lambda c: c if isinstance(c, str) else None)
+@pytest.mark.parametrize(
+    "typ, mech, values, kw", _all_columns(), ids=lambda c: c if isinstance(c, str) else None
+)
 def test_mechanisms_draw_only_from_os_urandom(monkeypatch, typ, mech, values, kw):
     def refuse(*a, **k):
         raise AssertionError("non-cryptographic generator used")
@@ -95,8 +102,20 @@ def test_mechanisms_draw_only_from_os_urandom(monkeypatch, typ, mech, values, kw
     for name in dir(np.random):
         if not name.startswith("_") and callable(getattr(np.random, name)):
             monkeypatch.setattr(np.random, name, refuse)
-    for name in ("random", "uniform", "randint", "randrange", "getrandbits", "choice",
-                 "choices", "gauss", "normalvariate", "expovariate", "shuffle", "sample"):
+    for name in (
+        "random",
+        "uniform",
+        "randint",
+        "randrange",
+        "getrandbits",
+        "choice",
+        "choices",
+        "gauss",
+        "normalvariate",
+        "expovariate",
+        "shuffle",
+        "sample",
+    ):
         monkeypatch.setattr(random, name, refuse)
     calls = []
     real = os.urandom
@@ -106,8 +125,9 @@ def test_mechanisms_draw_only_from_os_urandom(monkeypatch, typ, mech, values, kw
         return real(size)
 
     monkeypatch.setattr(os, "urandom", spy)
-    out, _ = ldp.apply_ldp(values, type=typ, mechanism=mech, epsilon=1.0,
-                           source=ldp.SecureRandomSource(), **kw)
+    out, _ = ldp.apply_ldp(
+        values, type=typ, mechanism=mech, epsilon=1.0, source=ldp.SecureRandomSource(), **kw
+    )
     draws = ldp.build_mechanism(type=typ, mechanism=mech, epsilon=1.0, **kw).draws
     assert calls == [8 * len(values) * draws]  # all the noise, from the OS CSPRNG
     assert len(out) == len(values)
@@ -121,7 +141,8 @@ def test_production_module_imports_no_numpy_or_python_prng():
             found += [a.name for a in node.names if a.name in ("random", "numpy.random")]
         elif isinstance(node, ast.ImportFrom):
             if node.module in ("random", "numpy.random") or (
-                    node.module == "numpy" and any(a.name == "random" for a in node.names)):
+                node.module == "numpy" and any(a.name == "random" for a in node.names)
+            ):
                 found.append(node.module)
         elif isinstance(node, ast.Attribute) and node.attr in ("random", "default_rng"):
             found.append(ast.unparse(node))
@@ -171,16 +192,26 @@ def _chi2_pvalue(counts, matrix):
     return stats.chi2.sf(chi2, dof)
 
 
-@pytest.mark.parametrize("mech", [ldp.RrMechanism(0.5), ldp.RrMechanism(2.0),
-                                  ldp.GrrMechanism(1.0, 3), ldp.GrrMechanism(2.0, 6)],
-                         ids=["rr-0.5", "rr-2", "grr-1-k3", "grr-2-k6"])
+@pytest.mark.parametrize(
+    "mech",
+    [
+        ldp.RrMechanism(0.5),
+        ldp.RrMechanism(2.0),
+        ldp.GrrMechanism(1.0, 3),
+        ldp.GrrMechanism(2.0, 6),
+    ],
+    ids=["rr-0.5", "rr-2", "grr-1-k3", "grr-2-k6"],
+)
 def test_rr_grr_transition_matrix_chi_square(mech):
     counts = _transition_counts(mech, 30_000, seed=11)
     # Correct law accepted at the 1e-3 level...
     assert _chi2_pvalue(counts, mech.transition_matrix()) > 1e-3
     # ...and the same counts reject the law of a mechanism with epsilon off by 0.15.
-    wrong = type(mech)(mech.epsilon + 0.15, mech.k) if isinstance(
-        mech, ldp.GrrMechanism) else ldp.RrMechanism(mech.epsilon + 0.15)
+    wrong = (
+        type(mech)(mech.epsilon + 0.15, mech.k)
+        if isinstance(mech, ldp.GrrMechanism)
+        else ldp.RrMechanism(mech.epsilon + 0.15)
+    )
     assert _chi2_pvalue(counts, wrong.transition_matrix()) < 1e-3
 
 
@@ -260,14 +291,15 @@ def _pm_cdf(y, t, eps):
     p_in = e2 / (e2 + 1) / (c - 1)
     p_out = 1 / (e2 + 1) / (c + 1)
     y = np.clip(y, -c, c)
-    return (p_out * (np.minimum(y, left) + c)
-            + p_in * np.clip(y - left, 0, right - left)
-            + p_out * np.clip(y - right, 0, None))
+    return (
+        p_out * (np.minimum(y, left) + c)
+        + p_in * np.clip(y - left, 0, right - left)
+        + p_out * np.clip(y - right, 0, None)
+    )
 
 
 def _to_t(mech, y):
-    return (np.asarray(y, float) - (mech.lower + mech.upper) / 2) / ((mech.upper - mech.lower)
-                                                                      / 2)
+    return (np.asarray(y, float) - (mech.lower + mech.upper) / 2) / ((mech.upper - mech.lower) / 2)
 
 
 @pytest.mark.parametrize("t", [-1.0, 0.3, 1.0])
@@ -300,8 +332,7 @@ def test_geometric_noise_chi_square_against_its_law():
     def pvalue(a_):
         law = stats.dlaplace(a_)
         probs = np.diff(np.concatenate([[0.0], law.cdf(edges[1:-1] - 1), [1.0]]))
-        counts = np.bincount(np.searchsorted(edges[1:-1] - 1, z, side="left"),
-                             minlength=len(probs))
+        counts = np.bincount(np.searchsorted(edges[1:-1] - 1, z, side="left"), minlength=len(probs))
         return stats.chisquare(counts, probs * len(z)).pvalue
 
     assert pvalue(a) > 1e-3
@@ -321,8 +352,7 @@ def test_duchi_sign_probability_binomial():
 # --------------------------------------------------------------------------- moments
 
 
-MOMENT_CASES = [(m, False) for m in NUMERIC] + [(m, True) for m in NUMERIC] + [
-    ("geometric", True)]
+MOMENT_CASES = [(m, False) for m in NUMERIC] + [(m, True) for m in NUMERIC] + [("geometric", True)]
 
 
 @pytest.mark.parametrize("name, integer", MOMENT_CASES)
@@ -343,8 +373,10 @@ def test_mechanism_unbiased_and_variance_matches_closed_form(name, integer, t):
 
 def test_variance_closed_forms_match_field_notes_table():
     # Worst-case per-record variance on t in [-1, 1] (bounds [-1, 1] so units are t units).
-    table = {1.0: {"laplace": 8.0, "duchi": 4.68, "piecewise": 5.22, "hybrid": 4.29},
-             4.0: {"laplace": 0.50, "duchi": 1.08, "piecewise": 0.24, "hybrid": 0.22}}
+    table = {
+        1.0: {"laplace": 8.0, "duchi": 4.68, "piecewise": 5.22, "hybrid": 4.29},
+        4.0: {"laplace": 0.50, "duchi": 1.08, "piecewise": 0.24, "hybrid": 0.22},
+    }
     for eps, row in table.items():
         for name, v in row.items():
             got = est.theoretical_noise_std(name, eps, [-1, 1]) ** 2
@@ -401,8 +433,9 @@ def _z_scores_mean(name, integer, population):
     z = []
     for _ in range(ESTIMATOR_REPEATS):
         y = mech.perturb(population, src)
-        e = est.estimate_mean(pa.array(y), mechanism=name, epsilon=1.0,
-                              bounds=[mech.lower, mech.upper], type=typ)
+        e = est.estimate_mean(
+            pa.array(y), mechanism=name, epsilon=1.0, bounds=[mech.lower, mech.upper], type=typ
+        )
         z.append((e.mean - truth) / e.std_error)
     return np.array(z)
 
@@ -427,11 +460,14 @@ def test_mean_estimator_on_mixed_values_is_unbiased_and_conservative(name):
     assert z.std() < 1.1
 
 
-@pytest.mark.parametrize("mechanism, cats, truth", [
-    ("grr", ["female", "male", "other"], [0.5, 0.3, 0.2]),
-    ("grr", ["a", "b", "c", "d", "e"], [0.05, 0.05, 0.1, 0.2, 0.6]),
-    ("rr", None, [0.8, 0.2]),
-])
+@pytest.mark.parametrize(
+    "mechanism, cats, truth",
+    [
+        ("grr", ["female", "male", "other"], [0.5, 0.3, 0.2]),
+        ("grr", ["a", "b", "c", "d", "e"], [0.05, 0.05, 0.1, 0.2, 0.6]),
+        ("rr", None, [0.8, 0.2]),
+    ],
+)
 def test_frequency_estimator_unbiased_with_calibrated_standard_error(mechanism, cats, truth):
     n = ESTIMATOR_N
     counts = np.round(np.array(truth) * n).astype(int)
@@ -443,11 +479,13 @@ def test_frequency_estimator_unbiased_with_calibrated_standard_error(mechanism, 
     src = SeededSource(29)
     z = []
     for _ in range(ESTIMATOR_REPEATS):
-        out, bad = ldp.apply_ldp(values, type=typ, mechanism=mechanism, epsilon=1.0,
-                                 categories=cats, source=src)
+        out, bad = ldp.apply_ldp(
+            values, type=typ, mechanism=mechanism, epsilon=1.0, categories=cats, source=src
+        )
         assert not bad.any()
-        e = est.estimate_frequencies(out, mechanism=mechanism, epsilon=1.0, categories=cats,
-                                     type=typ)
+        e = est.estimate_frequencies(
+            out, mechanism=mechanism, epsilon=1.0, categories=cats, type=typ
+        )
         z.append((e.frequencies - counts / n) / e.std_errors)
         assert e.counts.sum() == pytest.approx(n)
     z = np.array(z)
@@ -461,8 +499,9 @@ def test_estimators_refuse_the_wrong_kind_of_mechanism():
     with pytest.raises(ValueError):
         est.estimate_frequencies(pa.array([1.0]), mechanism="laplace", epsilon=1.0)
     with pytest.raises(ValueError, match="outside its declared categories"):
-        est.estimate_frequencies(pa.array(["x"]), mechanism="grr", epsilon=1.0,
-                                 categories=["a", "b"])
+        est.estimate_frequencies(
+            pa.array(["x"]), mechanism="grr", epsilon=1.0, categories=["a", "b"]
+        )
 
 
 def test_metadata_round_trip_through_parquet(tmp_path):
@@ -473,8 +512,9 @@ def test_metadata_round_trip_through_parquet(tmp_path):
     smoker = pa.array(np.arange(n) % 4 == 0)
     cols = {
         "age": dict(type="int", mechanism=None, epsilon=1.0, bounds=[17, 90]),
-        "gender": dict(type="string", mechanism=None, epsilon=1.0,
-                       categories=["female", "male"], other="other"),
+        "gender": dict(
+            type="string", mechanism=None, epsilon=1.0, categories=["female", "male"], other="other"
+        ),
         "smoker": dict(type="bool", mechanism=None, epsilon=0.5),
     }
     arrays, fields = [], []
@@ -497,8 +537,9 @@ def test_metadata_round_trip_through_parquet(tmp_path):
     assert abs(e_smoker.frequencies[1] - 0.25) < 4 * e_smoker.std_errors[1]
     util = est.ldp_utility(schema.field("age").metadata, n)
     assert util["std_error"] == pytest.approx(util["noise_std"] / math.sqrt(n))
-    assert util["noise_std"] == pytest.approx(math.sqrt(2 * math.exp(-1 / 73)) / (
-        1 - math.exp(-1 / 73)))
+    assert util["noise_std"] == pytest.approx(
+        math.sqrt(2 * math.exp(-1 / 73)) / (1 - math.exp(-1 / 73))
+    )
     grid = json.loads(schema.field("age").metadata[b"privgate.ldp.grid"])
     assert grid["step"] == 1.0
     with pytest.raises(ValueError):
@@ -515,13 +556,16 @@ def test_standard_error_scales_with_n():
 # --------------------------------------------------------------------------- apply_ldp
 
 
-@pytest.mark.parametrize("typ, values, kw, arrow_type", [
-    ("int", [20, None, 95, 5], {"bounds": [17, 90]}, pa.int64()),
-    ("int", [20, None, 95, 5], {"bounds": [17, 90], "mechanism": "piecewise"}, pa.int64()),
-    ("float", [1.5, None, 3e9], {"bounds": [0, 250_000]}, pa.float64()),
-    ("string", ["male", None, "female"], {"categories": ["female", "male"]}, pa.string()),
-    ("bool", [True, None, False], {}, pa.bool_()),
-])
+@pytest.mark.parametrize(
+    "typ, values, kw, arrow_type",
+    [
+        ("int", [20, None, 95, 5], {"bounds": [17, 90]}, pa.int64()),
+        ("int", [20, None, 95, 5], {"bounds": [17, 90], "mechanism": "piecewise"}, pa.int64()),
+        ("float", [1.5, None, 3e9], {"bounds": [0, 250_000]}, pa.float64()),
+        ("string", ["male", None, "female"], {"categories": ["female", "male"]}, pa.string()),
+        ("bool", [True, None, False], {}, pa.bool_()),
+    ],
+)
 def test_apply_ldp_keeps_types_and_nulls(typ, values, kw, arrow_type):
     arr = pa.array(values)
     out, bad = ldp.apply_ldp(arr, type=typ, epsilon=1.0, source=SeededSource(37), **kw)
@@ -532,38 +576,49 @@ def test_apply_ldp_keeps_types_and_nulls(typ, values, kw, arrow_type):
 
 def test_apply_ldp_marks_out_of_category_values_bad_unless_other():
     arr = pa.chunked_array([["female", "SECRET-VALUE"], [None, "male"]])
-    out, bad = ldp.apply_ldp(arr, type="string", epsilon=1.0, categories=["female", "male"],
-                             source=SeededSource(41))
+    out, bad = ldp.apply_ldp(
+        arr, type="string", epsilon=1.0, categories=["female", "male"], source=SeededSource(41)
+    )
     assert bad.tolist() == [False, True, False, False]
     assert out.is_null().to_pylist() == [False, True, True, False]
-    out, bad = ldp.apply_ldp(arr, type="string", epsilon=50.0, categories=["female", "male"],
-                             other="other", source=SeededSource(41))
+    out, bad = ldp.apply_ldp(
+        arr,
+        type="string",
+        epsilon=50.0,
+        categories=["female", "male"],
+        other="other",
+        source=SeededSource(41),
+    )
     assert not bad.any()
     assert out.to_pylist() == ["female", "other", None, "male"]  # eps 50: kept w.p. ~1
 
 
 def test_apply_ldp_quarantines_nan_and_clips_infinities():
     arr = pa.array([float("nan"), float("inf"), -float("inf")])
-    out, bad = ldp.apply_ldp(arr, type="float", epsilon=1.0, bounds=[0, 10],
-                             source=SeededSource(43))
+    out, bad = ldp.apply_ldp(
+        arr, type="float", epsilon=1.0, bounds=[0, 10], source=SeededSource(43)
+    )
     assert bad.tolist() == [True, False, False]
     assert out.is_null().to_pylist() == [True, False, False]
     assert np.isfinite(out.to_numpy(zero_copy_only=False)[1:]).all()
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"type": "float", "mechanism": "geometric", "bounds": [0, 1]}, "does not serve"),
-    ({"type": "bool", "mechanism": "grr"}, "does not serve"),
-    ({"type": "float", "mechanism": "gaussian", "bounds": [0, 1]}, "unknown mechanism"),
-    ({"type": "float"}, "need bounds"),
-    ({"type": "float", "bounds": [5, 5]}, "lower < upper"),
-    ({"type": "int", "bounds": [0.5, 9]}, "whole numbers"),
-    ({"type": "string", "categories": ["a"]}, "at least 2"),
-    ({"type": "string", "categories": ["a", "a"]}, "distinct"),
-    ({"type": "bool", "epsilon": 0.0}, "epsilon"),
-    ({"type": "bool", "epsilon": float("nan")}, "epsilon"),
-    ({"type": "date", "bounds": [0, 1]}, "unsupported column type"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"type": "float", "mechanism": "geometric", "bounds": [0, 1]}, "does not serve"),
+        ({"type": "bool", "mechanism": "grr"}, "does not serve"),
+        ({"type": "float", "mechanism": "gaussian", "bounds": [0, 1]}, "unknown mechanism"),
+        ({"type": "float"}, "need bounds"),
+        ({"type": "float", "bounds": [5, 5]}, "lower < upper"),
+        ({"type": "int", "bounds": [0.5, 9]}, "whole numbers"),
+        ({"type": "string", "categories": ["a"]}, "at least 2"),
+        ({"type": "string", "categories": ["a", "a"]}, "distinct"),
+        ({"type": "bool", "epsilon": 0.0}, "epsilon"),
+        ({"type": "bool", "epsilon": float("nan")}, "epsilon"),
+        ({"type": "date", "bounds": [0, 1]}, "unsupported column type"),
+    ],
+)
 def test_apply_ldp_rejects_bad_config(kw, match):
     kw = {"epsilon": 1.0, **kw}
     with pytest.raises(ValueError, match=match):
@@ -578,8 +633,10 @@ def test_errors_never_carry_values():
         numeric("laplace").perturb(np.array([float("nan"), 1234.5]), SeededSource(0))
     assert "1234.5" not in str(e.value)
     # Arrow's own cast errors quote the value; apply_ldp replaces them.
-    for typ, arr in (("int", pa.array([2**64 - 7], pa.uint64())),
-                     ("float", pa.array(["98765-secret"]))):
+    for typ, arr in (
+        ("int", pa.array([2**64 - 7], pa.uint64())),
+        ("float", pa.array(["98765-secret"])),
+    ):
         with pytest.raises(ValueError) as e:
             ldp.apply_ldp(arr, type=typ, epsilon=1.0, bounds=[0, 9], source=SeededSource(0))
         assert "secret" not in str(e.value) and str(2**64 - 7) not in str(e.value)
@@ -590,10 +647,8 @@ def test_errors_never_carry_values():
 KEY = bytes(range(32))
 
 
-def prf(key=KEY, rks=("r1", "r2", "r3"), column="age", values=("30", "40", "50"), version=1,
-        k=2):
-    return ldp.KeyedPrfSource(key, list(rks), column, list(values), version).uniforms(
-        len(rks), k)
+def prf(key=KEY, rks=("r1", "r2", "r3"), column="age", values=("30", "40", "50"), version=1, k=2):
+    return ldp.KeyedPrfSource(key, list(rks), column, list(values), version).uniforms(len(rks), k)
 
 
 def test_prf_source_same_inputs_same_uniforms_changed_value_fresh():
@@ -617,11 +672,16 @@ def test_prf_source_is_hmac_sha256_and_expands_blocks():
     u = src.uniforms(1, 6)
     assert np.array_equal(u[:, :4], src.uniforms(1, 4))
     for block in (0, 1):
-        msg = (ldp.PRF_DOMAIN + b"3:age" + (3).to_bytes(8, "big") + block.to_bytes(4, "big")
-               + b"2:r1:30")
+        msg = (
+            ldp.PRF_DOMAIN
+            + b"3:age"
+            + (3).to_bytes(8, "big")
+            + block.to_bytes(4, "big")
+            + b"2:r1:30"
+        )
         words = np.frombuffer(hmac.new(KEY, msg, hashlib.sha256).digest(), dtype=">u8")
         expect = (words >> np.uint64(11)).astype(float) * 2.0**-53
-        got = u[0, 4 * block: 4 * block + 4]
+        got = u[0, 4 * block : 4 * block + 4]
         assert np.array_equal(got, expect[: len(got)])
 
 
@@ -652,10 +712,18 @@ def _memo_run(values, key=KEY, epsilon=1.0, rks=None, **cfg):
     cfg = {"type": "float", "mechanism": "piecewise", "bounds": [0, 250_000], **cfg}
     rks = rks or [f"c{i}" for i in range(len(values))]
     arr = pa.array(values)
-    src = ldp.memoized_source(key, rks, cfg.get("column", "income"), arr, 1, epsilon=epsilon,
-                              **{k: v for k, v in cfg.items() if k != "column"})
-    return ldp.apply_ldp(arr, epsilon=epsilon, source=src,
-                         **{k: v for k, v in cfg.items() if k != "column"})[0].to_pylist()
+    src = ldp.memoized_source(
+        key,
+        rks,
+        cfg.get("column", "income"),
+        arr,
+        1,
+        epsilon=epsilon,
+        **{k: v for k, v in cfg.items() if k != "column"},
+    )
+    return ldp.apply_ldp(
+        arr, epsilon=epsilon, source=src, **{k: v for k, v in cfg.items() if k != "column"}
+    )[0].to_pylist()
 
 
 def test_memoized_apply_ldp_repeats_and_redraws_on_change():
@@ -668,11 +736,20 @@ def test_memoized_apply_ldp_repeats_and_redraws_on_change():
     assert changed[1] != first[1]
     assert _memo_run(values, key=bytes(32)) != first
     assert _memo_run(values, epsilon=2.0) != first  # config change: fresh, not correlated
+
     # The PRF input is the value itself (not only the record key): fresh uniforms.
     def uniforms(vals):
-        return ldp.memoized_source(KEY, ["c0", "c1"], "income", pa.array(vals), 1,
-                                   type="float", mechanism="piecewise", epsilon=1.0,
-                                   bounds=[0, 250_000]).uniforms(2, 2)
+        return ldp.memoized_source(
+            KEY,
+            ["c0", "c1"],
+            "income",
+            pa.array(vals),
+            1,
+            type="float",
+            mechanism="piecewise",
+            epsilon=1.0,
+            bounds=[0, 250_000],
+        ).uniforms(2, 2)
 
     u1, u2 = uniforms([1000.0, 50_000.0]), uniforms([1000.0, 50_001.0])
     assert np.array_equal(u1[0], u2[0]) and not np.any(u1[1] == u2[1])
@@ -681,18 +758,22 @@ def test_memoized_apply_ldp_repeats_and_redraws_on_change():
     assert len(set(_memo_run([250_000.0, 999_999.0], rks=same_rk))) == 1
 
 
-@pytest.mark.parametrize("typ, values, kw", [
-    ("int", [20, 40, None], {"bounds": [17, 90]}),
-    ("string", ["a", "zz", None], {"categories": ["a", "b"], "other": "o"}),
-    ("bool", [True, False, None], {}),
-])
+@pytest.mark.parametrize(
+    "typ, values, kw",
+    [
+        ("int", [20, 40, None], {"bounds": [17, 90]}),
+        ("string", ["a", "zz", None], {"categories": ["a", "b"], "other": "o"}),
+        ("bool", [True, False, None], {}),
+    ],
+)
 def test_memoized_every_type_is_reproducible(typ, values, kw):
     arr = pa.array(values)
     rks = ["r1", "r2", "r3"]
 
     def run():
-        src = ldp.memoized_source(KEY, rks, "c", arr, 1, type=typ, mechanism=None,
-                                  epsilon=1.0, **kw)
+        src = ldp.memoized_source(
+            KEY, rks, "c", arr, 1, type=typ, mechanism=None, epsilon=1.0, **kw
+        )
         return ldp.apply_ldp(arr, type=typ, epsilon=1.0, source=src, **kw)[0].to_pylist()
 
     assert run() == run()

@@ -99,20 +99,23 @@ def test_manifest_reports_budget_and_utility(ldp_run):
     cols = {c["name"]: c for c in body["columns"]}
     assert cols["income"]["ldp"]["mechanism"] == "piecewise"
     assert cols["income"]["ldp"]["noise_std"] > cols["income"]["ldp"]["std_error"] > 0
-    assert math.isclose(cols["income"]["ldp"]["noise_std"] / cols["income"]["ldp"]["std_error"],
-                        math.sqrt(2000), rel_tol=0.05)
+    assert math.isclose(
+        cols["income"]["ldp"]["noise_std"] / cols["income"]["ldp"]["std_error"],
+        math.sqrt(2000),
+        rel_tol=0.05,
+    )
     assert cols["gender"]["ldp"]["mechanism"] == "grr"
     assert cols["smoker"]["key_group"] == "data"
 
 
 def test_rerun_releases_the_same_noise_and_spends_nothing(ldp_run, tmp_path):
     cfg, keyring, doc = ldp_run
-    first = read_table(doc["output_dir"], keyring=keyring, columns=["income", "gender",
-                                                                     "smoker"])
+    first = read_table(doc["output_dir"], keyring=keyring, columns=["income", "gender", "smoker"])
     again = run(cfg, show_progress=False)
     assert again["manifest"]["privacy"]["charged"] == 0
-    second = read_table(again["output_dir"], keyring=keyring,
-                        columns=["income", "gender", "smoker"])
+    second = read_table(
+        again["output_dir"], keyring=keyring, columns=["income", "gender", "smoker"]
+    )
     assert first.equals(second)
 
 
@@ -131,9 +134,14 @@ def test_category_outside_the_list_is_quarantined(tmp_path, keyring_path):
           id: {type: string, action: tokenize}
           gender: {type: string, action: ldp, epsilon: 1.0, categories: [female, male]}
         """
-    cfg = write_config(tmp_path, input_path=path, keyring=keyring_path, schema=schema,
-                       privacy="{record_epsilon_max: 1.0, lifetime_epsilon_max: 100, "
-                               f"ledger: {tmp_path}/ledger.json}}")
+    cfg = write_config(
+        tmp_path,
+        input_path=path,
+        keyring=keyring_path,
+        schema=schema,
+        privacy="{record_epsilon_max: 1.0, lifetime_epsilon_max: 100, "
+        f"ledger: {tmp_path}/ledger.json}}",
+    )
     body = run(cfg, show_progress=False)["manifest"]
     assert body["quarantine"]["by_reason"] == {"domain:gender": 1}
     assert body["output"]["rows"] == 2
@@ -147,9 +155,13 @@ def test_fresh_noise_budget_is_refused_from_the_cli(tmp_path, keyring_path, demo
           smoker: {type: bool, action: ldp, epsilon: 0.5}
         """
     ledger = tmp_path / "ledger.json"
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=schema,
-                       privacy=f"{{record_epsilon_max: 1.5, lifetime_epsilon_max: 2.0, "
-                               f"ledger: {ledger}}}")
+    cfg = write_config(
+        tmp_path,
+        input_path=demo_csv,
+        keyring=keyring_path,
+        schema=schema,
+        privacy=f"{{record_epsilon_max: 1.5, lifetime_epsilon_max: 2.0, ledger: {ledger}}}",
+    )
     first = cli("run", cfg)
     assert first.returncode == 0, first.stderr
     second = cli("run", cfg)  # no record_key: fresh noise, 1.5 more would make 3.0 > 2.0
@@ -167,18 +179,24 @@ def test_fresh_noise_budget_is_refused_from_the_cli(tmp_path, keyring_path, demo
 
 
 def test_record_epsilon_over_the_max_is_a_config_error(tmp_path, keyring_path, demo_csv):
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path,
-                       privacy="{record_epsilon_max: 2.0, lifetime_epsilon_max: 10}")
+    cfg = write_config(
+        tmp_path,
+        input_path=demo_csv,
+        keyring=keyring_path,
+        privacy="{record_epsilon_max: 2.0, lifetime_epsilon_max: 10}",
+    )
     r = cli("run", cfg)
     assert r.returncode == 2
     assert "privacy.record_epsilon_max: the schema's ldp columns spend 2.5 per record" in r.stderr
     with pytest.raises(Exception, match="privacy: is required"):
-        load_config(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path,
-                                 privacy="null"))
+        load_config(
+            write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, privacy="null")
+        )
 
 
-def test_a_concurrent_run_that_spent_the_budget_stops_publication(tmp_path, keyring_path,
-                                                                 demo_csv, monkeypatch):
+def test_a_concurrent_run_that_spent_the_budget_stops_publication(
+    tmp_path, keyring_path, demo_csv, monkeypatch
+):
     """Another run records its spending while this one runs: this run is refused at record
     time (exit 3), publishes nothing and records nothing."""
     from pipelines import run as run_mod
@@ -190,9 +208,13 @@ def test_a_concurrent_run_that_spent_the_budget_stops_publication(tmp_path, keyr
           smoker: {type: bool, action: ldp, epsilon: 1.0}
         """
     ledger = tmp_path / "ledger.json"
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema=schema,
-                       privacy=f"{{record_epsilon_max: 1.0, lifetime_epsilon_max: 1.5, "
-                               f"ledger: {ledger}}}")
+    cfg = write_config(
+        tmp_path,
+        input_path=demo_csv,
+        keyring=keyring_path,
+        schema=schema,
+        privacy=f"{{record_epsilon_max: 1.0, lifetime_epsilon_max: 1.5, ledger: {ledger}}}",
+    )
     original = run_mod.Budget.record
 
     def concurrent_run_first(self, run_id):

@@ -18,39 +18,61 @@ GOOD = {"columns": {"a": {"type": "string", "action": "keep"}}}
     "columns, key_path, message",
     [
         # unknown option for the action
-        ({"a": {"type": "int", "action": "keep", "bucket": 3}}, "columns.a.bucket",
-         "unknown key"),
+        ({"a": {"type": "int", "action": "keep", "bucket": 3}}, "columns.a.bucket", "unknown key"),
         # bucket must be positive
-        ({"a": {"type": "int", "action": "generalize", "bucket": 0}}, "columns.a.bucket",
-         "must be a positive integer"),
+        (
+            {"a": {"type": "int", "action": "generalize", "bucket": 0}},
+            "columns.a.bucket",
+            "must be a positive integer",
+        ),
         # bucket on a string column
-        ({"a": {"type": "string", "action": "generalize", "bucket": 5}}, "columns.a.bucket",
-         "only int and float"),
+        (
+            {"a": {"type": "string", "action": "generalize", "bucket": 5}},
+            "columns.a.bucket",
+            "only int and float",
+        ),
         # unknown type
         ({"a": {"type": "decimal", "action": "keep"}}, "columns.a.type", "must be one of"),
         # unknown action
         ({"a": {"type": "string", "action": "hash"}}, "columns.a.action", "must be one of"),
         # mask char must be one character
-        ({"a": {"type": "string", "action": "mask", "char": "**"}}, "columns.a.char",
-         "single character"),
+        (
+            {"a": {"type": "string", "action": "mask", "char": "**"}},
+            "columns.a.char",
+            "single character",
+        ),
         # date_part only for dates
-        ({"a": {"type": "int", "action": "generalize", "date_part": "year"}},
-         "columns.a.date_part", "only date and timestamp"),
+        (
+            {"a": {"type": "int", "action": "generalize", "date_part": "year"}},
+            "columns.a.date_part",
+            "only date and timestamp",
+        ),
         # date_part value
-        ({"a": {"type": "date", "action": "generalize", "date_part": "week"}},
-         "columns.a.date_part", "must be one of"),
+        (
+            {"a": {"type": "date", "action": "generalize", "date_part": "week"}},
+            "columns.a.date_part",
+            "must be one of",
+        ),
         # date_shift without record_key
-        ({"a": {"type": "date", "action": "date_shift", "max_days": 3}}, "columns.a.action",
-         "needs a record_key"),
+        (
+            {"a": {"type": "date", "action": "date_shift", "max_days": 3}},
+            "columns.a.action",
+            "needs a record_key",
+        ),
         # generalize needs exactly one option
-        ({"a": {"type": "string", "action": "generalize"}}, "columns.a.action",
-         "exactly one of"),
+        ({"a": {"type": "string", "action": "generalize"}}, "columns.a.action", "exactly one of"),
         # domain must be a simple name
-        ({"a": {"type": "string", "action": "tokenize", "domain": "Bad Domain"}},
-         "columns.a.domain", "must match"),
+        (
+            {"a": {"type": "string", "action": "tokenize", "domain": "Bad Domain"}},
+            "columns.a.domain",
+            "must match",
+        ),
         # format only on dates
-        ({"a": {"type": "string", "action": "keep", "format": "%Y"}}, "columns.a.format",
-         "only date and timestamp"),
+        (
+            {"a": {"type": "string", "action": "keep", "format": "%Y"}},
+            "columns.a.format",
+            "only date and timestamp",
+        ),
     ],
 )
 def test_schema_errors_name_file_and_key(columns, key_path, message):
@@ -73,13 +95,17 @@ def test_schema_top_level_errors():
 
 
 def test_key_groups_follow_action_and_pii_label():
-    s = parse_schema({"columns": {
-        "plan": {"type": "string", "action": "keep"},
-        "zip": {"type": "string", "action": "generalize", "keep_prefix": 3},
-        "city": {"type": "string", "action": "keep", "pii": "LOCATION"},
-        "email": {"type": "string", "action": "mask"},
-        "id": {"type": "string", "action": "tokenize"},
-    }})
+    s = parse_schema(
+        {
+            "columns": {
+                "plan": {"type": "string", "action": "keep"},
+                "zip": {"type": "string", "action": "generalize", "keep_prefix": 3},
+                "city": {"type": "string", "action": "keep", "pii": "LOCATION"},
+                "email": {"type": "string", "action": "mask"},
+                "id": {"type": "string", "action": "tokenize"},
+            }
+        }
+    )
     groups = {c.name: c.key_group for c in s.columns}
     assert groups == {"plan": "data", "zip": "data", "city": "pii", "email": "pii", "id": "pii"}
 
@@ -88,10 +114,17 @@ def test_config_paths_resolve_against_the_file(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(GOOD))
     sub = tmp_path / "configs"
     sub.mkdir()
-    (sub / "c.yaml").write_text(yaml.safe_dump({
-        "dataset": "ds", "input": {"path": "../in/*.csv", "format": "csv"},
-        "schema": "../s.yaml", "output": {"path": "../out/ds"},
-        "keys": {"kms": "local", "keyring": "../k.json"}}))
+    (sub / "c.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "dataset": "ds",
+                "input": {"path": "../in/*.csv", "format": "csv"},
+                "schema": "../s.yaml",
+                "output": {"path": "../out/ds"},
+                "keys": {"kms": "local", "keyring": "../k.json"},
+            }
+        )
+    )
     cfg = load_config(str(sub / "c.yaml"))
     assert cfg.input.path == str(tmp_path / "in" / "*.csv")
     assert cfg.output.path == str(tmp_path / "out" / "ds")
@@ -101,15 +134,24 @@ def test_config_paths_resolve_against_the_file(tmp_path):
 
 def test_config_errors(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(GOOD))
-    base = {"dataset": "ds", "input": {"path": "x.csv", "format": "csv"}, "schema": "s.yaml",
-            "output": {"path": "o"}, "keys": {"kms": "local", "keyring": "k"}}
+    base = {
+        "dataset": "ds",
+        "input": {"path": "x.csv", "format": "csv"},
+        "schema": "s.yaml",
+        "output": {"path": "o"},
+        "keys": {"kms": "local", "keyring": "k"},
+    }
     cases = [
         ({"dataset": "Bad Name"}, "dataset: must match"),
         ({"input": {"path": "x", "format": "xls"}}, "input.format: must be one of"),
-        ({"input": {"path": "x", "format": "jsonl", "csv": {"delimiter": ";"}}},
-         "input.csv: only csv input"),
-        ({"input": {"path": "x", "format": "csv", "csv": {"encoding": "nope"}}},
-         "input.csv.encoding: unknown encoding"),
+        (
+            {"input": {"path": "x", "format": "jsonl", "csv": {"delimiter": ";"}}},
+            "input.csv: only csv input",
+        ),
+        (
+            {"input": {"path": "x", "format": "csv", "csv": {"encoding": "nope"}}},
+            "input.csv.encoding: unknown encoding",
+        ),
         ({"keys": {"kms": "vault", "keyring": "k"}}, "keys.kms: must be one of"),
         ({"schema": "missing.yaml"}, "cannot read schema"),
         ({"extra": 1}, "extra: unknown key"),

@@ -61,8 +61,9 @@ def test_output_files_are_encrypted_parquet(demo_run):
             pq.read_table(path)
 
 
-def test_no_raw_protected_value_in_any_output_file_or_decrypted_data(demo_run, demo_csv,
-                                                                     keyring_path):
+def test_no_raw_protected_value_in_any_output_file_or_decrypted_data(
+    demo_run, demo_csv, keyring_path
+):
     _, out, _ = demo_run
     secrets = protected_values(demo_csv)
     assert len(secrets) > 1000
@@ -83,16 +84,27 @@ def test_read_returns_policy_shaped_rows_and_reconciles(demo_run, demo_csv, keyr
     _, out, doc = demo_run
     body = doc["manifest"]
     table = read_table(out, keyring=keyring_path)
-    assert table.column_names == ["customer_id", "email", "phone", "ssn", "birth_date", "zip",
-                                  "age", "signup_at", "notes", "plan", "income", "gender",
-                                  "smoker"]
+    assert table.column_names == [
+        "customer_id",
+        "email",
+        "phone",
+        "ssn",
+        "birth_date",
+        "zip",
+        "age",
+        "signup_at",
+        "notes",
+        "plan",
+        "income",
+        "gender",
+        "smoker",
+    ]
     n_in = len(raw_rows(demo_csv))  # 300 good rows + 3 broken ones
     rec = body["reconciliation"]
     assert rec["input_rows"] == 303 == n_in
     assert rec["output_rows"] == table.num_rows == 300
     assert rec["quarantined_rows"] == 3
-    assert body["quarantine"]["by_reason"] == {"columns": 1, "null:customer_id": 1,
-                                               "type:age": 1}
+    assert body["quarantine"]["by_reason"] == {"columns": 1, "null:customer_id": 1, "type:age": 1}
     assert body["dropped_columns"] == {"by_policy": ["full_name"], "undeclared": ["ip_address"]}
     assert all(t.startswith("tk_") for t in table.column("customer_id").to_pylist())
     assert all(z is None or len(z) == 3 for z in table.column("zip").to_pylist())
@@ -110,8 +122,15 @@ def test_manifest_lists_hashes_and_keys_never_key_bytes(demo_run, keyring_path):
     assert body["input"]["files"][0]["sha256"] and body["input"]["rows"] == 303
     enc = body["encryption"]
     assert enc["algorithm"] == "AES_GCM_V1"
-    assert set(enc["column_keys"]["data"]) == {"birth_date", "zip", "age", "plan", "income",
-                                               "gender", "smoker"}
+    assert set(enc["column_keys"]["data"]) == {
+        "birth_date",
+        "zip",
+        "age",
+        "plan",
+        "income",
+        "gender",
+        "smoker",
+    }
     assert enc["master_key_versions"] == {"data": 1, "footer": 1, "pii": 1}
     text = open(os.path.join(out, "manifest.json"), "rb").read()
     kr = open_keyring(keyring_path)
@@ -141,8 +160,9 @@ def test_least_privilege_read_without_pii_master(demo_run, keyring_path):
         read_table(out, keyring=view, columns=["email"])
 
 
-def test_same_keyring_same_tokens_other_keyring_different(demo_run, demo_csv, keyring_path,
-                                                          other_keyring_path, tmp_path):
+def test_same_keyring_same_tokens_other_keyring_different(
+    demo_run, demo_csv, keyring_path, other_keyring_path, tmp_path
+):
     _, out, _ = demo_run
     first = read_table(out, keyring=keyring_path)
     cfg2 = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, output="again")
@@ -150,8 +170,7 @@ def test_same_keyring_same_tokens_other_keyring_different(demo_run, demo_csv, ke
     second = read_table(out2, keyring=keyring_path)
     for c in ("customer_id", "phone", "ssn", "email", "signup_at"):
         assert first.column(c).to_pylist() == second.column(c).to_pylist()
-    cfg3 = write_config(tmp_path, input_path=demo_csv, keyring=other_keyring_path,
-                        output="other")
+    cfg3 = write_config(tmp_path, input_path=demo_csv, keyring=other_keyring_path, output="other")
     third = read_table(run(cfg3, show_progress=False)["output_dir"], keyring=other_keyring_path)
     a, b = first.column("customer_id").to_pylist(), third.column("customer_id").to_pylist()
     assert not set(a) & set(b)
@@ -187,13 +206,18 @@ def test_flipped_byte_fails_verify_and_read(demo_run, keyring_path, tmp_path):
 
     kms = open_keyring(keyring_path).kms
     with pytest.raises(OSError):
-        pq.ParquetFile(path, decryption_properties=decryption_properties(
-            kms.bound(doc["manifest"]["encryption"]["kek_context"]))).read()
+        pq.ParquetFile(
+            path,
+            decryption_properties=decryption_properties(
+                kms.bound(doc["manifest"]["encryption"]["kek_context"])
+            ),
+        ).read()
     # the KEKs are bound to the dataset: another dataset's context cannot unwrap them
     good = os.path.join(out, doc["manifest"]["output"]["files"][0]["path"])
     with pytest.raises(KeyringError, match="cannot unwrap"):
-        pq.ParquetFile(good, decryption_properties=decryption_properties(
-            kms.bound("privgate-dataset:other"))).read()
+        pq.ParquetFile(
+            good, decryption_properties=decryption_properties(kms.bound("privgate-dataset:other"))
+        ).read()
 
 
 def test_tampered_manifest_and_missing_manifest_are_refused(demo_run, keyring_path, tmp_path):
@@ -211,8 +235,9 @@ def test_tampered_manifest_and_missing_manifest_are_refused(demo_run, keyring_pa
         verify(copy, keyring=keyring_path)
 
 
-def test_verify_with_exported_public_key_and_foreign_key(demo_run, keyring_path,
-                                                         other_keyring_path, tmp_path):
+def test_verify_with_exported_public_key_and_foreign_key(
+    demo_run, keyring_path, other_keyring_path, tmp_path
+):
     _, out, _ = demo_run
     pem = str(tmp_path / "pub.pem")
     assert cli("keys", "export-public", "--keyring", keyring_path, "-o", pem).returncode == 0
@@ -232,16 +257,22 @@ def test_extra_file_in_output_is_refused(demo_run, keyring_path, tmp_path):
         verify(copy, keyring=keyring_path)
 
 
-def test_jsonl_and_parquet_inputs_give_the_same_protected_rows(demo_run, demo_csv,
-                                                               keyring_path, tmp_path):
+def test_jsonl_and_parquet_inputs_give_the_same_protected_rows(
+    demo_run, demo_csv, keyring_path, tmp_path
+):
     import pyarrow.csv as pacsv
 
     _, out, _ = demo_run
     expected = read_table(out, keyring=keyring_path)
-    src = pacsv.read_csv(demo_csv, convert_options=pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in raw_rows(demo_csv)[0]},
-        strings_can_be_null=True, null_values=[""]),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"))
+    src = pacsv.read_csv(
+        demo_csv,
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in raw_rows(demo_csv)[0]},
+            strings_can_be_null=True,
+            null_values=[""],
+        ),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+    )
     src = src.slice(0, 300)  # the well-formed rows
     jsonl = tmp_path / "in.jsonl"
     with open(jsonl, "w") as f:
@@ -249,24 +280,29 @@ def test_jsonl_and_parquet_inputs_give_the_same_protected_rows(demo_run, demo_cs
             f.write(json.dumps(row) + "\n")
     pq.write_table(src, tmp_path / "in.parquet")
     for fmt, path in (("jsonl", jsonl), ("parquet", tmp_path / "in.parquet")):
-        cfg = write_config(tmp_path, input_path=path, keyring=keyring_path, fmt=fmt,
-                           output=f"out_{fmt}")
+        cfg = write_config(
+            tmp_path, input_path=path, keyring=keyring_path, fmt=fmt, output=f"out_{fmt}"
+        )
         got = read_table(run(cfg, show_progress=False)["output_dir"], keyring=keyring_path)
         assert got.num_rows == 300
         for c in expected.column_names:
             assert got.column(c).to_pylist() == expected.column(c).to_pylist()[:300], (fmt, c)
 
 
-def test_failed_run_leaves_previous_output_untouched(demo_run, demo_csv, keyring_path,
-                                                     tmp_path):
+def test_failed_run_leaves_previous_output_untouched(demo_run, demo_csv, keyring_path, tmp_path):
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
     out = run(cfg, show_progress=False)["output_dir"]
     before = open(os.path.join(out, "manifest.json"), "rb").read()
-    strict = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema="""\
+    strict = write_config(
+        tmp_path,
+        input_path=demo_csv,
+        keyring=keyring_path,
+        schema="""\
         unknown_columns: fail
         columns:
           plan: {type: string, action: keep}
-        """)
+        """,
+    )
     with pytest.raises(DataError, match="not declared in the schema") as e:
         run(strict, show_progress=False)
     assert "column 'age' is not declared" in str(e.value)  # first undeclared, sorted
@@ -277,34 +313,50 @@ def test_failed_run_leaves_previous_output_untouched(demo_run, demo_csv, keyring
 
 
 def test_missing_declared_column_is_a_schema_error(demo_csv, keyring_path, tmp_path):
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema="""\
+    cfg = write_config(
+        tmp_path,
+        input_path=demo_csv,
+        keyring=keyring_path,
+        schema="""\
         columns:
           plan: {type: string, action: keep}
           loyalty_tier: {type: string, action: keep}
-        """)
+        """,
+    )
     r = cli("run", cfg)
     assert r.returncode == 2
     assert "declared column 'loyalty_tier' is missing" in r.stderr
 
 
 def test_config_error_exit_2_with_key_path(tmp_path, keyring_path, demo_csv):
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, schema="""\
+    cfg = write_config(
+        tmp_path,
+        input_path=demo_csv,
+        keyring=keyring_path,
+        schema="""\
         columns:
           age: {type: int, action: generalize, bucket: -1}
-        """)
+        """,
+    )
     r = cli("run", cfg)
     assert r.returncode == 2
     assert "schema.yaml: columns.age.bucket: must be a positive integer" in r.stderr
 
 
 def test_keyring_problems_fail_before_reading_data(tmp_path, demo_csv, keyring_path):
-    cfg = write_config(tmp_path, input_path=str(tmp_path / "nothing-here.csv"),
-                       keyring=str(tmp_path / "missing.json"))
+    cfg = write_config(
+        tmp_path,
+        input_path=str(tmp_path / "nothing-here.csv"),
+        keyring=str(tmp_path / "missing.json"),
+    )
     # the input does not exist either: the keyring error must come first
     with pytest.raises(KeyringError, match="keyring not found"):
         run(cfg, show_progress=False)
-    r = cli("run", write_config(tmp_path, input_path=demo_csv, keyring=keyring_path),
-            env={"PRIVGATE_KEYRING_PASSPHRASE": "wrong"})
+    r = cli(
+        "run",
+        write_config(tmp_path, input_path=demo_csv, keyring=keyring_path),
+        env={"PRIVGATE_KEYRING_PASSPHRASE": "wrong"},
+    )
     assert r.returncode == 1 and "wrong passphrase" in r.stderr
     assert not os.path.exists(tmp_path / "out")
 
@@ -338,18 +390,25 @@ def test_run_opens_no_network_socket(network_refused, demo_csv, keyring_path, tm
     assert doc["manifest"]["output"]["rows"] == 300
 
 
-def test_multi_process_workers_give_the_same_output(demo_run, demo_csv, keyring_path,
-                                                    tmp_path):
+def test_multi_process_workers_give_the_same_output(demo_run, demo_csv, keyring_path, tmp_path):
     """FnApiRunner with two worker processes: catches state that exists only in the launching
     process (workers must open the keyring themselves from its path)."""
     _, out, _ = demo_run
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, output="mp")
-    r = cli("run", cfg, "--no-progress", "--direct_num_workers", "2",
-            "--direct_running_mode", "multi_processing")
+    r = cli(
+        "run",
+        cfg,
+        "--no-progress",
+        "--direct_num_workers",
+        "2",
+        "--direct_running_mode",
+        "multi_processing",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     got = read_table(str(tmp_path / "mp"), keyring=keyring_path)
     expected = read_table(out, keyring=keyring_path)
     assert got.num_rows == expected.num_rows == 300
     for c in ("customer_id", "phone", "ssn", "signup_at", "income", "notes"):
-        assert sorted(map(str, got.column(c).to_pylist())) == \
-            sorted(map(str, expected.column(c).to_pylist())), c
+        assert sorted(map(str, got.column(c).to_pylist())) == sorted(
+            map(str, expected.column(c).to_pylist())
+        ), c

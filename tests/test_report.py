@@ -23,7 +23,9 @@ from transforms import report as r
 from transforms import validate as v
 
 SECRET = "ZZ-SECRET-41f9-NAME"
-SCHEMA = parse_schema(yaml.safe_load(textwrap.dedent("""\
+SCHEMA = parse_schema(
+    yaml.safe_load(
+        textwrap.dedent("""\
     columns:
       name:   {type: string, pii: PERSON, action: keep}
       age:    {type: int, action: generalize, bucket: 10}
@@ -32,7 +34,10 @@ SCHEMA = parse_schema(yaml.safe_load(textwrap.dedent("""\
       income: {type: float, action: ldp, epsilon: 1.0, bounds: [0, 1000]}
       gender: {type: string, action: ldp, epsilon: 1.0, categories: [f, m, "<x>"]}
       smoker: {type: bool, action: ldp, epsilon: 0.5}
-    """)), "s.yaml")
+    """)
+    ),
+    "s.yaml",
+)
 
 
 class _SeededSource:
@@ -55,51 +60,78 @@ def _tables(n=300, seed=5):
     names[7] = SECRET
     zips = [f"{rng.integers(100, 999)}{rng.integers(10, 99)}" for _ in range(n)]
     zips[3] = SECRET
-    inp = pa.table({
-        "name": names,
-        "age": pa.array(rng.integers(18, 90, n), pa.int64()),
-        "zip": zips,
-        "born": pa.array([dt.date(1950, 1, 1) + dt.timedelta(days=int(d))
-                          for d in rng.integers(0, 20000, n)], pa.date32()),
-        "income": rng.uniform(0, 1200, n),
-        "gender": pa.array(rng.choice(["f", "m", "<x>"], n)),
-        "smoker": pa.array(rng.random(n) < 0.3),
-    })
+    inp = pa.table(
+        {
+            "name": names,
+            "age": pa.array(rng.integers(18, 90, n), pa.int64()),
+            "zip": zips,
+            "born": pa.array(
+                [
+                    dt.date(1950, 1, 1) + dt.timedelta(days=int(d))
+                    for d in rng.integers(0, 20000, n)
+                ],
+                pa.date32(),
+            ),
+            "income": rng.uniform(0, 1200, n),
+            "gender": pa.array(rng.choice(["f", "m", "<x>"], n)),
+            "smoker": pa.array(rng.random(n) < 0.3),
+        }
+    )
     src = _SeededSource(seed)
     out = {"name": inp["name"]}
     for c in SCHEMA.columns:
         if c.action == "generalize":
             out[c.name] = generalize(inp[c.name].combine_chunks(), c, None)
         elif c.action == "ldp":
-            out[c.name], _ = apply_ldp(inp[c.name], type=c.type, epsilon=c.params["epsilon"],
-                                       bounds=c.params.get("bounds"),
-                                       categories=c.params.get("categories"), source=src)
+            out[c.name], _ = apply_ldp(
+                inp[c.name],
+                type=c.type,
+                epsilon=c.params["epsilon"],
+                bounds=c.params.get("bounds"),
+                categories=c.params.get("categories"),
+                source=src,
+            )
     return inp, pa.table(out)
 
 
 def _manifest():
     cols = []
     for c in SCHEMA.columns:
-        cols.append({"name": c.name, **c.to_dict(), "key_group": c.key_group,
-                     "output_type": c.output_type})
+        cols.append(
+            {"name": c.name, **c.to_dict(), "key_group": c.key_group, "output_type": c.output_type}
+        )
     return {
-        "dataset": "demo <customers>", "run_id": "20260101T000000Z-abcd1234",
-        "finished_at": "2026-01-01T00:00:05+00:00", "privgate_version": "0.1.0",
+        "dataset": "demo <customers>",
+        "run_id": "20260101T000000Z-abcd1234",
+        "finished_at": "2026-01-01T00:00:05+00:00",
+        "privgate_version": "0.1.0",
         "columns": cols,
-        "privacy": {"record_epsilon": 2.5, "record_epsilon_max": 3.0, "charged": 2.5,
-                    "lifetime_spent_after": 2.5, "lifetime_epsilon_max": 10.0,
-                    "memoized_noise": True, "budget_overrun_allowed": False},
+        "privacy": {
+            "record_epsilon": 2.5,
+            "record_epsilon_max": 3.0,
+            "charged": 2.5,
+            "lifetime_spent_after": 2.5,
+            "lifetime_epsilon_max": 10.0,
+            "memoized_noise": True,
+            "budget_overrun_allowed": False,
+        },
         "quarantine": {"by_reason": {"null:age": 2, "type:age": 1, "columns": 1}, "rows": 4},
-        "reconciliation": {"input_rows": 304, "output_rows": 300, "quarantined_rows": 4,
-                           "balanced": True},
+        "reconciliation": {
+            "input_rows": 304,
+            "output_rows": 300,
+            "quarantined_rows": 4,
+            "balanced": True,
+        },
     }
 
 
 def _validation(out, k=5, pii_flagged=0):
     checks = [
         v.output_columns_check(out, SCHEMA),
-        v.residual_pii_check({"name": {"sampled": 300, "flagged": pii_flagged,
-                                       "entities": {"PERSON": pii_flagged}}}, 0.0),
+        v.residual_pii_check(
+            {"name": {"sampled": 300, "flagged": pii_flagged, "entities": {"PERSON": pii_flagged}}},
+            0.0,
+        ),
         v.k_anonymity_check(v.k_anonymity(out, ["age", "gender"], k)),  # 2 passes, 50 fails
         v.l_diversity_check(v.l_diversity(out, ["age"], "smoker", 2)),
         v.ldp_domain_check(out, SCHEMA),
@@ -162,7 +194,7 @@ def test_report_files_and_verdict_first(rendered, which):
     if which == "failed":
         assert val["failed"] == ["residual_pii", "k_anonymity"]
         for name in val["failed"]:
-            assert name in page[:page.index("<h2>")]
+            assert name in page[: page.index("<h2>")]
 
 
 @pytest.mark.parametrize("which", ["passed", "failed"])
@@ -211,8 +243,17 @@ def test_report_holds_no_secret_from_the_data(rendered, which):
 def test_report_sections_show_aggregates(rendered):
     d, _ = rendered["failed"]
     page = (d / "report" / "index.html").read_text(encoding="utf-8")
-    for needle in ("null:age", "type:age", "Records by class size", "2.5", "10.0", "PERSON",
-                   "income", "key group", "ε = 1.0"):
+    for needle in (
+        "null:age",
+        "type:age",
+        "Records by class size",
+        "2.5",
+        "10.0",
+        "PERSON",
+        "income",
+        "key group",
+        "ε = 1.0",
+    ):
         assert needle in page, needle
     assert page.count("<svg") == 1 + 6  # k histogram + 6 before/after plots
 
@@ -237,8 +278,9 @@ def _texts(root: ET.Element, cls: str | None = None) -> list[ET.Element]:
 
 def _tick_values(root: ET.Element) -> list[int]:
     """The y tick labels (right-aligned numbers left of the plot), bottom to top."""
-    ticks = [e for e in _texts(root) if e.get("text-anchor") == "end"
-             and e.get("transform") is None]
+    ticks = [
+        e for e in _texts(root) if e.get("text-anchor") == "end" and e.get("transform") is None
+    ]
     return [int(e.text.replace(",", "")) for e in ticks]
 
 
@@ -258,11 +300,15 @@ def test_chart_has_one_bar_per_count_with_proportional_heights():
     assert len(scale) == 1 and scale.pop() > 0
     # every bar stands on the same baseline
     assert len({round(float(b.get("y")) + float(b.get("height")), 2) for b in bars}) == 1
-    assert [b.find("title").text for b in bars][:2] == ["a: before (input): 10",
-                                                       "a: after (output): 20"]
+    assert [b.find("title").text for b in bars][:2] == [
+        "a: before (input): 10",
+        "a: after (output): 20",
+    ]
     # legend for the two series
-    assert [e.get("fill") for e in root.iter("rect") if e.get("class") == "key"] == \
-        [r._BEFORE, r._AFTER]
+    assert [e.get("fill") for e in root.iter("rect") if e.get("class") == "key"] == [
+        r._BEFORE,
+        r._AFTER,
+    ]
     assert {"before (input)", "after (output)"} <= {e.text for e in _texts(root)}
 
 
@@ -277,15 +323,18 @@ def test_chart_y_ticks_are_round_and_cover_the_tallest_bar():
     assert "1,000,000" in {e.text for e in _texts(root)}  # thousands separators
 
 
-@pytest.mark.parametrize("top, ticks", [
-    (0, [0, 1]),
-    (1, [0, 1]),
-    (3, [0, 1, 2, 3]),
-    (7, [0, 2, 4, 6, 8]),
-    (700, [0, 200, 400, 600, 800]),
-    (1632, [0, 500, 1000, 1500, 2000]),
-    (10 ** 15 + 1, [0, 5 * 10 ** 14, 10 ** 15, 15 * 10 ** 14]),
-])
+@pytest.mark.parametrize(
+    "top, ticks",
+    [
+        (0, [0, 1]),
+        (1, [0, 1]),
+        (3, [0, 1, 2, 3]),
+        (7, [0, 2, 4, 6, 8]),
+        (700, [0, 200, 400, 600, 800]),
+        (1632, [0, 500, 1000, 1500, 2000]),
+        (10**15 + 1, [0, 5 * 10**14, 10**15, 15 * 10**14]),
+    ],
+)
 def test_nice_ticks(top, ticks):
     assert r._nice_ticks(top) == ticks
 
@@ -298,13 +347,13 @@ def test_chart_marks_suppressed_cells():
     assert [e.text for e in supp] == ["supp.", "supp."]
     assert [e.find("title").text for e in supp] == [
         "a: before (input): suppressed (too few records to show)",
-        "b: after (output): suppressed (too few records to show)"]
+        "b: after (output): suppressed (too few records to show)",
+    ]
 
 
 def test_chart_escapes_data_derived_labels():
     bins = ["<script>alert(1)</script>", "a & b", 'q"uote']
-    svg = r._before_after_svg("<col>", {"bins": bins, "before": [1, 2, 3],
-                                        "after": [3, 2, 1]})
+    svg = r._before_after_svg("<col>", {"bins": bins, "before": [1, 2, 3], "after": [3, 2, 1]})
     assert "<script" not in svg and "<col>" not in svg and "a & b" not in svg
     assert "&lt;script&gt;" in svg and "a &amp; b" in svg
     root = _svg_tree(svg)
@@ -322,8 +371,17 @@ def test_k_histogram_bars_below_k_are_red():
     heights = [float(b.get("height")) for b in bars]
     assert heights.index(max(heights)) == len(hist) - 1  # 1,650 records in "100+"
     notes = [e.text for e in _texts(root, "note")]
-    assert notes == ["2 cl.", "1 cl.", "1 cl.", "1 cl.", "2 cl.", "1 cl.", "1 cl.", "1 cl.",
-                     "2 cl."]
+    assert notes == [
+        "2 cl.",
+        "1 cl.",
+        "1 cl.",
+        "1 cl.",
+        "2 cl.",
+        "1 cl.",
+        "1 cl.",
+        "1 cl.",
+        "2 cl.",
+    ]
     big = r._k_histogram_svg([{"size": "1", "classes": 12_345, "records": 12_345}], k=2)
     assert [e.text for e in _texts(_svg_tree(big), "note")] == ["12,345 cl."]
     assert "Records by class size" in big
@@ -331,10 +389,15 @@ def test_k_histogram_bars_below_k_are_red():
 
 def test_chart_rotates_many_labels_and_cuts_long_ones():
     long = "2024-01-01 00:00+00:00 – 2024-01-02 00:00+00:00"
-    few = _svg_tree(r._before_after_svg("c", {"bins": ["x", long], "before": [1, 2],
-                                              "after": [2, 1]}))
-    many = _svg_tree(r._before_after_svg("c", {"bins": [f"bin {i}" for i in range(7)] + [long],
-                                               "before": [1] * 8, "after": [1] * 8}))
+    few = _svg_tree(
+        r._before_after_svg("c", {"bins": ["x", long], "before": [1, 2], "after": [2, 1]})
+    )
+    many = _svg_tree(
+        r._before_after_svg(
+            "c",
+            {"bins": [f"bin {i}" for i in range(7)] + [long], "before": [1] * 8, "after": [1] * 8},
+        )
+    )
     assert not any("rotate(-35)" in (e.get("transform") or "") for e in _texts(few))
     labels = [e for e in _texts(many) if "rotate(-35)" in (e.get("transform") or "")]
     assert len(labels) == 8 and {e.get("text-anchor") for e in labels} == {"end"}
@@ -344,13 +407,16 @@ def test_chart_rotates_many_labels_and_cuts_long_ones():
     assert labels[0].text == "bin 0" and labels[0].find("title") is None
 
 
-@pytest.mark.parametrize("plot", [
-    {"bins": [], "before": [], "after": []},                       # zero bins
-    {"bins": ["(null)"], "before": [5], "after": [5]},             # a single bin
-    {"bins": ["a", "b", "c"], "before": [0, 0, 0], "after": [0, 0, 0]},  # all zero
-    {"bins": ["a", "b"], "before": [None, None], "after": [None, 0]},   # all suppressed
-    {"bins": ["a", "b"], "before": [10 ** 15, 1], "after": [0, 10 ** 14]},  # huge counts
-])
+@pytest.mark.parametrize(
+    "plot",
+    [
+        {"bins": [], "before": [], "after": []},  # zero bins
+        {"bins": ["(null)"], "before": [5], "after": [5]},  # a single bin
+        {"bins": ["a", "b", "c"], "before": [0, 0, 0], "after": [0, 0, 0]},  # all zero
+        {"bins": ["a", "b"], "before": [None, None], "after": [None, 0]},  # all suppressed
+        {"bins": ["a", "b"], "before": [10**15, 1], "after": [0, 10**14]},  # huge counts
+    ],
+)
 def test_chart_edge_cases(plot):
     root = _svg_tree(r._before_after_svg("c", plot))
     values = [c for c in plot["before"] + plot["after"]]
@@ -367,39 +433,80 @@ def test_chart_edge_cases(plot):
 
 
 def test_report_does_not_load_a_plotting_library():
-    code = ("import sys; from transforms import report as r; "
-            "r.build_html({'status': 'passed', 'checks': []}, {}, "
-            "{'c': {'bins': ['a'], 'before': [1], 'after': [2]}}); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    code = (
+        "import sys; from transforms import report as r; "
+        "r.build_html({'status': 'passed', 'checks': []}, {}, "
+        "{'c': {'bins': ['a'], 'before': [1], 'after': [2]}}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert out.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------- histograms
 
 
-@pytest.mark.parametrize("values, kwargs, bins, counts", [
-    # numeric: [0,10), [10,20] closed at the end; below / above / null bins
-    (pa.array([-1, 0, 5, 10, 20, 21, None], pa.int64()), {"edges": [0, 10, 20]},
-     ["< 0", "0 – 10", "10 – 20", "> 20", "(null)"], [1, 2, 2, 1, 1]),
-    # categorical: undeclared values are counted as (other), never named
-    (pa.array(["a", "b", SECRET, None, "a"]), {"categories": ["a", "b"]},
-     ["a", "b", "(other)", "(null)"], [2, 1, 1, 1]),
-    # bool
-    (pa.array([True, False, True, None]), {"categories": [False, True]},
-     ["false", "true", "(other)", "(null)"], [1, 2, 0, 1]),
-    # dates
-    (pa.array([dt.date(2000, 5, 1), dt.date(2001, 1, 1), dt.date(1999, 1, 1)], pa.date32()),
-     {"edges": [dt.date(2000, 1, 1), dt.date(2001, 1, 1), dt.date(2002, 1, 1)],
-      "labels": ["2000", "2001"]},
-     ["< 2000", "2000", "2001", "> 2001", "(null)"], [1, 1, 1, 0, 0]),
-    # timestamps, no labels: ISO edges
-    (pa.array([dt.datetime(2024, 1, 1, 5, tzinfo=dt.UTC), None], pa.timestamp("us", tz="UTC")),
-     {"edges": [dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.datetime(2024, 1, 2, tzinfo=dt.UTC)]},
-     ["< 2024-01-01 00:00+00:00", "2024-01-01 00:00+00:00 – 2024-01-02 00:00+00:00",
-      "> 2024-01-02 00:00+00:00", "(null)"], [0, 1, 0, 1]),
-])
+@pytest.mark.parametrize(
+    "values, kwargs, bins, counts",
+    [
+        # numeric: [0,10), [10,20] closed at the end; below / above / null bins
+        (
+            pa.array([-1, 0, 5, 10, 20, 21, None], pa.int64()),
+            {"edges": [0, 10, 20]},
+            ["< 0", "0 – 10", "10 – 20", "> 20", "(null)"],
+            [1, 2, 2, 1, 1],
+        ),
+        # categorical: undeclared values are counted as (other), never named
+        (
+            pa.array(["a", "b", SECRET, None, "a"]),
+            {"categories": ["a", "b"]},
+            ["a", "b", "(other)", "(null)"],
+            [2, 1, 1, 1],
+        ),
+        # bool
+        (
+            pa.array([True, False, True, None]),
+            {"categories": [False, True]},
+            ["false", "true", "(other)", "(null)"],
+            [1, 2, 0, 1],
+        ),
+        # dates
+        (
+            pa.array([dt.date(2000, 5, 1), dt.date(2001, 1, 1), dt.date(1999, 1, 1)], pa.date32()),
+            {
+                "edges": [dt.date(2000, 1, 1), dt.date(2001, 1, 1), dt.date(2002, 1, 1)],
+                "labels": ["2000", "2001"],
+            },
+            ["< 2000", "2000", "2001", "> 2001", "(null)"],
+            [1, 1, 1, 0, 0],
+        ),
+        # timestamps, no labels: ISO edges
+        (
+            pa.array(
+                [dt.datetime(2024, 1, 1, 5, tzinfo=dt.UTC), None], pa.timestamp("us", tz="UTC")
+            ),
+            {
+                "edges": [
+                    dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+                    dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
+                ]
+            },
+            [
+                "< 2024-01-01 00:00+00:00",
+                "2024-01-01 00:00+00:00 – 2024-01-02 00:00+00:00",
+                "> 2024-01-02 00:00+00:00",
+                "(null)",
+            ],
+            [0, 1, 0, 1],
+        ),
+    ],
+)
 def test_histogram_counts(values, kwargs, bins, counts):
     h = r.histogram_counts(values, **kwargs)
     assert h == {"bins": bins, "counts": counts}
@@ -411,14 +518,17 @@ def test_histogram_counts_small_cell_suppression():
     assert h["counts"] == [0, 3, None, None, 0, 0]
 
 
-@pytest.mark.parametrize("values, kwargs", [
-    (pa.array(["a", "b"]), {"edges": [0, 1]}),                 # raw strings get no bins
-    (pa.array(["a", "b"]), {}),                                # neither
-    (pa.array([1, 2]), {"edges": [0, 1], "categories": ["a"]}),  # both
-    (pa.array([1, 2]), {"edges": [1, 1]}),                     # not increasing
-    (pa.array([1, 2]), {"categories": ["a"]}),                 # categories on numbers
-    (pa.array(["a"]), {"categories": ["a"], "labels": ["x", "y"]}),
-])
+@pytest.mark.parametrize(
+    "values, kwargs",
+    [
+        (pa.array(["a", "b"]), {"edges": [0, 1]}),  # raw strings get no bins
+        (pa.array(["a", "b"]), {}),  # neither
+        (pa.array([1, 2]), {"edges": [0, 1], "categories": ["a"]}),  # both
+        (pa.array([1, 2]), {"edges": [1, 1]}),  # not increasing
+        (pa.array([1, 2]), {"categories": ["a"]}),  # categories on numbers
+        (pa.array(["a"]), {"categories": ["a"], "labels": ["x", "y"]}),
+    ],
+)
 def test_histogram_counts_refuses(values, kwargs):
     with pytest.raises(ValueError):
         r.histogram_counts(values, **kwargs)
@@ -436,19 +546,46 @@ def test_column_plot_kinds():
     assert SECRET not in json.dumps(plots)
 
 
-@pytest.mark.parametrize("ctype, part, values, bins, after", [
-    ("date", "year", [dt.date(2020, 1, 15), dt.date(2020, 3, 2), dt.date(2021, 2, 1)],
-     ["2020", "2021"], [2, 1]),
-    ("date", "month", [dt.date(2020, 1, 15), dt.date(2020, 3, 2), dt.date(2021, 2, 1)],
-     ["2020-01", "2020-03", "2021-02"], [1, 1, 1]),
-    ("timestamp", "day", [dt.datetime(2024, 1, 1, 3, tzinfo=dt.UTC),
-                          dt.datetime(2024, 1, 1, 5, tzinfo=dt.UTC),
-                          dt.datetime(2024, 1, 2, 1, tzinfo=dt.UTC)],
-     ["2024-01-01", "2024-01-02"], [2, 1]),
-    ("timestamp", "hour", [dt.datetime(2024, 1, 1, 3, 30, tzinfo=dt.UTC),
-                           dt.datetime(2024, 1, 1, 3, 50, tzinfo=dt.UTC)],
-     ["2024-01-01 03:00"], [2]),
-])
+@pytest.mark.parametrize(
+    "ctype, part, values, bins, after",
+    [
+        (
+            "date",
+            "year",
+            [dt.date(2020, 1, 15), dt.date(2020, 3, 2), dt.date(2021, 2, 1)],
+            ["2020", "2021"],
+            [2, 1],
+        ),
+        (
+            "date",
+            "month",
+            [dt.date(2020, 1, 15), dt.date(2020, 3, 2), dt.date(2021, 2, 1)],
+            ["2020-01", "2020-03", "2021-02"],
+            [1, 1, 1],
+        ),
+        (
+            "timestamp",
+            "day",
+            [
+                dt.datetime(2024, 1, 1, 3, tzinfo=dt.UTC),
+                dt.datetime(2024, 1, 1, 5, tzinfo=dt.UTC),
+                dt.datetime(2024, 1, 2, 1, tzinfo=dt.UTC),
+            ],
+            ["2024-01-01", "2024-01-02"],
+            [2, 1],
+        ),
+        (
+            "timestamp",
+            "hour",
+            [
+                dt.datetime(2024, 1, 1, 3, 30, tzinfo=dt.UTC),
+                dt.datetime(2024, 1, 1, 3, 50, tzinfo=dt.UTC),
+            ],
+            ["2024-01-01 03:00"],
+            [2],
+        ),
+    ],
+)
 def test_column_plot_date_parts(ctype, part, values, bins, after):
     from schemas.model import ColumnSpec
     from transforms.actions import ARROW_TYPES, generalize
@@ -464,8 +601,10 @@ def test_ldp_int_bins_are_the_integers():
 
     spec = ColumnSpec("n", "int", "ldp", params={"epsilon": 1.0, "bounds": [0, 3]})
     h = r.histogram_counts(pa.array([-2, 0, 1, 1, 3, 9]), **r.plot_bins(spec, pa.array([0])))
-    assert h == {"bins": ["< 0", "0", "1", "2", "3", "> 3", "(null)"],
-                 "counts": [1, 1, 2, 0, 1, 1, 0]}
+    assert h == {
+        "bins": ["< 0", "0", "1", "2", "3", "> 3", "(null)"],
+        "counts": [1, 1, 2, 0, 1, 1, 0],
+    }
 
 
 def test_keep_prefix_labels_need_min_count():
@@ -477,13 +616,20 @@ def test_keep_prefix_labels_need_min_count():
 
 def test_render_report_rejects_ragged_plot(tmp_path):
     with pytest.raises(ValueError):
-        r.render_report(str(tmp_path), {"status": "passed", "failed": [], "checks": []}, {},
-                        {"c": {"bins": ["a", "b"], "before": [1], "after": [1, 2]}})
+        r.render_report(
+            str(tmp_path),
+            {"status": "passed", "failed": [], "checks": []},
+            {},
+            {"c": {"bins": ["a", "b"], "before": [1], "after": [1, 2]}},
+        )
     assert not os.path.exists(tmp_path / "report" / "index.html")
 
 
 def test_render_report_rejects_non_json_details(tmp_path):
-    val = {"status": "passed", "failed": [],
-           "checks": [{"name": "x", "passed": True, "details": {"v": object()}}]}
+    val = {
+        "status": "passed",
+        "failed": [],
+        "checks": [{"name": "x", "passed": True, "details": {"v": object()}}],
+    }
     with pytest.raises(TypeError):
         r.render_report(str(tmp_path), val, {}, {})

@@ -44,8 +44,15 @@ columns:
 def run_file(tmp_path, keyring, name, content: bytes, fmt="csv", extra_input=""):
     path = tmp_path / name
     path.write_bytes(content)
-    cfg = write_config(tmp_path, input_path=path, keyring=keyring, fmt=fmt, schema=SCHEMA,
-                       output=f"out_{name}", extra_input=extra_input)
+    cfg = write_config(
+        tmp_path,
+        input_path=path,
+        keyring=keyring,
+        fmt=fmt,
+        schema=SCHEMA,
+        output=f"out_{name}",
+        extra_input=extra_input,
+    )
     doc = run(cfg, show_progress=False)
     return doc["manifest"], doc["output_dir"]
 
@@ -62,30 +69,55 @@ _UNDECODABLE_OK = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExc
         # UTF-8 BOM before the header
         ("bom.csv", b"\xef\xbb\xbfid,name,score,n\na,Ann,1.5,3\n", "", 1, {}),
         # latin-1 input declared in the config
-        ("latin1.csv", "id,name,score,n\na,Zoë,1,2\n".encode("latin-1"),
-         "  csv: {encoding: latin-1}", 1, {}),
+        (
+            "latin1.csv",
+            "id,name,score,n\na,Zoë,1,2\n".encode("latin-1"),
+            "  csv: {encoding: latin-1}",
+            1,
+            {},
+        ),
         # one invalid UTF-8 cell: only its row is quarantined
-        ("badutf8.csv", b"id,name,score,n\na,\xff\xfeX,1,2\nb,Bo,2,3\n", "", 2,
-         {"encoding:name": 1}),
+        (
+            "badutf8.csv",
+            b"id,name,score,n\na,\xff\xfeX,1,2\nb,Bo,2,3\n",
+            "",
+            2,
+            {"encoding:name": 1},
+        ),
         # header only, and an empty file: zero rows, no error
         ("header.csv", b"id,name,score,n\n", "", 0, {}),
         ("empty.csv", b"", "", 0, {}),
         # ragged rows, NaN/inf, wrong types, missing required value
-        ("mixed.csv", b"id,name,score,n\na,A,nan,1\nb,B,inf,2\nc,C,1,x\n,D,1,1\ne,E\n"
-         b"f,F,1,1,extra\ng,G,,5\n", "", 7,
-         {"type:score": 2, "type:n": 1, "null:id": 1, "columns": 2}),
+        (
+            "mixed.csv",
+            b"id,name,score,n\na,A,nan,1\nb,B,inf,2\nc,C,1,x\n,D,1,1\ne,E\nf,F,1,1,extra\ng,G,,5\n",
+            "",
+            7,
+            {"type:score": 2, "type:n": 1, "null:id": 1, "columns": 2},
+        ),
         # a ragged row with invalid UTF-8: pyarrow cannot report it; the Python path does
-        ("raggedbad.csv", b"id,name,score,n\na,A,1,1\n\xff,x\nb,B\xfe,2,2\n", "", 3,
-         {"columns": 1, "encoding:name": 1}),
+        (
+            "raggedbad.csv",
+            b"id,name,score,n\na,A,1,1\n\xff,x\nb,B\xfe,2,2\n",
+            "",
+            3,
+            {"columns": 1, "encoding:name": 1},
+        ),
         # duplicate header name of an undeclared column: ignored like any undeclared column
         ("dupundeclared.csv", b"id,name,score,n,x,x\na,A,1,1,p,q\n", "", 1, {}),
         # a cell over input.max_cell_bytes
-        ("big.csv", b"id,name,score,n\na," + b"N" * 300 + b",1,1\nb,B,1,1\n",
-         "  max_cell_bytes: 100", 2, {"size:name": 1}),
+        (
+            "big.csv",
+            b"id,name,score,n\na," + b"N" * 300 + b",1,1\nb,B,1,1\n",
+            "  max_cell_bytes: 100",
+            2,
+            {"size:name": 1},
+        ),
     ],
 )
-def test_bad_csv_input_is_accounted_for(tmp_path, keyring_path, name, content, extra, rows,
-                                        by_reason):
+def test_bad_csv_input_is_accounted_for(
+    tmp_path, keyring_path, name, content, extra, rows, by_reason
+):
     body, out = run_file(tmp_path, keyring_path, name, content, extra_input=extra)
     rec = body["reconciliation"]
     assert rec["input_rows"] == rows
@@ -98,7 +130,7 @@ def test_bad_jsonl_lines_and_nested_values_are_quarantined(tmp_path, keyring_pat
     lines = [
         {"id": "a", "name": "Ann", "score": 1.5, "n": 3},
         {"id": "b", "name": {"first": "Bo"}, "score": 2, "n": 4},  # nested value
-        {"id": "c", "name": None, "score": "high", "n": 5},          # wrong type
+        {"id": "c", "name": None, "score": "high", "n": 5},  # wrong type
     ]
     content = "\n".join(json.dumps(x) for x in lines) + "\n{not json\n[1,2]\n"
     body, out = run_file(tmp_path, keyring_path, "in.jsonl", content.encode(), fmt="jsonl")
@@ -117,10 +149,16 @@ def test_duplicate_declared_header_is_a_schema_error(tmp_path, keyring_path):
 
 # --------------------------------------------------------------------------- property tests
 
-PROP_SCHEMA = parse_schema({"columns": {
-    "a": {"type": "string", "action": "keep", "nullable": True},
-    "b": {"type": "int", "action": "keep", "nullable": True},
-    "c": {"type": "timestamp", "action": "keep"}}})
+PROP_SCHEMA = parse_schema(
+    {
+        "columns": {
+            "a": {"type": "string", "action": "keep", "nullable": True},
+            "b": {"type": "int", "action": "keep", "nullable": True},
+            "c": {"type": "timestamp", "action": "keep"},
+        }
+    }
+)
+
 
 def _rows_accounted(items) -> int:
     """Rows a reader's items stand for after the contract check: kept + quarantined."""
@@ -154,17 +192,21 @@ def test_csv_reader_accounts_for_every_row_of_random_bytes(tmp_path_factory, bod
 
 
 _JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=5),
-    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=2), kids,
-                                                             max_size=3),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=5),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=2), kids, max_size=3)
+    ),
     max_leaves=5,
 )
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c", "z"]), _JSON_VALUES,
-                                     max_size=4), max_size=6),
-       garbage=st.lists(st.binary(max_size=8), max_size=2))
+@given(
+    rows=st.lists(
+        st.dictionaries(st.sampled_from(["a", "b", "c", "z"]), _JSON_VALUES, max_size=4), max_size=6
+    ),
+    garbage=st.lists(st.binary(max_size=8), max_size=2),
+)
 @example(rows=[], garbage=[b"\xbf"])  # pyarrow's JSON reader skipped this line silently
 def test_jsonl_reader_accounts_for_every_line(tmp_path_factory, rows, garbage):
     path = tmp_path_factory.mktemp("p") / "x.jsonl"
@@ -177,9 +219,11 @@ def test_jsonl_reader_accounts_for_every_line(tmp_path_factory, rows, garbage):
 
 _OPS = KeyedOps(b"t" * 32, b"s" * 64, b"d" * 32)
 _ACTION_SPECS = [
-    ("string", {"action": "keep"}), ("string", {"action": "redact"}),
+    ("string", {"action": "keep"}),
+    ("string", {"action": "redact"}),
     ("string", {"action": "mask", "keep_first": 2, "keep_last": 3}),
-    ("string", {"action": "tokenize"}), ("string", {"action": "encrypt", "domain": "d"}),
+    ("string", {"action": "tokenize"}),
+    ("string", {"action": "encrypt", "domain": "d"}),
     ("string", {"action": "generalize", "keep_prefix": 2}),
     ("int", {"action": "generalize", "bucket": 7}),
     ("float", {"action": "generalize", "bucket": 0.5}),
@@ -188,26 +232,40 @@ _ACTION_SPECS = [
 ]
 _VALUES = {
     "string": st.text(max_size=40),
-    "int": st.integers(-2**62, 2**62),
+    "int": st.integers(-(2**62), 2**62),
     "float": st.floats(-1e300, 1e300, allow_nan=False),
     "date": st.dates(),
     "timestamp": st.datetimes(),
 }
 
 
-@pytest.mark.parametrize("typ, opts", _ACTION_SPECS, ids=[o["action"] + "-" + t
-                                                           for t, o in _ACTION_SPECS])
+@pytest.mark.parametrize(
+    "typ, opts", _ACTION_SPECS, ids=[o["action"] + "-" + t for t, o in _ACTION_SPECS]
+)
 def test_every_action_handles_arbitrary_values(typ, opts):
-    spec = parse_schema({"record_key": "k", "columns": {
-        "k": {"type": "string", "action": "keep"},
-        "c": dict(type=typ, nullable=True, **opts)}}).column("c")
+    spec = parse_schema(
+        {
+            "record_key": "k",
+            "columns": {
+                "k": {"type": "string", "action": "keep"},
+                "c": dict(type=typ, nullable=True, **opts),
+            },
+        }
+    ).column("c")
 
     @settings(max_examples=60, deadline=None)
     @given(values=st.lists(st.none() | _VALUES[typ], max_size=30))
     def check(values):
-        arr = pa.array(values, {"string": pa.string(), "int": pa.int64(),
-                                "float": pa.float64(), "date": pa.date32(),
-                                "timestamp": pa.timestamp("us")}[typ])
+        arr = pa.array(
+            values,
+            {
+                "string": pa.string(),
+                "int": pa.int64(),
+                "float": pa.float64(),
+                "date": pa.date32(),
+                "timestamp": pa.timestamp("us"),
+            }[typ],
+        )
         if typ == "timestamp":
             arr = arr.cast(pa.timestamp("us", tz="UTC"))
         keys = pa.array([f"k{i % 5}" for i in range(len(values))])
@@ -256,19 +314,25 @@ def _side_workers() -> set[int]:
 
 def test_sigkill_mid_run_leaves_target_untouched_and_rerun_succeeds(tmp_path, keyring_path):
     path, schema = _big_input(tmp_path)
-    cfg = write_config(tmp_path, input_path=path, keyring=keyring_path, fmt="parquet",
-                       schema=schema)
+    cfg = write_config(
+        tmp_path, input_path=path, keyring=keyring_path, fmt="parquet", schema=schema
+    )
     target = tmp_path / "out"
     before = None
     workers_before = _side_workers()
     for attempt in ("absent", "existing"):
-        proc = subprocess.Popen([sys.executable, "-m", "privgate.cli", "run", cfg],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "privgate.cli", "run", cfg],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 60
         # wait until the run is writing into its staging directory, then kill it hard
         while time.time() < deadline and not any(
-                ".privgate-tmp-" in n and os.path.isdir(tmp_path / n / "data")
-                for n in os.listdir(tmp_path)):
+            ".privgate-tmp-" in n and os.path.isdir(tmp_path / n / "data")
+            for n in os.listdir(tmp_path)
+        ):
             time.sleep(0.05)
         time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
@@ -290,8 +354,9 @@ def test_sigkill_mid_run_leaves_target_untouched_and_rerun_succeeds(tmp_path, ke
         assert not [n for n in os.listdir(tmp_path) if ".privgate-" in n]
 
 
-def test_disk_full_during_write_is_a_clear_error_and_leaves_nothing(tmp_path, keyring_path,
-                                                                     demo_csv, monkeypatch):
+def test_disk_full_during_write_is_a_clear_error_and_leaves_nothing(
+    tmp_path, keyring_path, demo_csv, monkeypatch
+):
     import pyarrow.parquet as pq
 
     def full(self, *a, **k):
@@ -307,8 +372,7 @@ def test_disk_full_during_write_is_a_clear_error_and_leaves_nothing(tmp_path, ke
 
 
 def test_cli_reports_os_errors_without_data(tmp_path, keyring_path, demo_csv):
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path,
-                       output="blocked/out")
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, output="blocked/out")
     (tmp_path / "blocked").write_text("a file where the output's parent directory should be")
     r = cli("run", cfg)
     assert r.returncode == 1

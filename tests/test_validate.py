@@ -20,17 +20,21 @@ SECRET = "ZZ-SECRET-7c1e-VALUE"
 
 # 10 records. Classes over (age, zip): (30,941) x3, (40,100) x2, (null,null) x2, (50,200) x1,
 # (30,null) x1, (40,941) x1 -> sizes 3,2,2,1,1,1.
-QI_TABLE = pa.table({
-    "age": pa.array([30, 30, 30, 40, 40, None, None, 50, 30, 40], pa.int64()),
-    "zip": ["941", "941", "941", "100", "100", None, None, "200", None, "941"],
-    "dx": ["flu", "cold", "flu", "flu", "flu", "cold", None, "flu", "cold", "flu"],
-})
+QI_TABLE = pa.table(
+    {
+        "age": pa.array([30, 30, 30, 40, 40, None, None, 50, 30, 40], pa.int64()),
+        "zip": ["941", "941", "941", "100", "100", None, None, "200", None, "941"],
+        "dx": ["flu", "cold", "flu", "flu", "flu", "cold", None, "flu", "cold", "flu"],
+    }
+)
 
 
 def _schema(extra: str = "") -> object:
     import yaml
 
-    return parse_schema(yaml.safe_load(textwrap.dedent("""\
+    return parse_schema(
+        yaml.safe_load(
+            textwrap.dedent("""\
         record_key: id
         columns:
           id:     {type: string, action: tokenize}
@@ -43,20 +47,26 @@ def _schema(extra: str = "") -> object:
           smoker: {type: bool, action: ldp, epsilon: 0.5}
           born:   {type: date, action: generalize, date_part: year}
           seen:   {type: timestamp, action: date_shift, max_days: 3}
-        """) + extra), "s.yaml")
+        """)
+            + extra
+        ),
+        "s.yaml",
+    )
 
 
 # --------------------------------------------------------------------------- k / l
 
 
-@pytest.mark.parametrize("k, min_size, classes_below, records_below, passed", [
-    (1, 1, 0, 0, True),   # every class has at least one record
-    (2, 1, 3, 3, False),  # the three singletons
-    (3, 1, 5, 7, False),  # singletons + the two pairs (null,null) and (40,100)
-    (4, 1, 6, 10, False),  # every class
-])
-def test_k_anonymity_exact_on_hand_built_table(k, min_size, classes_below, records_below,
-                                               passed):
+@pytest.mark.parametrize(
+    "k, min_size, classes_below, records_below, passed",
+    [
+        (1, 1, 0, 0, True),  # every class has at least one record
+        (2, 1, 3, 3, False),  # the three singletons
+        (3, 1, 5, 7, False),  # singletons + the two pairs (null,null) and (40,100)
+        (4, 1, 6, 10, False),  # every class
+    ],
+)
+def test_k_anonymity_exact_on_hand_built_table(k, min_size, classes_below, records_below, passed):
     r = v.k_anonymity(QI_TABLE, ["age", "zip"], k)
     assert r["records"] == 10
     assert r["classes"] == 6
@@ -94,20 +104,27 @@ def test_k_anonymity_empty_table_is_vacuously_anonymous():
 @pytest.mark.parametrize("cut", [1, 4, 7])
 def test_merged_partial_counts_equal_whole_table(cut):
     cols = ["age", "zip", "dx"]
-    parts = [v.class_counts(QI_TABLE.slice(0, cut), cols),
-             v.class_counts(QI_TABLE.slice(cut), cols)]
+    parts = [
+        v.class_counts(QI_TABLE.slice(0, cut), cols),
+        v.class_counts(QI_TABLE.slice(cut), cols),
+    ]
     merged = v.merge_class_counts(parts, cols)
-    assert v.k_anonymity_from_counts(merged, ["age", "zip"], 2) == \
-        v.k_anonymity(QI_TABLE, ["age", "zip"], 2)
-    assert v.l_diversity_from_counts(merged, ["age", "zip"], "dx", 2) == \
-        v.l_diversity(QI_TABLE, ["age", "zip"], "dx", 2)
+    assert v.k_anonymity_from_counts(merged, ["age", "zip"], 2) == v.k_anonymity(
+        QI_TABLE, ["age", "zip"], 2
+    )
+    assert v.l_diversity_from_counts(merged, ["age", "zip"], "dx", 2) == v.l_diversity(
+        QI_TABLE, ["age", "zip"], "dx", 2
+    )
 
 
 def test_merged_partial_counts_equal_whole_table_random_batches():
     rng = np.random.default_rng(3)
     t = pa.table({"a": rng.integers(0, 20, 5000), "b": rng.choice(["x", "y", "z"], 5000)})
-    parts = [v.class_counts(b, ["a", "b"]) for b in t.to_batches(max_chunksize=700)
-             for b in [pa.Table.from_batches([b])]]
+    parts = [
+        v.class_counts(b, ["a", "b"])
+        for b in t.to_batches(max_chunksize=700)
+        for b in [pa.Table.from_batches([b])]
+    ]
     assert len(parts) > 5
     merged = v.merge_class_counts(parts, ["a", "b"])
     assert v.k_anonymity_from_counts(merged, ["a", "b"], 200) == v.k_anonymity(t, ["a", "b"], 200)
@@ -116,18 +133,22 @@ def test_merged_partial_counts_equal_whole_table_random_batches():
 def test_l_diversity_from_counts_grouped_by_more_columns():
     # partial counts over (age, zip, dx): l-diversity over age alone must re-aggregate first
     counts = v.class_counts(QI_TABLE, ["age", "zip", "dx"])
-    assert v.l_diversity_from_counts(counts, ["age"], "dx", 2) == \
-        v.l_diversity(QI_TABLE, ["age"], "dx", 2)
+    assert v.l_diversity_from_counts(counts, ["age"], "dx", 2) == v.l_diversity(
+        QI_TABLE, ["age"], "dx", 2
+    )
     assert v.l_diversity(QI_TABLE, ["age"], "dx", 2)["min_l"] == 1  # age 50: {flu}
 
 
-@pytest.mark.parametrize("l, min_l, classes_below, records_below, passed", [
-    (1, 1, 0, 0, True),
-    # distinct dx per class: (30,941) {flu,cold}=2, (40,100) {flu}=1, (null,null) {cold,null}=2,
-    # (50,200) 1, (30,null) 1, (40,941) 1
-    (2, 1, 4, 5, False),
-    (3, 1, 6, 10, False),
-])
+@pytest.mark.parametrize(
+    "l, min_l, classes_below, records_below, passed",
+    [
+        (1, 1, 0, 0, True),
+        # distinct dx per class: (30,941) {flu,cold}=2, (40,100) {flu}=1, (null,null) {cold,null}=2,
+        # (50,200) 1, (30,null) 1, (40,941) 1
+        (2, 1, 4, 5, False),
+        (3, 1, 6, 10, False),
+    ],
+)
 def test_l_diversity_exact(l, min_l, classes_below, records_below, passed):  # noqa: E741
     r = v.l_diversity(QI_TABLE, ["age", "zip"], "dx", l)
     assert r["classes"] == 6
@@ -137,14 +158,17 @@ def test_l_diversity_exact(l, min_l, classes_below, records_below, passed):  # n
     assert r["passed"] is passed
 
 
-@pytest.mark.parametrize("call, exc", [
-    (lambda: v.k_anonymity(QI_TABLE, ["nope"], 2), DataError),   # unknown column
-    (lambda: v.k_anonymity(QI_TABLE, [], 2), ValueError),        # no quasi-identifier
-    (lambda: v.k_anonymity(QI_TABLE, ["age", "age"], 2), ValueError),
-    (lambda: v.k_anonymity(QI_TABLE, ["age"], 0), ValueError),   # k < 1
-    (lambda: v.k_anonymity(QI_TABLE, ["age"], True), ValueError),
-    (lambda: v.l_diversity(QI_TABLE, ["age", "dx"], "dx", 2), ValueError),
-])
+@pytest.mark.parametrize(
+    "call, exc",
+    [
+        (lambda: v.k_anonymity(QI_TABLE, ["nope"], 2), DataError),  # unknown column
+        (lambda: v.k_anonymity(QI_TABLE, [], 2), ValueError),  # no quasi-identifier
+        (lambda: v.k_anonymity(QI_TABLE, ["age", "age"], 2), ValueError),
+        (lambda: v.k_anonymity(QI_TABLE, ["age"], 0), ValueError),  # k < 1
+        (lambda: v.k_anonymity(QI_TABLE, ["age"], True), ValueError),
+        (lambda: v.l_diversity(QI_TABLE, ["age", "dx"], "dx", 2), ValueError),
+    ],
+)
 def test_k_l_bad_arguments(call, exc):
     with pytest.raises(exc):
         call()
@@ -155,8 +179,9 @@ def test_k_anonymity_1e5_rows_is_fast():
 
     rng = np.random.default_rng(0)
     n = 100_000
-    t = pa.table({"a": rng.integers(0, 80, n), "b": rng.choice(["x", "y"], n),
-                  "c": rng.integers(0, 300, n)})
+    t = pa.table(
+        {"a": rng.integers(0, 80, n), "b": rng.choice(["x", "y"], n), "c": rng.integers(0, 300, n)}
+    )
     start = time.perf_counter()
     r = v.k_anonymity(t, ["a", "b", "c"], 5)
     assert time.perf_counter() - start < 1.0
@@ -167,8 +192,11 @@ def test_k_anonymity_1e5_rows_is_fast():
 
 
 def test_gate_verdict_collects_failed_names_in_order():
-    checks = [v.reconciliation_check(10, 8, 2), v.reconciliation_check(10, 8, 1) | {"name": "x"},
-              v.k_anonymity_check(v.k_anonymity(QI_TABLE, ["age", "zip"], 2))]
+    checks = [
+        v.reconciliation_check(10, 8, 2),
+        v.reconciliation_check(10, 8, 1) | {"name": "x"},
+        v.k_anonymity_check(v.k_anonymity(QI_TABLE, ["age", "zip"], 2)),
+    ]
     verdict = v.gate_verdict(checks)
     assert verdict["status"] == "failed"
     assert verdict["failed"] == ["x", "k_anonymity"]
@@ -176,19 +204,23 @@ def test_gate_verdict_collects_failed_names_in_order():
     assert v.gate_verdict(checks[:1])["status"] == "passed"
 
 
-@pytest.mark.parametrize("checks", [
-    [],  # nothing checked must not pass
-    [{"name": "a", "passed": True}, {"name": "a", "passed": True}],  # duplicate
-    [{"name": "a", "passed": "yes"}],  # not a bool
-    [{"passed": True}],  # no name
-])
+@pytest.mark.parametrize(
+    "checks",
+    [
+        [],  # nothing checked must not pass
+        [{"name": "a", "passed": True}, {"name": "a", "passed": True}],  # duplicate
+        [{"name": "a", "passed": "yes"}],  # not a bool
+        [{"passed": True}],  # no name
+    ],
+)
 def test_gate_verdict_refuses_bad_input(checks):
     with pytest.raises(ValueError):
         v.gate_verdict(checks)
 
 
-@pytest.mark.parametrize("inp, out, q, passed", [
-    (10, 7, 3, True), (10, 7, 2, False), (0, 0, 0, True), (5, 6, 0, False)])
+@pytest.mark.parametrize(
+    "inp, out, q, passed", [(10, 7, 3, True), (10, 7, 2, False), (0, 0, 0, True), (5, 6, 0, False)]
+)
 def test_reconciliation_check(inp, out, q, passed):
     c = v.reconciliation_check(inp, out, q)
     assert c["passed"] is passed
@@ -196,9 +228,13 @@ def test_reconciliation_check(inp, out, q, passed):
 
 
 def test_residual_pii_check_rate_and_tables():
-    c = v.residual_pii_check({
-        "notes": {"sampled": 100, "flagged": 2, "entities": {"PERSON": 2, "EMAIL_ADDRESS": 1}},
-        "plan": {"sampled": 100, "flagged": 0, "entities": {}}}, 0.005)
+    c = v.residual_pii_check(
+        {
+            "notes": {"sampled": 100, "flagged": 2, "entities": {"PERSON": 2, "EMAIL_ADDRESS": 1}},
+            "plan": {"sampled": 100, "flagged": 0, "entities": {}},
+        },
+        0.005,
+    )
     d = c["details"]
     assert d["rate"] == pytest.approx(0.01)
     assert c["passed"] is False
@@ -211,10 +247,19 @@ def test_residual_pii_check_rate_and_tables():
 
 def test_output_columns_check():
     s = _schema()
-    good = pa.schema([("id", pa.string()), ("age", pa.int64()), ("zip", pa.string()),
-                      ("dx", pa.string()), ("income", pa.float64()), ("gender", pa.string()),
-                      ("smoker", pa.bool_()), ("born", pa.date32()),
-                      ("seen", pa.timestamp("us", tz="UTC"))])
+    good = pa.schema(
+        [
+            ("id", pa.string()),
+            ("age", pa.int64()),
+            ("zip", pa.string()),
+            ("dx", pa.string()),
+            ("income", pa.float64()),
+            ("gender", pa.string()),
+            ("smoker", pa.bool_()),
+            ("born", pa.date32()),
+            ("seen", pa.timestamp("us", tz="UTC")),
+        ]
+    )
     assert v.output_columns_check(good, s)["passed"] is True
     bad = good.remove(0).append(pa.field("name", pa.string()))
     bad = bad.set(bad.get_field_index("age"), pa.field("age", pa.string()))
@@ -227,10 +272,16 @@ def _ldp_output(n=200, seed=0):
 
     rng = np.random.default_rng(seed)
     src = SecureRandomSource()
-    income, _ = apply_ldp(pa.array(rng.uniform(0, 1000, n)), type="float", epsilon=1.0,
-                          bounds=[0, 1000], source=src)
-    gender, _ = apply_ldp(pa.array(rng.choice(["f", "m"], n)), type="string", epsilon=1.0,
-                          categories=["f", "m"], source=src)
+    income, _ = apply_ldp(
+        pa.array(rng.uniform(0, 1000, n)), type="float", epsilon=1.0, bounds=[0, 1000], source=src
+    )
+    gender, _ = apply_ldp(
+        pa.array(rng.choice(["f", "m"], n)),
+        type="string",
+        epsilon=1.0,
+        categories=["f", "m"],
+        source=src,
+    )
     smoker, _ = apply_ldp(pa.array(rng.random(n) < 0.2), type="bool", epsilon=0.5, source=src)
     return pa.table({"income": income, "gender": gender, "smoker": smoker})
 
@@ -243,10 +294,13 @@ def test_ldp_domain_check_passes_real_mechanism_output():
     assert all(e["checked"] == 200 and e["outside"] == 0 for e in cols.values())
 
 
-@pytest.mark.parametrize("column, values, outside", [
-    ("income", pa.array([1.2345678, 10.0, None], pa.float64()), None),  # off the grid
-    ("gender", pa.array(["f", "x", "m"]), 1),                          # undeclared category
-])
+@pytest.mark.parametrize(
+    "column, values, outside",
+    [
+        ("income", pa.array([1.2345678, 10.0, None], pa.float64()), None),  # off the grid
+        ("gender", pa.array(["f", "x", "m"]), 1),  # undeclared category
+    ],
+)
 def test_ldp_domain_check_catches_values_outside(column, values, outside):
     t = _ldp_output(3)
     t = t.set_column(t.schema.get_field_index(column), column, values)
@@ -270,8 +324,10 @@ def test_ldp_domain_check_metadata_mismatch_and_missing_column():
 
 def test_ldp_domain_counts_merge():
     t = _ldp_output(100)
-    parts = [v.ldp_domain_counts(t.slice(0, 40), _schema()),
-             v.ldp_domain_counts(t.slice(40), _schema())]
+    parts = [
+        v.ldp_domain_counts(t.slice(0, 40), _schema()),
+        v.ldp_domain_counts(t.slice(40), _schema()),
+    ]
     assert v.merge_ldp_domain_counts(parts) == v.ldp_domain_counts(t, _schema())
 
 
@@ -283,11 +339,16 @@ def test_parse_gates_full(tmp_path):
     (tmp_path / "exp" / "out.json").write_text("{}")
     (tmp_path / "exp" / "in.json").write_text("{}")
     src = str(tmp_path / "conf" / "run.yaml")
-    g = v.parse_gates({"residual_pii_max": 0, "k_anonymity": {"quasi_identifiers": ["age", "zip"],
-                                                             "k": 5},
-                       "l_diversity": {"sensitive": "dx", "l": 2},
-                       "expectations": "../exp/out.json",
-                       "input_expectations": str(tmp_path / "exp" / "in.json")}, src)
+    g = v.parse_gates(
+        {
+            "residual_pii_max": 0,
+            "k_anonymity": {"quasi_identifiers": ["age", "zip"], "k": 5},
+            "l_diversity": {"sensitive": "dx", "l": 2},
+            "expectations": "../exp/out.json",
+            "input_expectations": str(tmp_path / "exp" / "in.json"),
+        },
+        src,
+    )
     assert g.residual_pii_max == 0.0
     assert g.k_anonymity == v.KAnonymitySpec(("age", "zip"), 5)
     assert g.l_diversity == v.LDiversitySpec("dx", 2)
@@ -298,33 +359,51 @@ def test_parse_gates_full(tmp_path):
         g.residual_pii_max = 1.0  # frozen
 
 
-@pytest.mark.parametrize("data, key_path", [
-    ({"bogus": 1}, "gates.bogus"),
-    ({"residual_pii_max": 1.5}, "gates.residual_pii_max"),
-    ({"residual_pii_max": -0.1}, "gates.residual_pii_max"),
-    ({"residual_pii_max": True}, "gates.residual_pii_max"),
-    ({"residual_pii_max": "0"}, "gates.residual_pii_max"),
-    ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 1}}, "gates.k_anonymity.k"),
-    ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 2.5}}, "gates.k_anonymity.k"),
-    ({"k_anonymity": {"quasi_identifiers": ["a"]}}, "gates.k_anonymity.k"),
-    ({"k_anonymity": {"quasi_identifiers": [], "k": 5}}, "gates.k_anonymity.quasi_identifiers"),
-    ({"k_anonymity": {"quasi_identifiers": "a", "k": 5}}, "gates.k_anonymity.quasi_identifiers"),
-    ({"k_anonymity": {"quasi_identifiers": ["a", "a"], "k": 5}},
-     "gates.k_anonymity.quasi_identifiers"),
-    ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 5, "x": 1}}, "gates.k_anonymity.x"),
-    ({"k_anonymity": [1]}, "gates.k_anonymity"),
-    ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 5}, "l_diversity": {"sensitive": "b",
-                                                                          "l": 1}},
-     "gates.l_diversity.l"),
-    ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 5}, "l_diversity": {"l": 2}},
-     "gates.l_diversity.sensitive"),
-    ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 5}, "l_diversity": {"sensitive": "a",
-                                                                          "l": 2}},
-     "gates.l_diversity.sensitive"),
-    ({"l_diversity": {"sensitive": "b", "l": 2}}, "gates.l_diversity"),
-    ({"expectations": "missing.json"}, "gates.expectations"),
-    ({"input_expectations": ""}, "gates.input_expectations"),
-])
+@pytest.mark.parametrize(
+    "data, key_path",
+    [
+        ({"bogus": 1}, "gates.bogus"),
+        ({"residual_pii_max": 1.5}, "gates.residual_pii_max"),
+        ({"residual_pii_max": -0.1}, "gates.residual_pii_max"),
+        ({"residual_pii_max": True}, "gates.residual_pii_max"),
+        ({"residual_pii_max": "0"}, "gates.residual_pii_max"),
+        ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 1}}, "gates.k_anonymity.k"),
+        ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 2.5}}, "gates.k_anonymity.k"),
+        ({"k_anonymity": {"quasi_identifiers": ["a"]}}, "gates.k_anonymity.k"),
+        ({"k_anonymity": {"quasi_identifiers": [], "k": 5}}, "gates.k_anonymity.quasi_identifiers"),
+        (
+            {"k_anonymity": {"quasi_identifiers": "a", "k": 5}},
+            "gates.k_anonymity.quasi_identifiers",
+        ),
+        (
+            {"k_anonymity": {"quasi_identifiers": ["a", "a"], "k": 5}},
+            "gates.k_anonymity.quasi_identifiers",
+        ),
+        ({"k_anonymity": {"quasi_identifiers": ["a"], "k": 5, "x": 1}}, "gates.k_anonymity.x"),
+        ({"k_anonymity": [1]}, "gates.k_anonymity"),
+        (
+            {
+                "k_anonymity": {"quasi_identifiers": ["a"], "k": 5},
+                "l_diversity": {"sensitive": "b", "l": 1},
+            },
+            "gates.l_diversity.l",
+        ),
+        (
+            {"k_anonymity": {"quasi_identifiers": ["a"], "k": 5}, "l_diversity": {"l": 2}},
+            "gates.l_diversity.sensitive",
+        ),
+        (
+            {
+                "k_anonymity": {"quasi_identifiers": ["a"], "k": 5},
+                "l_diversity": {"sensitive": "a", "l": 2},
+            },
+            "gates.l_diversity.sensitive",
+        ),
+        ({"l_diversity": {"sensitive": "b", "l": 2}}, "gates.l_diversity"),
+        ({"expectations": "missing.json"}, "gates.expectations"),
+        ({"input_expectations": ""}, "gates.input_expectations"),
+    ],
+)
 def test_parse_gates_errors_name_the_key(data, key_path, tmp_path):
     src = str(tmp_path / "run.yaml")
     with pytest.raises(ConfigError) as e:
@@ -339,14 +418,29 @@ def test_parse_gates_not_a_mapping():
     assert e.value.key_path == "gates"
 
 
-@pytest.mark.parametrize("gates, key_path, word", [
-    ({"k_anonymity": {"quasi_identifiers": ["age", "name"], "k": 5}},
-     "gates.k_anonymity.quasi_identifiers", "dropped"),
-    ({"k_anonymity": {"quasi_identifiers": ["age", "nope"], "k": 5}},
-     "gates.k_anonymity.quasi_identifiers", "not a column"),
-    ({"k_anonymity": {"quasi_identifiers": ["age"], "k": 5},
-      "l_diversity": {"sensitive": "name", "l": 2}}, "gates.l_diversity.sensitive", "dropped"),
-])
+@pytest.mark.parametrize(
+    "gates, key_path, word",
+    [
+        (
+            {"k_anonymity": {"quasi_identifiers": ["age", "name"], "k": 5}},
+            "gates.k_anonymity.quasi_identifiers",
+            "dropped",
+        ),
+        (
+            {"k_anonymity": {"quasi_identifiers": ["age", "nope"], "k": 5}},
+            "gates.k_anonymity.quasi_identifiers",
+            "not a column",
+        ),
+        (
+            {
+                "k_anonymity": {"quasi_identifiers": ["age"], "k": 5},
+                "l_diversity": {"sensitive": "name", "l": 2},
+            },
+            "gates.l_diversity.sensitive",
+            "dropped",
+        ),
+    ],
+)
 def test_validate_against_schema(gates, key_path, word):
     g = v.parse_gates(gates, "c.yaml")
     with pytest.raises(ConfigError) as e:
@@ -355,8 +449,13 @@ def test_validate_against_schema(gates, key_path, word):
 
 
 def test_validate_against_schema_accepts_output_columns():
-    g = v.parse_gates({"k_anonymity": {"quasi_identifiers": ["age", "zip", "gender"], "k": 5},
-                       "l_diversity": {"sensitive": "dx", "l": 2}}, "c.yaml")
+    g = v.parse_gates(
+        {
+            "k_anonymity": {"quasi_identifiers": ["age", "zip", "gender"], "k": 5},
+            "l_diversity": {"sensitive": "dx", "l": 2},
+        },
+        "c.yaml",
+    )
     v.validate_against_schema(g, _schema(), "c.yaml")
 
 
@@ -372,19 +471,22 @@ def gx_suite():
 def _typed_input(n=6):
     import datetime as dt
 
-    return pa.table({
-        "id": [f"c{i}" for i in range(n)],
-        "name": [SECRET] * n,
-        "age": pa.array([30 + i for i in range(n)], pa.int64()),
-        "zip": ["94110"] * n,
-        "dx": [None] + ["flu"] * (n - 1),
-        "income": [100.0 * i for i in range(n)],
-        "gender": ["f", "m"] * (n // 2),
-        "smoker": [True, False] * (n // 2),
-        "born": pa.array([dt.date(1990, 1, 1)] * n, pa.date32()),
-        "seen": pa.array([dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)] * n,
-                         pa.timestamp("us", tz="UTC")),
-    })
+    return pa.table(
+        {
+            "id": [f"c{i}" for i in range(n)],
+            "name": [SECRET] * n,
+            "age": pa.array([30 + i for i in range(n)], pa.int64()),
+            "zip": ["94110"] * n,
+            "dx": [None] + ["flu"] * (n - 1),
+            "income": [100.0 * i for i in range(n)],
+            "gender": ["f", "m"] * (n // 2),
+            "smoker": [True, False] * (n // 2),
+            "born": pa.array([dt.date(1990, 1, 1)] * n, pa.date32()),
+            "seen": pa.array(
+                [dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)] * n, pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
 
 
 def test_input_expectations_cover_the_schema(gx_suite):
@@ -405,21 +507,37 @@ def test_run_suite_passes_clean_typed_input(gx_suite):
     json.dumps(r)
 
 
-@pytest.mark.parametrize("column, values, expectation, critical", [
-    # a non-nullable column with a null and the secret elsewhere in the frame
-    ("age", pa.array([None, 1, 2, 3, 4, 5], pa.int64()), "expect_column_values_to_not_be_null",
-     False),
-    # an ldp category outside the declared list: the failing value is the secret itself
-    ("gender", pa.array([SECRET, "m", "f", "m", "f", "m"]), "expect_column_values_to_be_in_set",
-     False),
-    # bounds
-    ("income", pa.array([1e9, 1.0, 2.0, 3.0, 4.0, 5.0]), "expect_column_values_to_be_between",
-     False),
-    # wrong type
-    ("age", pa.array([SECRET] * 6), "expect_column_values_to_be_in_type_list", True),
-])
-def test_run_suite_failures_carry_no_value(gx_suite, column, values, expectation, critical,
-                                          caplog, capfd):
+@pytest.mark.parametrize(
+    "column, values, expectation, critical",
+    [
+        # a non-nullable column with a null and the secret elsewhere in the frame
+        (
+            "age",
+            pa.array([None, 1, 2, 3, 4, 5], pa.int64()),
+            "expect_column_values_to_not_be_null",
+            False,
+        ),
+        # an ldp category outside the declared list: the failing value is the secret itself
+        (
+            "gender",
+            pa.array([SECRET, "m", "f", "m", "f", "m"]),
+            "expect_column_values_to_be_in_set",
+            False,
+        ),
+        # bounds
+        (
+            "income",
+            pa.array([1e9, 1.0, 2.0, 3.0, 4.0, 5.0]),
+            "expect_column_values_to_be_between",
+            False,
+        ),
+        # wrong type
+        ("age", pa.array([SECRET] * 6), "expect_column_values_to_be_in_type_list", True),
+    ],
+)
+def test_run_suite_failures_carry_no_value(
+    gx_suite, column, values, expectation, critical, caplog, capfd
+):
     caplog.set_level(logging.DEBUG)
     t = _typed_input()
     t = t.set_column(t.schema.get_field_index(column), column, values)
@@ -440,14 +558,17 @@ def test_run_suite_drops_data_derived_observed_values(tmp_path):
     import great_expectations.expectations as gxe
     from great_expectations import ExpectationSuite
 
-    suite = ExpectationSuite(name="user", expectations=[
-        gxe.ExpectColumnMaxToBeBetween(column="income", max_value=10),
-        gxe.ExpectColumnMostCommonValueToBeInSet(column="name", value_set=["a"]),
-        gxe.ExpectColumnDistinctValuesToBeInSet(column="name", value_set=["a"]),
-        gxe.ExpectTableRowCountToBeBetween(min_value=1, max_value=100),
-        gxe.ExpectColumnValuesToMatchRegex(column="name", regex="^a$"),
-        gxe.ExpectColumnValuesToBeUnique(column="name"),
-    ])
+    suite = ExpectationSuite(
+        name="user",
+        expectations=[
+            gxe.ExpectColumnMaxToBeBetween(column="income", max_value=10),
+            gxe.ExpectColumnMostCommonValueToBeInSet(column="name", value_set=["a"]),
+            gxe.ExpectColumnDistinctValuesToBeInSet(column="name", value_set=["a"]),
+            gxe.ExpectTableRowCountToBeBetween(min_value=1, max_value=100),
+            gxe.ExpectColumnValuesToMatchRegex(column="name", regex="^a$"),
+            gxe.ExpectColumnValuesToBeUnique(column="name"),
+        ],
+    )
     t = _typed_input().set_column(5, "income", pa.array([0.0, 0, 0, 0, 0, 987654.25]))
     r = v.run_suite(t, suite, "output_expectations")
     text = json.dumps(r)
@@ -469,10 +590,17 @@ def test_run_suite_missing_column_is_a_failure_not_a_crash(gx_suite):
 def test_merge_suite_results_over_batches(gx_suite):
     t = _typed_input(6).set_column(2, "age", pa.array([None, 1, None, 3, 4, 5], pa.int64()))
     whole = v.run_suite(t, gx_suite, "input_contract")
-    merged = v.merge_suite_results([v.run_suite(t.slice(0, 2), gx_suite, "input_contract"),
-                                    v.run_suite(t.slice(2), gx_suite, "input_contract")])
-    key = [i for i, e in enumerate(whole["expectations"])
-           if e["type"] == "expect_column_values_to_not_be_null" and e["column"] == "age"][0]
+    merged = v.merge_suite_results(
+        [
+            v.run_suite(t.slice(0, 2), gx_suite, "input_contract"),
+            v.run_suite(t.slice(2), gx_suite, "input_contract"),
+        ]
+    )
+    key = [
+        i
+        for i, e in enumerate(whole["expectations"])
+        if e["type"] == "expect_column_values_to_not_be_null" and e["column"] == "age"
+    ][0]
     assert merged["expectations"][key]["unexpected_count"] == 2
     assert merged["expectations"][key]["element_count"] == 6
     assert merged["expectations"][key]["success"] is False
@@ -493,12 +621,28 @@ def test_run_suite_gx_crash_message_has_no_value(gx_suite, monkeypatch):
 
 def test_load_suite_roundtrip_and_errors(tmp_path, gx_suite):
     p = tmp_path / "suite.json"
-    p.write_text(json.dumps({"name": "user_out", "expectations": [
-        {"type": "expect_column_values_to_be_in_set",
-         "kwargs": {"column": "gender", "value_set": ["f", "m"],
-                    "result_format": "COMPLETE"}},
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1},
-         "severity": "warning"}]}))
+    p.write_text(
+        json.dumps(
+            {
+                "name": "user_out",
+                "expectations": [
+                    {
+                        "type": "expect_column_values_to_be_in_set",
+                        "kwargs": {
+                            "column": "gender",
+                            "value_set": ["f", "m"],
+                            "result_format": "COMPLETE",
+                        },
+                    },
+                    {
+                        "type": "expect_table_row_count_to_be_between",
+                        "kwargs": {"min_value": 1},
+                        "severity": "warning",
+                    },
+                ],
+            }
+        )
+    )
     suite = v.load_suite(str(p))
     assert suite.name == "user_out" and len(suite.expectations) == 2
     t = _typed_input().set_column(6, "gender", pa.array([SECRET] * 6))
@@ -508,17 +652,40 @@ def test_load_suite_roundtrip_and_errors(tmp_path, gx_suite):
     cases = [
         ("[1]", ""),
         ("{nope", ""),
-        (json.dumps({"expectations": [{"type": "expect_nope", "kwargs": {}}]}),
-         "expectations[0].type"),
-        (json.dumps({"expectations": [{"type": "expect_column_values_to_be_between",
-                                       "kwargs": {"column": "a", "min_value": "x"}}]}),
-         "expectations[0].kwargs"),
+        (
+            json.dumps({"expectations": [{"type": "expect_nope", "kwargs": {}}]}),
+            "expectations[0].type",
+        ),
+        (
+            json.dumps(
+                {
+                    "expectations": [
+                        {
+                            "type": "expect_column_values_to_be_between",
+                            "kwargs": {"column": "a", "min_value": "x"},
+                        }
+                    ]
+                }
+            ),
+            "expectations[0].kwargs",
+        ),
         (json.dumps({"expectations": [{"kwargs": {}}]}), "expectations[0].type"),
         (json.dumps({"expectations": {}}), "expectations"),
         (json.dumps({"expectations": [], "extra": 1}), "extra"),
-        (json.dumps({"expectations": [{"type": "expect_column_to_exist",
-                                       "kwargs": {"column": "a"}, "severity": "fatal"}]}),
-         "expectations[0].severity"),
+        (
+            json.dumps(
+                {
+                    "expectations": [
+                        {
+                            "type": "expect_column_to_exist",
+                            "kwargs": {"column": "a"},
+                            "severity": "fatal",
+                        }
+                    ]
+                }
+            ),
+            "expectations[0].severity",
+        ),
     ]
     for text, key_path in cases:
         p.write_text(text)

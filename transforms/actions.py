@@ -42,8 +42,9 @@ class KeyedOps:
         ldp_key: HMAC key of memoized local-DP noise (32 bytes), if the keyring has one.
     """
 
-    def __init__(self, token_key: bytes, siv_key: bytes, date_shift_key: bytes,
-                 ldp_key: bytes | None = None):
+    def __init__(
+        self, token_key: bytes, siv_key: bytes, date_shift_key: bytes, ldp_key: bytes | None = None
+    ):
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
         self.ldp_key = ldp_key  # PRF key of memoized LDP noise (transforms.ldp)
@@ -80,8 +81,7 @@ class KeyedOps:
         if domain not in self._vsiv:
             self._vsiv[domain] = VectorSiv(self._siv_key, b"privgate:" + domain.encode())
         siv = self._vsiv[domain]
-        return _by_length(values, lambda m: _b64url_strings(CIPHER_PREFIX,
-                                                            siv.encrypt_fixed(m)))
+        return _by_length(values, lambda m: _b64url_strings(CIPHER_PREFIX, siv.encrypt_fixed(m)))
 
     def encrypt(self, values: Sequence[str], domain: str = "") -> list[str]:
         return self.encrypt_array(pa.array(values, pa.string()), domain).to_pylist()
@@ -92,7 +92,7 @@ class KeyedOps:
 
         if not token.startswith(CIPHER_PREFIX):
             raise ValueError("not a privgate ciphertext (missing ae_ prefix)")
-        body = token[len(CIPHER_PREFIX):]
+        body = token[len(CIPHER_PREFIX) :]
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             return self._siv.decrypt(raw, [b"privgate:" + domain.encode()]).decode()
@@ -161,8 +161,13 @@ class HmacSha256:
 class ActionContext:
     """What keyed actions need for one batch: the keyed ops and the batch's record keys."""
 
-    def __init__(self, ops: KeyedOps | None, record_keys: pa.Array | None = None,
-                 record_key_name: str | None = None, detector=None):
+    def __init__(
+        self,
+        ops: KeyedOps | None,
+        record_keys: pa.Array | None = None,
+        record_key_name: str | None = None,
+        detector=None,
+    ):
         self.ops = ops
         self.detector = detector  # transforms.detect.Detector, for scrub columns
         self.record_keys = record_keys
@@ -194,8 +199,9 @@ def _as_string(arr: pa.Array) -> pa.Array:
         return arr
     if pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
         # ISO 8601 text, stable across runs and readers.
-        return pc.strftime(arr, format="%Y-%m-%d" if pa.types.is_date(arr.type)
-                           else "%Y-%m-%dT%H:%M:%S.%fZ")
+        return pc.strftime(
+            arr, format="%Y-%m-%d" if pa.types.is_date(arr.type) else "%Y-%m-%dT%H:%M:%S.%fZ"
+        )
     return pc.cast(arr, pa.string())
 
 
@@ -213,7 +219,8 @@ def _as_bytes_list(values: pa.Array) -> list[bytes]:
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _B64URL = np.frombuffer(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype=np.uint8)
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype=np.uint8
+)
 
 
 def _fixed_strings(prefix: str, chars: np.ndarray) -> pa.Array:
@@ -222,12 +229,15 @@ def _fixed_strings(prefix: str, chars: np.ndarray) -> pa.Array:
     p = np.frombuffer(prefix.encode(), dtype=np.uint8)
     full = np.empty((n, len(p) + w), dtype=np.uint8)
     full[:, : len(p)] = p
-    full[:, len(p):] = chars
+    full[:, len(p) :] = chars
     width = len(p) + w
     big = (n + 1) * width >= 2**31
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64 if big else np.int32)
-    return pa.Array.from_buffers(pa.large_string() if big else pa.string(), n,
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(full)])
+    return pa.Array.from_buffers(
+        pa.large_string() if big else pa.string(),
+        n,
+        [None, pa.py_buffer(offsets), pa.py_buffer(full)],
+    )
 
 
 def _hex_strings(prefix: str, digests: np.ndarray) -> pa.Array:
@@ -246,8 +256,9 @@ def _b64url_strings(prefix: str, raw: np.ndarray) -> pa.Array:
     padded[:, :w] = raw
     t = padded.reshape(n, -1, 3).astype(np.uint32)
     word = (t[:, :, 0] << 16) | (t[:, :, 1] << 8) | t[:, :, 2]
-    sextets = np.stack([(word >> 18) & 63, (word >> 12) & 63, (word >> 6) & 63, word & 63],
-                       axis=2).reshape(n, -1)
+    sextets = np.stack(
+        [(word >> 18) & 63, (word >> 12) & 63, (word >> 6) & 63, word & 63], axis=2
+    ).reshape(n, -1)
     return _fixed_strings(prefix, _B64URL[sextets[:, : (4 * w + 2) // 3]])
 
 
@@ -260,16 +271,23 @@ def _by_length(values: pa.Array, fn: Callable[[np.ndarray], pa.Array]) -> pa.Arr
     if binary.null_count:
         raise ValueError("_by_length expects non-null values")
     offsets = np.frombuffer(binary.buffers()[1], dtype=np.int32)[
-        binary.offset: binary.offset + len(binary) + 1]
-    data = np.frombuffer(binary.buffers()[2], dtype=np.uint8) if len(binary) else \
-        np.zeros(0, dtype=np.uint8)
+        binary.offset : binary.offset + len(binary) + 1
+    ]
+    data = (
+        np.frombuffer(binary.buffers()[2], dtype=np.uint8)
+        if len(binary)
+        else np.zeros(0, dtype=np.uint8)
+    )
     lengths = np.diff(offsets)
     parts, order = [], []
     for length in np.unique(lengths):
         idx = np.nonzero(lengths == length)[0]
         starts = offsets[:-1][idx]
-        matrix = data[starts[:, None] + np.arange(length)[None, :]] if length else \
-            np.zeros((len(idx), 0), dtype=np.uint8)
+        matrix = (
+            data[starts[:, None] + np.arange(length)[None, :]]
+            if length
+            else np.zeros((len(idx), 0), dtype=np.uint8)
+        )
         parts.append(fn(matrix))
         order.append(idx)
     if not parts:
@@ -376,13 +394,20 @@ def ldp(arr, spec, ctx):
     from transforms.ldp import SecureRandomSource, apply_ldp, memoized_source
 
     p = spec.params
-    kw = dict(type=spec.type, mechanism=p.get("mechanism"), epsilon=p["epsilon"],
-              bounds=p.get("bounds"), categories=p.get("categories"), other=p.get("other"))
+    kw = dict(
+        type=spec.type,
+        mechanism=p.get("mechanism"),
+        epsilon=p["epsilon"],
+        bounds=p.get("bounds"),
+        categories=p.get("categories"),
+        other=p.get("other"),
+    )
     if ctx.record_keys is not None:
         if ctx.ops.ldp_key is None:
             raise ValueError("this keyring has no ldp key; create a new keyring")
-        source = memoized_source(ctx.ops.ldp_key, _as_string(ctx.record_keys), spec.name, arr,
-                                 LDP_KEY_VERSION, **kw)
+        source = memoized_source(
+            ctx.ops.ldp_key, _as_string(ctx.record_keys), spec.name, arr, LDP_KEY_VERSION, **kw
+        )
     else:
         source = SecureRandomSource()
     out, bad = apply_ldp(arr, source=source, **kw)

@@ -191,8 +191,11 @@ def coerce(arr: pa.Array, spec: ColumnSpec) -> tuple[pa.Array, np.ndarray, np.nd
     elif pa.types.is_null(at):
         typed = pa.nulls(n, target)
     elif spec.type == "string" and (
-        pa.types.is_integer(at) or pa.types.is_floating(at) or pa.types.is_boolean(at)
-        or pa.types.is_temporal(at) or pa.types.is_decimal(at)
+        pa.types.is_integer(at)
+        or pa.types.is_floating(at)
+        or pa.types.is_boolean(at)
+        or pa.types.is_temporal(at)
+        or pa.types.is_decimal(at)
     ):
         typed = _as_string(arr)
     elif spec.type in ("int", "float") and (pa.types.is_integer(at) or pa.types.is_floating(at)):
@@ -218,8 +221,11 @@ def _numeric(arr: pa.Array, kind: str) -> pa.Array:
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(vals) & (np.floor(vals) == vals) & (np.abs(vals) < 2.0**63)
         cleaned = pa.array(np.where(ok, vals, 0.0)).cast(pa.int64())
-        return pc.if_else(pa.array(ok) if arr.null_count == 0 else pc.and_(pa.array(ok),
-                          arr.is_valid()), cleaned, pa.scalar(None, pa.int64()))
+        return pc.if_else(
+            pa.array(ok) if arr.null_count == 0 else pc.and_(pa.array(ok), arr.is_valid()),
+            cleaned,
+            pa.scalar(None, pa.int64()),
+        )
     try:
         return pc.cast(arr, pa.int64())
     except pa.ArrowInvalid:  # uint64 beyond int64
@@ -228,7 +234,10 @@ def _numeric(arr: pa.Array, kind: str) -> pa.Array:
 
 
 def check_batch(
-    raw: pa.Table, schema: Schema, source: str, row_offset: int,
+    raw: pa.Table,
+    schema: Schema,
+    source: str,
+    row_offset: int,
     max_cell_bytes: int | None = None,
 ) -> tuple[pa.Table, pa.Table | None]:
     """Split a raw batch into rows that meet the contract (typed, schema order) and
@@ -251,8 +260,12 @@ def check_batch(
             null_bad = col.is_null().to_numpy(zero_copy_only=False)
             if size_bad is not None:
                 null_bad &= ~size_bad
-        checks = ((enc_bad, "encoding"), (type_bad, "type"), (null_bad, "null"),
-                  (_outside_domain(typed, spec), "domain"))
+        checks = (
+            (enc_bad, "encoding"),
+            (type_bad, "type"),
+            (null_bad, "null"),
+            (_outside_domain(typed, spec), "domain"),
+        )
         if size_bad is not None:
             checks = ((size_bad, "size"),) + checks
         for mask, code in checks:
@@ -282,8 +295,12 @@ def _oversized(col, max_bytes: int | None) -> np.ndarray | None:
     if max_bytes is None:
         return None
     t = col.type
-    if not (pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t)
-            or pa.types.is_large_binary(t)):
+    if not (
+        pa.types.is_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_large_binary(t)
+    ):
         return None
     lengths = pc.binary_length(col)
     if not pc.any(pc.greater(lengths, max_bytes)).as_py():

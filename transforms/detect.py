@@ -51,24 +51,57 @@ GUARD_MODES = ("fail", "warn")
 # spaCy NER. Config validation checks entity names against this list (plus the entities of
 # the schema's own recognizers) without loading Presidio, which takes seconds.
 KNOWN_ENTITIES = (
-    "CREDIT_CARD", "CRYPTO", "DATE_TIME", "EMAIL_ADDRESS", "IBAN_CODE", "IP_ADDRESS",
-    "LOCATION", "MAC_ADDRESS", "MEDICAL_LICENSE", "NRP", "PERSON", "PHONE_NUMBER", "UK_NHS",
-    "URL", "US_BANK_NUMBER", "US_DRIVER_LICENSE", "US_ITIN", "US_PASSPORT", "US_SSN", "UUID",
+    "CREDIT_CARD",
+    "CRYPTO",
+    "DATE_TIME",
+    "EMAIL_ADDRESS",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "LOCATION",
+    "MAC_ADDRESS",
+    "MEDICAL_LICENSE",
+    "NRP",
+    "PERSON",
+    "PHONE_NUMBER",
+    "UK_NHS",
+    "URL",
+    "US_BANK_NUMBER",
+    "US_DRIVER_LICENSE",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_SSN",
+    "UUID",
 )
 
 # spaCy labels kept and what Presidio calls them (Presidio's conf/spacy.yaml). ORG is left
 # out on purpose: on en_core_web_sm it fires on "DOB", "SSN" and e-mail addresses.
 NER_CONFIGURATION = {
     "model_to_presidio_entity_mapping": {
-        "PER": "PERSON", "PERSON": "PERSON", "NORP": "NRP", "FAC": "LOCATION",
-        "LOC": "LOCATION", "GPE": "LOCATION", "LOCATION": "LOCATION",
-        "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+        "PER": "PERSON",
+        "PERSON": "PERSON",
+        "NORP": "NRP",
+        "FAC": "LOCATION",
+        "LOC": "LOCATION",
+        "GPE": "LOCATION",
+        "LOCATION": "LOCATION",
+        "DATE": "DATE_TIME",
+        "TIME": "DATE_TIME",
     },
     "low_confidence_score_multiplier": 0.4,
     "low_score_entity_names": [],
     "labels_to_ignore": [
-        "ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL",
-        "PERCENT", "PRODUCT", "QUANTITY", "WORK_OF_ART",
+        "ORG",
+        "ORGANIZATION",
+        "CARDINAL",
+        "EVENT",
+        "LANGUAGE",
+        "LAW",
+        "MONEY",
+        "ORDINAL",
+        "PERCENT",
+        "PRODUCT",
+        "QUANTITY",
+        "WORK_OF_ART",
     ],
 }
 
@@ -118,7 +151,7 @@ PREFILTERS: dict[str, str] = {
     # IPv4: digit.digit; every IPv6 form has "::" or two colons around 1-4 hex digits.
     "IpRecognizer": r"\p{Nd}\.\p{Nd}|[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:|::",
     "MacAddressRecognizer": r"(?:[0-9A-Fa-f]{2}[:-]){3}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{4}\."
-                            r"[0-9A-Fa-f]{4}\.",
+    r"[0-9A-Fa-f]{4}\.",
     "UuidRecognizer": r"[0-9A-Fa-f]{8}-",
     # A TLD (letters) right after a dot.
     "UrlRecognizer": r"(?i)\.[a-z]",
@@ -203,8 +236,11 @@ def _score(v: Any, source: str, path: str, zero_ok: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         raise _err(source, path, "must be a number between 0 and 1")
     if v > 1 or v < 0 or (v == 0 and not zero_ok):
-        raise _err(source, path, "must be a number in (0, 1]" if not zero_ok
-                   else "must be a number between 0 and 1")
+        raise _err(
+            source,
+            path,
+            "must be a number in (0, 1]" if not zero_ok else "must be a number between 0 and 1",
+        )
     return float(v)
 
 
@@ -221,13 +257,15 @@ def _entity_list(v: Any, source: str, path: str, known: Iterable[str]) -> tuple[
     known = set(known)
     for i, e in enumerate(names):
         if e not in known:
-            raise _err(source, f"{path}[{i}]",
-                       f"unknown entity {e!r} (known: {', '.join(sorted(known))})")
+            raise _err(
+                source, f"{path}[{i}]", f"unknown entity {e!r} (known: {', '.join(sorted(known))})"
+            )
     return names
 
 
-def parse_recognizers(raw: Any, source: str = "<schema>",
-                      path: str = "recognizers") -> tuple[RecognizerSpec, ...]:
+def parse_recognizers(
+    raw: Any, source: str = "<schema>", path: str = "recognizers"
+) -> tuple[RecognizerSpec, ...]:
     """Validate the schema's `recognizers:` section.
 
     Each item: `{name, entity, patterns: [{name, regex, score}], context: [...],
@@ -251,8 +289,12 @@ def parse_recognizers(raw: Any, source: str = "<schema>",
     out, names = [], set()
     for i, item in enumerate(raw):
         p = f"{path}[{i}]"
-        item = _check_keys(item, source, p, ("name", "entity", "patterns", "context",
-                                              "deny_list", "deny_list_score"))
+        item = _check_keys(
+            item,
+            source,
+            p,
+            ("name", "entity", "patterns", "context", "deny_list", "deny_list_score"),
+        )
         name = item.get("name")
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise _err(source, f"{p}.name", "is required: letters, digits, _ . -")
@@ -281,23 +323,28 @@ def parse_recognizers(raw: Any, source: str = "<schema>",
             pname = pat.get("name", f"{name}_{j}")
             if not isinstance(pname, str) or not pname:
                 raise _err(source, f"{pp}.name", "must be a non-empty string")
-            patterns.append(PatternSpec(pname, rx, _score(pat.get("score", 0.5), source,
-                                                          f"{pp}.score")))
+            patterns.append(
+                PatternSpec(pname, rx, _score(pat.get("score", 0.5), source, f"{pp}.score"))
+            )
         context = _str_list(item.get("context", []), source, f"{p}.context")
         deny = _str_list(item.get("deny_list", []), source, f"{p}.deny_list")
         if not patterns and not deny:
             raise _err(source, p, "needs patterns or a deny_list")
         deny_score = _score(item.get("deny_list_score", 1.0), source, f"{p}.deny_list_score")
-        out.append(RecognizerSpec(name, entity, tuple(patterns),
-                                  tuple(w.lower() for w in context), deny, deny_score))
+        out.append(
+            RecognizerSpec(
+                name, entity, tuple(patterns), tuple(w.lower() for w in context), deny, deny_score
+            )
+        )
     return tuple(out)
 
 
 SCRUB_KEYS = ("entities", "score_threshold", "operator", "operators", "allow_list")
 
 
-def parse_scrub_options(raw: Mapping, source: str = "<schema>", path: str = "",
-                        custom_entities: Iterable[str] = ()) -> dict:
+def parse_scrub_options(
+    raw: Mapping, source: str = "<schema>", path: str = "", custom_entities: Iterable[str] = ()
+) -> dict:
     """Validate the options of a column's `action: scrub` (the other column keys ignored).
 
     Args:
@@ -311,6 +358,7 @@ def parse_scrub_options(raw: Mapping, source: str = "<schema>", path: str = "",
     Raises:
         ConfigError: naming the file and key path.
     """
+
     def at(key: str) -> str:
         return f"{path}.{key}" if path else key
 
@@ -318,8 +366,12 @@ def parse_scrub_options(raw: Mapping, source: str = "<schema>", path: str = "",
     entities = None
     if raw.get("entities") is not None:
         entities = _entity_list(raw["entities"], source, at("entities"), known)
-    threshold = _score(raw.get("score_threshold", DEFAULT_SCORE_THRESHOLD), source,
-                       at("score_threshold"), zero_ok=True)
+    threshold = _score(
+        raw.get("score_threshold", DEFAULT_SCORE_THRESHOLD),
+        source,
+        at("score_threshold"),
+        zero_ok=True,
+    )
     operator = raw.get("operator", "replace")
     if operator not in SCRUB_OPERATORS:
         raise _err(source, at("operator"), f"must be one of: {', '.join(SCRUB_OPERATORS)}")
@@ -330,11 +382,17 @@ def parse_scrub_options(raw: Mapping, source: str = "<schema>", path: str = "",
         if ent not in known:
             raise _err(source, at(f"operators.{ent}"), "unknown entity")
         if op not in SCRUB_OPERATORS:
-            raise _err(source, at(f"operators.{ent}"),
-                       f"must be one of: {', '.join(SCRUB_OPERATORS)}")
+            raise _err(
+                source, at(f"operators.{ent}"), f"must be one of: {', '.join(SCRUB_OPERATORS)}"
+            )
     allow = _str_list(raw.get("allow_list", []), source, at("allow_list"))
-    return {"entities": entities, "score_threshold": threshold, "operator": operator,
-            "operators": dict(operators), "allow_list": allow}
+    return {
+        "entities": entities,
+        "score_threshold": threshold,
+        "operator": operator,
+        "operators": dict(operators),
+        "allow_list": allow,
+    }
 
 
 def parse_guard(raw: Any, source: str = "<config>", path: str = "guard") -> GuardConfig:
@@ -409,11 +467,11 @@ class _PatternPath:
 
     rec: Any
     entities: frozenset
-    prefilter: str | None            # RE2; None = every non-blank cell
-    max_raw: float                   # highest score it can return before context
-    cap: float | None                # CONTEXT_REQUIRED cap without context
-    context_re: re.Pattern | None    # over the lower-cased window before a span
-    context_prefilter: str | None    # RE2 superset of "a context word is in the cell"
+    prefilter: str | None  # RE2; None = every non-blank cell
+    max_raw: float  # highest score it can return before context
+    cap: float | None  # CONTEXT_REQUIRED cap without context
+    context_re: re.Pattern | None  # over the lower-cased window before a span
+    context_prefilter: str | None  # RE2 superset of "a context word is in the cell"
 
     def gate(self, threshold: float, boosted: bool) -> list[str | None] | None:
         """RE2 patterns a cell must all match for this recognizer to matter, or None (skip).
@@ -453,7 +511,8 @@ class Detector:
         conf = nlp_engine.ner_model_configuration
         ignore = set(conf.labels_to_ignore or ())
         self._ner_map = {
-            label: ent for label, ent in conf.model_to_presidio_entity_mapping.items()
+            label: ent
+            for label, ent in conf.model_to_presidio_entity_mapping.items()
             if label not in ignore and ent not in ignore
         }
         self._ner_score = float(conf.default_score)
@@ -468,15 +527,20 @@ class Detector:
                 continue
             name = type(rec).__name__
             if isinstance(rec, PatternRecognizer):
-                validated = (type(rec).validate_result is not PatternRecognizer.validate_result)
+                validated = type(rec).validate_result is not PatternRecognizer.validate_result
                 max_raw = 1.0 if validated else max(p.score for p in rec.patterns)
             elif isinstance(rec, PhoneRecognizer):
                 max_raw = float(rec.SCORE)
             else:
                 max_raw = 1.0
             prefilter = PREFILTERS.get(name)
-            if prefilter is None and isinstance(rec, PatternRecognizer) and rec.deny_list \
-                    and len(rec.patterns) == 1 and all(w.isascii() for w in rec.deny_list):
+            if (
+                prefilter is None
+                and isinstance(rec, PatternRecognizer)
+                and rec.deny_list
+                and len(rec.patterns) == 1
+                and all(w.isascii() for w in rec.deny_list)
+            ):
                 prefilter = "(?i)(?:" + "|".join(_re2_literal(w) for w in rec.deny_list) + ")"
             words = [w.lower() for w in (rec.context or []) if w and w.strip()]
             ctx_re = ctx_pre = None
@@ -495,9 +559,13 @@ class Detector:
 
     # ----------------------------------------------------------------- public
 
-    def prefilter_masks(self, texts, entities: Iterable[str] | None = None,
-                        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                        context_entities: Iterable[str] = ()) -> list[tuple[Any, np.ndarray]]:
+    def prefilter_masks(
+        self,
+        texts,
+        entities: Iterable[str] | None = None,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        context_entities: Iterable[str] = (),
+    ) -> list[tuple[Any, np.ndarray]]:
         """Which cells each pattern recognizer must see (the vectorized RE2 prefilter).
 
         Recognizers that cannot reach `score_threshold` for the requested entities are left
@@ -535,11 +603,20 @@ class Detector:
             out.append((path, m))
         return out
 
-    def detect(self, texts, *, entities: Iterable[str] | None = None,
-               score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-               context_entities: Iterable[str] = (), allow_list: Iterable[str] = (),
-               use_ner: bool = True, prefilter: bool = True, batch_size: int = 256,
-               n_process: int = 1, resolve: bool = True) -> list[list[Span]]:
+    def detect(
+        self,
+        texts,
+        *,
+        entities: Iterable[str] | None = None,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        context_entities: Iterable[str] = (),
+        allow_list: Iterable[str] = (),
+        use_ner: bool = True,
+        prefilter: bool = True,
+        batch_size: int = 256,
+        n_process: int = 1,
+        resolve: bool = True,
+    ) -> list[list[Span]]:
         """Find PII spans in each text.
 
         Args:
@@ -580,8 +657,14 @@ class Detector:
                         continue
                     if r.entity_type == "PHONE_NUMBER" and _not_a_phone(text, r.start, r.end):
                         continue
-                    found[i].append(Span(r.start, r.end, r.entity_type,
-                                         self._context_score(path, r, text, boosted)))
+                    found[i].append(
+                        Span(
+                            r.start,
+                            r.end,
+                            r.entity_type,
+                            self._context_score(path, r, text, boosted),
+                        )
+                    )
         ner_ents = wanted & self.ner_entities
         if use_ner and ner_ents:
             ner_found: list[list[Span]] = [[] for _ in range(n)]
@@ -593,8 +676,11 @@ class Detector:
         allow = frozenset(allow_list)
         out = []
         for text, spans in zip(py, found, strict=True):
-            spans = [s for s in spans if s.score >= score_threshold
-                     and not (allow and text[s.start:s.end] in allow)]
+            spans = [
+                s
+                for s in spans
+                if s.score >= score_threshold and not (allow and text[s.start : s.end] in allow)
+            ]
             out.append(resolve_overlaps(spans) if resolve else sorted(spans))
         return out
 
@@ -615,8 +701,9 @@ class Detector:
             return min(1.0, max(score + CONTEXT_BOOST, CONTEXT_MIN_SCORE))
         return score if path.cap is None else min(score, path.cap)
 
-    def _ner(self, py: list, found: list, ner_ents: frozenset, batch_size: int,
-             n_process: int) -> None:
+    def _ner(
+        self, py: list, found: list, ner_ents: frozenset, batch_size: int, n_process: int
+    ) -> None:
         # Cells without a letter cannot hold a name or place; dates without letters are
         # the date recognizer's job, so NER skips them unless DATE_TIME is asked for.
         need_any = "DATE_TIME" in ner_ents
@@ -632,8 +719,9 @@ class Detector:
         if not docs_in:
             return
         ner_map, score = self._ner_map, self._ner_score
-        docs = self.nlp.pipe(docs_in, batch_size=batch_size, disable=self._ner_disable,
-                             n_process=n_process)
+        docs = self.nlp.pipe(
+            docs_in, batch_size=batch_size, disable=self._ner_disable, n_process=n_process
+        )
         for (i, off), doc in zip(idx, docs, strict=True):
             for ent in doc.ents:
                 e = ner_map.get(ent.label_)
@@ -650,8 +738,10 @@ _DECIMAL_AMOUNT = re.compile(r"[+-]?\d{1,7}[.,]\d{1,2}")
 
 
 def _not_a_phone(text: str, start: int, end: int) -> bool:
-    return bool(_ID_PREFIX.search(text[max(0, start - 40):start])
-                or _DECIMAL_AMOUNT.fullmatch(text, start, end))
+    return bool(
+        _ID_PREFIX.search(text[max(0, start - 40) : start])
+        or _DECIMAL_AMOUNT.fullmatch(text, start, end)
+    )
 
 
 def _plausible_ner(text: str, ner: list[Span], patterns: list[Span]) -> list[Span]:
@@ -665,7 +755,7 @@ def _plausible_ner(text: str, ner: list[Span], patterns: list[Span]) -> list[Spa
     """
     out = []
     for s in ner:
-        piece = text[s.start:s.end]
+        piece = text[s.start : s.end]
         digits = sum(c.isdigit() for c in piece)
         if digits and s.entity in ("PERSON", "NRP"):
             continue  # names and groups have no digits
@@ -700,10 +790,10 @@ def _ner_chunks(text: str):
 
 def _window_before(text: str, start: int) -> str:
     """The lower-cased text from the 5th word before `start` up to it (context window)."""
-    head = text[max(0, start - 200):start].lower()
+    head = text[max(0, start - 200) : start].lower()
     words = list(_WORD_RE.finditer(head))
     if len(words) > CONTEXT_WORDS_BEFORE:
-        head = head[words[-CONTEXT_WORDS_BEFORE].start():]
+        head = head[words[-CONTEXT_WORDS_BEFORE].start() :]
     return head
 
 
@@ -741,8 +831,13 @@ def _as_string_array(values) -> pa.Array:
             try:
                 return values.cast(pa.string())
             except pa.ArrowInvalid:
-                return pa.array([None if v is None else v.decode("utf-8", "replace")
-                                 for v in values.to_pylist()], pa.string())
+                return pa.array(
+                    [
+                        None if v is None else v.decode("utf-8", "replace")
+                        for v in values.to_pylist()
+                    ],
+                    pa.string(),
+                )
         if pa.types.is_null(t):
             return pa.nulls(len(values), pa.string())
         from transforms.actions import _as_string
@@ -774,16 +869,22 @@ def extra_recognizers() -> list:
     class NanpPhoneRecognizer(PatternRecognizer):
         """North American numbers: optional +1/001/1 prefix, 3-3-4 digits, extension."""
 
-        PATTERNS = [Pattern(
-            "NANP",
-            r"(?<![\w+])(?:(?:\+|00)?1[-. ]?)?(?:\([2-9][0-9]{2}\)[-. ]?|[2-9][0-9]{2}[-. ]?)"
-            r"[2-9][0-9]{2}[-. ]?[0-9]{4}(?:[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6})?(?!\w)",
-            PhoneRecognizer.SCORE,
-        )]
+        PATTERNS = [
+            Pattern(
+                "NANP",
+                r"(?<![\w+])(?:(?:\+|00)?1[-. ]?)?(?:\([2-9][0-9]{2}\)[-. ]?|[2-9][0-9]{2}[-. ]?)"
+                r"[2-9][0-9]{2}[-. ]?[0-9]{4}(?:[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6})?(?!\w)",
+                PhoneRecognizer.SCORE,
+            )
+        ]
 
         def __init__(self):
-            super().__init__(supported_entity="PHONE_NUMBER", patterns=self.PATTERNS,
-                             context=list(PhoneRecognizer.CONTEXT), name="NanpPhoneRecognizer")
+            super().__init__(
+                supported_entity="PHONE_NUMBER",
+                patterns=self.PATTERNS,
+                context=list(PhoneRecognizer.CONTEXT),
+                name="NanpPhoneRecognizer",
+            )
 
     class ExtendedCreditCardRecognizer(CreditCardRecognizer):
         """12-19 digit card numbers; issuer prefix and Luhn checked."""
@@ -835,16 +936,19 @@ def gated_phone_recognizer():
 
     def shortest(region: str) -> int:
         cc = country_code_for_region(region)
-        lengths = [min(md.general_desc.possible_length)
-                   for r in COUNTRY_CODE_TO_REGION_CODE.get(cc, (region,))
-                   if (md := PhoneMetadata.metadata_for_region_or_calling_code(cc, r))
-                   and md.general_desc.possible_length]
+        lengths = [
+            min(md.general_desc.possible_length)
+            for r in COUNTRY_CODE_TO_REGION_CODE.get(cc, (region,))
+            if (md := PhoneMetadata.metadata_for_region_or_calling_code(cc, r))
+            and md.general_desc.possible_length
+        ]
         return min(lengths, default=1)
 
     plus = frozenset(_PLUS_CHARS)
     shortest_any = min(
         min(md.general_desc.possible_length)
-        for cc, rs in COUNTRY_CODE_TO_REGION_CODE.items() for r in rs
+        for cc, rs in COUNTRY_CODE_TO_REGION_CODE.items()
+        for r in rs
         if (md := PhoneMetadata.metadata_for_region_or_calling_code(cc, r))
         and md.general_desc.possible_length
     )
@@ -886,8 +990,7 @@ def gated_phone_recognizer():
             results = []
             for region in regions:
                 for match in LengthGatedMatcher(text, region, leniency=self.leniency):
-                    results.append(self._get_recognizer_result(match, text, region,
-                                                               nlp_artifacts))
+                    results.append(self._get_recognizer_result(match, text, region, nlp_artifacts))
             return EntityRecognizer.remove_duplicates(results)
 
     return GatedPhoneRecognizer()
@@ -935,19 +1038,25 @@ def load_nlp_engine(model_name: str = DEFAULT_MODEL, reuse: bool = True):
             )
         from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-        provider = NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": model_name}],
-            "ner_model_configuration": NER_CONFIGURATION,
-        })
+        provider = NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": "en", "model_name": model_name}],
+                "ner_model_configuration": NER_CONFIGURATION,
+            }
+        )
         engine = provider.create_engine()
         if reuse:
             _NLP_ENGINES[model_name] = engine
         return engine
 
 
-def build_engine(model_name: str = DEFAULT_MODEL, recognizers: Sequence[RecognizerSpec] = (),
-                 stock_only: bool = False, reuse_nlp: bool = True):
+def build_engine(
+    model_name: str = DEFAULT_MODEL,
+    recognizers: Sequence[RecognizerSpec] = (),
+    stock_only: bool = False,
+    reuse_nlp: bool = True,
+):
     """Build a Presidio AnalyzerEngine offline (no cache; prefer `get_detector`).
 
     Args:
@@ -979,8 +1088,9 @@ def build_engine(model_name: str = DEFAULT_MODEL, recognizers: Sequence[Recogniz
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
 
 
-def get_detector(model_name: str = DEFAULT_MODEL,
-                 recognizers: Sequence[RecognizerSpec] = ()) -> Detector:
+def get_detector(
+    model_name: str = DEFAULT_MODEL, recognizers: Sequence[RecognizerSpec] = ()
+) -> Detector:
     """The process-wide Detector for a model and custom recognizers (built on first use).
 
     Call it from `DoFn.setup()`: the spaCy model takes a second or two to load, and the
@@ -1006,8 +1116,12 @@ def get_detector(model_name: str = DEFAULT_MODEL,
             t0 = time.perf_counter()
             det = Detector(build_engine(model_name, recognizers), model_name)
             _DETECTORS[key] = det
-            log.info("detector ready: model %s, %d custom recognizers, %.1f s", model_name,
-                     len(key[1]), time.perf_counter() - t0)
+            log.info(
+                "detector ready: model %s, %d custom recognizers, %.1f s",
+                model_name,
+                len(key[1]),
+                time.perf_counter() - t0,
+            )
     return det
 
 
@@ -1027,10 +1141,19 @@ def _as_detector(analyzer) -> Detector:
 # --------------------------------------------------------------------------- scrub
 
 
-def scrub_array(arr, *, analyzer=None, entities: Iterable[str] | None = None,
-                score_threshold: float = DEFAULT_SCORE_THRESHOLD, operator: str = "replace",
-                operators: Mapping[str, str] | None = None, allow_list: Iterable[str] = (),
-                ops=None, batch_size: int = 256, n_process: int = 1) -> pa.Array:
+def scrub_array(
+    arr,
+    *,
+    analyzer=None,
+    entities: Iterable[str] | None = None,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    operator: str = "replace",
+    operators: Mapping[str, str] | None = None,
+    allow_list: Iterable[str] = (),
+    ops=None,
+    batch_size: int = 256,
+    n_process: int = 1,
+) -> pa.Array:
     """Replace PII spans inside every cell of a string array (`action: scrub`).
 
     Distinct values are analyzed once. Operators: replace -> `<ENTITY>`, redact -> removed,
@@ -1066,31 +1189,52 @@ def scrub_array(arr, *, analyzer=None, entities: Iterable[str] | None = None,
     s = _as_string_array(arr)
     enc = s.dictionary_encode()
     uniq = enc.dictionary
-    spans = det.detect(uniq, entities=entities, score_threshold=score_threshold,
-                       allow_list=allow_list, batch_size=batch_size, n_process=n_process)
+    spans = det.detect(
+        uniq,
+        entities=entities,
+        score_threshold=score_threshold,
+        allow_list=allow_list,
+        batch_size=batch_size,
+        n_process=n_process,
+    )
     values = uniq.to_pylist()
     if any(spans):
         pseudonyms = _pseudonyms(values, spans, operator, operators, ops)
-        values = [apply_spans(v, sp, operator, operators, pseudonyms) if sp else v
-                  for v, sp in zip(values, spans, strict=True)]
+        values = [
+            apply_spans(v, sp, operator, operators, pseudonyms) if sp else v
+            for v, sp in zip(values, spans, strict=True)
+        ]
     out = pa.array(values, pa.string()).take(enc.indices)
-    return out.cast(out_type) if out_type != pa.string() and pa.types.is_large_string(out_type) \
+    return (
+        out.cast(out_type)
+        if out_type != pa.string() and pa.types.is_large_string(out_type)
         else out
+    )
 
 
 def _pseudonyms(values, spans, operator, operators, ops) -> dict[str, str]:
-    texts = sorted({v[s.start:s.end] for v, sp in zip(values, spans, strict=True) for s in sp
-                    if operators.get(s.entity, operator) == "tokenize"})
+    texts = sorted(
+        {
+            v[s.start : s.end]
+            for v, sp in zip(values, spans, strict=True)
+            for s in sp
+            if operators.get(s.entity, operator) == "tokenize"
+        }
+    )
     if not texts:
         return {}
     tokens = ops.tokens(texts, PSEUDONYM_DOMAIN)
     # tokens are `tk_` + hex; the prefix is dropped inside the pseudonym.
-    return {t: tok[3:3 + PSEUDONYM_HEX] for t, tok in zip(texts, tokens, strict=True)}
+    return {t: tok[3 : 3 + PSEUDONYM_HEX] for t, tok in zip(texts, tokens, strict=True)}
 
 
-def apply_spans(text: str, spans: Sequence[Span], operator: str = "replace",
-                operators: Mapping[str, str] | None = None,
-                pseudonyms: Mapping[str, str] | None = None) -> str:
+def apply_spans(
+    text: str,
+    spans: Sequence[Span],
+    operator: str = "replace",
+    operators: Mapping[str, str] | None = None,
+    pseudonyms: Mapping[str, str] | None = None,
+) -> str:
     """Rewrite `text` with each (non-overlapping) span replaced by its operator's output.
 
     Args:
@@ -1105,9 +1249,9 @@ def apply_spans(text: str, spans: Sequence[Span], operator: str = "replace",
     operators = operators or {}
     parts, pos = [], 0
     for s in sorted(spans):
-        parts.append(text[pos:s.start])
+        parts.append(text[pos : s.start])
         op = operators.get(s.entity, operator)
-        piece = text[s.start:s.end]
+        piece = text[s.start : s.end]
         if op == "replace":
             parts.append(f"<{s.entity}>")
         elif op == "mask":
@@ -1123,39 +1267,110 @@ def apply_spans(text: str, spans: Sequence[Span], operator: str = "replace",
 
 # DLP-style hotwords: column-name tokens -> the entity they announce.
 HOTWORDS: dict[str, str] = {
-    "email": "EMAIL_ADDRESS", "e-mail": "EMAIL_ADDRESS", "mail": "EMAIL_ADDRESS",
+    "email": "EMAIL_ADDRESS",
+    "e-mail": "EMAIL_ADDRESS",
+    "mail": "EMAIL_ADDRESS",
     "emailaddress": "EMAIL_ADDRESS",
-    "phone": "PHONE_NUMBER", "telephone": "PHONE_NUMBER", "tel": "PHONE_NUMBER",
-    "mobile": "PHONE_NUMBER", "cell": "PHONE_NUMBER", "fax": "PHONE_NUMBER",
-    "msisdn": "PHONE_NUMBER", "phonenumber": "PHONE_NUMBER",
-    "ssn": "US_SSN", "social": "US_SSN", "sin": "US_SSN",
-    "name": "PERSON", "fullname": "PERSON", "firstname": "PERSON", "lastname": "PERSON",
-    "surname": "PERSON", "forename": "PERSON", "givenname": "PERSON", "patient": "PERSON",
-    "card": "CREDIT_CARD", "cc": "CREDIT_CARD", "creditcard": "CREDIT_CARD", "pan": "CREDIT_CARD",
+    "phone": "PHONE_NUMBER",
+    "telephone": "PHONE_NUMBER",
+    "tel": "PHONE_NUMBER",
+    "mobile": "PHONE_NUMBER",
+    "cell": "PHONE_NUMBER",
+    "fax": "PHONE_NUMBER",
+    "msisdn": "PHONE_NUMBER",
+    "phonenumber": "PHONE_NUMBER",
+    "ssn": "US_SSN",
+    "social": "US_SSN",
+    "sin": "US_SSN",
+    "name": "PERSON",
+    "fullname": "PERSON",
+    "firstname": "PERSON",
+    "lastname": "PERSON",
+    "surname": "PERSON",
+    "forename": "PERSON",
+    "givenname": "PERSON",
+    "patient": "PERSON",
+    "card": "CREDIT_CARD",
+    "cc": "CREDIT_CARD",
+    "creditcard": "CREDIT_CARD",
+    "pan": "CREDIT_CARD",
     "iban": "IBAN_CODE",
-    "ip": "IP_ADDRESS", "ipaddress": "IP_ADDRESS", "ipv4": "IP_ADDRESS", "ipv6": "IP_ADDRESS",
-    "address": "LOCATION", "addr": "LOCATION", "street": "LOCATION", "city": "LOCATION",
-    "dob": "DATE_OF_BIRTH", "birth": "DATE_OF_BIRTH", "birthdate": "DATE_OF_BIRTH",
-    "birthday": "DATE_OF_BIRTH", "bday": "DATE_OF_BIRTH",
-    "zip": "ZIP_CODE", "zipcode": "ZIP_CODE", "postal": "ZIP_CODE", "postcode": "ZIP_CODE",
-    "password": "PASSWORD", "passwd": "PASSWORD", "pwd": "PASSWORD", "passcode": "PASSWORD",
-    "secret": "SECRET", "apikey": "SECRET", "api_key": "SECRET", "privatekey": "SECRET",
-    "accesstoken": "SECRET", "authtoken": "SECRET",
-    "account": "US_BANK_NUMBER", "acct": "US_BANK_NUMBER", "routing": "US_BANK_NUMBER",
-    "license": "US_DRIVER_LICENSE", "licence": "US_DRIVER_LICENSE",
-    "passport": "US_PASSPORT", "itin": "US_ITIN", "nhs": "UK_NHS", "mac": "MAC_ADDRESS",
-    "url": "URL", "website": "URL", "homepage": "URL",
+    "ip": "IP_ADDRESS",
+    "ipaddress": "IP_ADDRESS",
+    "ipv4": "IP_ADDRESS",
+    "ipv6": "IP_ADDRESS",
+    "address": "LOCATION",
+    "addr": "LOCATION",
+    "street": "LOCATION",
+    "city": "LOCATION",
+    "dob": "DATE_OF_BIRTH",
+    "birth": "DATE_OF_BIRTH",
+    "birthdate": "DATE_OF_BIRTH",
+    "birthday": "DATE_OF_BIRTH",
+    "bday": "DATE_OF_BIRTH",
+    "zip": "ZIP_CODE",
+    "zipcode": "ZIP_CODE",
+    "postal": "ZIP_CODE",
+    "postcode": "ZIP_CODE",
+    "password": "PASSWORD",
+    "passwd": "PASSWORD",
+    "pwd": "PASSWORD",
+    "passcode": "PASSWORD",
+    "secret": "SECRET",
+    "apikey": "SECRET",
+    "api_key": "SECRET",
+    "privatekey": "SECRET",
+    "accesstoken": "SECRET",
+    "authtoken": "SECRET",
+    "account": "US_BANK_NUMBER",
+    "acct": "US_BANK_NUMBER",
+    "routing": "US_BANK_NUMBER",
+    "license": "US_DRIVER_LICENSE",
+    "licence": "US_DRIVER_LICENSE",
+    "passport": "US_PASSPORT",
+    "itin": "US_ITIN",
+    "nhs": "UK_NHS",
+    "mac": "MAC_ADDRESS",
+    "url": "URL",
+    "website": "URL",
+    "homepage": "URL",
 }
-_NOT_PERSON_NAME = frozenset({
-    "company", "product", "file", "filename", "user", "host", "hostname", "domain", "brand",
-    "item", "business", "org", "organization", "display", "screen", "project", "app",
-    "service", "table", "column", "field", "category", "plan", "team", "store", "shop",
-})
+_NOT_PERSON_NAME = frozenset(
+    {
+        "company",
+        "product",
+        "file",
+        "filename",
+        "user",
+        "host",
+        "hostname",
+        "domain",
+        "brand",
+        "item",
+        "business",
+        "org",
+        "organization",
+        "display",
+        "screen",
+        "project",
+        "app",
+        "service",
+        "table",
+        "column",
+        "field",
+        "category",
+        "plan",
+        "team",
+        "store",
+        "shop",
+    }
+)
 # Entities named from the column name and the values' shape (no Presidio recognizer).
 SHAPE_ENTITIES = {
     "DATE_OF_BIRTH": re.compile(
         r"^\s*(?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}\s+[A-Za-z]{3,9}\.?,?\s+\d{2,4}"
-        r"|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{2,4})(?:[ T]\d{1,2}:\d{2}.*)?\s*$"),
+        r"|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{2,4})(?:[ T]\d{1,2}:\d{2}.*)?\s*$"
+    ),
     "ZIP_CODE": re.compile(r"^\s*(?:\d{5}(?:-\d{4})?|[A-Za-z0-9]{2,4} ?[A-Za-z0-9]{3})\s*$"),
     "PASSWORD": re.compile(r"^\S{4,}$"),
     "SECRET": re.compile(r"^\S{8,}$"),
@@ -1165,17 +1380,26 @@ NOT_COLUMN_PII = frozenset({"DATE_TIME", "UUID"})
 NOISY_NER = frozenset({"PERSON", "LOCATION", "NRP"})
 # Ties between entities at equal prevalence: the more specific (validated) one wins.
 _SPECIFICITY = {
-    "EMAIL_ADDRESS": 9, "CREDIT_CARD": 9, "IBAN_CODE": 9, "CRYPTO": 9, "US_SSN": 8,
-    "IP_ADDRESS": 8, "MAC_ADDRESS": 8, "URL": 7, "PHONE_NUMBER": 6, "PERSON": 5,
-    "LOCATION": 4, "NRP": 3,
+    "EMAIL_ADDRESS": 9,
+    "CREDIT_CARD": 9,
+    "IBAN_CODE": 9,
+    "CRYPTO": 9,
+    "US_SSN": 8,
+    "IP_ADDRESS": 8,
+    "MAC_ADDRESS": 8,
+    "URL": 7,
+    "PHONE_NUMBER": 6,
+    "PERSON": 5,
+    "LOCATION": 4,
+    "NRP": 3,
 }
 
-MIN_PREVALENCE = 0.5       # share of values to name a column after an entity
-HINT_PREVALENCE = 0.2      # ... when the column name announces that entity
-FREE_TEXT_SHARE = 0.3      # share of prose values that makes a column free text
+MIN_PREVALENCE = 0.5  # share of values to name a column after an entity
+HINT_PREVALENCE = 0.2  # ... when the column name announces that entity
+FREE_TEXT_SHARE = 0.3  # share of prose values that makes a column free text
 WHOLE_VALUE_COVERAGE = 0.8  # a structured value "is" an entity when spans cover this much
-STRONG_SCORE = 0.6         # ... or when a validated / context-backed span is inside it
-_Z_SETTLE = 3.0            # sequential sampling stops once every decision is this sure
+STRONG_SCORE = 0.6  # ... or when a validated / context-backed span is inside it
+_Z_SETTLE = 3.0  # sequential sampling stops once every decision is this sure
 _SCHEDULE = (64, 128, 256, 512)
 
 
@@ -1222,7 +1446,7 @@ def name_hints(name: str) -> tuple[str, ...]:
     joined = "".join(tokens)
     for i in range(len(tokens)):
         for j in (2, 1):
-            tok = "".join(tokens[i:i + j])
+            tok = "".join(tokens[i : i + j])
             if j == 2 and i + 1 >= len(tokens):
                 continue
             e = HOTWORDS.get(tok)
@@ -1328,7 +1552,7 @@ def _value_entities(value: str, spans: list[Span], structured: bool) -> set[str]
     out = set()
     by_ent: dict[str, int] = {}
     for s in spans:
-        covered = sum(1 for c in value[s.start:s.end] if not c.isspace())
+        covered = sum(1 for c in value[s.start : s.end] if not c.isspace())
         by_ent[s.entity] = by_ent.get(s.entity, 0) + covered
         if s.score >= STRONG_SCORE and s.entity not in ("PERSON", "LOCATION", "NRP"):
             out.add(s.entity)
@@ -1336,9 +1560,15 @@ def _value_entities(value: str, spans: list[Span], structured: bool) -> set[str]
     return out
 
 
-def classify_column(name: str, values, *, detector: Detector | None = None,
-                    sample: int = DEFAULT_SAMPLE, min_prevalence: float = MIN_PREVALENCE,
-                    trace_prevalence: float = DEFAULT_MAX_PREVALENCE) -> ColumnFinding:
+def classify_column(
+    name: str,
+    values,
+    *,
+    detector: Detector | None = None,
+    sample: int = DEFAULT_SAMPLE,
+    min_prevalence: float = MIN_PREVALENCE,
+    trace_prevalence: float = DEFAULT_MAX_PREVALENCE,
+) -> ColumnFinding:
     """Classify a string column from a deterministic sample of its values.
 
     Pattern recognizers (checksums included) and NER run over the sample; the column name
@@ -1382,30 +1612,39 @@ def classify_column(name: str, values, *, detector: Detector | None = None,
         chunk = vals[examined:stop]
         new = sorted({v for v in chunk if v not in cache})
         if new:
-            for v, sp in zip(new, _detect_values(det, new, wanted, context_entities,
-                                                 structured), strict=True):
+            for v, sp in zip(
+                new, _detect_values(det, new, wanted, context_entities, structured), strict=True
+            ):
                 cache[v] = _value_entities(v, sp, structured)
         for v in chunk:
             ents = cache[v]
             counts.update(ents)
             any_pii += bool(ents)
         examined = stop
-        if examined < len(vals) and _settled(counts, any_pii, examined, structured, hinted,
-                                             min_prevalence, trace_prevalence):
+        if examined < len(vals) and _settled(
+            counts, any_pii, examined, structured, hinted, min_prevalence, trace_prevalence
+        ):
             break
 
     shares = {e: k / examined for e, k in counts.most_common()}
     if not structured:
-        return ColumnFinding(FREE_TEXT, any_pii / examined,
-                             round(_wilson(prose, len(vals), 1.96)[0], 4), shares,
-                             free_share, examined, len(vals), hinted)
+        return ColumnFinding(
+            FREE_TEXT,
+            any_pii / examined,
+            round(_wilson(prose, len(vals), 1.96)[0], 4),
+            shares,
+            free_share,
+            examined,
+            len(vals),
+            hinted,
+        )
     candidates = [e for e, p in shares.items() if p >= _bar(e, hinted, min_prevalence)]
     if candidates:
-        entity = max(candidates, key=lambda e: (shares[e], e in hinted,
-                                                _SPECIFICITY.get(e, 2)))
+        entity = max(candidates, key=lambda e: (shares[e], e in hinted, _SPECIFICITY.get(e, 2)))
         lo = _wilson(counts[entity], examined, 1.96)[0]
-        return ColumnFinding(entity, shares[entity], round(lo, 4), shares, free_share,
-                             examined, len(vals), hinted)
+        return ColumnFinding(
+            entity, shares[entity], round(lo, 4), shares, free_share, examined, len(vals), hinted
+        )
     for entity in hinted:
         rx = SHAPE_ENTITIES.get(entity)
         if rx is None:
@@ -1414,28 +1653,39 @@ def classify_column(name: str, values, *, detector: Detector | None = None,
         if k >= 0.8 * examined:
             shares = {**shares, entity: k / examined}
             lo = _wilson(k, examined, 1.96)[0]
-            return ColumnFinding(entity, k / examined, round(lo, 4), shares, free_share,
-                                 examined, len(vals), hinted)
+            return ColumnFinding(
+                entity, k / examined, round(lo, 4), shares, free_share, examined, len(vals), hinted
+            )
     top = max(shares.values(), default=0.0)
     hi = _wilson(round(top * examined), examined, 1.96)[1]
-    return ColumnFinding(None, top, round(1 - hi, 4), shares, free_share, examined,
-                         len(vals), hinted)
+    return ColumnFinding(
+        None, top, round(1 - hi, 4), shares, free_share, examined, len(vals), hinted
+    )
 
 
-def _detect_values(det: Detector, values: list[str], wanted, context_entities,
-                   structured: bool) -> list[list[Span]]:
+def _detect_values(
+    det: Detector, values: list[str], wanted, context_entities, structured: bool
+) -> list[list[Span]]:
     """Spans per value; for structured values NER only runs where no pattern entity
     already covers the value (NER is the expensive part, and names are not e-mails)."""
     if not structured:
         return det.detect(values, entities=wanted, context_entities=context_entities)
-    spans = det.detect(values, entities=wanted, context_entities=context_entities,
-                       use_ner=False, resolve=False)
+    spans = det.detect(
+        values, entities=wanted, context_entities=context_entities, use_ner=False, resolve=False
+    )
     ner_wanted = [e for e in wanted if e in det.ner_entities]
-    todo = [i for i, (v, sp) in enumerate(zip(values, spans, strict=True))
-            if ner_wanted and _has_word(v) and not _value_entities(v, resolve_overlaps(sp), True)]
+    todo = [
+        i
+        for i, (v, sp) in enumerate(zip(values, spans, strict=True))
+        if ner_wanted and _has_word(v) and not _value_entities(v, resolve_overlaps(sp), True)
+    ]
     if todo:
-        extra = det.detect([values[i] for i in todo], entities=ner_wanted,
-                           context_entities=context_entities, resolve=False)
+        extra = det.detect(
+            [values[i] for i in todo],
+            entities=ner_wanted,
+            context_entities=context_entities,
+            resolve=False,
+        )
         for i, sp in zip(todo, extra, strict=True):
             spans[i] = spans[i] + sp
     return [resolve_overlaps(sp) for sp in spans]
@@ -1474,8 +1724,9 @@ def reportable_entities(finding: ColumnFinding, max_prevalence: float) -> dict[s
     return out
 
 
-def _settled(counts: Counter, any_pii: int, n: int, structured: bool, hinted, min_prev: float,
-             trace: float) -> bool:
+def _settled(
+    counts: Counter, any_pii: int, n: int, structured: bool, hinted, min_prev: float, trace: float
+) -> bool:
     if not structured:
         lo, hi = _wilson(any_pii, n, _Z_SETTLE)
         return lo > trace or hi < trace
@@ -1484,8 +1735,10 @@ def _settled(counts: Counter, any_pii: int, n: int, structured: bool, hinted, mi
     if sure_in:
         # The column is one of these; the others only need to be settled against the bar.
         return not any(_undecided(k, n, (bars[e],)) for e, k in counts.items())
-    if any(_undecided(k, n, (bars[e],) if e in NOISY_NER else (bars[e], trace))
-           for e, k in counts.items()):
+    if any(
+        _undecided(k, n, (bars[e],) if e in NOISY_NER else (bars[e], trace))
+        for e, k in counts.items()
+    ):
         return False
     return _wilson(0, n, _Z_SETTLE)[1] < trace
 
@@ -1496,11 +1749,20 @@ def _bar(entity: str, hinted: Sequence[str], min_prevalence: float) -> float:
 
 # --------------------------------------------------------------------------- scan
 
-_DATE_FORMATS = ("%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%m-%d-%Y", "%d-%m-%Y",
-                 "%b %d, %Y", "%d %b %Y", "%B %d, %Y", "%d %B %Y")
+_DATE_FORMATS = (
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%Y/%m/%d",
+    "%d.%m.%Y",
+    "%m-%d-%Y",
+    "%d-%m-%Y",
+    "%b %d, %Y",
+    "%d %b %Y",
+    "%B %d, %Y",
+    "%d %B %Y",
+)
 _ID_NAME = re.compile(r"(?:^|_|\b)(?:id|uuid|guid|key)$|Id$|ID$")
-_STRING_HINTS = ("ZIP_CODE", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "US_BANK_NUMBER",
-                 "IBAN_CODE")
+_STRING_HINTS = ("ZIP_CODE", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "US_BANK_NUMBER", "IBAN_CODE")
 # What to do with a column holding each entity (anything else personal: tokenize).
 SUGGESTED_ACTIONS = {
     "CREDIT_CARD": {"action": "drop"},
@@ -1510,9 +1772,12 @@ SUGGESTED_ACTIONS = {
     FREE_TEXT: {"action": "scrub"},
 }
 _ARROW_TO_TYPE = (
-    (pa.types.is_boolean, "bool"), (pa.types.is_integer, "int"),
-    (pa.types.is_floating, "float"), (pa.types.is_decimal, "float"),
-    (pa.types.is_date, "date"), (pa.types.is_timestamp, "timestamp"),
+    (pa.types.is_boolean, "bool"),
+    (pa.types.is_integer, "int"),
+    (pa.types.is_floating, "float"),
+    (pa.types.is_decimal, "float"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_timestamp, "timestamp"),
 )
 
 
@@ -1554,8 +1819,10 @@ def infer_type(name: str, values, sample: int = DEFAULT_SAMPLE) -> tuple[str, st
             return False
         return not type_bad.any() and not enc_bad.any()
 
-    lead_zero = any(len(v) > 1 and v.lstrip("+-").startswith("0") and v.lstrip("+-")[1:2]
-                    .isdigit() for v in arr.to_pylist())
+    lead_zero = any(
+        len(v) > 1 and v.lstrip("+-").startswith("0") and v.lstrip("+-")[1:2].isdigit()
+        for v in arr.to_pylist()
+    )
     all_int = all(re.fullmatch(r"[+-]?\d{1,18}", v) for v in arr.to_pylist())
     if all_int:
         if keep_string or lead_zero:
@@ -1573,8 +1840,9 @@ def infer_type(name: str, values, sample: int = DEFAULT_SAMPLE) -> tuple[str, st
         for fmt in _DATE_FORMATS:
             if parses("date", fmt):
                 return "date", fmt
-        if all(re.match(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", v) for v in arr.to_pylist()) \
-                and parses("timestamp"):
+        if all(
+            re.match(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", v) for v in arr.to_pylist()
+        ) and parses("timestamp"):
             return "timestamp", None
     return "string", None
 
@@ -1600,9 +1868,14 @@ def _flow(d: dict) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def suggest_column(name: str, values, *, detector: Detector | None = None,
-                   sample: int = DEFAULT_SAMPLE,
-                   max_prevalence: float = DEFAULT_MAX_PREVALENCE) -> tuple[dict, str]:
+def suggest_column(
+    name: str,
+    values,
+    *,
+    detector: Detector | None = None,
+    sample: int = DEFAULT_SAMPLE,
+    max_prevalence: float = DEFAULT_MAX_PREVALENCE,
+) -> tuple[dict, str]:
     """Proposed schema entry for one column and a comment explaining it.
 
     Args:
@@ -1619,17 +1892,27 @@ def suggest_column(name: str, values, *, detector: Detector | None = None,
     if not isinstance(arr, pa.Array):
         arr = pa.array(list(arr))
     nullable = arr.null_count > 0
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) \
-            or pa.types.is_binary(arr.type):
-        blank = pc.sum(pc.invert(pc.fill_null(pc.match_substring_regex(
-            _as_string_array(arr), r"\S"), True))).as_py() or 0
+    if (
+        pa.types.is_string(arr.type)
+        or pa.types.is_large_string(arr.type)
+        or pa.types.is_binary(arr.type)
+    ):
+        blank = (
+            pc.sum(
+                pc.invert(
+                    pc.fill_null(pc.match_substring_regex(_as_string_array(arr), r"\S"), True)
+                )
+            ).as_py()
+            or 0
+        )
         nullable = nullable or blank > 0
     spec: dict[str, Any] = {"type": ctype}
     hinted = name_hints(name)
     finding = None
     if ctype in ("string", "int"):
-        finding = classify_column(name, arr, detector=detector, sample=sample,
-                                  trace_prevalence=max_prevalence)
+        finding = classify_column(
+            name, arr, detector=detector, sample=sample, trace_prevalence=max_prevalence
+        )
     entity = finding.entity if finding else None
     if entity is None and ctype in ("date", "timestamp") and "DATE_OF_BIRTH" in hinted:
         entity = "DATE_OF_BIRTH"
@@ -1644,8 +1927,10 @@ def suggest_column(name: str, values, *, detector: Detector | None = None,
     if entity == FREE_TEXT:
         spec.update(SUGGESTED_ACTIONS[FREE_TEXT])
         found = ", ".join(f"{e} {p:.0%}" for e, p in finding.entities.items()) or "none seen"
-        comment = (f"free text ({finding.free_text_score:.0%} prose); PII in "
-                   f"{finding.prevalence:.0%} of {finding.examined} sampled cells: {found}")
+        comment = (
+            f"free text ({finding.free_text_score:.0%} prose); PII in "
+            f"{finding.prevalence:.0%} of {finding.examined} sampled cells: {found}"
+        )
     elif entity == "DATE_OF_BIRTH" and ctype in ("date", "timestamp"):
         spec["pii"] = entity
         spec.update({"action": "generalize", "date_part": "year"})
@@ -1655,14 +1940,17 @@ def suggest_column(name: str, values, *, detector: Detector | None = None,
         spec.update(SUGGESTED_ACTIONS.get(entity, {"action": "tokenize"}))
         if spec.get("action") == "generalize" and spec["type"] != "string":
             spec = {"type": "string", "pii": entity, "action": "tokenize"}
-        comment = (f"pii {entity}: prevalence {finding.prevalence:.0%} of "
-                   f"{finding.examined} sampled values (confidence {finding.confidence:.2f})")
+        comment = (
+            f"pii {entity}: prevalence {finding.prevalence:.0%} of "
+            f"{finding.examined} sampled values (confidence {finding.confidence:.2f})"
+        )
     else:
         minority = reportable_entities(finding, max_prevalence) if finding else {}
         if minority and ctype == "string":
             spec["action"] = "scrub"
             comment = "mixed values with PII: " + ", ".join(
-                f"{e} {p:.0%}" for e, p in minority.items())
+                f"{e} {p:.0%}" for e, p in minority.items()
+            )
         elif minority:
             spec = {"type": "string", "action": "tokenize"}
             comment = "values with PII: " + ", ".join(f"{e} {p:.0%}" for e, p in minority.items())
@@ -1681,14 +1969,19 @@ def suggest_column(name: str, values, *, detector: Detector | None = None,
     if nullable:
         spec["nullable"] = True
     order = ("type", "nullable", "format", "pii", "action")
-    spec = {k: spec[k] for k in order if k in spec} | {k: v for k, v in spec.items()
-                                                         if k not in order}
+    spec = {k: spec[k] for k in order if k in spec} | {
+        k: v for k, v in spec.items() if k not in order
+    }
     return spec, comment
 
 
-def propose_schema(table: pa.Table, sample: int = DEFAULT_SAMPLE, *,
-                   detector: Detector | None = None,
-                   max_prevalence: float = DEFAULT_MAX_PREVALENCE) -> str:
+def propose_schema(
+    table: pa.Table,
+    sample: int = DEFAULT_SAMPLE,
+    *,
+    detector: Detector | None = None,
+    max_prevalence: float = DEFAULT_MAX_PREVALENCE,
+) -> str:
     """Schema YAML proposed for a table (`privgate scan`), loadable without edits.
 
     Each column gets an inferred `type`, `nullable`, a date `format` where needed, the
@@ -1717,8 +2010,13 @@ def propose_schema(table: pa.Table, sample: int = DEFAULT_SAMPLE, *,
         if not name or name.startswith("_"):
             lines.append(f"  # column {json.dumps(name)} skipped: names may not start with _")
             continue
-        spec, comment = suggest_column(name, table.column(name), detector=detector,
-                                       sample=sample, max_prevalence=max_prevalence)
+        spec, comment = suggest_column(
+            name,
+            table.column(name),
+            detector=detector,
+            sample=sample,
+            max_prevalence=max_prevalence,
+        )
         declared += spec["action"] != "drop"
         line = f"  {_yaml_key(name)}: {_flow(spec)}"
         lines.append(line + (f"  # {comment}" if comment else ""))
@@ -1730,10 +2028,14 @@ def propose_schema(table: pa.Table, sample: int = DEFAULT_SAMPLE, *,
 # --------------------------------------------------------------------------- keep-guard
 
 
-def guard_findings(table_or_columns, columns: Iterable[Sequence],
-                   max_prevalence: float = DEFAULT_MAX_PREVALENCE, *,
-                   detector: Detector | None = None,
-                   sample: int = DEFAULT_SAMPLE) -> list[tuple[str, str, float]]:
+def guard_findings(
+    table_or_columns,
+    columns: Iterable[Sequence],
+    max_prevalence: float = DEFAULT_MAX_PREVALENCE,
+    *,
+    detector: Detector | None = None,
+    sample: int = DEFAULT_SAMPLE,
+) -> list[tuple[str, str, float]]:
     """PII in `keep` string columns above `max_prevalence` (the run's keep-guard).
 
     Args:
@@ -1761,16 +2063,18 @@ def guard_findings(table_or_columns, columns: Iterable[Sequence],
             if name not in table_or_columns:
                 continue
             values = table_or_columns[name]
-        f = classify_column(name, values, detector=detector, sample=sample,
-                            trace_prevalence=max_prevalence)
+        f = classify_column(
+            name, values, detector=detector, sample=sample, trace_prevalence=max_prevalence
+        )
         for ent, p in sorted(reportable_entities(f, max_prevalence).items()):
             if ent != declared:
                 findings.append((name, ent, round(p, 4)))
     return sorted(findings)
 
 
-def guard_message(findings: Sequence[tuple[str, str, float]],
-                  max_prevalence: float = DEFAULT_MAX_PREVALENCE) -> str:
+def guard_message(
+    findings: Sequence[tuple[str, str, float]], max_prevalence: float = DEFAULT_MAX_PREVALENCE
+) -> str:
     """One line per finding for the CLI (column and entity, never a value).
 
     Args:

@@ -121,9 +121,12 @@ def _binary_array(values, what: str, *, allow_null: bool) -> pa.Array:
     if not isinstance(values, pa.Array):
         values = pa.array(list(values), type=pa.string())
     try:
-        if not (pa.types.is_binary(values.type) or pa.types.is_string(values.type)
-                or pa.types.is_large_string(values.type)
-                or pa.types.is_fixed_size_binary(values.type)):
+        if not (
+            pa.types.is_binary(values.type)
+            or pa.types.is_string(values.type)
+            or pa.types.is_large_string(values.type)
+            or pa.types.is_fixed_size_binary(values.type)
+        ):
             values = pc.cast(values, pa.string())  # e.g. integer record keys, as decimal
         values = pc.cast(values, pa.binary())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -171,8 +174,9 @@ class KeyedPrfSource:
         # "len:record_key:value" is unambiguous: the length fixes where the key ends.
         self._messages = pc.binary_join_element_wise(lengths, rk, vals, b":").to_pylist()
         col = column.encode()
-        self._prefix = PRF_DOMAIN + str(len(col)).encode() + b":" + col + int(
-            version).to_bytes(8, "big")
+        self._prefix = (
+            PRF_DOMAIN + str(len(col)).encode() + b":" + col + int(version).to_bytes(8, "big")
+        )
         self._states = HmacSha256(bytes(key))
         self.column = column
         self.version = int(version)
@@ -184,8 +188,10 @@ class KeyedPrfSource:
         return f"KeyedPrfSource(n={len(self)}, version={self.version})"
 
     def __reduce__(self):
-        raise TypeError("KeyedPrfSource holds a PRF key and must not be pickled; build it "
-                        "in the worker from the keyring")
+        raise TypeError(
+            "KeyedPrfSource holds a PRF key and must not be pickled; build it "
+            "in the worker from the keyring"
+        )
 
     def uniforms(self, n: int, k: int) -> np.ndarray:
         """Return the (n, k) memoized uniforms; n must be the number of records given.
@@ -248,8 +254,12 @@ class OutputGrid:
 
     def to_dict(self) -> dict:
         """JSON-ready form (for Parquet metadata and the manifest)."""
-        return {"origin": self.origin, "step": self.step, "count": self.count,
-                "points": list(self.points)}
+        return {
+            "origin": self.origin,
+            "step": self.step,
+            "count": self.count,
+            "points": list(self.points),
+        }
 
 
 # --------------------------------------------------------------------------- mechanisms
@@ -410,8 +420,12 @@ class NumericMechanism(Mechanism):
         return var * self._half**2 + (rounding if self.integer else 0.0)
 
     def params(self) -> dict:
-        return {"mechanism": self.name, "epsilon": self.epsilon,
-                "bounds": [self.lower, self.upper], "integer": self.integer}
+        return {
+            "mechanism": self.name,
+            "epsilon": self.epsilon,
+            "bounds": [self.lower, self.upper],
+            "integer": self.integer,
+        }
 
 
 def _check_bounds(bounds, integer: bool) -> tuple[float, float]:
@@ -595,8 +609,10 @@ class GeometricMechanism(NumericMechanism):
         lo, hi = _check_bounds(bounds, True)
         self._w = (hi - lo) / eps
         if self._w > MAX_GEOMETRIC_SCALE:
-            raise ValueError("bounds too wide for geometric at this epsilon "
-                             "((U - L) / epsilon > 2**40); use a float mechanism")
+            raise ValueError(
+                "bounds too wide for geometric at this epsilon "
+                "((U - L) / epsilon > 2**40); use a float mechanism"
+            )
         self._reach = math.ceil(TAIL_SCALES * self._w)
         super().__init__(eps, bounds, integer=True)
         self.draws = self.base_draws  # natively integer: no rounding draw
@@ -798,8 +814,9 @@ def resolve_mechanism(type: str, mechanism: str | None) -> str:
     return name
 
 
-def build_mechanism(*, type: str, mechanism: str | None, epsilon: float, bounds=None,
-                    categories=None, other=None) -> Mechanism:
+def build_mechanism(
+    *, type: str, mechanism: str | None, epsilon: float, bounds=None, categories=None, other=None
+) -> Mechanism:
     """Build a mechanism from a column's config.
 
     Args:
@@ -884,16 +901,26 @@ def _canonical(x: np.ndarray, type: str, categories, other, use: np.ndarray) -> 
         arr = pa.Array.from_buffers(pa.binary(8), n, [None, pa.py_buffer(raw)])
     elif type == "string":
         arr = pa.array(category_domain(categories, other), pa.string()).take(
-            pa.array(x, pa.int64()))
+            pa.array(x, pa.int64())
+        )
     else:
-        arr = pa.Array.from_buffers(pa.binary(1), n, [None, pa.py_buffer(
-            x.astype(np.uint8).tobytes())])
+        arr = pa.Array.from_buffers(
+            pa.binary(1), n, [None, pa.py_buffer(x.astype(np.uint8).tobytes())]
+        )
     arr = pc.cast(arr, pa.binary())
     return pc.if_else(pa.array(use), arr, pa.scalar(b"", pa.binary()))
 
 
-def noise_domain(column: str, *, type: str, mechanism: str | None, epsilon: float,
-                 bounds=None, categories=None, other=None) -> str:
+def noise_domain(
+    column: str,
+    *,
+    type: str,
+    mechanism: str | None,
+    epsilon: float,
+    bounds=None,
+    categories=None,
+    other=None,
+) -> str:
     """Canonical text of everything that shapes a column's noise (for the PRF and ledger).
 
     Args:
@@ -903,18 +930,32 @@ def noise_domain(column: str, *, type: str, mechanism: str | None, epsilon: floa
         a JSON string; equal configs give equal strings.
     """
     name = resolve_mechanism(type, mechanism)
-    doc = {"column": column, "type": type, "mechanism": name,
-           "epsilon": repr(_check_epsilon(epsilon)),
-           "bounds": None if bounds is None else [repr(float(b)) for b in bounds],
-           "categories": None if categories is None else list(category_domain(categories,
-                                                                               other)),
-           "other": other}
+    doc = {
+        "column": column,
+        "type": type,
+        "mechanism": name,
+        "epsilon": repr(_check_epsilon(epsilon)),
+        "bounds": None if bounds is None else [repr(float(b)) for b in bounds],
+        "categories": None if categories is None else list(category_domain(categories, other)),
+        "other": other,
+    }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
-def memoized_source(key: bytes, record_keys, column: str, values, version: int, *,
-                    type: str, mechanism: str | None, epsilon: float, bounds=None,
-                    categories=None, other=None) -> KeyedPrfSource:
+def memoized_source(
+    key: bytes,
+    record_keys,
+    column: str,
+    values,
+    version: int,
+    *,
+    type: str,
+    mechanism: str | None,
+    epsilon: float,
+    bounds=None,
+    categories=None,
+    other=None,
+) -> KeyedPrfSource:
     """A KeyedPrfSource for one batch of one column, keyed on the *mechanism input*.
 
     The PRF sees the clipped number (or the category after `other` mapping), so two raw
@@ -933,22 +974,42 @@ def memoized_source(key: bytes, record_keys, column: str, values, version: int, 
     Raises:
         ValueError: invalid config or mismatched lengths.
     """
-    build_mechanism(type=type, mechanism=mechanism, epsilon=epsilon, bounds=bounds,
-                    categories=categories, other=other)
+    build_mechanism(
+        type=type,
+        mechanism=mechanism,
+        epsilon=epsilon,
+        bounds=bounds,
+        categories=categories,
+        other=other,
+    )
     x, valid, bad = _inputs(values, type, bounds, categories, other)
     enc = _canonical(x, type, categories, other, valid & ~bad)
-    domain = noise_domain(column, type=type, mechanism=mechanism, epsilon=epsilon,
-                          bounds=bounds, categories=categories, other=other)
+    domain = noise_domain(
+        column,
+        type=type,
+        mechanism=mechanism,
+        epsilon=epsilon,
+        bounds=bounds,
+        categories=categories,
+        other=other,
+    )
     return KeyedPrfSource(key, record_keys, domain, enc, version)
 
 
-OUTPUT_TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(),
-                "bool": pa.bool_()}
+OUTPUT_TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
 
 
-def apply_ldp(values: pa.Array, *, type: str, mechanism: str | None = None, epsilon: float,
-              bounds=None, categories=None, other=None,
-              source: UniformSource) -> tuple[pa.Array, np.ndarray]:
+def apply_ldp(
+    values: pa.Array,
+    *,
+    type: str,
+    mechanism: str | None = None,
+    epsilon: float,
+    bounds=None,
+    categories=None,
+    other=None,
+    source: UniformSource,
+) -> tuple[pa.Array, np.ndarray]:
     """Perturb one batch of one column with a local-DP mechanism.
 
     Nulls stay null. Numbers are clipped to `bounds`. A string outside `categories` maps to
@@ -972,8 +1033,14 @@ def apply_ldp(values: pa.Array, *, type: str, mechanism: str | None = None, epsi
         ValueError: invalid config.
         TypeError: values is not a pyarrow array.
     """
-    mech = build_mechanism(type=type, mechanism=mechanism, epsilon=epsilon, bounds=bounds,
-                           categories=categories, other=other)
+    mech = build_mechanism(
+        type=type,
+        mechanism=mechanism,
+        epsilon=epsilon,
+        bounds=bounds,
+        categories=categories,
+        other=other,
+    )
     x, valid, bad = _inputs(values, type, bounds, categories, other)
     y = mech.perturb(x, source)
     mask = ~valid | bad

@@ -58,8 +58,7 @@ def load(output_dir: str) -> dict:
         with open(path, "rb") as f:
             doc = json.loads(f.read())
     except FileNotFoundError:
-        raise VerifyError(f"{output_dir}: no {MANIFEST}: not a complete privgate output") \
-            from None
+        raise VerifyError(f"{output_dir}: no {MANIFEST}: not a complete privgate output") from None
     except (OSError, ValueError):
         raise VerifyError(f"{path}: unreadable manifest") from None
     if not isinstance(doc, dict) or "manifest" not in doc or "signature" not in doc:
@@ -81,8 +80,9 @@ def verify(output_dir: str, public_key_bytes: bytes, check_files: bool = True) -
     if body.get("format") != FORMAT:
         raise VerifyError(f"{output_dir}: unsupported manifest format")
     if sig.get("public_key") != key_fingerprint(public_key_bytes):
-        raise VerifyError(f"{output_dir}: manifest was signed by another key "
-                          f"({sig.get('public_key')})")
+        raise VerifyError(
+            f"{output_dir}: manifest was signed by another key ({sig.get('public_key')})"
+        )
     try:
         Ed25519PublicKey.from_public_bytes(public_key_bytes).verify(
             base64.b64decode(sig["value"]), canonical(body)

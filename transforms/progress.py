@@ -39,8 +39,10 @@ class Display:
     def line(self) -> str:
         c = snapshot()
         rate = c["read"] / max(time.monotonic() - self._t0, 1e-9)
-        return (f"privgate: read {c['read']:,} rows, protected {c['written']:,}, "
-                f"quarantined {c['quarantined']:,} ({rate:,.0f} rows/s)")
+        return (
+            f"privgate: read {c['read']:,} rows, protected {c['written']:,}, "
+            f"quarantined {c['quarantined']:,} ({rate:,.0f} rows/s)"
+        )
 
     def _loop(self):
         while not self._stop.wait(self.interval):

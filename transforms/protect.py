@@ -30,9 +30,14 @@ def ldp_field_metadata(c) -> dict[str, str]:
     from privgate.estimate import ldp_metadata
 
     p = c.params
-    return ldp_metadata(type=c.type, mechanism=p.get("mechanism"), epsilon=p["epsilon"],
-                        bounds=p.get("bounds"), categories=p.get("categories"),
-                        other=p.get("other"))
+    return ldp_metadata(
+        type=c.type,
+        mechanism=p.get("mechanism"),
+        epsilon=p["epsilon"],
+        bounds=p.get("bounds"),
+        categories=p.get("categories"),
+        other=p.get("other"),
+    )
 
 
 def keyed_ops(keyring) -> KeyedOps:
@@ -42,8 +47,9 @@ def keyed_ops(keyring) -> KeyedOps:
         ldp_key = keyring.data_key("ldp")
     except KeyringError:
         ldp_key = None  # keyrings made before ldp existed; ldp with a record key refuses
-    return KeyedOps(keyring.data_key("token"), keyring.data_key("siv"),
-                    keyring.data_key("date_shift"), ldp_key)
+    return KeyedOps(
+        keyring.data_key("token"), keyring.data_key("siv"), keyring.data_key("date_shift"), ldp_key
+    )
 
 
 def detector_for(schema: Schema):
@@ -55,8 +61,13 @@ def detector_for(schema: Schema):
     return get_detector(schema.nlp_model, schema.recognizers)
 
 
-def protect_table(table: pa.Table, schema: Schema, ops: KeyedOps | None,
-                  out_schema: pa.Schema | None = None, detector=None) -> pa.Table:
+def protect_table(
+    table: pa.Table,
+    schema: Schema,
+    ops: KeyedOps | None,
+    out_schema: pa.Schema | None = None,
+    detector=None,
+) -> pa.Table:
     """Apply the schema's actions to a typed table (columns in schema order).
 
     Args:

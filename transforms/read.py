@@ -117,11 +117,15 @@ def read_csv_header(path: str, spec: InputSpec) -> list[str]:
         head = f.read(1 << 20)
     if not head:
         return []
-    encoding = "utf-8-sig" if spec.csv.encoding.lower().replace("_", "-") in ("utf-8", "utf8") \
+    encoding = (
+        "utf-8-sig"
+        if spec.csv.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
         else spec.csv.encoding
+    )
     text = head.decode(encoding, errors="replace")
-    reader = csv.reader(io.StringIO(text), delimiter=spec.csv.delimiter,
-                        quotechar=spec.csv.quotechar)
+    reader = csv.reader(
+        io.StringIO(text), delimiter=spec.csv.delimiter, quotechar=spec.csv.quotechar
+    )
     return next(reader, [])
 
 
@@ -159,8 +163,7 @@ def _iter_csv(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
 
     f = _HashingReader(_open(path))
     try:
-        yield from _csv_arrow_batches(f, path, spec, declared, names, rejected, on_invalid,
-                                      stats)
+        yield from _csv_arrow_batches(f, path, spec, declared, names, rejected, on_invalid, stats)
         f.drain()
     except _UndecodableRow:
         # pyarrow gave up on a block (a rejected row it cannot decode for our handler, a row
@@ -177,29 +180,32 @@ def _iter_csv(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
 def _csv_arrow_batches(f, path, spec, declared, names, rejected, on_invalid, stats):
     import pyarrow.csv as pacsv
 
-    reader = _safe_call(path, lambda: pacsv.open_csv(
-        f,
-        read_options=pacsv.ReadOptions(
-            column_names=names,
-            skip_rows=1,
-            encoding=spec.csv.encoding,
-            block_size=max(1 << 22, 4 * spec.max_cell_bytes),
-            use_threads=False,
+    reader = _safe_call(
+        path,
+        lambda: pacsv.open_csv(
+            f,
+            read_options=pacsv.ReadOptions(
+                column_names=names,
+                skip_rows=1,
+                encoding=spec.csv.encoding,
+                block_size=max(1 << 22, 4 * spec.max_cell_bytes),
+                use_threads=False,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=spec.csv.delimiter,
+                quote_char=spec.csv.quotechar,
+                newlines_in_values=True,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=declared,
+                column_types={c: pa.binary() for c in declared},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
         ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=spec.csv.delimiter,
-            quote_char=spec.csv.quotechar,
-            newlines_in_values=True,
-            invalid_row_handler=on_invalid,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            include_columns=declared,
-            column_types={c: pa.binary() for c in declared},
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    ))
+    )
     offset = 0
     for batch in _safe_batches(reader, path):
         table = pa.Table.from_batches([batch])
@@ -218,8 +224,12 @@ def _csv_arrow_batches(f, path, spec, declared, names, rejected, on_invalid, sta
 def _iter_csv_python(path, spec, schema, stats, names, skip: int):
     """Slow, exact fallback for CSV files pyarrow cannot report on (see _iter_csv)."""
     f = _HashingReader(_open(path))
-    text = io.TextIOWrapper(io.BufferedReader(f, 1 << 20), encoding=spec.csv.encoding,
-                            errors="surrogateescape", newline="")
+    text = io.TextIOWrapper(
+        io.BufferedReader(f, 1 << 20),
+        encoding=spec.csv.encoding,
+        errors="surrogateescape",
+        newline="",
+    )
     reader = csv.reader(text, delimiter=spec.csv.delimiter, quotechar=spec.csv.quotechar)
     idx = [names.index(c) for c in schema.names]
     good: list[list[str]] = []
@@ -230,8 +240,10 @@ def _iter_csv_python(path, spec, schema, stats, names, skip: int):
     def flush():
         nonlocal offset
         if good:
-            cols = {c: pa.array([_cell(r[i]) for r in good], pa.binary())
-                    for c, i in zip(schema.names, idx, strict=True)}
+            cols = {
+                c: pa.array([_cell(r[i]) for r in good], pa.binary())
+                for c, i in zip(schema.names, idx, strict=True)
+            }
             yield RawBatch(path, offset, pa.table(cols))
             offset += len(good)
             stats.rows += len(good)
@@ -370,8 +382,9 @@ def _jsonl_lines(lines, path, offset, schema: Schema, undeclared: set):
             continue
         for c in schema.names:
             v = obj.get(c)
-            cols[c].append(None if v is None else
-                           ("true" if v is True else "false" if v is False else str(v)))
+            cols[c].append(
+                None if v is None else ("true" if v is True else "false" if v is False else str(v))
+            )
         kept_rows.append(offset + i)
     if bad_raw:
         raw = pa.table({"raw_line": pa.array(bad_raw, pa.string())})

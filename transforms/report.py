@@ -38,10 +38,14 @@ VALIDATION_FORMAT = "privgate-validation/1"
 NULL_LABEL = "(null)"
 OTHER_LABEL = "(other)"
 MAX_BINS = 30
-LDP_NUMERIC_NOTE = ("Local DP noise: single outputs may lie outside the declared bounds (the "
-                    "outer bins); their mean stays unbiased (privgate.estimate).")
-LDP_CATEGORICAL_NOTE = ("Randomized response: output shares are pulled toward uniform; "
-                        "privgate.estimate de-biases the frequencies.")
+LDP_NUMERIC_NOTE = (
+    "Local DP noise: single outputs may lie outside the declared bounds (the "
+    "outer bins); their mean stays unbiased (privgate.estimate)."
+)
+LDP_CATEGORICAL_NOTE = (
+    "Randomized response: output shares are pulled toward uniform; "
+    "privgate.estimate de-biases the frequencies."
+)
 
 _PASS, _FAIL, _WARN = "#1a7f37", "#cf222e", "#9a6700"
 _BEFORE, _AFTER = "#8c959f", "#0969da"
@@ -61,11 +65,11 @@ def _as_numbers(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, str]:
     arr = arr.drop_null()
     t = arr.type
     if pa.types.is_date(t):
-        return pc.cast(pc.cast(arr, pa.date32()), pa.int32()).to_numpy().astype(np.float64), \
-            "date"
+        return pc.cast(pc.cast(arr, pa.date32()), pa.int32()).to_numpy().astype(np.float64), "date"
     if pa.types.is_timestamp(t):
-        return pc.cast(pc.cast(arr, pa.timestamp("us", tz=t.tz)), pa.int64()).to_numpy() \
-            .astype(np.float64), "timestamp"
+        return pc.cast(pc.cast(arr, pa.timestamp("us", tz=t.tz)), pa.int64()).to_numpy().astype(
+            np.float64
+        ), "timestamp"
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), "numeric"
     raise ValueError("numeric bins need an int, float, date or timestamp column")
@@ -73,8 +77,12 @@ def _as_numbers(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, str]:
 
 def _edge_numbers(edges: Sequence, kind: str) -> np.ndarray:
     if kind == "date":
-        vals = [(e - dt.date(1970, 1, 1)).days if isinstance(e, dt.date)
-                and not isinstance(e, dt.datetime) else float("nan") for e in edges]
+        vals = [
+            (e - dt.date(1970, 1, 1)).days
+            if isinstance(e, dt.date) and not isinstance(e, dt.datetime)
+            else float("nan")
+            for e in edges
+        ]
     elif kind == "timestamp":
         epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         vals = []
@@ -85,8 +93,10 @@ def _edge_numbers(edges: Sequence, kind: str) -> np.ndarray:
             e = e if e.tzinfo else e.replace(tzinfo=dt.UTC)
             vals.append((e - epoch) // dt.timedelta(microseconds=1))
     else:
-        vals = [float(e) if isinstance(e, int | float) and not isinstance(e, bool)
-                else float("nan") for e in edges]
+        vals = [
+            float(e) if isinstance(e, int | float) and not isinstance(e, bool) else float("nan")
+            for e in edges
+        ]
     out = np.asarray(vals, dtype=np.float64)
     if out.size < 2 or not np.all(np.isfinite(out)) or not np.all(np.diff(out) > 0):
         raise ValueError("edges must be at least 2 increasing values of the column's kind")
@@ -105,9 +115,14 @@ def _suppress(counts: list[int], min_count: int) -> list[int | None]:
     return [None if 0 < c < min_count else int(c) for c in counts]
 
 
-def histogram_counts(arr: pa.Array | pa.ChunkedArray, *, edges: Sequence | None = None,
-                     categories: Sequence | None = None, labels: Sequence[str] | None = None,
-                     min_count: int = 0) -> dict:
+def histogram_counts(
+    arr: pa.Array | pa.ChunkedArray,
+    *,
+    edges: Sequence | None = None,
+    categories: Sequence | None = None,
+    labels: Sequence[str] | None = None,
+    min_count: int = 0,
+) -> dict:
     """Counts per public bin of one column: the aggregated input of a distribution plot.
 
     Exactly one of `edges` (numeric, date and timestamp columns) or `categories` (string and
@@ -137,8 +152,10 @@ def histogram_counts(arr: pa.Array | pa.ChunkedArray, *, edges: Sequence | None 
     if edges is not None:
         x, kind = _as_numbers(arr)
         e = _edge_numbers(edges, kind)
-        bins = labels or [f"{_edge_label(a, kind)} – {_edge_label(b, kind)}"
-                          for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        bins = labels or [
+            f"{_edge_label(a, kind)} – {_edge_label(b, kind)}"
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
         if len(bins) != len(e) - 1:
             raise ValueError("labels must have one entry per bin")
         idx = np.searchsorted(e, x, side="right") - 1
@@ -170,8 +187,11 @@ def histogram_counts(arr: pa.Array | pa.ChunkedArray, *, edges: Sequence | None 
         known = idx.drop_null().to_numpy(zero_copy_only=False)
         counts = np.bincount(known, minlength=len(cats)).tolist()
         other = int(idx.null_count)
-        names = list(labels) if labels else [str(c).lower() if isinstance(c, bool) else str(c)
-                                             for c in cats]
+        names = (
+            list(labels)
+            if labels
+            else [str(c).lower() if isinstance(c, bool) else str(c) for c in cats]
+        )
         if len(names) != len(cats):
             raise ValueError("labels must have one entry per category")
         names.append(OTHER_LABEL)
@@ -194,11 +214,16 @@ def before_after(before: Mapping, after: Mapping) -> dict:
     """
     if list(before["bins"]) != list(after["bins"]):
         raise ValueError("before and after histograms must use the same bins")
-    keep = [i for i, (b, a) in enumerate(zip(before["counts"], after["counts"], strict=True))
-            if b != 0 or a != 0]
-    return {"bins": [before["bins"][i] for i in keep],
-            "before": [before["counts"][i] for i in keep],
-            "after": [after["counts"][i] for i in keep]}
+    keep = [
+        i
+        for i, (b, a) in enumerate(zip(before["counts"], after["counts"], strict=True))
+        if b != 0 or a != 0
+    ]
+    return {
+        "bins": [before["bins"][i] for i in keep],
+        "before": [before["counts"][i] for i in keep],
+        "after": [after["counts"][i] for i in keep],
+    }
 
 
 def _coarse_edges(lo: float, hi: float, step: float) -> list[float]:
@@ -229,6 +254,7 @@ def _date_edges(out: pa.Array, part: str, kind: str) -> tuple[list, list[str] | 
 
         def make(y: int, m: int = 1) -> Any:
             return dt.datetime(y, m, 1, tzinfo=dt.UTC)
+
     if part in ("year", "month"):
         per = 1 if part == "year" else 12
         lo = first.year * per + (0 if part == "year" else first.month - 1)
@@ -237,12 +263,13 @@ def _date_edges(out: pa.Array, part: str, kind: str) -> tuple[list, list[str] | 
         idx = list(range(lo, hi + step + 1, step))
         if part == "year":
             edges = [make(i) for i in idx]
-            labels = [str(a) if step == 1 else f"{a}–{b - 1}" for a, b in
-                      zip(idx[:-1], idx[1:], strict=True)]
+            labels = [
+                str(a) if step == 1 else f"{a}–{b - 1}"
+                for a, b in zip(idx[:-1], idx[1:], strict=True)
+            ]
         else:
             edges = [make(i // 12, i % 12 + 1) for i in idx]
-            labels = [f"{a // 12}-{a % 12 + 1:02d}" + ("" if step == 1 else "…")
-                      for a in idx[:-1]]
+            labels = [f"{a // 12}-{a % 12 + 1:02d}" + ("" if step == 1 else "…") for a in idx[:-1]]
         return edges, labels
     unit = dt.timedelta(days=1) if part == "day" else dt.timedelta(hours=1)
     step = max(1, math.ceil((int((last - first) / unit) + 1) / MAX_BINS))
@@ -254,8 +281,9 @@ def _date_edges(out: pa.Array, part: str, kind: str) -> tuple[list, list[str] | 
     return edges, labels
 
 
-def plot_bins(spec: ColumnSpec, output: pa.Array | pa.ChunkedArray,
-              min_count: int = 0) -> dict | None:
+def plot_bins(
+    spec: ColumnSpec, output: pa.Array | pa.ChunkedArray, min_count: int = 0
+) -> dict | None:
     """Public bins for a column's before/after plot, from the schema or released values.
 
     ldp columns: ten equal bins over the declared bounds (numeric), the declared categories
@@ -281,8 +309,10 @@ def plot_bins(spec: ColumnSpec, output: pa.Array | pa.ChunkedArray,
             return {"categories": list(category_domain(p["categories"], p.get("other")))}
         lo, hi = p["bounds"]
         if spec.type == "int" and hi - lo <= 20:
-            return {"edges": [v - 0.5 for v in range(int(lo), int(hi) + 2)],
-                    "labels": [str(v) for v in range(int(lo), int(hi) + 1)]}
+            return {
+                "edges": [v - 0.5 for v in range(int(lo), int(hi) + 2)],
+                "labels": [str(v) for v in range(int(lo), int(hi) + 1)],
+            }
         return {"edges": np.linspace(float(lo), float(hi), 11).tolist()}
     if spec.action != "generalize":
         return None
@@ -305,8 +335,12 @@ def plot_bins(spec: ColumnSpec, output: pa.Array | pa.ChunkedArray,
     return {"categories": keep} if keep else None
 
 
-def column_plot(spec: ColumnSpec, before: pa.Array | pa.ChunkedArray,
-                after: pa.Array | pa.ChunkedArray, min_count: int = 0) -> dict | None:
+def column_plot(
+    spec: ColumnSpec,
+    before: pa.Array | pa.ChunkedArray,
+    after: pa.Array | pa.ChunkedArray,
+    min_count: int = 0,
+) -> dict | None:
     """The before/after plot input of one ldp or generalize column.
 
     For generalize columns `before` is generalized the same way first, so both sides are
@@ -327,16 +361,20 @@ def column_plot(spec: ColumnSpec, before: pa.Array | pa.ChunkedArray,
     if spec.action == "generalize":
         from transforms.actions import generalize
 
-        before = generalize(before.combine_chunks() if isinstance(before, pa.ChunkedArray)
-                            else before, spec, None)
-    plot = before_after(histogram_counts(before, min_count=min_count, **bins),
-                        histogram_counts(after, min_count=min_count, **bins))
+        before = generalize(
+            before.combine_chunks() if isinstance(before, pa.ChunkedArray) else before, spec, None
+        )
+    plot = before_after(
+        histogram_counts(before, min_count=min_count, **bins),
+        histogram_counts(after, min_count=min_count, **bins),
+    )
     if spec.action == "ldp":
-        plot["note"] = (LDP_NUMERIC_NOTE if spec.type in ("int", "float")
-                        else LDP_CATEGORICAL_NOTE)
+        plot["note"] = LDP_NUMERIC_NOTE if spec.type in ("int", "float") else LDP_CATEGORICAL_NOTE
     elif "keep_prefix" in spec.params:
-        plot["note"] = (f"Only the {MAX_BINS} most frequent prefixes shared by at least "
-                        f"{max(1, min_count)} records are named; the rest count as {OTHER_LABEL}.")
+        plot["note"] = (
+            f"Only the {MAX_BINS} most frequent prefixes shared by at least "
+            f"{max(1, min_count)} records are named; the rest count as {OTHER_LABEL}."
+        )
     return plot
 
 
@@ -398,12 +436,19 @@ def _nice_ticks(top: int, n: int = 5) -> list[int]:
     e = 0
     while 10 ** (e + 1) * n < top:
         e += 1
-    step = next(m * 10 ** e for m in (1, 2, 5, 10) if m * 10 ** e * n >= top)
+    step = next(m * 10**e for m in (1, 2, 5, 10) if m * 10**e * n >= top)
     return list(range(0, -(-top // step) * step + 1, step))
 
 
-def _bar_chart(bins: Sequence[str], series: Sequence[_Series], *, title: str,
-               y_label: str, x_label: str = "", aria_label: str = "") -> str:
+def _bar_chart(
+    bins: Sequence[str],
+    series: Sequence[_Series],
+    *,
+    title: str,
+    y_label: str,
+    x_label: str = "",
+    aria_label: str = "",
+) -> str:
     """A bar chart as inline SVG: bins along x, one bar per series in each bin (grouped),
     y axis from 0 with ~5 round ticks and gridlines, a legend when there are several series.
 
@@ -421,15 +466,19 @@ def _bar_chart(bins: Sequence[str], series: Sequence[_Series], *, title: str,
     # which reach left of their bin.
     left = max(_text_w(t, _TICK_FS) for t in tick_labels) + 12 + (_TICK_FS + 8)
     # Many bins: x labels rotated, unless they all fit side by side (class sizes "5-9").
-    rotate = n > _ROTATE_OVER and max(_text_w(b, _TICK_FS) for b in bins) > \
-        0.75 * (_SVG_W - left - _RIGHT) / n
+    rotate = (
+        n > _ROTATE_OVER
+        and max(_text_w(b, _TICK_FS) for b in bins) > 0.75 * (_SVG_W - left - _RIGHT) / n
+    )
     cos, sin = math.cos(math.radians(_ROTATION)), math.sin(math.radians(_ROTATION))
     shown = [_clip(b, _ROTATED_W, _TICK_FS) for b in bins] if rotate else list(bins)
     for _ in range(2):
         slot = (_SVG_W - left - _RIGHT) / max(n, 1)
         if rotate:
-            left = max([left] + [_text_w(s, _TICK_FS) * cos - slot * (i + 0.5) + 6
-                                 for i, s in enumerate(shown)])
+            left = max(
+                [left]
+                + [_text_w(s, _TICK_FS) * cos - slot * (i + 0.5) + 6 for i, s in enumerate(shown)]
+            )
     slot = (_SVG_W - left - _RIGHT) / max(n, 1)
     if not rotate:
         shown = [_clip(b, slot - 6, _TICK_FS) for b in bins]
@@ -445,38 +494,50 @@ def _bar_chart(bins: Sequence[str], series: Sequence[_Series], *, title: str,
     def y_of(v: int) -> float:
         return base - _PLOT_H * v / ticks[-1]
 
-    out = [f'<svg viewBox="0 0 {_SVG_W} {_f(height)}" role="img" '
-           f'aria-label="{_e(aria_label or title)}">']
+    out = [
+        f'<svg viewBox="0 0 {_SVG_W} {_f(height)}" role="img" '
+        f'aria-label="{_e(aria_label or title)}">'
+    ]
     # title, legend (right-aligned in the title row)
     legend, x = [], right
     if k > 1:
         for s in reversed(series):
             w = _text_w(s.name, _TICK_FS)
             x -= w
-            legend.append(f'<text x="{_f(x)}" y="18" font-size="{_TICK_FS}" fill="{_INK}">'
-                          f'{_e(s.name)}</text>')
+            legend.append(
+                f'<text x="{_f(x)}" y="18" font-size="{_TICK_FS}" fill="{_INK}">{_e(s.name)}</text>'
+            )
             x -= 16
             key = s.color if isinstance(s.color, str) else next(iter(s.color), _AXIS)
-            legend.append(f'<rect class="key" x="{_f(x)}" y="9" width="11" height="11" '
-                          f'fill="{_e(key)}"/>')
+            legend.append(
+                f'<rect class="key" x="{_f(x)}" y="9" width="11" height="11" fill="{_e(key)}"/>'
+            )
             x -= 14
     shown_title = _clip(title, x - 16, _TITLE_FS)
     tip = f"<title>{_e(title)}</title>" if shown_title != title else ""
-    out.append(f'<text x="4" y="18" font-size="{_TITLE_FS}" font-weight="600" '
-               f'fill="{_INK}">{_e(shown_title)}{tip}</text>')
+    out.append(
+        f'<text x="4" y="18" font-size="{_TITLE_FS}" font-weight="600" '
+        f'fill="{_INK}">{_e(shown_title)}{tip}</text>'
+    )
     out.extend(reversed(legend))
     # y axis: gridlines, tick labels, title
     for t, label in zip(ticks, tick_labels, strict=True):
         y = _f(y_of(t))
         if t:
-            out.append(f'<line x1="{_f(left)}" x2="{_f(right)}" y1="{y}" y2="{y}" '
-                       f'stroke="{_GRID}" stroke-width="1"/>')
-        out.append(f'<text x="{_f(left - 6)}" y="{y}" dy="0.35em" text-anchor="end" '
-                   f'font-size="{_TICK_FS}" fill="{_MUTED}">{_e(label)}</text>')
+            out.append(
+                f'<line x1="{_f(left)}" x2="{_f(right)}" y1="{y}" y2="{y}" '
+                f'stroke="{_GRID}" stroke-width="1"/>'
+            )
+        out.append(
+            f'<text x="{_f(left - 6)}" y="{y}" dy="0.35em" text-anchor="end" '
+            f'font-size="{_TICK_FS}" fill="{_MUTED}">{_e(label)}</text>'
+        )
     mid = _f(_TOP + _PLOT_H / 2)
-    out.append(f'<text transform="translate({_TICK_FS + 2} {mid}) rotate(-90)" '
-               f'text-anchor="middle" font-size="{_TICK_FS}" fill="{_MUTED}">'
-               f'{_e(y_label)}</text>')
+    out.append(
+        f'<text transform="translate({_TICK_FS + 2} {mid}) rotate(-90)" '
+        f'text-anchor="middle" font-size="{_TICK_FS}" fill="{_MUTED}">'
+        f"{_e(y_label)}</text>"
+    )
     # bars, marks and x labels
     group = min(slot * 0.8, _MAX_BAR_W * k)
     bar_w = group / max(k, 1)
@@ -488,41 +549,57 @@ def _bar_chart(bins: Sequence[str], series: Sequence[_Series], *, title: str,
             mx = _f(bx + bar_w / 2)
             what = f"{b}: {s.name}" if k > 1 else b
             if v is None:
-                out.append(f'<text class="supp" transform="translate({mx} {_f(base - 4)}) '
-                           f'rotate(-90)" dy="0.35em" font-size="{_NOTE_FS}" '
-                           f'fill="{_MUTED}">supp.<title>{_e(what)}: suppressed (too few '
-                           f'records to show)</title></text>')
+                out.append(
+                    f'<text class="supp" transform="translate({mx} {_f(base - 4)}) '
+                    f'rotate(-90)" dy="0.35em" font-size="{_NOTE_FS}" '
+                    f'fill="{_MUTED}">supp.<title>{_e(what)}: suppressed (too few '
+                    f"records to show)</title></text>"
+                )
                 continue
             top = y_of(v)
-            out.append(f'<rect class="bar" x="{_f(bx)}" y="{_f(top)}" width="{_f(bar_w)}" '
-                       f'height="{_f(base - top)}" fill="{_e(s.color_at(i))}">'
-                       f'<title>{_e(what)}: {v:,}</title></rect>')
+            out.append(
+                f'<rect class="bar" x="{_f(bx)}" y="{_f(top)}" width="{_f(bar_w)}" '
+                f'height="{_f(base - top)}" fill="{_e(s.color_at(i))}">'
+                f"<title>{_e(what)}: {v:,}</title></rect>"
+            )
             note = s.notes[i] if i < len(s.notes) else None
             if note:
                 fs = max(7.0, min(_NOTE_FS, slot * 0.95 / max(_text_w(note, 1), 1)))
-                out.append(f'<text class="note" x="{mx}" y="{_f(top - 4)}" '
-                           f'text-anchor="middle" font-size="{_f(fs)}" fill="{_INK}">'
-                           f'{_e(note)}</text>')
+                out.append(
+                    f'<text class="note" x="{mx}" y="{_f(top - 4)}" '
+                    f'text-anchor="middle" font-size="{_f(fs)}" fill="{_INK}">'
+                    f"{_e(note)}</text>"
+                )
         tip = f"<title>{_e(b)}</title>" if shown[i] != b else ""
         if rotate:
             ly = _f(base + 12)
-            out.append(f'<text transform="translate({_f(cx + 3)} {ly}) rotate(-{_ROTATION})" '
-                       f'text-anchor="end" font-size="{_f(label_fs)}" fill="{_INK}">'
-                       f'{_e(shown[i])}{tip}</text>')
+            out.append(
+                f'<text transform="translate({_f(cx + 3)} {ly}) rotate(-{_ROTATION})" '
+                f'text-anchor="end" font-size="{_f(label_fs)}" fill="{_INK}">'
+                f"{_e(shown[i])}{tip}</text>"
+            )
         else:
-            out.append(f'<text x="{_f(cx)}" y="{_f(base + _TICK_FS + 6)}" '
-                       f'text-anchor="middle" font-size="{_TICK_FS}" fill="{_INK}">'
-                       f'{_e(shown[i])}{tip}</text>')
+            out.append(
+                f'<text x="{_f(cx)}" y="{_f(base + _TICK_FS + 6)}" '
+                f'text-anchor="middle" font-size="{_TICK_FS}" fill="{_INK}">'
+                f"{_e(shown[i])}{tip}</text>"
+            )
     if not n:
-        out.append(f'<text x="{_f((left + right) / 2)}" y="{_f(_TOP + _PLOT_H / 2)}" '
-                   f'text-anchor="middle" font-size="{_TICK_FS}" fill="{_MUTED}">'
-                   f'no records to show</text>')
-    out.append(f'<line x1="{_f(left)}" x2="{_f(right)}" y1="{_f(base)}" y2="{_f(base)}" '
-               f'stroke="{_AXIS}" stroke-width="1"/>')
+        out.append(
+            f'<text x="{_f((left + right) / 2)}" y="{_f(_TOP + _PLOT_H / 2)}" '
+            f'text-anchor="middle" font-size="{_TICK_FS}" fill="{_MUTED}">'
+            f"no records to show</text>"
+        )
+    out.append(
+        f'<line x1="{_f(left)}" x2="{_f(right)}" y1="{_f(base)}" y2="{_f(base)}" '
+        f'stroke="{_AXIS}" stroke-width="1"/>'
+    )
     if x_label:
-        out.append(f'<text x="{_f((left + right) / 2)}" y="{_f(height - 8)}" '
-                   f'text-anchor="middle" font-size="{_TICK_FS}" fill="{_MUTED}">'
-                   f'{_e(x_label)}</text>')
+        out.append(
+            f'<text x="{_f((left + right) / 2)}" y="{_f(height - 8)}" '
+            f'text-anchor="middle" font-size="{_TICK_FS}" fill="{_MUTED}">'
+            f"{_e(x_label)}</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -537,18 +614,24 @@ def _k_histogram_svg(hist: Sequence[Mapping], k: int) -> str:
     return _bar_chart(
         [str(h["size"]) for h in hist],
         [_Series("records", [h["records"] for h in hist], colors, notes)],
-        title=title, y_label="records",
+        title=title,
+        y_label="records",
         x_label="equivalence-class size (records sharing the quasi-identifiers)",
-        aria_label=f"{title}; bar chart of records per class-size bucket")
+        aria_label=f"{title}; bar chart of records per class-size bucket",
+    )
 
 
 def _before_after_svg(column: str, plot: Mapping) -> str:
     return _bar_chart(
         plot["bins"],
-        [_Series("before (input)", plot["before"], _BEFORE),
-         _Series("after (output)", plot["after"], _AFTER)],
-        title=column, y_label="records",
-        aria_label=f"{column}: records per bin before (input) and after (output) protection")
+        [
+            _Series("before (input)", plot["before"], _BEFORE),
+            _Series("after (output)", plot["after"], _AFTER),
+        ],
+        title=column,
+        y_label="records",
+        aria_label=f"{column}: records per bin before (input) and after (output) protection",
+    )
 
 
 # --------------------------------------------------------------------------- html
@@ -585,8 +668,9 @@ def _e(v: Any) -> str:
     return html.escape("" if v is None else str(v), quote=True)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
-           numeric: Sequence[int] = ()) -> str:
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()
+) -> str:
     """An HTML table; cells are escaped unless given as `_Raw`."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
@@ -629,41 +713,58 @@ def _check_summary(c: Mapping) -> str:
     name = c["name"]
     try:
         if name == "output_columns":
-            parts = [f"{label}: {', '.join(d[key])}" for key, label in
-                     (("missing", "missing"), ("unexpected", "unexpected"),
-                      ("type_mismatch", "type mismatch")) if d.get(key)]
+            parts = [
+                f"{label}: {', '.join(d[key])}"
+                for key, label in (
+                    ("missing", "missing"),
+                    ("unexpected", "unexpected"),
+                    ("type_mismatch", "type mismatch"),
+                )
+                if d.get(key)
+            ]
             return "; ".join(parts) or f"{len(d.get('expected', []))} columns as declared"
         if name == "residual_pii":
             limit = "no limit" if d.get("max_rate") is None else f"max {_pct(d['max_rate'])}"
-            return (f"{_pct(d.get('rate'))} of sampled values with PII "
-                    f"({_int(d.get('flagged'))} of {_int(d.get('sampled'))}); {limit}")
+            return (
+                f"{_pct(d.get('rate'))} of sampled values with PII "
+                f"({_int(d.get('flagged'))} of {_int(d.get('sampled'))}); {limit}"
+            )
         if name == "k_anonymity":
-            return (f"smallest class {_int(d.get('min_class_size'))} (k = {d.get('k')}); "
-                    f"{_int(d.get('records_below_k'))} records in "
-                    f"{_int(d.get('classes_below_k'))} classes below k; "
-                    f"{_int(d.get('classes'))} classes over {_int(d.get('records'))} records")
+            return (
+                f"smallest class {_int(d.get('min_class_size'))} (k = {d.get('k')}); "
+                f"{_int(d.get('records_below_k'))} records in "
+                f"{_int(d.get('classes_below_k'))} classes below k; "
+                f"{_int(d.get('classes'))} classes over {_int(d.get('records'))} records"
+            )
         if name == "l_diversity":
-            return (f"fewest distinct '{d.get('sensitive')}' per class: "
-                    f"{_int(d.get('min_l'))} (l = {d.get('l')}); "
-                    f"{_int(d.get('records_below_l'))} records in "
-                    f"{_int(d.get('classes_below_l'))} classes below l")
+            return (
+                f"fewest distinct '{d.get('sensitive')}' per class: "
+                f"{_int(d.get('min_l'))} (l = {d.get('l')}); "
+                f"{_int(d.get('records_below_l'))} records in "
+                f"{_int(d.get('classes_below_l'))} classes below l"
+            )
         if name == "ldp_domain":
             cols = d.get("columns") or {}
             outside = sum(int(v.get("outside", 0)) for v in cols.values())
             return f"{len(cols)} ldp columns; {outside:,} values outside their domain"
         if name == "reconciliation":
-            return (f"{_int(d.get('input_rows'))} input rows = {_int(d.get('output_rows'))} "
-                    f"output + {_int(d.get('quarantined_rows'))} quarantined"
-                    + ("" if c["passed"] else f" (difference {_int(d.get('difference'))})"))
+            return (
+                f"{_int(d.get('input_rows'))} input rows = {_int(d.get('output_rows'))} "
+                f"output + {_int(d.get('quarantined_rows'))} quarantined"
+                + ("" if c["passed"] else f" (difference {_int(d.get('difference'))})")
+            )
         if name == "keep_guard":
             found = d.get("findings") or []
             if not found:
                 return f"no PII above {_pct(d.get('max_prevalence'))} in kept columns"
-            return "; ".join(f"'{f['column']}' holds {f['entity']} ({_pct(f['prevalence'])})"
-                             for f in found)
+            return "; ".join(
+                f"'{f['column']}' holds {f['entity']} ({_pct(f['prevalence'])})" for f in found
+            )
         if "expectations" in d and "evaluated" in d:
-            return (f"{d['evaluated']} expectations; {d['critical_failed']} critical failed, "
-                    f"{d['warnings']} warnings")
+            return (
+                f"{d['evaluated']} expectations; {d['critical_failed']} critical failed, "
+                f"{d['warnings']} warnings"
+            )
     except (KeyError, TypeError, ValueError):
         pass
     return "passed" if c["passed"] else "failed"
@@ -687,8 +788,15 @@ def _column_notes(col: Mapping) -> str:
         if col.get("categories"):
             parts.append(f"{len(col['categories'])} categories")
         return ", ".join(p for p in parts if p)
-    for key in ("bucket", "keep_prefix", "date_part", "keep_first", "keep_last", "max_days",
-                "domain"):
+    for key in (
+        "bucket",
+        "keep_prefix",
+        "date_part",
+        "keep_first",
+        "keep_last",
+        "max_days",
+        "domain",
+    ):
         if key in col and col[key] not in (None, 0):
             return f"{key} {col[key]}"
     return ""
@@ -697,13 +805,22 @@ def _column_notes(col: Mapping) -> str:
 def _section_columns(body: Mapping) -> str:
     rows = []
     for c in body.get("columns") or []:
-        rows.append([c.get("name"), c.get("type"), c.get("action"), c.get("pii") or "–",
-                     c.get("key_group") or "–", c.get("output_type") or "dropped",
-                     _column_notes(c)])
+        rows.append(
+            [
+                c.get("name"),
+                c.get("type"),
+                c.get("action"),
+                c.get("pii") or "–",
+                c.get("key_group") or "–",
+                c.get("output_type") or "dropped",
+                _column_notes(c),
+            ]
+        )
     if not rows:
         return "<p class='note'>No column list in the manifest.</p>"
-    return _table(["column", "type", "action", "PII entity", "key group", "output type",
-                   "parameters"], rows)
+    return _table(
+        ["column", "type", "action", "PII entity", "key group", "output type", "parameters"], rows
+    )
 
 
 def _section_privacy(body: Mapping) -> str:
@@ -711,20 +828,28 @@ def _section_privacy(body: Mapping) -> str:
     if not p:
         return "<p>No local differential privacy in this run (no ldp columns).</p>"
     rows = [
-        ["epsilon per record (sum over ldp columns)", p.get("record_epsilon"),
-         p.get("record_epsilon_max")],
-        ["lifetime epsilon spent (after this run)", p.get("lifetime_spent_after"),
-         p.get("lifetime_epsilon_max")],
+        [
+            "epsilon per record (sum over ldp columns)",
+            p.get("record_epsilon"),
+            p.get("record_epsilon_max"),
+        ],
+        [
+            "lifetime epsilon spent (after this run)",
+            p.get("lifetime_spent_after"),
+            p.get("lifetime_epsilon_max"),
+        ],
         ["charged by this run", p.get("charged"), "–"],
     ]
     notes = []
     if p.get("memoized_noise"):
-        notes.append("Noise is memoized per record: re-running on the same records costs no "
-                     "extra epsilon.")
+        notes.append(
+            "Noise is memoized per record: re-running on the same records costs no extra epsilon."
+        )
     if p.get("budget_overrun_allowed"):
         notes.append("The lifetime budget was allowed to overrun for this run.")
     return _table(["figure", "value", "limit"], rows, numeric=(1, 2)) + "".join(
-        f"<p class='note'>{_e(n)}</p>" for n in notes)
+        f"<p class='note'>{_e(n)}</p>" for n in notes
+    )
 
 
 def _section_pii(validation: Mapping) -> str:
@@ -738,13 +863,23 @@ def _section_pii(validation: Mapping) -> str:
     for col in sorted(by_col):
         v = by_col[col]
         ents = v.get("entities") or {}
-        rows.append([col, _int(v.get("sampled")), _int(v.get("flagged")), _pct(v.get("rate")),
-                     *[_int(ents.get(e, 0)) for e in entities]])
+        rows.append(
+            [
+                col,
+                _int(v.get("sampled")),
+                _int(v.get("flagged")),
+                _pct(v.get("rate")),
+                *[_int(ents.get(e, 0)) for e in entities],
+            ]
+        )
     head = f"<p>{_badge(c['passed']).html} {_e(_check_summary(c))}</p>"
     if not rows:
         return head + "<p class='note'>No string column needed sampling.</p>"
-    return head + _table(["column", "sampled values", "values with PII", "rate", *entities],
-                         rows, numeric=tuple(range(1, 4 + len(entities))))
+    return head + _table(
+        ["column", "sampled values", "values with PII", "rate", *entities],
+        rows,
+        numeric=tuple(range(1, 4 + len(entities))),
+    )
 
 
 def _section_k(validation: Mapping) -> str:
@@ -754,14 +889,19 @@ def _section_k(validation: Mapping) -> str:
         out.append("<p class='note'>k-anonymity was not configured (gates.k_anonymity).</p>")
     else:
         d = c.get("details") or {}
-        out.append(f"<p>{_badge(c['passed']).html} {_e(_check_summary(c))}. "
-                   f"Quasi-identifiers: {_e(', '.join(d.get('quasi_identifiers') or []))}.</p>")
+        out.append(
+            f"<p>{_badge(c['passed']).html} {_e(_check_summary(c))}. "
+            f"Quasi-identifiers: {_e(', '.join(d.get('quasi_identifiers') or []))}.</p>"
+        )
         if d.get("histogram") and d.get("records"):
-            out.append(f"<div class='chart'>{_k_histogram_svg(d['histogram'], int(d['k']))}"
-                       "</div>")
-            out.append(_table(["class size", "classes", "records"],
-                              [[h["size"], _int(h["classes"]), _int(h["records"])]
-                               for h in d["histogram"]], numeric=(1, 2)))
+            out.append(f"<div class='chart'>{_k_histogram_svg(d['histogram'], int(d['k']))}</div>")
+            out.append(
+                _table(
+                    ["class size", "classes", "records"],
+                    [[h["size"], _int(h["classes"]), _int(h["records"])] for h in d["histogram"]],
+                    numeric=(1, 2),
+                )
+            )
     ld = _find(validation, "l_diversity")
     if ld is not None:
         out.append("<h3>l-diversity</h3>")
@@ -776,20 +916,31 @@ def _section_ldp(validation: Mapping) -> str:
     cols = (c.get("details") or {}).get("columns") or {}
     if not cols:
         return "<p class='note'>No ldp columns.</p>"
-    rows = [[col, v.get("domain"), _int(v.get("checked")), _int(v.get("outside")),
-             _badge(bool(v.get("metadata_ok")), "yes" if v.get("metadata_ok") else "NO"),
-             _badge(bool(v.get("present")) and v.get("outside") == 0
-                    and bool(v.get("metadata_ok")))]
-            for col, v in sorted(cols.items())]
-    return _table(["column", "domain", "values checked", "outside", "metadata matches",
-                   "result"], rows, numeric=(2, 3))
+    rows = [
+        [
+            col,
+            v.get("domain"),
+            _int(v.get("checked")),
+            _int(v.get("outside")),
+            _badge(bool(v.get("metadata_ok")), "yes" if v.get("metadata_ok") else "NO"),
+            _badge(bool(v.get("present")) and v.get("outside") == 0 and bool(v.get("metadata_ok"))),
+        ]
+        for col, v in sorted(cols.items())
+    ]
+    return _table(
+        ["column", "domain", "values checked", "outside", "metadata matches", "result"],
+        rows,
+        numeric=(2, 3),
+    )
 
 
 def _section_plots(plots: Mapping) -> str:
     if not plots:
         return "<p class='note'>No ldp or generalized columns to plot.</p>"
-    out = ["<p class='note'>Counts per public bin (declared bounds and categories, or the "
-           "released generalized classes); no value from the data is shown.</p>"]
+    out = [
+        "<p class='note'>Counts per public bin (declared bounds and categories, or the "
+        "released generalized classes); no value from the data is shown.</p>"
+    ]
     for col in sorted(plots):
         plot = plots[col]
         suppressed = any(v is None for v in list(plot["before"]) + list(plot["after"]))
@@ -809,13 +960,20 @@ def _section_quarantine(body: Mapping, validation: Mapping) -> str:
     if rec is not None:
         out.append(f"<p>{_badge(rec['passed']).html} {_e(_check_summary(rec))}.</p>")
     if by_reason:
-        out.append(_table(["reason", "rows"], [[r, _int(n)] for r, n in sorted(by_reason.items())],
-                          numeric=(1,)))
-        out.append("<p class='note'>Reason codes: <code>type:col</code> value not of the "
-                   "declared type, <code>null:col</code> missing in a non-nullable column, "
-                   "<code>domain:col</code> outside declared categories, <code>columns</code> "
-                   "ragged row, <code>encoding:col</code>, <code>size:col</code>, "
-                   "<code>json</code>.</p>")
+        out.append(
+            _table(
+                ["reason", "rows"],
+                [[r, _int(n)] for r, n in sorted(by_reason.items())],
+                numeric=(1,),
+            )
+        )
+        out.append(
+            "<p class='note'>Reason codes: <code>type:col</code> value not of the "
+            "declared type, <code>null:col</code> missing in a non-nullable column, "
+            "<code>domain:col</code> outside declared categories, <code>columns</code> "
+            "ragged row, <code>encoding:col</code>, <code>size:col</code>, "
+            "<code>json</code>.</p>"
+        )
     else:
         out.append("<p>No row was quarantined.</p>")
     return "".join(out)
@@ -827,28 +985,44 @@ def _section_suites(validation: Mapping) -> str:
         d = c.get("details") or {}
         if not ("expectations" in d and "evaluated" in d):
             continue
-        out.append(f"<h3>{_e(c['name'])} <span class='meta'>(suite {_e(d.get('suite'))})"
-                   f"</span></h3><p>{_badge(c['passed']).html} {_e(_check_summary(c))}</p>")
+        out.append(
+            f"<h3>{_e(c['name'])} <span class='meta'>(suite {_e(d.get('suite'))})"
+            f"</span></h3><p>{_badge(c['passed']).html} {_e(_check_summary(c))}</p>"
+        )
         failed, passed = [], []
         for e in d["expectations"]:
             ok = bool(e.get("success"))
-            status = _badge(True) if ok else (
-                _badge(None, "warning") if e.get("severity") != "critical" else _badge(False))
+            status = (
+                _badge(True)
+                if ok
+                else (_badge(None, "warning") if e.get("severity") != "critical" else _badge(False))
+            )
             unexpected = e.get("unexpected_count")
             (passed if ok else failed).append(
-                [e.get("type"), e.get("column") or "–", e.get("severity"), status,
-                 _int(e.get("element_count")), "–" if unexpected is None else _int(unexpected),
-                 "error" if e.get("raised_exception") else ""])
+                [
+                    e.get("type"),
+                    e.get("column") or "–",
+                    e.get("severity"),
+                    status,
+                    _int(e.get("element_count")),
+                    "–" if unexpected is None else _int(unexpected),
+                    "error" if e.get("raised_exception") else "",
+                ]
+            )
         headers = ["expectation", "column", "severity", "result", "rows", "unexpected", ""]
         if failed:
             out.append(_table(headers, failed, numeric=(4, 5)))
         if passed:
-            out.append(f"<details><summary>{len(passed)} expectations passed</summary>"
-                       f"{_table(headers, passed, numeric=(4, 5))}</details>")
+            out.append(
+                f"<details><summary>{len(passed)} expectations passed</summary>"
+                f"{_table(headers, passed, numeric=(4, 5))}</details>"
+            )
     if not out:
         return "<p class='note'>No expectation suite was run.</p>"
-    out.append("<p class='note'>Results hold counts only: failing values are never copied "
-               "into this report.</p>")
+    out.append(
+        "<p class='note'>Results hold counts only: failing values are never copied "
+        "into this report.</p>"
+    )
     return "".join(out)
 
 
@@ -867,25 +1041,35 @@ def build_html(validation: Mapping, manifest_body: Mapping, plots: Mapping) -> s
     failed = validation.get("failed") or []
     dataset = manifest_body.get("dataset", "")
     title = f"privgate report: {dataset}" if dataset else "privgate report"
-    verdict = [f"<section class='verdict {'passed' if passed else 'failed'}'>",
-               f"<div class='big'>{'GATE PASSED' if passed else 'GATE FAILED'}</div>"]
+    verdict = [
+        f"<section class='verdict {'passed' if passed else 'failed'}'>",
+        f"<div class='big'>{'GATE PASSED' if passed else 'GATE FAILED'}</div>",
+    ]
     if passed:
         verdict.append("<div>Every gate holds: this output may be used for training.</div>")
     else:
-        verdict.append("<div>This output must not be used: <code>privgate verify</code> "
-                       "refuses it. Failed checks:</div><ul>")
+        verdict.append(
+            "<div>This output must not be used: <code>privgate verify</code> "
+            "refuses it. Failed checks:</div><ul>"
+        )
         for name in failed:
             c = _find(validation, name) or {"name": name, "passed": False}
             verdict.append(f"<li><b>{_e(name)}</b>: {_e(_check_summary(c))}</li>")
         verdict.append("</ul>")
     verdict.append("</section>")
 
-    checks = [[c["name"], _badge(c["passed"]), _check_summary(c)]
-              for c in validation.get("checks") or []]
-    meta = " · ".join(_e(x) for x in (
-        f"run {manifest_body.get('run_id', '–')}",
-        f"finished {manifest_body.get('finished_at', '–')}",
-        f"privgate {manifest_body.get('privgate_version', '–')}") if x)
+    checks = [
+        [c["name"], _badge(c["passed"]), _check_summary(c)] for c in validation.get("checks") or []
+    ]
+    meta = " · ".join(
+        _e(x)
+        for x in (
+            f"run {manifest_body.get('run_id', '–')}",
+            f"finished {manifest_body.get('finished_at', '–')}",
+            f"privgate {manifest_body.get('privgate_version', '–')}",
+        )
+        if x
+    )
     parts = [
         "<!DOCTYPE html>",
         "<html lang='en'><head><meta charset='utf-8'>",
@@ -895,16 +1079,24 @@ def build_html(validation: Mapping, manifest_body: Mapping, plots: Mapping) -> s
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{_e(title)}</h1><div class='meta'>{meta}</div>",
         *verdict,
-        "<h2>Gate checks</h2>", _table(["check", "result", "summary"], checks),
-        "<h2>Columns and policy</h2>", _section_columns(manifest_body),
-        "<h2>Privacy budget (local differential privacy)</h2>", _section_privacy(manifest_body),
-        "<h2>Residual PII in the output</h2>", _section_pii(validation),
-        "<h2>k-anonymity</h2>", _section_k(validation),
-        "<h2>ldp domains</h2>", _section_ldp(validation) or
-        "<p class='note'>Not checked.</p>",
-        "<h2>Distributions before and after</h2>", _section_plots(plots),
-        "<h2>Quarantine and reconciliation</h2>", _section_quarantine(manifest_body, validation),
-        "<h2>Expectation suites</h2>", _section_suites(validation),
+        "<h2>Gate checks</h2>",
+        _table(["check", "result", "summary"], checks),
+        "<h2>Columns and policy</h2>",
+        _section_columns(manifest_body),
+        "<h2>Privacy budget (local differential privacy)</h2>",
+        _section_privacy(manifest_body),
+        "<h2>Residual PII in the output</h2>",
+        _section_pii(validation),
+        "<h2>k-anonymity</h2>",
+        _section_k(validation),
+        "<h2>ldp domains</h2>",
+        _section_ldp(validation) or "<p class='note'>Not checked.</p>",
+        "<h2>Distributions before and after</h2>",
+        _section_plots(plots),
+        "<h2>Quarantine and reconciliation</h2>",
+        _section_quarantine(manifest_body, validation),
+        "<h2>Expectation suites</h2>",
+        _section_suites(validation),
         "<p class='note'>This report holds aggregates only (counts, shares, configuration); "
         "it contains no value of any record. Machine-readable form: "
         f"<code>{_e(VALIDATION_JSON)}</code>.</p>",
@@ -940,18 +1132,21 @@ def validation_document(validation: Mapping, manifest_body: Mapping) -> dict:
     Raises:
         TypeError: a value that is not plain JSON (a bug in a check's details).
     """
-    return _jsonable({
-        "format": VALIDATION_FORMAT,
-        "dataset": manifest_body.get("dataset"),
-        "run_id": manifest_body.get("run_id"),
-        "status": validation.get("status"),
-        "failed": list(validation.get("failed") or []),
-        "checks": list(validation.get("checks") or []),
-    })
+    return _jsonable(
+        {
+            "format": VALIDATION_FORMAT,
+            "dataset": manifest_body.get("dataset"),
+            "run_id": manifest_body.get("run_id"),
+            "status": validation.get("status"),
+            "failed": list(validation.get("failed") or []),
+            "checks": list(validation.get("checks") or []),
+        }
+    )
 
 
-def render_report(out_dir: str, validation: Mapping, manifest_body: Mapping,
-                  plots: Mapping) -> None:
+def render_report(
+    out_dir: str, validation: Mapping, manifest_body: Mapping, plots: Mapping
+) -> None:
     """Write `report/index.html` and `report/validation.json` into an output directory.
 
     Args:
@@ -975,9 +1170,10 @@ def render_report(out_dir: str, validation: Mapping, manifest_body: Mapping,
     page = build_html(validation, manifest_body, plots)
     target = os.path.join(out_dir, REPORT_DIR)
     os.makedirs(target, exist_ok=True)
-    for name, text in ((VALIDATION_JSON, json.dumps(doc, indent=1, sort_keys=True,
-                                                    ensure_ascii=False) + "\n"),
-                       (INDEX, page)):
+    for name, text in (
+        (VALIDATION_JSON, json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"),
+        (INDEX, page),
+    ):
         tmp = os.path.join(target, f".{name}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)

@@ -88,7 +88,7 @@ class VectorSiv:
         # S2V final step
         if length >= 16:
             t = plain.copy()
-            t[:, length - 16:] ^= self._d
+            t[:, length - 16 :] ^= self._d
         else:
             t = np.zeros((n, 16), dtype=np.uint8)
             t[:, :length] = plain
@@ -124,5 +124,5 @@ class VectorSiv:
             padded[:, -16:] ^= self._k2
         x = np.zeros((n, 16), dtype=np.uint8)
         for i in range(nblocks):
-            x = _aes_blocks(self._mac_key, x ^ padded[:, i * 16:(i + 1) * 16])
+            x = _aes_blocks(self._mac_key, x ^ padded[:, i * 16 : (i + 1) * 16])
         return x

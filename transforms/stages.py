@@ -48,8 +48,9 @@ class CheckContractFn(beam.DoFn):
         self._schema, self._max_cell_bytes = schema, max_cell_bytes
 
     def process(self, batch: RawBatch):
-        good, bad = check_batch(batch.table, self._schema, batch.source, batch.row_offset,
-                                self._max_cell_bytes)
+        good, bad = check_batch(
+            batch.table, self._schema, batch.source, batch.row_offset, self._max_cell_bytes
+        )
         if bad is not None:
             progress.add(quarantined=bad.num_rows)
             yield beam.pvalue.TaggedOutput(QUARANTINE, bad)
@@ -102,18 +103,28 @@ class ProtectDataset(beam.PTransform):
         groups = {c.name: c.key_group for c in schema.output_columns}
         protected | "WriteProtected" >> beam.io.Write(
             EncryptedParquetSink(
-                f"{self._staging}/data/part", out_schema, groups, cfg.keys.keyring,
-                cfg.output.compression, cfg.output.row_group_rows, kek_context(cfg.dataset),
+                f"{self._staging}/data/part",
+                out_schema,
+                groups,
+                cfg.keys.keyring,
+                cfg.output.compression,
+                cfg.output.row_group_rows,
+                kek_context(cfg.dataset),
             )
         )
         q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
         (
             (read[QUARANTINE], checked[QUARANTINE])
             | "CollectQuarantine" >> beam.Flatten()
-            | "WriteQuarantine" >> beam.io.Write(
+            | "WriteQuarantine"
+            >> beam.io.Write(
                 EncryptedParquetSink(
-                    f"{self._staging}/quarantine/part", QUARANTINE_SCHEMA, q_groups,
-                    cfg.keys.keyring, cfg.output.compression, cfg.output.row_group_rows,
+                    f"{self._staging}/quarantine/part",
+                    QUARANTINE_SCHEMA,
+                    q_groups,
+                    cfg.keys.keyring,
+                    cfg.output.compression,
+                    cfg.output.row_group_rows,
                     kek_context(cfg.dataset),
                 )
             )

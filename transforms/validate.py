@@ -43,7 +43,15 @@ if TYPE_CHECKING:  # pragma: no cover
 COUNT = "_count"
 # Class-size histogram buckets (inclusive lower, inclusive upper; None = no upper bound).
 SIZE_BUCKETS: tuple[tuple[int, int | None], ...] = (
-    (1, 1), (2, 2), (3, 3), (4, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, None),
+    (1, 1),
+    (2, 2),
+    (3, 3),
+    (4, 4),
+    (5, 9),
+    (10, 19),
+    (20, 49),
+    (50, 99),
+    (100, None),
 )
 
 # Names of the checks the pipeline feeds to `gate_verdict` (the report knows them).
@@ -121,8 +129,9 @@ def _regroup(counts: pa.Table, cols: list[str]) -> pa.Table:
     return out.set_column(len(cols), COUNT, pc.cast(out.column(COUNT), pa.int64()))
 
 
-def size_histogram(sizes: np.ndarray, records: np.ndarray | None = None,
-                   key: str = "size") -> list[dict]:
+def size_histogram(
+    sizes: np.ndarray, records: np.ndarray | None = None, key: str = "size"
+) -> list[dict]:
     """Bucketed histogram of class sizes (or of distinct-value counts).
 
     Args:
@@ -149,8 +158,7 @@ def _check_threshold(value: Any, name: str) -> int:
     return int(value)
 
 
-def k_anonymity_from_counts(counts: pa.Table, quasi_identifiers: Sequence[str],
-                            k: int) -> dict:
+def k_anonymity_from_counts(counts: pa.Table, quasi_identifiers: Sequence[str], k: int) -> dict:
     """k-anonymity figures from (merged) `class_counts` over the quasi-identifiers.
 
     Args:
@@ -204,8 +212,12 @@ def k_anonymity(table: pa.Table, quasi_identifiers: Sequence[str], k: int) -> di
     return k_anonymity_from_counts(class_counts(table, quasi_identifiers), quasi_identifiers, k)
 
 
-def l_diversity_from_counts(counts: pa.Table, quasi_identifiers: Sequence[str],
-                            sensitive: str, l: int) -> dict:  # noqa: E741 (the usual name)
+def l_diversity_from_counts(
+    counts: pa.Table,
+    quasi_identifiers: Sequence[str],
+    sensitive: str,
+    l: int,  # noqa: E741 (the usual name)
+) -> dict:
     """Distinct l-diversity from (merged) `class_counts` over quasi-identifiers + sensitive.
 
     A null sensitive value counts as one value of its own, like a null quasi-identifier.
@@ -250,8 +262,7 @@ def l_diversity_from_counts(counts: pa.Table, quasi_identifiers: Sequence[str],
     }
 
 
-def l_diversity(table: pa.Table, quasi_identifiers: Sequence[str], sensitive: str,
-                l: int) -> dict:  # noqa: E741
+def l_diversity(table: pa.Table, quasi_identifiers: Sequence[str], sensitive: str, l: int) -> dict:  # noqa: E741
     """Distinct l-diversity of a whole table: distinct sensitive values per class.
 
     Args:
@@ -324,9 +335,11 @@ def reconciliation_check(input_rows: int, output_rows: int, quarantined_rows: in
         A check dict: passed when input_rows == output_rows + quarantined_rows.
     """
     i, o, q = int(input_rows), int(output_rows), int(quarantined_rows)
-    return check(CHECK_RECONCILIATION, i == o + q,
-                 {"input_rows": i, "output_rows": o, "quarantined_rows": q,
-                  "difference": i - o - q})
+    return check(
+        CHECK_RECONCILIATION,
+        i == o + q,
+        {"input_rows": i, "output_rows": o, "quarantined_rows": q, "difference": i - o - q},
+    )
 
 
 def output_columns_check(output_schema: pa.Schema | pa.Table, schema: Schema) -> dict:
@@ -351,9 +364,17 @@ def output_columns_check(output_schema: pa.Schema | pa.Table, schema: Schema) ->
         if c.name in actual and arrow.field(c.name).type != ARROW_TYPES[c.output_type]:
             mismatch.append(c.name)
     passed = not (missing or unexpected or mismatch) and len(actual) == len(set(actual))
-    return check(CHECK_OUTPUT_COLUMNS, passed,
-                 {"expected": expected, "actual": actual, "missing": missing,
-                  "unexpected": unexpected, "type_mismatch": mismatch})
+    return check(
+        CHECK_OUTPUT_COLUMNS,
+        passed,
+        {
+            "expected": expected,
+            "actual": actual,
+            "missing": missing,
+            "unexpected": unexpected,
+            "type_mismatch": mismatch,
+        },
+    )
 
 
 def residual_pii_check(columns: Mapping[str, Mapping], max_rate: float | None) -> dict:
@@ -381,15 +402,23 @@ def residual_pii_check(columns: Mapping[str, Mapping], max_rate: float | None) -
         ents = {str(e): int(v) for e, v in sorted((info.get("entities") or {}).items())}
         for e, v in ents.items():
             by_entity[e] = by_entity.get(e, 0) + v
-        by_column[col] = {"sampled": n, "flagged": f, "rate": f / n if n else 0.0,
-                          "entities": ents}
+        by_column[col] = {"sampled": n, "flagged": f, "rate": f / n if n else 0.0, "entities": ents}
         sampled += n
         flagged += f
     rate = flagged / sampled if sampled else 0.0
     passed = True if max_rate is None else rate <= float(max_rate)
-    return check(CHECK_RESIDUAL_PII, passed,
-                 {"max_rate": max_rate, "rate": rate, "sampled": sampled, "flagged": flagged,
-                  "by_column": by_column, "by_entity": dict(sorted(by_entity.items()))})
+    return check(
+        CHECK_RESIDUAL_PII,
+        passed,
+        {
+            "max_rate": max_rate,
+            "rate": rate,
+            "sampled": sampled,
+            "flagged": flagged,
+            "by_column": by_column,
+            "by_entity": dict(sorted(by_entity.items())),
+        },
+    )
 
 
 def suite_check(name: str, result: Mapping) -> dict:
@@ -411,8 +440,7 @@ def _field_ldp_params(field: pa.Field) -> dict | None:
     from privgate.estimate import METADATA_PREFIX, parse_ldp_metadata
 
     md = field.metadata or {}
-    if not any((k.decode() if isinstance(k, bytes) else k).startswith(METADATA_PREFIX)
-               for k in md):
+    if not any((k.decode() if isinstance(k, bytes) else k).startswith(METADATA_PREFIX) for k in md):
         return None
     try:
         return parse_ldp_metadata(md)
@@ -440,8 +468,13 @@ def ldp_domain_counts(table: pa.Table, schema: Schema) -> dict:
     for c in schema.ldp_columns:
         p = c.params
         domain = {"string": "categories", "bool": "bool"}.get(c.type, "grid")
-        entry = {"domain": domain, "present": c.name in table.column_names, "checked": 0,
-                 "outside": 0, "metadata_ok": True}
+        entry = {
+            "domain": domain,
+            "present": c.name in table.column_names,
+            "checked": 0,
+            "outside": 0,
+            "metadata_ok": True,
+        }
         out[c.name] = entry
         if not entry["present"]:
             continue
@@ -451,8 +484,11 @@ def ldp_domain_counts(table: pa.Table, schema: Schema) -> dict:
         md = _field_ldp_params(table.schema.field(c.name))
         if md is not None:
             mech_name = resolve_mechanism(c.type, p.get("mechanism"))
-            entry["metadata_ok"] = bool(md) and md.get("mechanism") == mech_name and math.isclose(
-                md.get("epsilon", -1.0), p["epsilon"], rel_tol=1e-12)
+            entry["metadata_ok"] = (
+                bool(md)
+                and md.get("mechanism") == mech_name
+                and math.isclose(md.get("epsilon", -1.0), p["epsilon"], rel_tol=1e-12)
+            )
         if not len(values):
             continue
         if domain == "bool":
@@ -469,10 +505,17 @@ def ldp_domain_counts(table: pa.Table, schema: Schema) -> dict:
             if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
                 entry["outside"] = len(values)
                 continue
-            mech = build_mechanism(type=c.type, mechanism=p.get("mechanism"),
-                                   epsilon=p["epsilon"], bounds=p.get("bounds"))
-            y = values.to_numpy().astype(np.float64) if isinstance(values, pa.Array) else \
-                values.combine_chunks().to_numpy().astype(np.float64)
+            mech = build_mechanism(
+                type=c.type,
+                mechanism=p.get("mechanism"),
+                epsilon=p["epsilon"],
+                bounds=p.get("bounds"),
+            )
+            y = (
+                values.to_numpy().astype(np.float64)
+                if isinstance(values, pa.Array)
+                else values.combine_chunks().to_numpy().astype(np.float64)
+            )
             entry["outside"] = int((~mech.grid().contains(y)).sum())
     return out
 
@@ -488,8 +531,16 @@ def merge_ldp_domain_counts(partials: Iterable[Mapping]) -> dict:
     out: dict[str, dict] = {}
     for part in partials:
         for col, e in part.items():
-            cur = out.setdefault(col, {"domain": e["domain"], "present": True, "checked": 0,
-                                       "outside": 0, "metadata_ok": True})
+            cur = out.setdefault(
+                col,
+                {
+                    "domain": e["domain"],
+                    "present": True,
+                    "checked": 0,
+                    "outside": 0,
+                    "metadata_ok": True,
+                },
+            )
             cur["present"] = cur["present"] and e["present"]
             cur["metadata_ok"] = cur["metadata_ok"] and e["metadata_ok"]
             cur["checked"] += e["checked"]
@@ -509,8 +560,7 @@ def ldp_domain_check(table: pa.Table | Mapping, schema: Schema) -> dict:
         the schema has no ldp column).
     """
     counts = dict(table) if isinstance(table, Mapping) else ldp_domain_counts(table, schema)
-    passed = all(e["present"] and e["metadata_ok"] and e["outside"] == 0
-                 for e in counts.values())
+    passed = all(e["present"] and e["metadata_ok"] and e["outside"] == 0 for e in counts.values())
     return check(CHECK_LDP_DOMAIN, passed, {"columns": counts})
 
 
@@ -586,25 +636,35 @@ class GatesSpec:
         """JSON-ready form (for the manifest and the report)."""
         return {
             "residual_pii_max": self.residual_pii_max,
-            "k_anonymity": None if self.k_anonymity is None else {
+            "k_anonymity": None
+            if self.k_anonymity is None
+            else {
                 "quasi_identifiers": list(self.k_anonymity.quasi_identifiers),
-                "k": self.k_anonymity.k},
-            "l_diversity": None if self.l_diversity is None else {
-                "sensitive": self.l_diversity.sensitive, "l": self.l_diversity.l},
+                "k": self.k_anonymity.k,
+            },
+            "l_diversity": None
+            if self.l_diversity is None
+            else {"sensitive": self.l_diversity.sensitive, "l": self.l_diversity.l},
             "expectations": self.expectations,
             "input_expectations": self.input_expectations,
         }
 
 
-_GATE_KEYS = ("residual_pii_max", "k_anonymity", "l_diversity", "expectations",
-              "input_expectations")
+_GATE_KEYS = (
+    "residual_pii_max",
+    "k_anonymity",
+    "l_diversity",
+    "expectations",
+    "input_expectations",
+)
 
 
 def _unknown(data: Mapping, allowed: tuple[str, ...], source: str, path: str) -> None:
     unknown = sorted(str(k) for k in data if k not in allowed)
     if unknown:
-        raise ConfigError(source, f"{path}.{unknown[0]}",
-                          f"unknown key (allowed: {', '.join(allowed)})")
+        raise ConfigError(
+            source, f"{path}.{unknown[0]}", f"unknown key (allowed: {', '.join(allowed)})"
+        )
 
 
 def _int_at_least(v: Any, minimum: int, source: str, path: str) -> int:
@@ -639,8 +699,12 @@ def parse_gates(data: Any, source: str = "<config>") -> GatesSpec:
 
     pii_max = data.get("residual_pii_max")
     if pii_max is not None:
-        if (isinstance(pii_max, bool) or not isinstance(pii_max, int | float)
-                or not math.isfinite(pii_max) or not 0 <= pii_max <= 1):
+        if (
+            isinstance(pii_max, bool)
+            or not isinstance(pii_max, int | float)
+            or not math.isfinite(pii_max)
+            or not 0 <= pii_max <= 1
+        ):
             raise ConfigError(source, "gates.residual_pii_max", "must be a number in [0, 1]")
         pii_max = float(pii_max)
 
@@ -652,10 +716,10 @@ def parse_gates(data: Any, source: str = "<config>") -> GatesSpec:
             raise ConfigError(source, path, "must be a mapping {quasi_identifiers: [...], k: n}")
         _unknown(raw, ("quasi_identifiers", "k"), source, path)
         qis = raw.get("quasi_identifiers")
-        if (not isinstance(qis, list) or not qis
-                or not all(isinstance(q, str) and q for q in qis)):
-            raise ConfigError(source, f"{path}.quasi_identifiers",
-                              "must be a non-empty list of column names")
+        if not isinstance(qis, list) or not qis or not all(isinstance(q, str) and q for q in qis):
+            raise ConfigError(
+                source, f"{path}.quasi_identifiers", "must be a non-empty list of column names"
+            )
         if len(set(qis)) != len(qis):
             raise ConfigError(source, f"{path}.quasi_identifiers", "must be distinct")
         if "k" not in raw:
@@ -676,11 +740,11 @@ def parse_gates(data: Any, source: str = "<config>") -> GatesSpec:
             raise ConfigError(source, f"{path}.l", "is required")
         lval = _int_at_least(raw["l"], 2, source, f"{path}.l")
         if kanon is None:
-            raise ConfigError(source, path, "needs gates.k_anonymity (its quasi_identifiers "
-                                            "define the classes)")
+            raise ConfigError(
+                source, path, "needs gates.k_anonymity (its quasi_identifiers define the classes)"
+            )
         if sens in kanon.quasi_identifiers:
-            raise ConfigError(source, f"{path}.sensitive",
-                              "cannot also be a quasi-identifier")
+            raise ConfigError(source, f"{path}.sensitive", "cannot also be a quasi-identifier")
         ldiv = LDiversitySpec(sens, lval)
 
     exp = data.get("expectations")
@@ -690,8 +754,9 @@ def parse_gates(data: Any, source: str = "<config>") -> GatesSpec:
         k_anonymity=kanon,
         l_diversity=ldiv,
         expectations=None if exp is None else _suite_path(exp, source, "gates.expectations"),
-        input_expectations=None if inp is None else _suite_path(
-            inp, source, "gates.input_expectations"),
+        input_expectations=None
+        if inp is None
+        else _suite_path(inp, source, "gates.input_expectations"),
     )
 
 
@@ -709,19 +774,24 @@ def validate_against_schema(gates: GatesSpec, schema: Schema, source: str) -> No
     declared = set(schema.names)
 
     def why(col: str) -> str:
-        return ("is dropped by the schema" if col in declared
-                else "is not a column of the schema")
+        return "is dropped by the schema" if col in declared else "is not a column of the schema"
 
     if gates.k_anonymity is not None:
         for q in gates.k_anonymity.quasi_identifiers:
             if q not in outputs:
-                raise ConfigError(source, "gates.k_anonymity.quasi_identifiers",
-                                  f"'{q}' {why(q)}; quasi-identifiers must be output columns")
+                raise ConfigError(
+                    source,
+                    "gates.k_anonymity.quasi_identifiers",
+                    f"'{q}' {why(q)}; quasi-identifiers must be output columns",
+                )
     if gates.l_diversity is not None:
         s = gates.l_diversity.sensitive
         if s not in outputs:
-            raise ConfigError(source, "gates.l_diversity.sensitive",
-                              f"'{s}' {why(s)}; it must be an output column")
+            raise ConfigError(
+                source,
+                "gates.l_diversity.sensitive",
+                f"'{s}' {why(s)}; it must be an output column",
+            )
 
 
 # --------------------------------------------------------------------------- GX contracts
@@ -736,27 +806,43 @@ GX_TYPE_LISTS = {
     "timestamp": ["datetime64[us]"],
 }
 # Result keys that are counts or shares (never values); everything else GX returns is dropped.
-_COUNT_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count",
-               "missing_percent", "unexpected_percent_total", "unexpected_percent_nonmissing")
+_COUNT_KEYS = (
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "missing_count",
+    "missing_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
 # Expectations whose `observed_value` is structural (a type name, a count, column names) and
 # so may be kept. For the others (min, max, mean, quantiles, distinct values...) the observed
 # value is computed from records and is dropped.
-_SAFE_OBSERVED = frozenset({
-    "expect_table_row_count_to_be_between", "expect_table_row_count_to_equal",
-    "expect_table_column_count_to_be_between", "expect_table_column_count_to_equal",
-    "expect_table_columns_to_match_ordered_list", "expect_table_columns_to_match_set",
-    "expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list",
-    "expect_column_proportion_of_non_null_values_to_be_between",
-    "expect_column_unique_value_count_to_be_between",
-    "expect_column_proportion_of_unique_values_to_be_between",
-})
-_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0,
-                  "include_unexpected_rows": False, "return_unexpected_index_query": False}
+_SAFE_OBSERVED = frozenset(
+    {
+        "expect_table_row_count_to_be_between",
+        "expect_table_row_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_table_column_count_to_equal",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_columns_to_match_set",
+        "expect_column_values_to_be_of_type",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_proportion_of_non_null_values_to_be_between",
+        "expect_column_unique_value_count_to_be_between",
+        "expect_column_proportion_of_unique_values_to_be_between",
+    }
+)
+_RESULT_FORMAT = {
+    "result_format": "BASIC",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+    "return_unexpected_index_query": False,
+}
 _DROP_KWARGS = ("batch_id", "result_format", "catch_exceptions")
 
 
-def input_expectations(schema: Schema, name: str = "privgate_input_contract"
-                       ) -> ExpectationSuite:
+def input_expectations(schema: Schema, name: str = "privgate_input_contract") -> ExpectationSuite:
     """The input contract derived from a schema, as a Great Expectations suite.
 
     Run it (`run_suite`) on the typed input, i.e. the columns `transforms.contract.coerce`
@@ -780,21 +866,31 @@ def input_expectations(schema: Schema, name: str = "privgate_input_contract"
     exps: list = []
     for c in schema.columns:
         exps.append(gxe.ExpectColumnToExist(column=c.name, meta=meta))
-        exps.append(gxe.ExpectColumnValuesToBeInTypeList(
-            column=c.name, type_list=list(GX_TYPE_LISTS[c.type]), meta=meta))
+        exps.append(
+            gxe.ExpectColumnValuesToBeInTypeList(
+                column=c.name, type_list=list(GX_TYPE_LISTS[c.type]), meta=meta
+            )
+        )
         if not c.nullable:
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, meta=meta,
-                                                          severity="warning"))
+            exps.append(
+                gxe.ExpectColumnValuesToNotBeNull(column=c.name, meta=meta, severity="warning")
+            )
         if c.action != "ldp":
             continue
         p = c.params
         if p.get("categories") and "other" not in p:
-            exps.append(gxe.ExpectColumnValuesToBeInSet(
-                column=c.name, value_set=list(p["categories"]), meta=meta, severity="warning"))
+            exps.append(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=c.name, value_set=list(p["categories"]), meta=meta, severity="warning"
+                )
+            )
         if p.get("bounds"):
             lo, hi = p["bounds"]
-            exps.append(gxe.ExpectColumnValuesToBeBetween(
-                column=c.name, min_value=lo, max_value=hi, meta=meta, severity="warning"))
+            exps.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=c.name, min_value=lo, max_value=hi, meta=meta, severity="warning"
+                )
+            )
     return gx.ExpectationSuite(name=name, expectations=exps, meta={"privgate": "schema"})
 
 
@@ -803,8 +899,10 @@ def _pydantic_problem(e: Exception) -> str:
     if callable(errors):
         try:
             items = errors()
-            parts = [f"{'.'.join(str(x) for x in it.get('loc', ()))}: {it.get('msg', '')}"
-                     for it in items[:3]]
+            parts = [
+                f"{'.'.join(str(x) for x in it.get('loc', ()))}: {it.get('msg', '')}"
+                for it in items[:3]
+            ]
             return "; ".join(parts)
         except Exception:  # noqa: BLE001 - a message helper must not fail
             pass
@@ -836,8 +934,16 @@ def load_suite(path: str) -> ExpectationSuite:
         raise ConfigError(path, "", f"not valid JSON (line {e.lineno})") from None
     if not isinstance(data, dict):
         raise ConfigError(path, "", "must be a JSON object with `expectations`")
-    allowed = ("name", "id", "expectations", "meta", "notes", "data_asset_type",
-               "expectation_suite_name", "ge_cloud_id")
+    allowed = (
+        "name",
+        "id",
+        "expectations",
+        "meta",
+        "notes",
+        "data_asset_type",
+        "expectation_suite_name",
+        "ge_cloud_id",
+    )
     unknown = sorted(k for k in data if k not in allowed)
     if unknown:
         raise ConfigError(path, unknown[0], f"unknown key (allowed: {', '.join(allowed)})")
@@ -866,8 +972,9 @@ def load_suite(path: str) -> ExpectationSuite:
         if severity not in ("critical", "warning", "info"):
             raise ConfigError(path, f"{where}.severity", "must be critical, warning or info")
         try:
-            conf = ExpectationConfiguration(type=etype, kwargs=kwargs,
-                                            meta=item.get("meta") or {}, severity=severity)
+            conf = ExpectationConfiguration(
+                type=etype, kwargs=kwargs, meta=item.get("meta") or {}, severity=severity
+            )
             exps.append(conf.to_domain_obj())
         except Exception as e:  # noqa: BLE001 - GX raises many types; report the key
             if type(e).__name__ == "ExpectationNotFoundError":
@@ -923,9 +1030,11 @@ def _gx_context():
         ProgressBarsConfig,
     )
 
-    cfg = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(),
-                            analytics_enabled=False,
-                            progress_bars=ProgressBarsConfig(globally=False))
+    cfg = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
     return gx.get_context(mode="ephemeral", project_config=cfg)
 
 
@@ -964,8 +1073,7 @@ def _sanitize_result(r: Any) -> dict:
     if "raised_exception" in exc:
         raised = bool(exc.get("raised_exception"))
     else:
-        raised = any(isinstance(v, dict) and v.get("raised_exception", True)
-                     for v in exc.values())
+        raised = any(isinstance(v, dict) and v.get("raised_exception", True) for v in exc.values())
     severity = getattr(conf, "severity", None)
     severity = getattr(severity, "value", severity) or "critical"
     entry: dict[str, Any] = {
@@ -1028,20 +1136,24 @@ def run_suite(data: pa.Table | pd.DataFrame, suite: ExpectationSuite, name: str)
     run = next(_gx_runs)
     try:
         ctx = _gx_context()
-        batch_def = (ctx.data_sources.add_pandas(f"privgate_{run}")
-                     .add_dataframe_asset("frame")
-                     .add_batch_definition_whole_dataframe("whole"))
-        exps = [e.copy(update={"id": None, "result_format": _RESULT_FORMAT})
-                for e in suite.expectations]
-        bound = ctx.suites.add(gx.ExpectationSuite(name=f"{suite.name}_{run}",
-                                                   expectations=exps))
+        batch_def = (
+            ctx.data_sources.add_pandas(f"privgate_{run}")
+            .add_dataframe_asset("frame")
+            .add_batch_definition_whole_dataframe("whole")
+        )
+        exps = [
+            e.copy(update={"id": None, "result_format": _RESULT_FORMAT}) for e in suite.expectations
+        ]
+        bound = ctx.suites.add(gx.ExpectationSuite(name=f"{suite.name}_{run}", expectations=exps))
         vd = ctx.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{name}_{run}", data=batch_def, suite=bound))
+            gx.ValidationDefinition(name=f"{name}_{run}", data=batch_def, suite=bound)
+        )
         res = vd.run(batch_parameters={"dataframe": df}, result_format=dict(_RESULT_FORMAT))
         entries = [_sanitize_result(r) for r in res.results]
     except Exception as e:  # noqa: BLE001 - GX errors may quote data; report the type only
-        raise DataError(f"{name}: Great Expectations could not run suite '{suite.name}' "
-                        f"({type(e).__name__})") from None
+        raise DataError(
+            f"{name}: Great Expectations could not run suite '{suite.name}' ({type(e).__name__})"
+        ) from None
     return _summarize(name, suite.name, entries)
 
 
@@ -1076,10 +1188,10 @@ def merge_suite_results(results: Sequence[Mapping]) -> dict:
         if "element_count" in e and "unexpected_count" in e:
             total = e["element_count"]
             nonmissing = total - e.get("missing_count", 0)
-            e["unexpected_percent_total"] = 100.0 * e["unexpected_count"] / total if total \
-                else 0.0
-            e["unexpected_percent"] = (100.0 * e["unexpected_count"] / nonmissing
-                                       if nonmissing else None)
+            e["unexpected_percent_total"] = 100.0 * e["unexpected_count"] / total if total else 0.0
+            e["unexpected_percent"] = (
+                100.0 * e["unexpected_count"] / nonmissing if nonmissing else None
+            )
             if "missing_count" in e:
                 e["missing_percent"] = 100.0 * e["missing_count"] / total if total else None
         obs = [p.get("observed_value") for p in parts]

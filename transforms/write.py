@@ -32,7 +32,6 @@ def column_key_groups(schema: pa.Schema, groups: dict[str, str]) -> dict[str, li
     return out
 
 
-
 class EncryptedParquetSink(filebasedsink.FileBasedSink):
     """Writes Arrow tables to encrypted Parquet files; see the module docstring.
 
@@ -46,9 +45,16 @@ class EncryptedParquetSink(filebasedsink.FileBasedSink):
         kek_context: AAD for the KEK wraps (`privgate.keyring.kek_context(dataset)`).
     """
 
-    def __init__(self, file_path_prefix: str, schema: pa.Schema, groups: dict[str, str],
-                 keyring_path: str, compression: str, row_group_rows: int,
-                 kek_context: str = ""):
+    def __init__(
+        self,
+        file_path_prefix: str,
+        schema: pa.Schema,
+        groups: dict[str, str],
+        keyring_path: str,
+        compression: str,
+        row_group_rows: int,
+        kek_context: str = "",
+    ):
         super().__init__(
             file_path_prefix,
             coder=None,
