@@ -68,14 +68,15 @@ def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]
 
     checks = [
         v.suite_check(
-            "input_contract", v.run_suite(head, v.input_expectations(schema), "input_contract")
+            v.CHECK_INPUT_CONTRACT,
+            v.run_suite(head, v.input_expectations(schema), v.CHECK_INPUT_CONTRACT),
         )
     ]
     if input_suite:
         checks.append(
             v.suite_check(
-                "input_expectations",
-                v.run_suite(head, v.load_suite(input_suite), "input_expectations"),
+                v.CHECK_INPUT_EXPECTATIONS,
+                v.run_suite(head, v.load_suite(input_suite), v.CHECK_INPUT_EXPECTATIONS),
             )
         )
     return checks
@@ -162,7 +163,7 @@ class Gates:
             if ldp_names:
                 partial_domains.append(v.ldp_domain_counts(table, schema))
             if output_suite is not None:
-                suite_results.append(v.run_suite(table, output_suite, "output_expectations"))
+                suite_results.append(v.run_suite(table, output_suite, v.CHECK_OUTPUT_EXPECTATIONS))
         # Pass 2, first rows only: samples for residual PII and the plots.
         samples: dict[str, list[str]] = {c: [] for c in detect_cols}
         plot_after: dict[str, list] = {c.name: [] for c in plot_cols}
@@ -221,7 +222,7 @@ class Gates:
                 )
         if output_suite is not None:
             checks.append(
-                v.suite_check("output_expectations", v.merge_suite_results(suite_results))
+                v.suite_check(v.CHECK_OUTPUT_EXPECTATIONS, v.merge_suite_results(suite_results))
             )
         plots = {}
         for c in plot_cols:

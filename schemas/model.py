@@ -242,8 +242,12 @@ class _Node:
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            word = "positive" if minimum == 1 else f">= {minimum}"
-            raise self.err(key, f"must be a {word} integer")
+            raise self.err(
+                key,
+                "must be a positive integer"
+                if minimum == 1
+                else f"must be an integer >= {minimum}",
+            )
         return v
 
     def bool(self, key, default=None) -> bool | None:

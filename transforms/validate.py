@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from privgate.errors import ConfigError, DataError
-from schemas.model import Schema, resolve_path
+from schemas.model import Schema, _Node, resolve_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -63,6 +63,7 @@ CHECK_LDP_DOMAIN = "ldp_domain"
 CHECK_RECONCILIATION = "reconciliation"
 CHECK_INPUT_CONTRACT = "input_contract"
 CHECK_OUTPUT_EXPECTATIONS = "output_expectations"
+CHECK_INPUT_EXPECTATIONS = "input_expectations"
 
 
 # --------------------------------------------------------------------------- classes
@@ -659,26 +660,15 @@ _GATE_KEYS = (
 )
 
 
-def _unknown(data: Mapping, allowed: tuple[str, ...], source: str, path: str) -> None:
-    unknown = sorted(str(k) for k in data if k not in allowed)
-    if unknown:
-        raise ConfigError(
-            source, f"{path}.{unknown[0]}", f"unknown key (allowed: {', '.join(allowed)})"
-        )
-
-
-def _int_at_least(v: Any, minimum: int, source: str, path: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ConfigError(source, path, f"must be an integer >= {minimum}")
-    return v
-
-
-def _suite_path(v: Any, source: str, path: str) -> str:
+def _suite_path(node: _Node, key: str) -> str | None:
+    v = node.get(key)
+    if v is None:
+        return None
     if not isinstance(v, str) or not v:
-        raise ConfigError(source, path, "must be a non-empty path to a suite JSON file")
-    resolved = resolve_path(source, v)
+        raise node.err(key, "must be a non-empty path to a suite JSON file")
+    resolved = resolve_path(node.source, v)
     if "://" not in resolved and not os.path.isfile(resolved):
-        raise ConfigError(source, path, "file not found")
+        raise node.err(key, "file not found")
     return resolved
 
 
@@ -693,11 +683,8 @@ def parse_gates(data: Any, source: str = "<config>") -> GatesSpec:
     Raises:
         ConfigError: naming `gates.<key path>` for unknown keys and bad values.
     """
-    if not isinstance(data, Mapping):
-        raise ConfigError(source, "gates", "must be a mapping")
-    _unknown(data, _GATE_KEYS, source, "gates")
-
-    pii_max = data.get("residual_pii_max")
+    node = _Node(data, source, "gates", _GATE_KEYS)
+    pii_max = node.get("residual_pii_max")
     if pii_max is not None:
         if (
             isinstance(pii_max, bool)
@@ -705,58 +692,40 @@ def parse_gates(data: Any, source: str = "<config>") -> GatesSpec:
             or not math.isfinite(pii_max)
             or not 0 <= pii_max <= 1
         ):
-            raise ConfigError(source, "gates.residual_pii_max", "must be a number in [0, 1]")
+            raise node.err("residual_pii_max", "must be a number in [0, 1]")
         pii_max = float(pii_max)
 
     kanon = None
-    if data.get("k_anonymity") is not None:
-        raw = data["k_anonymity"]
-        path = "gates.k_anonymity"
-        if not isinstance(raw, Mapping):
-            raise ConfigError(source, path, "must be a mapping {quasi_identifiers: [...], k: n}")
-        _unknown(raw, ("quasi_identifiers", "k"), source, path)
-        qis = raw.get("quasi_identifiers")
+    kn = node.child("k_anonymity", ("quasi_identifiers", "k"))
+    if kn is not None:
+        qis = kn.get("quasi_identifiers")
         if not isinstance(qis, list) or not qis or not all(isinstance(q, str) and q for q in qis):
-            raise ConfigError(
-                source, f"{path}.quasi_identifiers", "must be a non-empty list of column names"
-            )
+            raise kn.err("quasi_identifiers", "must be a non-empty list of column names")
         if len(set(qis)) != len(qis):
-            raise ConfigError(source, f"{path}.quasi_identifiers", "must be distinct")
-        if "k" not in raw:
-            raise ConfigError(source, f"{path}.k", "is required")
-        kanon = KAnonymitySpec(tuple(qis), _int_at_least(raw["k"], 2, source, f"{path}.k"))
+            raise kn.err("quasi_identifiers", "must be distinct")
+        kanon = KAnonymitySpec(tuple(qis), kn.int("k", required=True, minimum=2))
 
     ldiv = None
-    if data.get("l_diversity") is not None:
-        raw = data["l_diversity"]
-        path = "gates.l_diversity"
-        if not isinstance(raw, Mapping):
-            raise ConfigError(source, path, "must be a mapping {sensitive: column, l: n}")
-        _unknown(raw, ("sensitive", "l"), source, path)
-        sens = raw.get("sensitive")
-        if not isinstance(sens, str) or not sens:
-            raise ConfigError(source, f"{path}.sensitive", "must be a column name")
-        if "l" not in raw:
-            raise ConfigError(source, f"{path}.l", "is required")
-        lval = _int_at_least(raw["l"], 2, source, f"{path}.l")
+    ln = node.child("l_diversity", ("sensitive", "l"))
+    if ln is not None:
+        sens = ln.str("sensitive", required=True)
+        lval = ln.int("l", required=True, minimum=2)
         if kanon is None:
             raise ConfigError(
-                source, path, "needs gates.k_anonymity (its quasi_identifiers define the classes)"
+                source,
+                ln.path,
+                "needs gates.k_anonymity (its quasi_identifiers define the classes)",
             )
         if sens in kanon.quasi_identifiers:
-            raise ConfigError(source, f"{path}.sensitive", "cannot also be a quasi-identifier")
+            raise ln.err("sensitive", "cannot also be a quasi-identifier")
         ldiv = LDiversitySpec(sens, lval)
 
-    exp = data.get("expectations")
-    inp = data.get("input_expectations")
     return GatesSpec(
         residual_pii_max=pii_max,
         k_anonymity=kanon,
         l_diversity=ldiv,
-        expectations=None if exp is None else _suite_path(exp, source, "gates.expectations"),
-        input_expectations=None
-        if inp is None
-        else _suite_path(inp, source, "gates.input_expectations"),
+        expectations=_suite_path(node, "expectations"),
+        input_expectations=_suite_path(node, "input_expectations"),
     )
 
 
