@@ -362,13 +362,11 @@ class AwsKms(Kms):
     # ------------------------------------------------------------------ the Kms interface
 
     def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str:
-        ref = self._ref(master_key_id)
         resp = self._call(
             "wrap a key under",
             master_key_id,
-            ref,
             "encrypt",
-            KeyId=self._pinned.get(master_key_id, ref.spec),
+            KeyId=self._current_key_id(master_key_id),
             Plaintext=key,
             EncryptionContext=_context(master_key_id, aad),
         )
@@ -392,7 +390,6 @@ class AwsKms(Kms):
         resp = self._call(
             "unwrap a key under",
             master_key_id,
-            ref,
             "decrypt",
             KeyId=ref.decrypt_key_id(version),
             CiphertextBlob=raw,
@@ -423,24 +420,16 @@ class AwsKms(Kms):
                 f"{master_key_id} to alias/NAME (or rotate in KMS yourself)"
             )
         # the pinned id after an earlier rotate() here: the alias may not show it yet
-        old = self._call(
-            "describe",
-            master_key_id,
-            ref,
-            "describe_key",
-            KeyId=self._pinned.get(master_key_id, ref.spec),
-        )["KeyMetadata"]
+        old = self._describe(master_key_id, self._current_key_id(master_key_id))
         policy = self._call(
             "read the key policy of",
             master_key_id,
-            ref,
             "get_key_policy",
             KeyId=old["KeyId"],
             PolicyName="default",
         )["Policy"]
         new_id = self._create_key(
             master_key_id,
-            ref,
             policy=policy,
             multi_region=bool(old.get("MultiRegion")),
             note=f"rotated from {old['KeyId']}",
@@ -448,7 +437,6 @@ class AwsKms(Kms):
         self._call(
             "move the alias of",
             master_key_id,
-            ref,
             "update_alias",
             AliasName=ref.alias,
             TargetKeyId=new_id,
@@ -490,14 +478,17 @@ class AwsKms(Kms):
             raise KeyringError(f"master key '{master_key_id}' is not available to this keyring")
         return ref
 
-    def _describe(self, m: str) -> dict:
-        ref = self._ref(m)
-        return self._call("describe", m, ref, "describe_key", KeyId=ref.spec)["KeyMetadata"]
+    def _current_key_id(self, m: str) -> str:
+        """The key id an earlier rotate() here pinned, else the configured key."""
+        return self._pinned.get(m) or self._ref(m).spec
+
+    def _describe(self, m: str, key_id: str | None = None) -> dict:
+        key_id = key_id or self._ref(m).spec
+        return self._call("describe", m, "describe_key", KeyId=key_id)["KeyMetadata"]
 
     def _create_key(
         self,
         m: str,
-        ref: _KeyRef,
         *,
         policy: str | None = None,
         multi_region: bool = False,
@@ -511,16 +502,15 @@ class AwsKms(Kms):
         }
         if policy is not None:
             params["Policy"] = policy
-        meta = self._call("create a key for", m, ref, "create_key", **params)["KeyMetadata"]
+        meta = self._call("create a key for", m, "create_key", **params)["KeyMetadata"]
         return _key_id_of(meta["KeyId"])
 
     def _create_behind_alias(self, m: str, ref: _KeyRef) -> dict:
-        key_id = self._create_key(m, ref)
+        key_id = self._create_key(m)
         try:
             self._call(
                 "create the alias of",
                 m,
-                ref,
                 "create_alias",
                 AliasName=ref.alias,
                 TargetKeyId=key_id,
@@ -538,7 +528,7 @@ class AwsKms(Kms):
             )
         return self._describe(m)
 
-    def _call(self, action: str, m: str, ref: _KeyRef, method: str, **params) -> dict:
+    def _call(self, action: str, m: str, method: str, **params) -> dict:
         try:
             return getattr(self.client, method)(**params)
         except ClientError as e:
@@ -547,7 +537,8 @@ class AwsKms(Kms):
         except BotoCoreError as e:
             code, reason = type(e).__name__, self._botocore_reason(e)
         raise _AwsError(
-            f"{KIND} ({self._region}): cannot {action} master key '{m}' ({ref.spec}): {reason}",
+            f"{KIND} ({self._region}): cannot {action} master key '{m}' "
+            f"({self._refs[m].spec}): {reason}",
             code,
         ) from None
 

@@ -65,6 +65,7 @@ import threading
 import time
 import weakref
 
+import google.auth.exceptions
 import google_crc32c
 import grpc
 from google.api_core import exceptions as gexc
@@ -112,6 +113,15 @@ for _name in _TRANSPORT_LOGGERS:
 
 def _crc(data: bytes) -> int:
     return google_crc32c.value(data)
+
+
+def _aad_fields(master_key_id: str, aad: bytes) -> dict:
+    """The request's AAD (the master key id binds a wrapped key to it) and its checksum."""
+    full = master_key_id.encode() + b"\0" + aad
+    return {
+        "additional_authenticated_data": full,
+        "additional_authenticated_data_crc32c": _crc(full),
+    }
 
 
 def _setting_error(path: str, message: str) -> KeyringError:
@@ -236,8 +246,6 @@ class GcpKms(Kms):
                 ),
             )
             return kms_v1.KeyManagementServiceClient(transport=transport)
-        import google.auth.exceptions
-
         try:
             return kms_v1.KeyManagementServiceClient()
         except google.auth.exceptions.DefaultCredentialsError:
@@ -269,9 +277,19 @@ class GcpKms(Kms):
                 f"(have: {', '.join(self._keys)})"
             ) from None
 
-    def _call(self, method: str, master_key_id: str, request: dict, retry: bool = True):
-        import google.auth.exceptions
+    def _intact_call(self, method: str, master_key_id: str, request: dict, intact):
+        """`_call`, repeated (at most INTEGRITY_ATTEMPTS times) until `intact(response)`:
+        the CRC32C checks Google's data-integrity guidelines ask for."""
+        for _ in range(INTEGRITY_ATTEMPTS):
+            resp = self._call(method, master_key_id, request)
+            if intact(resp):
+                return resp
+        raise KeyringError(
+            f"Cloud KMS {method.capitalize()} for master key '{master_key_id}' failed its CRC32C "
+            f"integrity checks {INTEGRITY_ATTEMPTS} times (data corrupted in transit)"
+        )
 
+    def _call(self, method: str, master_key_id: str, request: dict, retry: bool = True):
         try:
             return getattr(self._get_client(), method)(
                 request=request, retry=self._retry if retry else None, timeout=self._timeout
@@ -280,8 +298,6 @@ class GcpKms(Kms):
             raise self._error(method, master_key_id, e) from None
 
     def _error(self, method: str, m: str, e: Exception) -> KeyringError:
-        import google.auth.exceptions
-
         key = self._keys.get(m, "?")
         where = self._endpoint or "cloudkms.googleapis.com"
         detail = (getattr(e, "message", None) or str(e))[:300]
@@ -339,27 +355,22 @@ class GcpKms(Kms):
         name = self._key_name(master_key_id)
         pinned = self._pinned.get(master_key_id)
         target = f"{name}/cryptoKeyVersions/{pinned}" if pinned else name
-        full_aad = master_key_id.encode() + b"\0" + aad
         request = {
             "name": target,
             "plaintext": key,
-            "additional_authenticated_data": full_aad,
             "plaintext_crc32c": _crc(key),
-            "additional_authenticated_data_crc32c": _crc(full_aad),
+            **_aad_fields(master_key_id, aad),
         }
-        for _ in range(INTEGRITY_ATTEMPTS):
-            resp = self._call("encrypt", master_key_id, request)
-            if (
-                resp.verified_plaintext_crc32c
-                and resp.verified_additional_authenticated_data_crc32c
-                and resp.ciphertext_crc32c == _crc(resp.ciphertext)
-            ):
-                break
-        else:
-            raise KeyringError(
-                f"Cloud KMS Encrypt for master key '{master_key_id}' failed its CRC32C "
-                f"integrity checks {INTEGRITY_ATTEMPTS} times (data corrupted in transit)"
-            )
+        resp = self._intact_call(
+            "encrypt",
+            master_key_id,
+            request,
+            lambda r: (
+                r.verified_plaintext_crc32c
+                and r.verified_additional_authenticated_data_crc32c
+                and r.ciphertext_crc32c == _crc(r.ciphertext)
+            ),
+        )
         version = self._version(resp.name, name, master_key_id)
         if pinned and version != pinned:
             raise KeyringError(
@@ -378,23 +389,16 @@ class GcpKms(Kms):
             raise KeyringError(
                 f"wrapped key belongs to '{kind}:{mk_id}', not {KIND} master key '{master_key_id}'"
             )
-        name = self._key_name(master_key_id)
-        full_aad = master_key_id.encode() + b"\0" + aad
         request = {
-            "name": name,
+            "name": self._key_name(master_key_id),
             "ciphertext": ciphertext,
-            "additional_authenticated_data": full_aad,
             "ciphertext_crc32c": _crc(ciphertext),
-            "additional_authenticated_data_crc32c": _crc(full_aad),
+            **_aad_fields(master_key_id, aad),
         }
-        for _ in range(INTEGRITY_ATTEMPTS):
-            resp = self._call("decrypt", master_key_id, request)
-            if resp.plaintext_crc32c == _crc(resp.plaintext):
-                return resp.plaintext
-        raise KeyringError(
-            f"Cloud KMS Decrypt for master key '{master_key_id}' failed its CRC32C integrity "
-            f"check {INTEGRITY_ATTEMPTS} times (data corrupted in transit)"
+        resp = self._intact_call(
+            "decrypt", master_key_id, request, lambda r: r.plaintext_crc32c == _crc(r.plaintext)
         )
+        return resp.plaintext
 
     def _primary(self, m: str) -> int:
         name = self._key_name(m)

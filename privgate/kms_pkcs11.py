@@ -387,30 +387,23 @@ class Pkcs11Kms(Kms):
 
     def _key(self, session, master_key_id: str, version: int | None = None):
         """(version, handle) of a version of a master key, or of its current version."""
-        label = self._label(master_key_id)
-        if version is None:
-            version = self._current.get(master_key_id)
-        if version is None:
+        label, handles, found = self._label(master_key_id), self._conn.handles, {}
+        if version is None and master_key_id not in self._current:
             found = self._find(session, master_key_id)
             if not found:
                 raise self._missing(master_key_id)
-            version = max(found)
-            self._current[master_key_id] = version
-            if (label, version) not in self._conn.handles:
-                self._conn.handles[(label, version)] = self._checked(
-                    master_key_id, version, found[version]
-                )
-        if (label, version) not in self._conn.handles:
-            found = self._find(session, master_key_id, version)
+            self._current[master_key_id] = max(found)
+        if version is None:
+            version = self._current[master_key_id]
+        if (label, version) not in handles:
+            found = found or self._find(session, master_key_id, version)
             if version not in found:
                 raise KeyringError(
                     f"PKCS#11 token '{self._token}' has no version {version} of "
                     f"master key '{master_key_id}' (label '{label}')"
                 )
-            self._conn.handles[(label, version)] = self._checked(
-                master_key_id, version, found[version]
-            )
-        return version, self._conn.handles[(label, version)]
+            handles[(label, version)] = self._checked(master_key_id, version, found[version])
+        return version, handles[(label, version)]
 
     def _generate(self, session, master_key_id: str, version: int):
         label = self._label(master_key_id)

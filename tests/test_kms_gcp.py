@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import time
 import uuid
 
@@ -18,6 +17,7 @@ from privgate.keyring import MASTER_KEYS, init_keyring, kek_context
 from privgate.kms_gcp import GcpKms
 from tests.gcp_kms_fake import FakeCloudKms
 from tests.kms_contract import check_backend, check_keyring_end_to_end
+from tests.moto_peer import free_port
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,6 @@ def kms(settings):
 def _assert_secret_free(message: str, *keys: bytes) -> None:
     for k in keys:
         assert k.hex() not in message and base64.b64encode(k).decode() not in message
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- contract
@@ -241,7 +235,7 @@ def test_pipeline_round_trips_do_not_grow_with_input_files(tmp_path, demo_csv, s
 
 
 def test_unreachable_endpoint_fails_fast_and_clearly(settings):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     kms = GcpKms(dict(settings, endpoint=f"127.0.0.1:{port}", timeout=1.5))
     key = os.urandom(32)
     started = time.monotonic()
@@ -389,7 +383,7 @@ def test_invalid_settings_name_the_setting(settings, change, message):
 
 def test_loopback_endpoints_are_accepted(settings):
     for endpoint in ("127.0.0.1:1", "localhost:8443", "[::1]:8443", "127.0.0.2:9"):
-        GcpKms(dict(settings, endpoint=endpoint))
+        assert repr(GcpKms(dict(settings, endpoint=endpoint))).endswith(f"endpoint={endpoint!r})")
 
 
 def test_endpoint_override_never_looks_up_application_default_credentials(kms, monkeypatch):
@@ -448,5 +442,8 @@ def test_debug_logging_never_carries_key_bytes(kms, caplog):
             assert kms.unwrap("pii", kms.wrap("pii", key, b"l"), b"l") == key
         finally:
             logging.getLogger("google").setLevel(logging.NOTSET)
+    assert any(
+        r.name.startswith("google") and r.levelno == logging.DEBUG for r in caplog.records
+    )  # DEBUG really was on
     dump = repr([r.__dict__ for r in caplog.records])
     _assert_secret_free(dump, key)
