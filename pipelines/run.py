@@ -446,17 +446,7 @@ class Budget:
         schema = cfg.schema
         self.cfg, self.epsilon = cfg, schema.record_epsilon
         self.memoized = schema.record_key is not None
-        domains = [
-            noise_domain(
-                c.name,
-                type=c.type,
-                **{
-                    k: c.params.get(k)
-                    for k in ("mechanism", "epsilon", "bounds", "categories", "other")
-                },
-            )
-            for c in schema.ldp_columns
-        ]
+        domains = [noise_domain(c.name, **c.ldp_params) for c in schema.ldp_columns]
         self.memo_id = hashlib.sha256(
             json.dumps([keyring.keyring_id, domains]).encode()
         ).hexdigest()[:32]

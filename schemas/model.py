@@ -75,6 +75,19 @@ class ColumnSpec:
             return "string"
         return self.type
 
+    @property
+    def ldp_params(self) -> dict:
+        """An ldp column's mechanism arguments (`transforms.ldp`, `privgate.estimate`)."""
+        p = self.params
+        return dict(
+            type=self.type,
+            mechanism=p.get("mechanism"),
+            epsilon=p["epsilon"],
+            bounds=p.get("bounds"),
+            categories=p.get("categories"),
+            other=p.get("other"),
+        )
+
     def to_dict(self) -> dict:
         d = {"type": self.type, "action": self.action, "nullable": self.nullable}
         if self.format:

@@ -393,15 +393,7 @@ def ldp(arr, spec, ctx):
     and spend no new budget; without one, fresh noise from os.urandom."""
     from transforms.ldp import SecureRandomSource, apply_ldp, memoized_source
 
-    p = spec.params
-    kw = dict(
-        type=spec.type,
-        mechanism=p.get("mechanism"),
-        epsilon=p["epsilon"],
-        bounds=p.get("bounds"),
-        categories=p.get("categories"),
-        other=p.get("other"),
-    )
+    kw = spec.ldp_params
     if ctx.record_keys is not None:
         if ctx.ops.ldp_key is None:
             raise ValueError("this keyring has no ldp key; create a new keyring")

@@ -29,15 +29,7 @@ def ldp_field_metadata(c) -> dict[str, str]:
     """Mechanism parameters stored with an ldp column, for `privgate.estimate`."""
     from privgate.estimate import ldp_metadata
 
-    p = c.params
-    return ldp_metadata(
-        type=c.type,
-        mechanism=p.get("mechanism"),
-        epsilon=p["epsilon"],
-        bounds=p.get("bounds"),
-        categories=p.get("categories"),
-        other=p.get("other"),
-    )
+    return ldp_metadata(**c.ldp_params)
 
 
 def keyed_ops(keyring) -> KeyedOps:
