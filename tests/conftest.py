@@ -99,6 +99,10 @@ def write_config(
     return str(cfg)
 
 
+# Beam options for FnApiRunner with two worker processes (state only the launcher has fails)
+MULTI_PROCESS = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
+
+
 def cli(*args, env=None, check=False):
     """Run the privgate CLI in a subprocess; return CompletedProcess (text)."""
     import subprocess

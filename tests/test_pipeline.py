@@ -20,7 +20,7 @@ from pipelines.run import run
 from privgate.errors import ConfigError, DataError, KeyringError, VerifyError
 from privgate.keyring import open_keyring
 from privgate.reader import read_table, verify
-from tests.conftest import cli, write_config
+from tests.conftest import MULTI_PROCESS, cli, write_config
 
 PROTECTED = ("customer_id", "full_name", "email", "phone", "ssn", "ip_address")
 
@@ -395,15 +395,7 @@ def test_multi_process_workers_give_the_same_output(demo_run, demo_csv, keyring_
     process (workers must open the keyring themselves from its path)."""
     _, out, _ = demo_run
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path, output="mp")
-    r = cli(
-        "run",
-        cfg,
-        "--no-progress",
-        "--direct_num_workers",
-        "2",
-        "--direct_running_mode",
-        "multi_processing",
-    )
+    r = cli("run", cfg, "--no-progress", *MULTI_PROCESS)
     assert r.returncode == 0, r.stderr[-2000:]
     got = read_table(str(tmp_path / "mp"), keyring=keyring_path)
     expected = read_table(out, keyring=keyring_path)
