@@ -73,13 +73,13 @@ def columns(n: int) -> list[tuple[str, pa.Array, dict]]:
     return cols
 
 
-def best(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def best(fn, repeat: int) -> float:
+    times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        out = fn()
+        fn()
         times.append(time.perf_counter() - t)
-    return min(times), out
+    return min(times)
 
 
 def main(argv=None) -> int:
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     )
     ok = True
     for name, values, cfg in columns(n):
-        fresh, _ = best(
+        fresh = best(
             lambda v=values, c=cfg: ldp.apply_ldp(v, source=ldp.SecureRandomSource(), **c),
             args.repeat,
         )
@@ -108,10 +108,10 @@ def main(argv=None) -> int:
             src = ldp.memoized_source(key, record_keys, "col", v, 1, **c)
             return ldp.apply_ldp(v, source=src, **c)
 
-        total, _ = best(memo, args.repeat)
+        total = best(memo, args.repeat)
         src = ldp.memoized_source(key, record_keys, "col", values, 1, **cfg)
         draws = ldp.build_mechanism(**cfg).draws
-        hmacs, _ = best(lambda s=src, d=draws: s.uniforms(n, d), args.repeat)
+        hmacs = best(lambda s=src, d=draws: s.uniforms(n, d), args.repeat)
         over = fresh > FRESH_TARGET or total > MEMO_TARGET
         ok &= not over
         print(

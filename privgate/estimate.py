@@ -263,14 +263,7 @@ def ldp_metadata(
         ValueError: invalid parameters.
     """
     name = resolve_mechanism(type, mechanism)
-    mech = build_mechanism(
-        type=type,
-        mechanism=name,
-        epsilon=epsilon,
-        bounds=bounds,
-        categories=categories,
-        other=other,
-    )
+    _, mech = _mechanism(name, epsilon, bounds, categories, other, type)
     p = METADATA_PREFIX
     md = {
         p + "version": METADATA_VERSION,

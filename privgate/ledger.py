@@ -88,6 +88,10 @@ def _check_epsilon(epsilon) -> float:
     return eps
 
 
+def _total(entries: list[LedgerEntry]) -> float:
+    return math.fsum(e.charged for e in entries)
+
+
 class EpsilonLedger:
     """Reads and appends the epsilon ledger at `path`.
 
@@ -173,7 +177,7 @@ class EpsilonLedger:
         Raises:
             LedgerError: the ledger file is unreadable.
         """
-        return math.fsum(e.charged for e in self.entries(dataset))
+        return _total(self.entries(dataset))
 
     @staticmethod
     def _charge(
@@ -229,8 +233,9 @@ class EpsilonLedger:
             LedgerError: the ledger file is unreadable.
         """
         limit = _check_epsilon(lifetime_max)
-        spent = self.spent(dataset)
-        charge = self.charge_for(dataset, epsilon, memoized=memoized, memo_id=memo_id)
+        entries = self.entries(dataset)  # one read: spent and charge see the same ledger
+        spent = _total(entries)
+        charge = self._charge(entries, _check_epsilon(epsilon), memoized, memo_id)
         self._refuse_past(dataset, spent, charge, limit)
         return spent + charge
 
@@ -289,10 +294,7 @@ class EpsilonLedger:
                 charge = self._charge(entries, eps, bool(memoized), memo_id)
                 if lifetime_max is not None:
                     self._refuse_past(
-                        dataset,
-                        math.fsum(e.charged for e in entries),
-                        charge,
-                        _check_epsilon(lifetime_max),
+                        dataset, _total(entries), charge, _check_epsilon(lifetime_max)
                     )
                 entry = LedgerEntry(
                     str(run_id), when, eps, charge, bool(memoized), memo_id, bool(overrun)

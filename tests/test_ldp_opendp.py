@@ -15,22 +15,13 @@ import opendp.prelude as dp
 import pytest
 from scipy import stats
 
+from tests.test_ldp import SeededSource
 from transforms import ldp
 
 dp.enable_features("contrib", "floating-point")
 
 ALPHA = 1e-4
 N = 50_000
-
-
-class SeededSource:
-    """TEST ONLY: reproducible uniforms from PCG64 (see tests/test_ldp.py)."""
-
-    def __init__(self, seed: int):
-        self._rng = np.random.Generator(np.random.PCG64(seed))
-
-    def uniforms(self, n: int, k: int) -> np.ndarray:
-        return self._rng.random((n, k))
 
 
 def test_laplace_noise_matches_opendp_laplace():
@@ -48,8 +39,14 @@ def test_laplace_noise_matches_opendp_laplace():
     assert stats.ks_2samp(ours, wider).pvalue < ALPHA
 
 
-def _binned(z, edges):
-    return np.bincount(np.searchsorted(edges, z, side="right"), minlength=len(edges) + 1)
+def _same_law_pvalue(a, b, edges):
+    """Chi-square two-sample test on the two samples binned at `edges` (empty bins dropped)."""
+
+    def binned(z):
+        return np.bincount(np.searchsorted(edges, z, side="right"), minlength=len(edges) + 1)
+
+    table = np.vstack([binned(a), binned(b)])
+    return stats.chi2_contingency(table[:, table.sum(axis=0) > 0]).pvalue
 
 
 def test_geometric_noise_matches_opendp_discrete_laplace():
@@ -62,13 +59,9 @@ def test_geometric_noise_matches_opendp_discrete_laplace():
     assert meas.map(hi - lo) == pytest.approx(eps)
     theirs = np.asarray(meas([0] * N))
     edges = np.arange(-300, 301, 20)
-    table = np.vstack([_binned(ours, edges), _binned(theirs, edges)])
-    table = table[:, table.sum(axis=0) > 0]
-    assert stats.chi2_contingency(table).pvalue > ALPHA
+    assert _same_law_pvalue(ours, theirs, edges) > ALPHA
     wider = np.asarray(dp.m.make_laplace(*space, scale=scale * 1.2)([0] * N))
-    table = np.vstack([_binned(ours, edges), _binned(wider, edges)])
-    table = table[:, table.sum(axis=0) > 0]
-    assert stats.chi2_contingency(table).pvalue < ALPHA
+    assert _same_law_pvalue(ours, wider, edges) < ALPHA
 
 
 @pytest.mark.parametrize("eps, k", [(0.5, 3), (1.0, 4), (2.0, 6)])

@@ -44,8 +44,6 @@ def _seeded_urandom(seed: bytes):
 def ldp_run(tmp_path_factory, demo_2000):
     """The demo policy on 2,000 rows, with a keyring made from a fixed seed so the memoized
     LDP noise — and therefore every statistical check below — is reproducible."""
-    import os
-
     tmp = tmp_path_factory.mktemp("ldprun")
     keyring = str(tmp / "keyring.json")
     with pytest.MonkeyPatch.context() as mp:

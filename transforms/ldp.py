@@ -974,7 +974,7 @@ def memoized_source(
     Raises:
         ValueError: invalid config or mismatched lengths.
     """
-    build_mechanism(
+    config = dict(
         type=type,
         mechanism=mechanism,
         epsilon=epsilon,
@@ -982,18 +982,10 @@ def memoized_source(
         categories=categories,
         other=other,
     )
+    build_mechanism(**config)  # validates the config before any value is read
     x, valid, bad = _inputs(values, type, bounds, categories, other)
     enc = _canonical(x, type, categories, other, valid & ~bad)
-    domain = noise_domain(
-        column,
-        type=type,
-        mechanism=mechanism,
-        epsilon=epsilon,
-        bounds=bounds,
-        categories=categories,
-        other=other,
-    )
-    return KeyedPrfSource(key, record_keys, domain, enc, version)
+    return KeyedPrfSource(key, record_keys, noise_domain(column, **config), enc, version)
 
 
 OUTPUT_TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
