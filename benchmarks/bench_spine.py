@@ -85,6 +85,29 @@ def run_privgate(src: str, work: str, extra: str = "", out: str = "out") -> tupl
     return time.perf_counter() - t0, doc["manifest"]
 
 
+def hmac_paths(n: int) -> None:
+    """HMAC-SHA256 per value: the C extension vs the hashlib fallback, same values."""
+    from transforms import actions
+
+    values = [f"C{i:09d}".encode() for i in range(n)]
+    h = actions.HmacSha256(os.urandom(32))
+    fast = actions._fast_hmac
+    times = {}
+    for name, ext in (("C extension", fast), ("hashlib fallback", None)):
+        if name == "C extension" and ext is None:
+            continue  # not built here
+        actions._fast_hmac = ext
+        try:
+            t0 = time.perf_counter()
+            h.joined(values, b"bench\0")
+            times[name] = time.perf_counter() - t0
+        finally:
+            actions._fast_hmac = fast
+    print("\nHMAC-SHA256 per value (tokens):")
+    for name, t in times.items():
+        print(f"  {name:28s} {1e6 * t / n:6.2f} us")
+
+
 def stage_breakdown(src: str, keyring_path: str, work: str) -> list[tuple[str, float]]:
     """Time each stage core on the same data outside Beam (one process, one core)."""
     from privgate.keyring import open_keyring
@@ -201,6 +224,7 @@ def main() -> None:
         for name, t in stages:
             print(f"  {name:28s} {t:6.2f} s  {100 * t / total:5.1f}%")
         print(f"  {'total':28s} {total:6.2f} s")
+        hmac_paths(args.rows)
     finally:
         if args.keep:
             print(f"work directory kept: {work}")
