@@ -194,65 +194,32 @@ def make_texts(n: int, seed: int = 7) -> list[tuple[str, list, list]]:
 
 
 def make_column_table(rows: int, seed: int = 7) -> tuple[pa.Table, dict]:
-    """A table of `rows` rows with labelled columns: column -> entity, FREE_TEXT or None."""
+    """`labelled_table` (the tests' columns) plus harder ones: SKUs, job titles, a second
+    free-text column, and notes from the scrub templates. Returns (table, column -> entity,
+    FREE_TEXT or None)."""
+    from transforms.detect import FREE_TEXT, labelled_table
+
+    table, labels = labelled_table(rows, seed)
     fake = _fake(seed)
     rng = random.Random(seed)
     texts = [t for t, _, _ in make_texts(rows, seed + 1)]
-    cols: dict[str, list] = {k: [] for k in LABELS}
-    for i in range(rows):
-        name = fake.name()
-        cols["customer_id"].append(f"C{100000 + i}")
-        cols["order_id"].append(_negative("ORDER", fake, rng).lstrip("#"))
-        cols["session_guid"].append(_negative("GUID", fake, rng))
-        cols["ref_number"].append(_negative("NUM7", fake, rng))
-        cols["sku"].append(_negative("SKU", fake, rng))
-        cols["order_date"].append(fake.date_between(start_date="-3y").isoformat())
-        cols["full_name"].append(name)
-        cols["email"].append(fake.email())
-        cols["contact"].append(fake.email() if rng.random() < 0.9 else None)
-        cols["phone"].append(fake.phone_number())
-        cols["ssn"].append(fake.ssn())
-        cols["card_number"].append(fake.credit_card_number())
-        cols["iban"].append(fake.iban())
-        cols["last_login_ip"].append(fake.ipv4())
-        cols["birth_date"].append(fake.date_of_birth(minimum_age=18).strftime("%m/%d/%Y"))
-        cols["zip"].append(fake.zipcode())
-        cols["plan"].append(rng.choice(["free", "basic", "pro", "enterprise"]))
-        cols["amount"].append(f"{rng.uniform(1, 5000):.2f}")
-        cols["company"].append(fake.company())
-        cols["job_title"].append(fake.job())
-        cols["notes"].append(texts[i] if rng.random() < 0.8 else None)
-        cols["feedback"].append(fake.sentence(nb_words=rng.randint(6, 16)))
-        cols["password"].append(fake.password(length=12))
-    table = pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})
-    return table, dict(LABELS)
+    extra = {
+        "sku": (None, [_negative("SKU", fake, rng) for _ in range(rows)]),
+        "job_title": (None, [fake.job() for _ in range(rows)]),
+        "feedback": (
+            FREE_TEXT,
+            [fake.sentence(nb_words=rng.randint(6, 16)) for _ in range(rows)],
+        ),
+    }
+    for name, (label, values) in extra.items():
+        table = table.append_column(name, pa.array(values, pa.string()))
+        labels[name] = label
+    notes = [t if rng.random() < 0.8 else None for t in texts]
+    table = table.set_column(
+        table.column_names.index("notes"), "notes", pa.array(notes, pa.string())
+    )
+    return table, labels
 
-
-LABELS = {
-    "customer_id": None,
-    "order_id": None,
-    "session_guid": None,
-    "ref_number": None,
-    "sku": None,
-    "order_date": None,
-    "full_name": "PERSON",
-    "email": "EMAIL_ADDRESS",
-    "contact": "EMAIL_ADDRESS",
-    "phone": "PHONE_NUMBER",
-    "ssn": "US_SSN",
-    "card_number": "CREDIT_CARD",
-    "iban": "IBAN_CODE",
-    "last_login_ip": "IP_ADDRESS",
-    "birth_date": "DATE_OF_BIRTH",
-    "zip": "ZIP_CODE",
-    "plan": None,
-    "amount": None,
-    "company": None,
-    "job_title": None,
-    "notes": "FREE_TEXT",
-    "feedback": "FREE_TEXT",
-    "password": "PASSWORD",
-}
 
 # --------------------------------------------------------------------------- evaluation
 

@@ -24,11 +24,7 @@ def _csv_table(path: str, spec: InputSpec, max_rows: int) -> pa.Table:
     header = [h for h in read_csv_header(path, spec) if h]
     if not header:
         raise DataError(f"{path}: no header row")
-    seen, names = set(), []
-    for h in header:
-        if h not in seen and not h.startswith("_"):
-            seen.add(h)
-            names.append(h)
+    names = list(dict.fromkeys(h for h in header if not h.startswith("_")))
     schema = parse_schema(
         {"columns": {h: {"type": "string", "action": "keep", "nullable": True} for h in names}},
         path,

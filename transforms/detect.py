@@ -12,6 +12,7 @@ Pure cores over pyarrow arrays and tables (no Beam here):
 - `guard_findings()`: PII found in `keep` string columns (the run's keep-guard, exit 3).
 - Validators for the schema's `recognizers:` section, the `scrub` action's options and the
   `guard:` section: plain functions over dicts that raise `ConfigError`.
+- `labelled_table()`: synthetic columns with known labels (tests and benchmark).
 
 No function here logs or raises with a record's value in the message.
 """
@@ -24,6 +25,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1111,8 +1113,6 @@ def get_detector(
     with _FACTORY_LOCK:
         det = _DETECTORS.get(key)
         if det is None:
-            import time
-
             t0 = time.perf_counter()
             det = Detector(build_engine(model_name, recognizers), model_name)
             _DETECTORS[key] = det
@@ -1183,8 +1183,6 @@ def scrub_array(
     if ops is None and "tokenize" in [operator, *operators.values()]:
         raise ValueError("scrub operator tokenize needs the keyring's keyed ops")
     det = _as_detector(analyzer)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
     out_type = arr.type
     s = _as_string_array(arr)
     enc = s.dictionary_encode()
@@ -1205,11 +1203,7 @@ def scrub_array(
             for v, sp in zip(values, spans, strict=True)
         ]
     out = pa.array(values, pa.string()).take(enc.indices)
-    return (
-        out.cast(out_type)
-        if out_type != pa.string() and pa.types.is_large_string(out_type)
-        else out
-    )
+    return out.cast(out_type) if pa.types.is_large_string(out_type) else out
 
 
 def _pseudonyms(values, spans, operator, operators, ops) -> dict[str, str]:
@@ -1554,7 +1548,7 @@ def _value_entities(value: str, spans: list[Span], structured: bool) -> set[str]
     for s in spans:
         covered = sum(1 for c in value[s.start : s.end] if not c.isspace())
         by_ent[s.entity] = by_ent.get(s.entity, 0) + covered
-        if s.score >= STRONG_SCORE and s.entity not in ("PERSON", "LOCATION", "NRP"):
+        if s.score >= STRONG_SCORE and s.entity not in NOISY_NER:
             out.add(s.entity)
     out |= {e for e, c in by_ent.items() if c >= WHOLE_VALUE_COVERAGE * nonspace}
     return out
@@ -1807,7 +1801,8 @@ def infer_type(name: str, values, sample: int = DEFAULT_SAMPLE) -> tuple[str, st
     vals = sample_values(values, sample)
     if not vals:
         return "string", None
-    arr = pa.array([v.strip() for v in vals], pa.string())
+    strs = [v.strip() for v in vals]
+    arr = pa.array(strs, pa.string())
     hinted = name_hints(name)
     keep_string = bool(_ID_NAME.search(name)) or any(h in _STRING_HINTS for h in hinted)
 
@@ -1821,28 +1816,28 @@ def infer_type(name: str, values, sample: int = DEFAULT_SAMPLE) -> tuple[str, st
 
     lead_zero = any(
         len(v) > 1 and v.lstrip("+-").startswith("0") and v.lstrip("+-")[1:2].isdigit()
-        for v in arr.to_pylist()
+        for v in strs
     )
-    all_int = all(re.fullmatch(r"[+-]?\d{1,18}", v) for v in arr.to_pylist())
+    all_int = all(re.fullmatch(r"[+-]?\d{1,18}", v) for v in strs)
     if all_int:
         if keep_string or lead_zero:
             return "string", None
         return ("int", None) if parses("int") else ("string", None)
-    if all(re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", v) for v in arr.to_pylist()):
+    if all(re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", v) for v in strs):
         return ("float", None) if not keep_string and parses("float") else ("string", None)
-    lows = {v.lower() for v in arr.to_pylist()}
+    lows = {v.lower() for v in strs}
     if lows <= {"true", "false", "t", "f", "yes", "no"} and parses("bool"):
         return "bool", None
-    if all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) for v in arr.to_pylist()) and parses("date"):
+    if all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) for v in strs) and parses("date"):
         return "date", None
-    looks_datey = all(re.search(r"\d", v) for v in arr.to_pylist())
+    looks_datey = all(re.search(r"\d", v) for v in strs)
     if looks_datey:
         for fmt in _DATE_FORMATS:
             if parses("date", fmt):
                 return "date", fmt
-        if all(
-            re.match(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", v) for v in arr.to_pylist()
-        ) and parses("timestamp"):
+        if all(re.match(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", v) for v in strs) and parses(
+            "timestamp"
+        ):
             return "timestamp", None
     return "string", None
 
@@ -2088,3 +2083,82 @@ def guard_message(
         f"{e} (guard.max_prevalence {max_prevalence:.1%}); scrub, tokenize or drop it"
         for c, e, p in findings
     )
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+# Column -> what `classify_column` must call it, for `labelled_table`.
+LABELLED_COLUMNS: dict[str, str | None] = {
+    "customer_id": None,
+    "order_id": None,
+    "session_guid": None,
+    "ref_number": None,
+    "order_date": None,
+    "amount": None,
+    "plan": None,
+    "company": None,
+    "full_name": "PERSON",
+    "email": "EMAIL_ADDRESS",
+    "contact": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER",
+    "ssn": "US_SSN",
+    "card_number": "CREDIT_CARD",
+    "iban": "IBAN_CODE",
+    "client_ip": "IP_ADDRESS",
+    "birth_date": "DATE_OF_BIRTH",
+    "zip": "ZIP_CODE",
+    "notes": FREE_TEXT,
+    "password": "PASSWORD",
+}
+
+
+def labelled_table(rows: int = 1500, seed: int = 11) -> tuple[pa.Table, dict]:
+    """Synthetic columns with known contents, tricky negatives included (Faker, fixed seed).
+
+    The classification tests and `benchmarks/detect_eval.py` both measure against it.
+
+    Args:
+        rows: rows to generate.
+        seed: Faker and `random` seed (same seed, same table).
+    Returns:
+        (string table, column -> expected `classify_column` entity: `LABELLED_COLUMNS`).
+    """
+    import random
+    import uuid
+
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    cols: dict[str, list] = {k: [] for k in LABELLED_COLUMNS}
+    for i in range(rows):
+        cols["customer_id"].append(f"C{100000 + i}")
+        cols["order_id"].append(f"ORD-{rng.randint(2019, 2026)}-{rng.randint(0, 999999):06d}")
+        cols["session_guid"].append(str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+        cols["ref_number"].append(str(rng.randint(1000000, 9999999)))
+        cols["order_date"].append(fake.date_between(start_date="-3y").isoformat())
+        cols["amount"].append(f"{rng.uniform(1, 5000):.2f}")
+        cols["plan"].append(rng.choice(["free", "basic", "pro", "enterprise"]))
+        cols["company"].append(fake.company())
+        cols["full_name"].append(fake.name())
+        cols["email"].append(fake.email())
+        cols["contact"].append(fake.email() if rng.random() < 0.9 else None)
+        cols["phone"].append(fake.phone_number())
+        cols["ssn"].append(fake.ssn())
+        cols["card_number"].append(fake.credit_card_number())
+        cols["iban"].append(fake.iban())
+        cols["client_ip"].append(fake.ipv4())
+        cols["birth_date"].append(fake.date_of_birth(minimum_age=18).strftime("%m/%d/%Y"))
+        cols["zip"].append(fake.zipcode())
+        note = rng.random()
+        cols["notes"].append(
+            f"Customer {fake.name()} asked for a call back at {fake.phone_number()}."
+            if note < 0.3
+            else None
+            if note < 0.5
+            else fake.sentence(nb_words=12)
+        )
+        cols["password"].append(fake.password(length=12))
+    table = pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})
+    return table, dict(LABELLED_COLUMNS)
