@@ -72,6 +72,12 @@ class Kms(ABC):
 
     name = "abstract"
 
+    def __reduce__(self):
+        raise TypeError(
+            "a KMS holds or reaches master keys and must not be pickled; "
+            "open the keyring where it is needed"
+        )
+
     @abstractmethod
     def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str: ...
 

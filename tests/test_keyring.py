@@ -94,6 +94,10 @@ def test_wrapped_keys_bind_master_key_and_context(keyring_path):
 def test_keyring_is_not_picklable(keyring_path):
     with pytest.raises(TypeError, match="must not be pickled"):
         pickle.dumps(open_keyring(keyring_path))
+    kms = open_keyring(keyring_path).kms  # nor its KMS, or a view of it
+    for view in (kms, kms.bound("privgate-dataset:x"), kms.restricted({"data"})):
+        with pytest.raises(TypeError, match="must not be pickled"):
+            pickle.dumps(view)
     assert "key" not in repr(open_keyring(keyring_path)).lower().replace("keyring", "")
 
 
