@@ -339,12 +339,11 @@ def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
         ConfigError (exit 2): not a dry run (real Dataflow runs are not supported yet), or
         --temp_location / --project / --region missing, or temp_location not on gs://.
     """
-    import types
 
     _check_dataflow_options(beam_args)
     notes = []
     # The clear header only: the file exists, is 0600 and names the configured KMS.
-    check_keyring_matches(cfg, types.SimpleNamespace(path=cfg.keys.keyring))
+    check_keyring_matches(cfg)
     notes.append(
         f"workers open the keyring file {cfg.keys.keyring} in setup(): it must "
         "exist at that path on every worker"
@@ -390,8 +389,9 @@ def _describe_files(staging: str, sub: str, kms) -> tuple[list[dict], Counter | 
     from privgate.parquet_crypto import decryption_properties
 
     files, reasons = [], Counter() if sub == "quarantine" else None
+    props = decryption_properties(kms)
     for path in _parquet_files(staging, sub):
-        pf = pq.ParquetFile(path, decryption_properties=decryption_properties(kms))
+        pf = pq.ParquetFile(path, decryption_properties=props)
         files.append(
             {
                 "path": f"{sub}/{os.path.basename(path)}",
@@ -608,11 +608,12 @@ def _clean_stale(target: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def check_keyring_matches(cfg, keyring) -> None:
-    """keys.kms (and keys.<kms> settings, when given) must describe the keyring file."""
+def check_keyring_matches(cfg: RunConfig) -> None:
+    """keys.kms (and keys.<kms> settings, when given) must describe the keyring file (read
+    from its clear header: no passphrase, no KMS call)."""
     from privgate.keyring import keyring_kms
 
-    kind, settings = keyring_kms(keyring.path)
+    kind, settings = keyring_kms(cfg.keys.keyring)
     if kind != cfg.keys.kms:
         raise ConfigError(
             cfg.source,
@@ -658,7 +659,7 @@ def run(
         )
     # Keys first: a keyring that cannot be opened fails before any data is read.
     keyring = open_keyring(cfg.keys.keyring)
-    check_keyring_matches(cfg, keyring)
+    check_keyring_matches(cfg)
     for name in ("token", "siv", "date_shift"):
         keyring.data_key(name)
     keyring.signing_key()
