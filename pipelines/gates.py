@@ -82,6 +82,14 @@ def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]
     return checks
 
 
+def _warm_detector(model: str, recognizers) -> None:
+    """Side worker, while the pipeline runs: load the detector and compile its patterns, so
+    the residual-PII check after the pipeline only detects."""
+    from transforms.detect import get_detector
+
+    get_detector(model, recognizers).warm()
+
+
 def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> dict:
     """Side worker: per column, how many sampled values still hold PII (distinct values are
     detected once; counts are weighted back to the sample)."""
@@ -107,6 +115,15 @@ def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> 
     return out
 
 
+def _detect_columns(schema) -> list[str]:
+    """Output columns the residual-PII check samples: strings that are not keyed."""
+    return [
+        c.name
+        for c in schema.output_columns
+        if c.output_type == "string" and c.action not in _NOT_DETECTED
+    ]
+
+
 class Gates:
     """The configured gate of one run: started with the run, evaluated after the pipeline."""
 
@@ -115,6 +132,8 @@ class Gates:
         contract runs (default: `side`)."""
         self.cfg, self.head, self.side = cfg, head, side
         self._input = None
+        if _detect_columns(cfg.schema):
+            side.submit(_warm_detector, cfg.schema.nlp_model, cfg.schema.recognizers)
         if head is not None:
             self._input = (gx_side or side).submit(
                 _input_checks,
@@ -143,11 +162,7 @@ class Gates:
         qis = list(gates.k_anonymity.quasi_identifiers) if gates.k_anonymity else []
         sensitive = gates.l_diversity.sensitive if gates.l_diversity else None
         class_cols = qis + ([sensitive] if sensitive else [])
-        detect_cols = [
-            c.name
-            for c in schema.output_columns
-            if c.output_type == "string" and c.action not in _NOT_DETECTED
-        ]
+        detect_cols = _detect_columns(schema)
         plot_cols = [c for c in schema.output_columns if c.action in ("ldp", "generalize")]
         output_suite = v.load_suite(gates.expectations) if gates.expectations else None
 

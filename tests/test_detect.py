@@ -727,3 +727,28 @@ def test_parse_guard():
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_guard(raw, "configs/x.yaml")
+
+
+def test_warm_compiles_every_pattern_before_the_first_cell(det, monkeypatch):
+    """The gate's side worker warms the detector while the pipeline runs; afterwards a
+    detection must not compile any recognizer pattern (Presidio compiles on first use)."""
+    import regex
+
+    patterns = [p for path in det._paths for p in getattr(path.rec, "patterns", ())]
+    assert len(patterns) > 10
+    for p in patterns:  # as if freshly loaded
+        p.compiled_regex = None
+    det.warm()
+    wanted = {p.regex for p in patterns}
+    compiled = []
+    real = regex.compile
+    monkeypatch.setattr(
+        regex,
+        "compile",
+        lambda pattern, *a, **k: compiled.append(pattern) or real(pattern, *a, **k),
+    )
+    fake = _fake(7)
+    texts = [fake.email(), fake.url(), fake.iban(), fake.ssn(), fake.phone_number(), fake.ipv4()]
+    found = det.detect(texts * 3)
+    assert any(found), "the texts hold PII the patterns must find"
+    assert not [p for p in compiled if p in wanted]

@@ -489,6 +489,43 @@ def _typed_input(n=6):
     )
 
 
+def test_import_gx_defers_or_skips_unused_packages_and_leaves_imports_plain():
+    """Fresh interpreter: GX's unused heavy dependencies stay unloaded until touched (touching
+    one loads it), the cloud SDKs are not imported, and afterwards imports are plain."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent(
+        """
+        import sys
+        from transforms import validate as v
+
+        v.import_gx()
+        assert "great_expectations.expectations.core" in sys.modules
+        assert type(sys.modules["scipy.stats"]).__name__ == "_LazyModule"
+        assert "scipy.stats._distn_infrastructure" not in sys.modules
+        assert type(sys.modules["altair"]).__name__ == "_LazyModule"
+        assert not [m for m in sys.modules if m.startswith(("google.cloud.", "boto"))]
+        assert not [f for f in sys.meta_path if isinstance(f, v._GxImportFinder)]
+        from scipy import stats
+
+        assert abs(stats.norm.cdf(0.0) - 0.5) < 1e-12
+        assert "scipy.stats._distn_infrastructure" in sys.modules
+        assert "scipy.signal" not in sys.modules
+        import scipy.signal  # after import_gx: plain, even inside the lazy list
+        import botocore.session  # and the skipped SDKs import normally
+        from google.cloud import storage
+
+        assert type(sys.modules["scipy.signal"]).__name__ == "module"
+        assert storage.Client and botocore.session.Session
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
+
+
 def test_input_expectations_cover_the_schema(gx_suite):
     kinds = {(e.expectation_type, e.column) for e in gx_suite.expectations}
     for col in ("id", "name", "age", "income"):
