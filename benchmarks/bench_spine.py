@@ -218,6 +218,10 @@ def main() -> None:
                 f"(c) privgate run + gates + report : {c:6.2f} s  {args.rows / c:>10,.0f} rows/s"
                 f"  gates add {100 * (c - b) / b:.0f}% to (b)  (target <= 25%)"
             )
+        if args.repeat > 1:
+            for k in "abc":
+                if times[k]:
+                    print(f"    every ({k}): " + " ".join(f"{t:.2f}" for t in times[k]))
         print("\nper-stage breakdown of (b)'s cores, outside Beam, one core:")
         stages = stage_breakdown(src, os.path.join(work, "keyring.json"), work)
         total = sum(t for _, t in stages)

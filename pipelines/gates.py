@@ -168,18 +168,8 @@ class Gates:
 
         files = _output_files(staging, keyring.kms.bound(kek_context(cfg.dataset)))
         out_schema = files[0].schema_arrow if files else None
-        # Pass 1, every row: only the columns whole-output checks need.
-        partial_classes, partial_domains, suite_results = [], [], []
-        ldp_names = [c.name for c in schema.ldp_columns]
-        whole = None if output_suite is not None else list(dict.fromkeys(class_cols + ldp_names))
-        for table in _batches(files, whole):
-            if class_cols:
-                partial_classes.append(v.class_counts(table, class_cols))
-            if ldp_names:
-                partial_domains.append(v.ldp_domain_counts(table, schema))
-            if output_suite is not None:
-                suite_results.append(v.run_suite(table, output_suite, v.CHECK_OUTPUT_EXPECTATIONS))
-        # Pass 2, first rows only: samples for residual PII and the plots.
+        # Pass 1, first rows only: samples for residual PII (detected in the side worker while
+        # pass 2 runs) and for the plots.
         samples: dict[str, list[str]] = {c: [] for c in detect_cols}
         plot_after: dict[str, list] = {c.name: [] for c in plot_cols}
         seen = 0
@@ -200,6 +190,17 @@ class Gates:
             if detect_cols
             else None
         )
+        # Pass 2, every row: only the columns whole-output checks need (while the worker detects).
+        partial_classes, partial_domains, suite_results = [], [], []
+        ldp_names = [c.name for c in schema.ldp_columns]
+        whole = None if output_suite is not None else list(dict.fromkeys(class_cols + ldp_names))
+        for table in _batches(files, whole):
+            if class_cols:
+                partial_classes.append(v.class_counts(table, class_cols))
+            if ldp_names:
+                partial_domains.append(v.ldp_domain_counts(table, schema))
+            if output_suite is not None:
+                suite_results.append(v.run_suite(table, output_suite, v.CHECK_OUTPUT_EXPECTATIONS))
 
         rec = body["reconciliation"]
         guard = body.get("keep_guard")
