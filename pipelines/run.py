@@ -430,7 +430,7 @@ def _column_entry(c, n_rows: int) -> dict:
         entry["ldp"] = {
             "mechanism": meta["privgate.ldp.mechanism"],
             "estimator": meta["privgate.ldp.estimator"],
-            **ldp_utility(meta, max(n_rows, 1)),  # noise_std per record, std_error at n
+            **ldp_utility(meta, n_rows),  # noise_std per record, std_error at n (None at 0)
         }
     return entry
 

@@ -353,7 +353,7 @@ def ldp_utility(metadata: Mapping, n: int) -> dict[str, float]:
         n: number of released records.
     Returns:
         {"noise_std": per-record worst-case noise std, "std_error": estimator's worst-case
-        standard error at n}.
+        standard error at n (`standard_error`), or None when nothing was released (n = 0)}.
     """
     prm = parse_ldp_metadata(metadata)
     std = theoretical_noise_std(
@@ -364,4 +364,4 @@ def ldp_utility(metadata: Mapping, n: int) -> dict[str, float]:
         other=prm["other"],
         type=prm["type"],
     )
-    return {"noise_std": std, "std_error": std / math.sqrt(max(int(n), 1))}
+    return {"noise_std": std, "std_error": std / math.sqrt(int(n)) if int(n) >= 1 else None}

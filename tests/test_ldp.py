@@ -533,6 +533,13 @@ def test_metadata_round_trip_through_parquet(tmp_path):
     assert abs(e_smoker.frequencies[1] - 0.25) < 4 * e_smoker.std_errors[1]
     util = est.ldp_utility(schema.field("age").metadata, n)
     assert util["std_error"] == pytest.approx(util["noise_std"] / math.sqrt(n))
+    assert util["std_error"] == pytest.approx(
+        est.standard_error("piecewise", 1.0, [17, 90], n=n, type="int")
+    )
+    assert est.ldp_utility(schema.field("age").metadata, 0) == {
+        "noise_std": util["noise_std"],
+        "std_error": None,  # no released record: no estimate, not the n = 1 figure
+    }
     assert util["noise_std"] == pytest.approx(
         math.sqrt(2 * math.exp(-1 / 73)) / (1 - math.exp(-1 / 73))
     )
@@ -753,16 +760,25 @@ def test_memoized_apply_ldp_repeats_and_redraws_on_change():
     ],
 )
 def test_memoized_every_type_is_reproducible(typ, values, kw):
-    arr = pa.array(values)
-    rks = ["r1", "r2", "r3"]
+    """Same key, record keys and values: the same release. And the noise really comes from
+    the key: another key (or other record keys) changes some of the 400 non-null outputs.
+    Two independent releases of one record agree with probability at most 0.61 (bool, the
+    worst of the three, at epsilon 1: p^2 + (1-p)^2 with p = e/(e+1)), so all 400 agreeing
+    by chance has probability < 1e-80."""
+    arr = pa.array(values * 200)
+    rks = [f"r{i}" for i in range(len(arr))]
 
-    def run():
+    def run(key=KEY, rks=rks):
         src = ldp.memoized_source(
-            KEY, rks, "c", arr, 1, type=typ, mechanism=None, epsilon=1.0, **kw
+            key, rks, "c", arr, 1, type=typ, mechanism=None, epsilon=1.0, **kw
         )
         return ldp.apply_ldp(arr, type=typ, epsilon=1.0, source=src, **kw)[0].to_pylist()
 
-    assert run() == run()
+    first = run()
+    assert first == run()
+    assert [v is None for v in first] == [v is None for v in arr.to_pylist()]
+    assert first != run(key=bytes(b ^ 1 for b in KEY))
+    assert first != run(rks=[f"s{i}" for i in range(len(arr))])
 
 
 # --------------------------------------------------------------------------- ledger
