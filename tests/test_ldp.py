@@ -533,8 +533,9 @@ def test_metadata_round_trip_through_parquet(tmp_path):
     assert abs(e_smoker.frequencies[1] - 0.25) < 4 * e_smoker.std_errors[1]
     util = est.ldp_utility(schema.field("age").metadata, n)
     assert util["std_error"] == pytest.approx(util["noise_std"] / math.sqrt(n))
+    prm = est.parse_ldp_metadata(schema.field("age").metadata)
     assert util["std_error"] == pytest.approx(
-        est.standard_error("piecewise", 1.0, [17, 90], n=n, type="int")
+        est.standard_error(prm["mechanism"], 1.0, [17, 90], n=n, type="int")
     )
     assert est.ldp_utility(schema.field("age").metadata, 0) == {
         "noise_std": util["noise_std"],
