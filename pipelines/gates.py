@@ -9,10 +9,11 @@ input contract (Great Expectations, derived from the schema plus the user's inpu
 runs on the first contract-valid input rows. The verdict and the per-check details go into
 `report/validation.json` and `report/index.html`; the manifest records the verdict.
 
-Costs that do not grow with rows (Great Expectations import ~2.7 s, spaCy/Presidio ~2 s) are
-paid in two side worker processes (`pipelines.run.SideWorker`) while the pipeline runs: the
-input contract starts with the run in its own worker, and residual-PII detection reuses the
-keep-guard worker's loaded detector on distinct sampled values.
+Costs that do not grow with rows (Great Expectations import ~2 s of CPU, spaCy/Presidio ~2 s)
+are paid in two side worker processes (`pipelines.run.SideWorker`) while the pipeline runs:
+the input contract starts with the run in its own worker; the detection worker loads and
+warms the detector (compiles its patterns) and later detects residual PII on distinct sampled
+values while the launcher makes its pass over the whole output.
 """
 
 from __future__ import annotations
