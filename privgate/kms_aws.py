@@ -475,7 +475,9 @@ class AwsKms(Kms):
     def _ref(self, master_key_id: str) -> _KeyRef:
         ref = self._refs.get(master_key_id)
         if ref is None:
-            raise KeyringError(f"master key '{master_key_id}' is not available to this keyring")
+            raise KeyringError(
+                f"unknown master key '{master_key_id}' (have: {', '.join(self._refs)})"
+            )
         return ref
 
     def _current_key_id(self, m: str) -> str:

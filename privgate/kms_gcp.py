@@ -125,12 +125,12 @@ def _aad_fields(master_key_id: str, aad: bytes) -> dict:
 
 
 def _setting_error(path: str, message: str) -> KeyringError:
-    return KeyringError(f"{KIND} settings: {path}: {message}")
+    return KeyringError(f"keys.{KIND}.{path}: {message}")
 
 
 def _parse_settings(settings) -> tuple[dict[str, str], str | None, float]:
     if not isinstance(settings, dict):
-        raise KeyringError(f"{KIND} settings must be a mapping with 'keys'")
+        raise KeyringError(f"keys.{KIND}: must be a mapping of settings with 'keys'")
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise _setting_error(unknown[0], f"unknown setting (have: {', '.join(SETTINGS)})")
@@ -140,11 +140,11 @@ def _parse_settings(settings) -> tuple[dict[str, str], str | None, float]:
             "keys",
             "required: a mapping of master key id (pii, data, footer) to a Cloud KMS key name",
         )
-    for m in keys:
-        if m not in MASTER_KEYS:
-            raise _setting_error(
-                f"keys.{m}", f"unknown master key (have: {', '.join(MASTER_KEYS)})"
-            )
+    extra = sorted(set(keys) - set(MASTER_KEYS))
+    if extra:
+        raise _setting_error(
+            f"keys.{extra[0]}", f"unknown master key (have: {', '.join(MASTER_KEYS)})"
+        )
     for m in MASTER_KEYS:
         name = keys.get(m)
         if name is None:
@@ -273,8 +273,7 @@ class GcpKms(Kms):
             return self._keys[master_key_id]
         except KeyError:
             raise KeyringError(
-                f"master key '{master_key_id}' is not available to this keyring "
-                f"(have: {', '.join(self._keys)})"
+                f"unknown master key '{master_key_id}' (have: {', '.join(self._keys)})"
             ) from None
 
     def _intact_call(self, method: str, master_key_id: str, request: dict, intact):

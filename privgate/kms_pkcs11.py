@@ -166,7 +166,7 @@ class _TokenConnection:
         self.close()
         lib = _load_library(self.module)
         try:
-            token = _find_token(lib, self.token_label)
+            token = _find_token(lib, self.module, self.token_label)
         except p11e.NoSuchToken:
             raise KeyringError(
                 f"keys.pkcs11.token: no token labelled '{self.token_label}' in "
@@ -194,7 +194,7 @@ class _TokenConnection:
         self.pin_tag = _pin_tag(pin)
 
 
-def _find_token(lib, label: str, attempts: int = 6):
+def _find_token(lib, module: str, label: str, attempts: int = 6):
     """`lib.get_token`, rescanning the slots a few times (~1.5 s in all) before giving up: a
     token can be briefly invisible to one process while another one opens it (seen with
     SoftHSM2's file store when two Beam workers log in at once) or while a device settles."""
@@ -205,10 +205,23 @@ def _find_token(lib, label: str, attempts: int = 6):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
-            try:
-                lib.reinitialize()
-            except p11e.PKCS11Error:
-                pass
+            _rescan(lib, module)
+
+
+def _rescan(lib, module: str) -> None:
+    """`lib.reinitialize()` (caller holds `_LOCK`). Its C_Finalize ends every session of this
+    process on `module`, so the connections to its tokens drop their sessions and handles
+    without calling the library: their next call logs in again instead of first failing on
+    a dead session (where python-pkcs11 leaves a half-started object search behind, whose
+    finalizer then raises SessionHandleInvalid)."""
+    try:
+        lib.reinitialize()
+    except p11e.PKCS11Error:
+        pass
+    finally:
+        for conn in _TOKENS.values():
+            if conn.module == module:
+                conn.forget()
 
 
 def _token_labels(lib) -> str:
@@ -251,9 +264,10 @@ def _parse_settings(settings: dict) -> tuple[str, str, str, dict[str, str]]:
             f"keys.pkcs11.keys: must map each master key id "
             f"({', '.join(MASTER_KEYS)}) to a key label on the token"
         )
-    for m in sorted(set(labels) - set(MASTER_KEYS)):
+    extra = sorted(set(labels) - set(MASTER_KEYS))
+    if extra:
         raise KeyringError(
-            f"keys.pkcs11.keys.{m}: unknown master key id (have: {', '.join(MASTER_KEYS)})"
+            f"keys.pkcs11.keys.{extra[0]}: unknown master key (have: {', '.join(MASTER_KEYS)})"
         )
     for m in MASTER_KEYS:
         if not isinstance(labels.get(m), str) or not labels[m].strip():

@@ -1,9 +1,13 @@
 """Checks every KMS backend must pass; each backend's test module calls them with a live peer.
 
 `check_backend(kms)`: wrap/unwrap round trips, AAD and master-key binding, key bytes never in
-wrapped strings or `repr`, thread safety. `check_keyring_end_to_end(...)`: a keyring on that
-KMS created with `privgate keys init --config`, a pipeline run, reads, verify, a rotation that
-keeps tokens stable and old outputs readable, and manifest master-key versions.
+wrapped strings or `repr`, thread safety. `check_unknown_master_key(kms)`: the same error from
+every backend for a master key id it does not have. `check_keyring_end_to_end(...)`: a keyring
+on that KMS created with `privgate keys init --config`, a pipeline run, reads, verify, a
+rotation that keeps tokens stable and old outputs readable, and manifest master-key versions.
+
+Shared helpers: `write_and_read_files(...)` (encrypted Parquet written and read back through a
+KMS, for the tests that count its calls) and `assert_no_secret(...)` (errors and logs).
 """
 
 from __future__ import annotations
@@ -44,6 +48,74 @@ def check_backend(kms, masters=("pii", "data", "footer")) -> None:
             pool.map(lambda mk: kms.unwrap(mk[0], kms.wrap(mk[0], mk[1], b"t"), b"t"), items)
         )
     assert got == [k for _, k in items]
+
+
+def check_unknown_master_key(kms, have: str = "pii, data, footer") -> None:
+    """A master key id outside the configured ones: wrap, unwrap and rotate refuse it before
+    any KMS call, naming it and the known ones in the words `rotate_keyring` uses."""
+    message = rf"^unknown master key 'nope' \(have: {have}\)$"
+    wrapped = f"{kms.name}:nope:1:" + base64.b64encode(bytes(48)).decode()  # well-formed
+    for call in (
+        lambda: kms.wrap("nope", bytes(32), b"c"),
+        lambda: kms.unwrap("nope", wrapped, b"c"),
+        lambda: kms.rotate("nope"),
+    ):
+        with pytest.raises(KeyringError, match=message) as e:
+            call()
+        assert_no_secret(e.value)  # and no chained client error
+
+
+def write_and_read_files(
+    kms_writer, kms_reader, tmp_path, files: int = 10, columns: int = 10, after_write=None
+) -> list:
+    """Write `files` encrypted Parquet files of `columns` columns (the first half under master
+    key `pii`, the rest under `data`, the footer under `footer`) through `kms_writer`, call
+    `after_write()` if given, then read every file back through `kms_reader` and check it.
+    Both are `Kms` objects already bound to their context (`Kms.bound`), used the way
+    privgate's writer and reader use them: properties per file, one factory per `Kms`.
+    Returns the files' paths."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from privgate import parquet_crypto as pc
+
+    table = pa.table({f"c{i}": list(range(5)) for i in range(columns)})
+    half = columns // 2
+    keys = {
+        "pii": [f"c{i}" for i in range(half)],
+        "data": [f"c{i}" for i in range(half, columns)],
+    }
+    paths = [tmp_path / f"{f}.parquet" for f in range(files)]
+    for path in paths:
+        props = pc.encryption_properties(kms_writer, keys)
+        with pq.ParquetWriter(path, table.schema, encryption_properties=props) as w:
+            w.write_table(table)
+    if after_write is not None:
+        after_write()
+    for path in paths:
+        props = pc.decryption_properties(kms_reader)
+        assert pq.read_table(path, decryption_properties=props).equals(table), path
+    return paths
+
+
+def assert_no_secret(found: BaseException | str, *secrets: bytes | str) -> None:
+    """No secret in an error message or a log dump: key bytes (`bytes`, in hex or base64) or
+    credentials and PINs (`str`). For an error, also no chained exception, whose arguments
+    (a client library's request parameters) could travel with it into logs. The failure
+    message says which secret showed, never the text that holds it."""
+    text = found if isinstance(found, str) else str(found)
+    for i, s in enumerate(secrets):
+        if isinstance(s, str):
+            forms = {"as given": s}
+        else:
+            forms = {"in hex": s.hex(), "in base64": base64.b64encode(s).decode()}
+        for form, value in forms.items():
+            assert value not in text, f"secret #{i} is in the text ({form})"
+    if isinstance(found, BaseException):
+        assert found.__cause__ is None, type(found.__cause__).__name__
+        assert found.__context__ is None or found.__suppress_context__, type(
+            found.__context__
+        ).__name__
 
 
 def check_keyring_end_to_end(tmp_path, demo_csv, kind: str, settings: dict, env=None) -> dict:

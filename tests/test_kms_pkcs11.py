@@ -19,7 +19,12 @@ from privgate import kms_pkcs11
 from privgate.errors import KeyringError
 from privgate.keyring import MASTER_KEYS, kek_context
 from privgate.kms_pkcs11 import Pkcs11Kms
-from tests.kms_contract import check_backend, check_keyring_end_to_end
+from tests.kms_contract import (
+    check_backend,
+    check_keyring_end_to_end,
+    check_unknown_master_key,
+    write_and_read_files,
+)
 from tests.softhsm import MODULE, init_token
 
 
@@ -77,6 +82,11 @@ def _token_script(hsm, body: str) -> dict:
 def test_backend_passes_the_contract(kms):
     check_backend(kms)
     assert kms.versions() == {"data": 1, "footer": 1, "pii": 1}
+
+
+def test_unknown_master_key_is_named(kms):
+    check_unknown_master_key(kms)
+    assert kms.versions() == {"data": 1, "footer": 1, "pii": 1}  # rotate("nope") made nothing
 
 
 def test_keyring_end_to_end_on_softhsm(tmp_path, demo_csv, settings, hsm):
@@ -310,6 +320,25 @@ def test_unknown_token_label_lists_the_tokens(settings, hsm):
     assert hsm.pin not in str(e.value)
 
 
+def test_looking_for_a_token_drops_the_sessions_it_ends(kms, settings, monkeypatch):
+    """An unknown token label rescans the slots (re-initializing the library ends every
+    session of the process): the other connections drop their sessions and log in again on
+    their next call, instead of failing on the dead session first (python-pkcs11 then leaves
+    a half-started search whose finalizer raises SessionHandleInvalid)."""
+    import gc
+
+    wrapped = kms.wrap("data", b"d" * 32)
+    with pytest.raises(KeyringError, match="no token labelled 'nope'"):
+        Pkcs11Kms(dict(settings, token="nope"))
+    assert kms._conn.session is None and kms._conn.handles == {}
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    assert kms.rotate("data") == 2  # searches the token
+    assert kms.unwrap("data", wrapped) == b"d" * 32
+    gc.collect()
+    assert [u.exc_type.__name__ for u in unraisable] == []
+
+
 def test_missing_key_label_says_to_run_keys_init(settings, hsm):
     kms = Pkcs11Kms(settings)  # no ensure_master_keys: the labels do not exist
     label = settings["keys"]["pii"]
@@ -345,7 +374,7 @@ def test_unwrap_of_a_missing_version_names_it(kms):
         ({"keys": {"pii": "a", "data": "b"}}, "keys.pkcs11.keys.footer: must be the label"),
         (
             {"keys": {"pii": "a", "data": "b", "footer": "c", "extra": "d"}},
-            "keys.pkcs11.keys.extra: unknown master key id",
+            r"keys.pkcs11.keys.extra: unknown master key \(have: pii, data, footer\)",
         ),
         ({"keys": {"pii": "a", "data": "a", "footer": "c"}}, "each master key id needs its own"),
         ({"slot": 0}, "keys.pkcs11.slot: unknown setting"),
@@ -386,11 +415,6 @@ def test_token_round_trips_do_not_grow_with_files_or_columns(settings, kms, tmp_
     """Double wrapping + one CryptoFactory per Kms: writing 10 files x 10 columns costs one
     AES-GCM encryption on the token per master key, reading them all back one decryption
     each (counted at python-pkcs11, i.e. real token calls)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from privgate import parquet_crypto as pc
-
     calls = {"encrypt": 0, "decrypt": 0}
     for op in calls:
         original = getattr(
@@ -407,23 +431,14 @@ def test_token_round_trips_do_not_grow_with_files_or_columns(settings, kms, tmp_
             counting,
         )
 
-    table = pa.table({f"c{i}": list(range(5)) for i in range(10)})
-    keys = {"pii": [f"c{i}" for i in range(5)], "data": [f"c{i}" for i in range(5, 10)]}
-    writer = Pkcs11Kms(settings).bound(kek_context("ds"))
-    for f in range(10):
-        with pq.ParquetWriter(
-            tmp_path / f"{f}.parquet",
-            table.schema,
-            encryption_properties=pc.encryption_properties(writer, keys),
-        ) as w:
-            w.write_table(table)
-    assert calls == {"encrypt": 3, "decrypt": 0}
-    reader = Pkcs11Kms(settings).bound(kek_context("ds"))
-    for f in range(10):
-        got = pq.read_table(
-            tmp_path / f"{f}.parquet", decryption_properties=pc.decryption_properties(reader)
-        )
-        assert got.equals(table)
+    written = {}
+    write_and_read_files(
+        Pkcs11Kms(settings).bound(kek_context("ds")),
+        Pkcs11Kms(settings).bound(kek_context("ds")),
+        tmp_path,
+        after_write=lambda: written.update(calls),
+    )
+    assert written == {"encrypt": 3, "decrypt": 0}
     assert calls == {"encrypt": 3, "decrypt": 3}
 
 
