@@ -178,10 +178,7 @@ class _TokenConnection:
                 f"'{self.token_label}' in {self.module}"
             ) from None
         try:
-            self.session = token.open(rw=True, user_pin=pin)
-        except p11e.UserAlreadyLoggedIn:
-            # login state is per process: other code here already logged in to this token
-            self.session = token.open(rw=True)
+            self.session = _open_session(token, pin)
         except tuple(_PIN_ERRORS) as e:
             raise KeyringError(
                 f"cannot log in to PKCS#11 token '{self.token_label}': "
@@ -206,6 +203,23 @@ def _find_token(lib, module: str, label: str, attempts: int = 6):
                 raise
             time.sleep(0.05 * 2**attempt)
             _rescan(lib, module)
+
+
+def _open_session(token, pin: str, attempts: int = 5):
+    """A logged-in read-write session. SoftHSM2's file store can fail a login with
+    CKR_GENERAL_ERROR while another process writes the token (seen when several Beam workers
+    log in at once): retried with backoff (~0.75 s in all) before giving up."""
+    for attempt in range(attempts):
+        try:
+            try:
+                return token.open(rw=True, user_pin=pin)
+            except p11e.UserAlreadyLoggedIn:
+                # login state is per process: other code here already logged in to this token
+                return token.open(rw=True)
+        except p11e.GeneralError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
 
 
 def _rescan(lib, module: str) -> None:

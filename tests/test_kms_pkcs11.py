@@ -493,3 +493,28 @@ def test_multi_process_runner_workers_log_in_to_the_token(tmp_path, demo_csv, se
     assert r.returncode == 0, r.stderr[-2000:]
     out = read_table(str(tmp_path / "out"), keyring=path)
     assert out.num_rows == 300  # demo_csv: 300 good rows (+3 quarantined)
+
+
+def test_login_retries_a_transient_general_error_then_gives_up(monkeypatch):
+    """SoftHSM2 can fail a login with CKR_GENERAL_ERROR while another process writes the
+    token: a few retries, then the error (a broken token still fails, and fast)."""
+    from pkcs11 import exceptions as p11e
+
+    class Token:
+        def __init__(self, failures):
+            self.failures, self.calls = failures, 0
+
+        def open(self, rw, user_pin=None):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise p11e.GeneralError()
+            return ("session", rw, user_pin)
+
+    monkeypatch.setattr(kms_pkcs11.time, "sleep", lambda s: None)
+    flaky = Token(failures=2)
+    assert kms_pkcs11._open_session(flaky, "1234") == ("session", True, "1234")
+    assert flaky.calls == 3
+    broken = Token(failures=99)
+    with pytest.raises(p11e.GeneralError):
+        kms_pkcs11._open_session(broken, "1234")
+    assert broken.calls == 5
