@@ -51,7 +51,9 @@ if TYPE_CHECKING:  # pragma: no cover
 # expectation that needs scipy still works) and the cloud SDKs are reported missing, which
 # GX's shims take as "cloud data sources unavailable". Lazy loading is only safe for
 # packages whose imports have no side effects elsewhere: protobuf modules register
-# descriptors on import, hence the Google SDKs are skipped, not deferred.
+# descriptors on import, hence the Google SDKs are skipped, not deferred. Before Python 3.12
+# a lazy module's first touch is not thread-safe: privgate touches GX from one thread (the GX
+# side worker, or the launcher after the pipeline for an output suite).
 GX_LAZY_PACKAGES = frozenset({"scipy", "altair", "jsonschema"})
 GX_SKIPPED_PACKAGES = frozenset({"google", "boto3", "botocore", "s3transfer"})
 
