@@ -46,6 +46,7 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/bench_spine.py --rows 1000000 --gates --repeat 3
+	$(PY) benchmarks/bench_gates.py --repeat 3
 	$(PY) benchmarks/bench_ldp.py
 	$(PY) benchmarks/detect_eval.py
 

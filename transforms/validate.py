@@ -89,9 +89,7 @@ def import_gx():
             import great_expectations  # noqa: F401
         finally:
             sys.meta_path.remove(finder)
-    import great_expectations
-
-    return great_expectations
+    return sys.modules["great_expectations"]
 
 
 COUNT = "_count"
