@@ -327,25 +327,13 @@ def estimate_from_metadata(array, metadata: Mapping) -> MeanEstimate | Frequency
         ValueError: metadata missing or invalid.
     """
     prm = parse_ldp_metadata(metadata)
+    kw = {"mechanism": prm["mechanism"], "epsilon": prm["epsilon"], "type": prm["type"]}
     if prm["type"] in ("int", "float"):
-        return estimate_mean(
-            array,
-            mechanism=prm["mechanism"],
-            epsilon=prm["epsilon"],
-            bounds=prm["bounds"],
-            type=prm["type"],
-        )
-    return estimate_frequencies(
-        array,
-        mechanism=prm["mechanism"],
-        epsilon=prm["epsilon"],
-        categories=prm["categories"],
-        other=prm["other"],
-        type=prm["type"],
-    )
+        return estimate_mean(array, bounds=prm["bounds"], **kw)
+    return estimate_frequencies(array, categories=prm["categories"], other=prm["other"], **kw)
 
 
-def ldp_utility(metadata: Mapping, n: int) -> dict[str, float]:
+def ldp_utility(metadata: Mapping, n: int) -> dict[str, float | None]:
     """The manifest's utility figures for one ldp column.
 
     Args:

@@ -54,6 +54,21 @@ def ldp_run(tmp_path_factory, demo_2000):
     return cfg, keyring, doc
 
 
+def _budget_config(tmp_path, input_path, keyring, schema, *, record_max, lifetime_max):
+    """write_config with `schema` and a privacy section whose ledger is tmp_path/ledger.json;
+    returns (config path, ledger path)."""
+    ledger = tmp_path / "ledger.json"
+    cfg = write_config(
+        tmp_path,
+        input_path=input_path,
+        keyring=keyring,
+        schema=schema,
+        privacy=f"{{record_epsilon_max: {record_max}, lifetime_epsilon_max: {lifetime_max}, "
+        f"ledger: {ledger}}}",
+    )
+    return cfg, ledger
+
+
 def _truth(csv_path):
     import csv
 
@@ -132,14 +147,7 @@ def test_category_outside_the_list_is_quarantined(tmp_path, keyring_path):
           id: {type: string, action: tokenize}
           gender: {type: string, action: ldp, epsilon: 1.0, categories: [female, male]}
         """
-    cfg = write_config(
-        tmp_path,
-        input_path=path,
-        keyring=keyring_path,
-        schema=schema,
-        privacy="{record_epsilon_max: 1.0, lifetime_epsilon_max: 100, "
-        f"ledger: {tmp_path}/ledger.json}}",
-    )
+    cfg, _ = _budget_config(tmp_path, path, keyring_path, schema, record_max=1.0, lifetime_max=100)
     body = run(cfg, show_progress=False)["manifest"]
     assert body["quarantine"]["by_reason"] == {"domain:gender": 1}
     assert body["output"]["rows"] == 2
@@ -152,13 +160,8 @@ def test_fresh_noise_budget_is_refused_from_the_cli(tmp_path, keyring_path, demo
           income: {type: float, action: ldp, epsilon: 1.0, bounds: [0, 250000]}
           smoker: {type: bool, action: ldp, epsilon: 0.5}
         """
-    ledger = tmp_path / "ledger.json"
-    cfg = write_config(
-        tmp_path,
-        input_path=demo_csv,
-        keyring=keyring_path,
-        schema=schema,
-        privacy=f"{{record_epsilon_max: 1.5, lifetime_epsilon_max: 2.0, ledger: {ledger}}}",
+    cfg, ledger = _budget_config(
+        tmp_path, demo_csv, keyring_path, schema, record_max=1.5, lifetime_max=2.0
     )
     first = cli("run", cfg)
     assert first.returncode == 0, first.stderr
@@ -205,13 +208,8 @@ def test_a_concurrent_run_that_spent_the_budget_stops_publication(
           plan: {type: string, action: keep}
           smoker: {type: bool, action: ldp, epsilon: 1.0}
         """
-    ledger = tmp_path / "ledger.json"
-    cfg = write_config(
-        tmp_path,
-        input_path=demo_csv,
-        keyring=keyring_path,
-        schema=schema,
-        privacy=f"{{record_epsilon_max: 1.0, lifetime_epsilon_max: 1.5, ledger: {ledger}}}",
+    cfg, ledger = _budget_config(
+        tmp_path, demo_csv, keyring_path, schema, record_max=1.0, lifetime_max=1.5
     )
     original = run_mod.Budget.record
 
