@@ -99,35 +99,27 @@ class ProtectDataset(beam.PTransform):
         protected = checked.rows | "ProtectColumns" >> beam.ParDo(
             ProtectColumnsFn(schema, cfg.keys.keyring)
         )
-        out_schema = output_schema(schema)
-        groups = {c.name: c.key_group for c in schema.output_columns}
-        protected | "WriteProtected" >> beam.io.Write(
-            EncryptedParquetSink(
-                f"{self._staging}/data/part",
-                out_schema,
-                groups,
-                cfg.keys.keyring,
-                cfg.output.compression,
-                cfg.output.row_group_rows,
-                kek_context(cfg.dataset),
-            )
-        )
-        q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
-        (
-            (read[QUARANTINE], checked[QUARANTINE])
-            | "CollectQuarantine" >> beam.Flatten()
-            | "WriteQuarantine"
-            >> beam.io.Write(
+
+        def sink(sub: str, arrow_schema: pa.Schema, groups: dict[str, str]):
+            return beam.io.Write(
                 EncryptedParquetSink(
-                    f"{self._staging}/quarantine/part",
-                    QUARANTINE_SCHEMA,
-                    q_groups,
+                    f"{self._staging}/{sub}/part",
+                    arrow_schema,
+                    groups,
                     cfg.keys.keyring,
                     cfg.output.compression,
                     cfg.output.row_group_rows,
                     kek_context(cfg.dataset),
                 )
             )
+
+        groups = {c.name: c.key_group for c in schema.output_columns}
+        protected | "WriteProtected" >> sink("data", output_schema(schema), groups)
+        q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
+        (
+            (read[QUARANTINE], checked[QUARANTINE])
+            | "CollectQuarantine" >> beam.Flatten()
+            | "WriteQuarantine" >> sink("quarantine", QUARANTINE_SCHEMA, q_groups)
         )
         read[STATS] | "WriteStats" >> beam.io.WriteToText(
             f"{self._staging}/_work/stats", file_name_suffix=".jsonl"
