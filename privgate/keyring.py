@@ -174,7 +174,7 @@ def check_kms_settings(kind: str, settings: dict) -> None:
     setting, e.g. `keys.aws-kms.region: ...`)."""
     import importlib
 
-    module, _, extra = KMS_BACKENDS[kind]
+    module = KMS_BACKENDS[kind][0]
     try:
         mod = importlib.import_module(module)
     except ImportError:
@@ -581,14 +581,7 @@ def describe_keyring(path: str) -> dict:
                 m: {"current": v, "versions": doc.get("master_key_history", {}).get(m, {})}
                 for m, v in sorted(kms.versions().items())
             },
-            "data_protection_keys": {
-                n: {
-                    "wrapped_by": e["master_key"],
-                    "master_key_version": _wrapped_version(e["wrapped"]),
-                    "created": e.get("created"),
-                }
-                for n, e in sorted(doc["dpks"].items())
-            },
+            "data_protection_keys": _describe_dpks(doc["dpks"]),
         }
     payload = _payload(path)
     return {
@@ -605,14 +598,19 @@ def describe_keyring(path: str) -> dict:
             }
             for m, e in sorted(payload["master_keys"].items())
         },
-        "data_protection_keys": {
-            n: {
-                "wrapped_by": e["master_key"],
-                "master_key_version": _wrapped_version(e["wrapped"]),
-                "created": e.get("created"),
-            }
-            for n, e in sorted(payload["dpks"].items())
-        },
+        "data_protection_keys": _describe_dpks(payload["dpks"]),
+    }
+
+
+def _describe_dpks(dpks: dict) -> dict:
+    """The listing of wrapped data-protection keys: master key, its version, creation time."""
+    return {
+        n: {
+            "wrapped_by": e["master_key"],
+            "master_key_version": _wrapped_version(e["wrapped"]),
+            "created": e.get("created"),
+        }
+        for n, e in sorted(dpks.items())
     }
 
 

@@ -349,14 +349,12 @@ class Pkcs11Kms(Kms):
                     return op(self._session())
                 except _SESSION_LOST as e:
                     self._conn.close()
-                    if attempt == 2:
-                        raise KeyringError(
-                            f"PKCS#11 token '{self._token}': {what} failed ({type(e).__name__})"
-                        ) from None
+                    if attempt == 1:
+                        continue
+                    failure = type(e).__name__
                 except p11e.PKCS11Error as e:
-                    raise KeyringError(
-                        f"PKCS#11 token '{self._token}': {what} failed ({type(e).__name__})"
-                    ) from None
+                    failure = type(e).__name__
+                raise KeyringError(f"PKCS#11 token '{self._token}': {what} failed ({failure})")
 
     def _label(self, master_key_id: str) -> str:
         try:

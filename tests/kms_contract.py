@@ -6,6 +6,9 @@ every backend for a master key id it does not have. `check_keyring_end_to_end(..
 on that KMS created with `privgate keys init --config`, a pipeline run, reads, verify, a
 rotation that keeps tokens stable and old outputs readable, and manifest master-key versions.
 
+`check_debug_logs_carry_no_key(kms, caplog, logger)`: no key bytes in any DEBUG record of the
+backend's client library.
+
 Shared helpers: `write_and_read_files(...)` (encrypted Parquet written and read back through a
 KMS, for the tests that count its calls) and `assert_no_secret(...)` (errors and logs).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -63,6 +67,25 @@ def check_unknown_master_key(kms, have: str = "pii, data, footer") -> None:
         with pytest.raises(KeyringError, match=message) as e:
             call()
         assert_no_secret(e.value)  # and no chained client error
+
+
+def check_debug_logs_carry_no_key(kms, caplog, logger_name: str) -> None:
+    """With `logger_name` (the client library's logger) and the root logger at DEBUG, a wrap
+    and unwrap round trip logs DEBUG records of that library, and no record carries the key
+    bytes anywhere in its attributes (client libraries attach payloads to records)."""
+    key = os.urandom(32)
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    with caplog.at_level(logging.DEBUG):
+        logger.setLevel(logging.DEBUG)
+        try:
+            assert kms.unwrap("pii", kms.wrap("pii", key, b"log"), b"log") == key
+        finally:
+            logger.setLevel(level)
+    assert any(
+        r.name.startswith(logger_name) and r.levelno == logging.DEBUG for r in caplog.records
+    ), f"no DEBUG record from {logger_name}: the check saw nothing"
+    assert_no_secret(repr([r.__dict__ for r in caplog.records]), key, repr(key)[2:-1])
 
 
 def write_and_read_files(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import socket
 import threading
@@ -23,6 +22,7 @@ from privgate.kms_aws import AwsKms
 from tests.kms_contract import (
     assert_no_secret,
     check_backend,
+    check_debug_logs_carry_no_key,
     check_keyring_end_to_end,
     check_unknown_master_key,
     write_and_read_files,
@@ -527,17 +527,8 @@ def test_one_client_per_object_however_many_threads(settings, monkeypatch):
 
 
 def test_debug_logs_carry_no_key_bytes(aws_kms, caplog):
-    key = os.urandom(32)
-    with caplog.at_level(logging.DEBUG):
-        logging.getLogger("botocore").setLevel(logging.DEBUG)
-        try:
-            assert aws_kms.unwrap("pii", aws_kms.wrap("pii", key, b"c"), b"c") == key
-        finally:
-            logging.getLogger("botocore").setLevel(logging.NOTSET)
-    assert any(
-        r.name.startswith("botocore") and r.levelno == logging.DEBUG for r in caplog.records
-    )  # DEBUG really was on
-    assert_no_secret("\n".join(r.getMessage() for r in caplog.records), key)
+    """botocore logs request and response bodies at DEBUG."""
+    check_debug_logs_carry_no_key(aws_kms, caplog, "botocore")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from privgate import keyring as kr_mod
 from privgate.errors import ConfigError, KeyringError
 from tests import fake_kms
-from tests.kms_contract import check_backend, check_keyring_end_to_end
+from tests.kms_contract import check_backend, check_keyring_end_to_end, write_and_read_files
 
 
 @pytest.fixture
@@ -45,10 +45,6 @@ def test_external_keyring_end_to_end(tmp_path, demo_csv, test_kms, monkeypatch):
 def test_kek_round_trips_do_not_grow_with_files_or_columns(keyring_path, tmp_path):
     """Double wrapping + one CryptoFactory per Kms object: 3 wraps for 10 files x 10 columns
     (one KEK per master key), 3 unwraps to read them all back."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from privgate import parquet_crypto as pc
     from privgate.keyring import Kms, open_keyring
 
     class Counting(Kms):
@@ -69,22 +65,9 @@ def test_kek_round_trips_do_not_grow_with_files_or_columns(keyring_path, tmp_pat
             return self.inner.versions()
 
     inner = open_keyring(keyring_path).kms
-    table = pa.table({f"c{i}": list(range(5)) for i in range(10)})
-    keys = {"pii": [f"c{i}" for i in range(5)], "data": [f"c{i}" for i in range(5, 10)]}
-    writer_kms = Counting(inner)
-    for f in range(10):
-        props = pc.encryption_properties(writer_kms, keys)
-        with pq.ParquetWriter(
-            tmp_path / f"{f}.parquet", table.schema, encryption_properties=props
-        ) as w:
-            w.write_table(table)
+    writer_kms, reader_kms = Counting(inner), Counting(inner)
+    write_and_read_files(writer_kms, reader_kms, tmp_path, files=10, columns=10)
     assert writer_kms.calls == 3
-    reader_kms = Counting(inner)
-    for f in range(10):
-        got = pq.read_table(
-            tmp_path / f"{f}.parquet", decryption_properties=pc.decryption_properties(reader_kms)
-        )
-        assert got.equals(table)
     assert reader_kms.calls == 3
 
 
