@@ -35,5 +35,5 @@ setup(
     ext_modules=[
         Extension("privgate._hmac", ["privgate/_hmac.c"], libraries=["crypto"], optional=True)
     ],
-    entry_points={"console_scripts": ["privgate=privgate.cli:main"]},
+    entry_points={"console_scripts": ["privgate=pipelines.cli:main"]},
 )

@@ -96,7 +96,7 @@ def _tree_rss(root: int) -> int:
 
 def run_once(cfg: str, workers: int) -> tuple[float, int, int, str]:
     """Returns (seconds, peak tree RSS bytes, exit code, stderr tail)."""
-    cmd = [sys.executable, "-m", "privgate.cli", "run", cfg, "--no-progress"]
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", cfg, "--no-progress"]
     if workers > 1:
         cmd += ["--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"]
     t0 = time.perf_counter()

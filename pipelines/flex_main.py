@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args, beam_args = parser().parse_known_args(sys.argv[1:] if argv is None else argv)
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         beam_args = ["--runner=DataflowRunner", *beam_args]  # a template only runs on Dataflow
-    from privgate.cli import main as privgate_main
+    from pipelines.cli import main as privgate_main
 
     return privgate_main(["run", args.config, "--no-progress", *beam_args])
 

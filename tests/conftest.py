@@ -109,7 +109,7 @@ def cli(*args, env=None, check=False):
 
     e = dict(os.environ, **(env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "privgate.cli", *args],
+        [sys.executable, "-m", "pipelines.cli", *args],
         capture_output=True,
         text=True,
         env=e,

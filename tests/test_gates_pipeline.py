@@ -194,7 +194,7 @@ def test_full_run_with_gates_opens_no_socket_in_any_process(tmp_path, keyring_pa
     assert "network refused by privgate test" in probe.stderr  # the guard is really active
     attempts.unlink()
     r = subprocess.run(
-        [sys.executable, "-m", "privgate.cli", "run", cfg],
+        [sys.executable, "-m", "pipelines.cli", "run", cfg],
         env=env,
         cwd=ROOT,
         capture_output=True,

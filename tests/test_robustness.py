@@ -322,7 +322,7 @@ def test_sigkill_mid_run_leaves_target_untouched_and_rerun_succeeds(tmp_path, ke
     workers_before = _side_workers()
     for attempt in ("absent", "existing"):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "privgate.cli", "run", cfg],
+            [sys.executable, "-m", "pipelines.cli", "run", cfg],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
