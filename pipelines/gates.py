@@ -10,7 +10,7 @@ runs on the first contract-valid input rows. The verdict and the per-check detai
 `report/validation.json` and `report/index.html`; the manifest records the verdict.
 
 Costs that do not grow with rows (Great Expectations import ~2 s of CPU, spaCy/Presidio ~2 s)
-are paid in two side worker processes (`pipelines.run.SideWorker`) while the pipeline runs:
+are paid in two side worker processes (`pipelines.workers.SideWorker`) while the pipeline runs:
 the input contract starts with the run in its own worker; the detection worker loads and
 warms the detector (compiles its patterns) and later detects residual PII on distinct sampled
 values while the launcher makes its pass over the whole output.
@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from privgate.keyring import kek_context
 from schemas.model import RunConfig
+from transforms import manifest as mf
 
 log = logging.getLogger("privgate.gates")
 
@@ -148,12 +149,12 @@ class Gates:
         plots = any(c.action in ("ldp", "generalize") for c in cfg.schema.output_columns)
         return max(INPUT_SAMPLE_ROWS, PLOT_ROWS if plots else 0)
 
-    def evaluate(self, staging: str, keyring, body: dict) -> dict:
+    def evaluate(self, staging: str, keyring, body: dict) -> None:
         """Run every configured check on the finished (unpublished) output; write the report.
 
-        Returns:
-            {"status": "passed"|"failed", "failed": [check names]} for the manifest's `gate`
-            (the details are in report/validation.json and report/index.html).
+        Sets the manifest body's `gate` ({"status": "passed"|"failed", "failed": [check
+        names]}; the details are in report/validation.json and report/index.html) and
+        `report` (the report files with their hashes).
         """
         from transforms import validate as v
         from transforms.report import column_plot
@@ -260,4 +261,29 @@ class Gates:
         from transforms.report import render_report
 
         render_report(staging, verdict, body, plots)  # milliseconds: SVG drawn by hand
-        return {"status": verdict["status"], "failed": verdict["failed"]}
+        body["gate"] = {"status": verdict["status"], "failed": verdict["failed"]}
+        body["report"] = {
+            "files": [
+                {
+                    "path": f"report/{name}",
+                    "sha256": mf.file_sha256(os.path.join(staging, "report", name)),
+                }
+                for name in sorted(os.listdir(os.path.join(staging, "report")))
+            ]
+        }
+
+    @staticmethod
+    def raise_if_failed(body: dict, target: str) -> None:
+        """After publication: a failed gate is exit 3 (the output is published as refused).
+
+        Raises:
+            GateError: the manifest's gate failed.
+        """
+        gate = body.get("gate")
+        if gate and gate["status"] == "failed":
+            from privgate.errors import GateError
+
+            raise GateError(
+                f"gate failed ({', '.join(gate['failed'])}); the output at {target} "
+                "is marked refused; see report/index.html"
+            )

@@ -200,7 +200,7 @@ def test_a_concurrent_run_that_spent_the_budget_stops_publication(
 ):
     """Another run records its spending while this one runs: this run is refused at record
     time (exit 3), publishes nothing and records nothing."""
-    from pipelines import run as run_mod
+    from pipelines.budget import Budget
     from privgate.ledger import BudgetExceeded, EpsilonLedger
 
     schema = """\
@@ -211,15 +211,15 @@ def test_a_concurrent_run_that_spent_the_budget_stops_publication(
     cfg, ledger = _budget_config(
         tmp_path, demo_csv, keyring_path, schema, record_max=1.0, lifetime_max=1.5
     )
-    original = run_mod.Budget.record
+    original = Budget.record
 
     def concurrent_run_first(self, run_id):
         EpsilonLedger(str(ledger)).record("test_ds", "the-other-run", 1.0)
         return original(self, run_id)
 
-    monkeypatch.setattr(run_mod.Budget, "record", concurrent_run_first)
+    monkeypatch.setattr(Budget, "record", concurrent_run_first)
     with pytest.raises(BudgetExceeded, match="from 1 to 2"):
-        run_mod.run(cfg, show_progress=False)
+        run(cfg, show_progress=False)
     assert not (tmp_path / "out").exists()
     assert not [p for p in os.listdir(tmp_path) if "privgate-tmp" in p]  # staging removed
     entries = json.loads(ledger.read_text())["datasets"]["test_ds"]

@@ -413,7 +413,7 @@ def test_debug_run_logs_no_value_and_no_key(tmp_path, keyring_path, demo_csv):
 
 
 def test_pipeline_graph_and_options_carry_no_key(tmp_path, keyring_path, demo_csv):
-    from pipelines.run import build_pipeline
+    from pipelines.graph import build_pipeline
     from schemas.model import load_config
 
     cfg = load_config(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path))

@@ -1031,7 +1031,7 @@ def build_html(validation: Mapping, manifest_body: Mapping, plots: Mapping) -> s
 
     Args:
         validation: `gate_verdict(...)` output.
-        manifest_body: the manifest body (`pipelines.run.build_manifest`).
+        manifest_body: the manifest body (`pipelines.reconcile.build_manifest`).
         plots: {column: {"bins", "before", "after"}} of aggregated counts.
     Returns:
         A complete, self-contained HTML document.

@@ -1,0 +1,89 @@
+"""The keep-guard: PII found in a `keep` string column fails the run before it publishes."""
+
+from __future__ import annotations
+
+import logging
+
+from schemas.model import RunConfig
+
+log = logging.getLogger("privgate.run")
+
+
+class KeepGuard:
+    """Classify every `keep` string column on a sample of the input (the keep-guard).
+
+    The sample is the first contract-valid rows of the inputs (up to 5x `guard.sample`),
+    from which the classifier takes an evenly spaced `guard.sample` values per column. The
+    classification runs in the side worker while the pipeline runs; `result()` joins it
+    before anything is published, so a failing guard leaves no output and spends no budget.
+    """
+
+    def __init__(self, cfg: RunConfig, head, side):
+        self.cfg = cfg
+        schema = cfg.schema
+        self.columns = [
+            (c.name, c.action, c.type, c.pii)
+            for c in schema.columns
+            if c.action == "keep" and c.type == "string"
+        ]
+        self._future = None
+        self._sampled = 0
+        if not self.columns or head is None:
+            return
+        sample = head.select([c[0] for c in self.columns]).slice(0, cfg.guard.sample * 5)
+        self._sampled = sample.num_rows
+        self._future = side.submit(
+            _classify_keep_columns,
+            sample,
+            self.columns,
+            cfg.guard.max_prevalence,
+            cfg.guard.sample,
+            schema.nlp_model,
+            schema.recognizers,
+        )
+
+    @staticmethod
+    def rows_wanted(cfg: RunConfig) -> int:
+        return cfg.guard.sample * 5
+
+    def result(self, raise_on_fail: bool = True) -> dict | None:
+        """The manifest's `keep_guard` section, or None when no column is kept as a string.
+
+        Args:
+            raise_on_fail: False when a `gates:` section folds the guard into the verdict
+                (the output is then published as refused, with a report saying why).
+        Raises:
+            GateError (exit 3): PII above `guard.max_prevalence` in mode `fail`.
+        """
+        from privgate.errors import GateError
+        from transforms.detect import guard_message
+
+        if not self.columns:
+            return None
+        guard = self.cfg.guard
+        findings = self._future.result() if self._future is not None else []
+        section = {
+            "mode": guard.mode,
+            "max_prevalence": guard.max_prevalence,
+            "columns": [c[0] for c in self.columns],
+            "sampled_rows": self._sampled,
+            "findings": [
+                {"column": c, "entity": e, "prevalence": round(p, 4)} for c, e, p in findings
+            ],
+        }
+        section["passed"] = not findings or guard.mode == "warn"
+        if findings:
+            message = guard_message(findings, guard.max_prevalence)
+            if guard.mode == "fail" and raise_on_fail:
+                raise GateError(message)
+            log.warning("keep-guard (%s): %s", guard.mode, message)
+        return section
+
+
+def _classify_keep_columns(sample, columns, max_prevalence, n, model, recognizers):
+    """Runs in the guard's worker process."""
+    from transforms.detect import get_detector, guard_findings
+
+    return guard_findings(
+        sample, columns, max_prevalence, detector=get_detector(model, recognizers), sample=n
+    )
