@@ -5,21 +5,24 @@ encrypted output once (decrypting with the run's keyring) and computes, vectoriz
 and merged: output columns vs the schema, row reconciliation, k-anonymity / l-diversity over
 the whole output, LDP columns inside their declared domains, the residual-PII rate on a
 deterministic sample of every non-tokenized string column, and the user's output suite. The
-input contract (Great Expectations, derived from the schema plus the user's input suite)
-runs on the first contract-valid input rows. The verdict and the per-check details go into
-`report/validation.json` and `report/index.html`; the manifest records the verdict.
+input contract is the contract stage's own counts over every input row (per column and rule:
+`transforms.contract.input_contract_check`); the user's input suite (Great Expectations) runs
+on the first input rows, before the quarantine split. The verdict and the per-check details
+go into `report/validation.json` and `report/index.html`; the manifest records the verdict.
 
 Costs that do not grow with rows (Great Expectations import ~2 s of CPU, spaCy/Presidio ~2 s)
-are paid in two side worker processes (`pipelines.workers.SideWorker`) while the pipeline runs:
-the input contract starts with the run in its own worker; the detection worker loads and
-warms the detector (compiles its patterns) and later detects residual PII on distinct sampled
-values while the launcher makes its pass over the whole output.
+are paid in side worker processes (`pipelines.workers.SideWorker`) while the pipeline runs:
+the detection worker loads and warms the detector (compiles its patterns) and later detects
+residual PII on distinct sampled values while the launcher makes its pass over the whole
+output; a user's input suite starts with the run in its own worker. Great Expectations is
+imported only when the user gives a suite.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -27,10 +30,13 @@ from privgate.keyring import kek_context
 from schemas.model import RunConfig
 from transforms import manifest as mf
 
+if TYPE_CHECKING:  # pragma: no cover
+    from pipelines.inputs import InputHead
+
 log = logging.getLogger("privgate.gates")
 
 RESIDUAL_SAMPLE = 1000  # values per column examined for residual PII
-INPUT_SAMPLE_ROWS = 10_000  # rows of the input the GX input contract runs on
+INPUT_SUITE_ROWS = 10_000  # rows of the input a user's input suite runs on
 PLOT_ROWS = 50_000  # rows of input and output the before/after plots count
 # Output columns whose values are keyed tokens/ciphertexts or nulls: nothing to detect.
 _NOT_DETECTED = ("tokenize", "encrypt", "redact", "ldp")
@@ -64,24 +70,15 @@ def _batches(files, columns: list[str] | None):
             yield pa.Table.from_batches([batch], schema=fields)
 
 
-def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]:
-    """Side worker: the GX input contract (derived from the schema) and the user's suite."""
+def _user_input_suite(head: pa.Table, suite: str) -> dict:
+    """GX worker: the user's input suite on the first input rows (typed, before the
+    quarantine split)."""
     from transforms import validate as v
 
-    checks = [
-        v.suite_check(
-            v.CHECK_INPUT_CONTRACT,
-            v.run_suite(head, v.input_expectations(schema), v.CHECK_INPUT_CONTRACT),
-        )
-    ]
-    if input_suite:
-        checks.append(
-            v.suite_check(
-                v.CHECK_INPUT_EXPECTATIONS,
-                v.run_suite(head, v.load_suite(input_suite), v.CHECK_INPUT_EXPECTATIONS),
-            )
-        )
-    return checks
+    return v.suite_check(
+        v.CHECK_INPUT_EXPECTATIONS,
+        v.run_suite(head, v.load_suite(suite), v.CHECK_INPUT_EXPECTATIONS),
+    )
 
 
 def _warm_detector(model: str, recognizers) -> None:
@@ -129,25 +126,28 @@ def _detect_columns(schema) -> list[str]:
 class Gates:
     """The configured gate of one run: started with the run, evaluated after the pipeline."""
 
-    def __init__(self, cfg: RunConfig, head: pa.Table | None, side, gx_side=None):
-        """`side`: the detection worker (residual PII); `gx_side`: where the GX input
-        contract runs (default: `side`)."""
-        self.cfg, self.head, self.side = cfg, head, side
+    def __init__(self, cfg: RunConfig, head: InputHead, side, gx_side=None):
+        """`side`: the detection worker (residual PII); `gx_side`: where a user's input suite
+        runs (default: `side`; neither is started without a job)."""
+        self.cfg, self.head, self.side = cfg, head.valid, side
         self._input = None
         if _detect_columns(cfg.schema):
             side.submit(_warm_detector, cfg.schema.nlp_model, cfg.schema.recognizers)
-        if head is not None:
+        if cfg.gates.input_expectations and head.typed is not None:
             self._input = (gx_side or side).submit(
-                _input_checks,
-                head.slice(0, INPUT_SAMPLE_ROWS),
-                cfg.schema,
-                cfg.gates.input_expectations,
+                _user_input_suite, head.typed, cfg.gates.input_expectations
             )
 
     @staticmethod
     def rows_wanted(cfg: RunConfig) -> int:
+        """Contract-valid input rows the report's before-plots need."""
         plots = any(c.action in ("ldp", "generalize") for c in cfg.schema.output_columns)
-        return max(INPUT_SAMPLE_ROWS, PLOT_ROWS if plots else 0)
+        return PLOT_ROWS if plots else 0
+
+    @staticmethod
+    def typed_rows_wanted(cfg: RunConfig) -> int:
+        """Input rows (before the quarantine split) a user's input suite needs."""
+        return INPUT_SUITE_ROWS if cfg.gates.input_expectations else 0
 
     def evaluate(self, staging: str, keyring, body: dict) -> None:
         """Run every configured check on the finished (unpublished) output; write the report.
@@ -156,7 +156,9 @@ class Gates:
         names]}; the details are in report/validation.json and report/index.html) and
         `report` (the report files with their hashes).
         """
+        from pipelines.reconcile import read_contract_counts
         from transforms import validate as v
+        from transforms.contract import input_contract_check
         from transforms.report import column_plot
 
         cfg, head = self.cfg, self.head
@@ -255,8 +257,11 @@ class Gates:
                     plots[c.name] = plot
         if residual is not None:
             checks.append(v.residual_pii_check(residual.result(), gates.residual_pii_max))
+        checks.append(
+            input_contract_check(schema, read_contract_counts(staging), cfg.input.max_cell_bytes)
+        )
         if self._input is not None:
-            checks.extend(self._input.result())
+            checks.append(self._input.result())
         verdict = v.gate_verdict(checks)
         from transforms.report import render_report
 

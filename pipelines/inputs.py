@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+
+import pyarrow as pa
 
 from privgate.errors import ConfigError
 from schemas.model import RunConfig
@@ -31,25 +34,43 @@ def precheck_headers(cfg: RunConfig, files: list[str]) -> None:
             _check_columns(path, names, cfg.schema, strict=True)
 
 
-def input_head(cfg: RunConfig, files: list[str], rows: int):
-    """The first `rows` contract-valid input rows (typed), or None: the keep-guard's sample,
-    the input contract's and the report's before-plots."""
-    import pyarrow as pa
+@dataclass(frozen=True)
+class InputHead:
+    """The first rows of the inputs, read once before the pipeline starts.
 
-    from transforms.contract import check_batch
+    Attributes:
+        valid: contract-valid rows (typed), or None: the keep-guard's sample and the
+            report's before-plots.
+        typed: rows before the quarantine split (typed; a cell that broke its type is null),
+            or None: what a user's input suite sees, rows the contract quarantines included.
+    """
+
+    valid: pa.Table | None
+    typed: pa.Table | None
+
+
+def input_head(cfg: RunConfig, files: list[str], rows: int, typed_rows: int = 0) -> InputHead:
+    """The first `rows` contract-valid input rows and the first `typed_rows` input rows."""
+    from transforms.contract import contract_check
     from transforms.read import RawBatch, read_file
 
-    parts, n = [], 0
+    valid, typed, n, n_typed = [], [], 0, 0
     for path in files:
         for item in read_file(path, cfg.input, cfg.schema):
             if isinstance(item, RawBatch):
-                good, _ = check_batch(
+                checked = contract_check(
                     item.table, cfg.schema, path, item.row_offset, cfg.input.max_cell_bytes
                 )
-                parts.append(good)
-                n += good.num_rows
-            if n >= rows:
+                valid.append(checked.good)
+                n += checked.good.num_rows
+                if n_typed < typed_rows:
+                    typed.append(checked.typed)
+                    n_typed += checked.typed.num_rows
+            if n >= rows and n_typed >= typed_rows:
                 break
-        if n >= rows:
+        if n >= rows and n_typed >= typed_rows:
             break
-    return pa.concat_tables(parts).slice(0, rows) if parts else None
+    return InputHead(
+        pa.concat_tables(valid).slice(0, rows) if valid else None,
+        pa.concat_tables(typed).slice(0, typed_rows) if typed else None,
+    )

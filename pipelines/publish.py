@@ -57,7 +57,7 @@ class Staging:
             shutil.rmtree(self.path, ignore_errors=True)
 
     def drop_work(self) -> None:
-        """Remove `_work/` (the pipeline's stats), read by now."""
+        """Remove `_work/` (the pipeline's stats and contract counts), read by now."""
         shutil.rmtree(os.path.join(self.path, "_work"))
 
     def write_manifest(self, doc: dict) -> None:

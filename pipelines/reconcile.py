@@ -13,6 +13,7 @@ from privgate.errors import DataError
 from privgate.keyring import kek_context
 from schemas.model import RunConfig
 from transforms import manifest as mf
+from transforms.contract import COUNTS_LINE, merge_contract_counts
 
 
 def _parquet_files(staging: str, sub: str) -> list[str]:
@@ -43,12 +44,22 @@ def _describe_files(staging: str, sub: str, kms) -> tuple[list[dict], Counter | 
     return files, reasons
 
 
-def _read_stats(staging: str) -> list[dict]:
-    stats = []
+def _work_lines(staging: str) -> list[dict]:
+    lines = []
     for path in sorted(glob.glob(os.path.join(staging, "_work", "stats*"))):
         with open(path, encoding="utf-8") as f:
-            stats.extend(json.loads(line) for line in f if line.strip())
+            lines.extend(json.loads(line) for line in f if line.strip())
+    return lines
+
+
+def _read_stats(staging: str) -> list[dict]:
+    stats = [s for s in _work_lines(staging) if COUNTS_LINE not in s]
     return sorted(stats, key=lambda s: s["path"])
+
+
+def read_contract_counts(staging: str) -> dict:
+    """The contract stage's per-rule counts over every input row (`merge_contract_counts`)."""
+    return merge_contract_counts(s[COUNTS_LINE] for s in _work_lines(staging) if COUNTS_LINE in s)
 
 
 def _column_entry(c, n_rows: int) -> dict:

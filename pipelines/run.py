@@ -8,7 +8,7 @@ from pipelines.budget import open_budget
 from pipelines.dataflow import dataflow_dry_run, is_dataflow
 from pipelines.graph import run_pipeline
 from pipelines.guard import KeepGuard
-from pipelines.inputs import input_head, match_inputs, precheck_headers
+from pipelines.inputs import InputHead, input_head, match_inputs, precheck_headers
 from pipelines.keys import open_run_keyring
 from pipelines.publish import Staging, local_target
 from pipelines.reconcile import build_manifest
@@ -44,8 +44,8 @@ def run(
     files = match_inputs(cfg)
     precheck_headers(cfg, files)
     with SideWorkers() as side:  # fixed-cost checks run beside the pipeline
-        head = input_head(cfg, files, _head_rows(cfg))
-        guard = KeepGuard(cfg, head, side.detect)
+        head = input_head(cfg, files, *_head_rows(cfg))
+        guard = KeepGuard(cfg, head.valid, side.detect)
         gates = _start_gates(cfg, head, side)
         budget = open_budget(cfg, keyring, allow_budget_overrun)
         with Staging(target) as staging:  # removed on any failure
@@ -60,9 +60,9 @@ def run(
                 budget,
                 guard.result(raise_on_fail=gates is None),
             )
-            staging.drop_work()
             if gates is not None:
                 gates.evaluate(staging.path, keyring, body)
+            staging.drop_work()
             doc = mf.sign(body, keyring.signing_key())
             staging.write_manifest(doc)
             if budget:  # spend before release: a crash after this over-counts, never under
@@ -73,17 +73,18 @@ def run(
     return dict(doc, output_dir=staging.target)
 
 
-def _head_rows(cfg: RunConfig) -> int:
-    """Rows of the input head the keep-guard and the gates need."""
+def _head_rows(cfg: RunConfig) -> tuple[int, int]:
+    """Rows of the input head the keep-guard and the gates need: contract-valid rows, rows
+    before the quarantine split."""
     rows = KeepGuard.rows_wanted(cfg)
-    if cfg.gates is not None:
-        from pipelines.gates import Gates
+    if cfg.gates is None:
+        return rows, 0
+    from pipelines.gates import Gates
 
-        rows = max(rows, Gates.rows_wanted(cfg))
-    return rows
+    return max(rows, Gates.rows_wanted(cfg)), Gates.typed_rows_wanted(cfg)
 
 
-def _start_gates(cfg: RunConfig, head, side: SideWorkers):
+def _start_gates(cfg: RunConfig, head: InputHead, side: SideWorkers):
     """The run's gate (its side jobs started), or None without a `gates:` section."""
     if cfg.gates is None:
         return None

@@ -7,7 +7,13 @@ import pyarrow as pa
 import pytest
 
 from schemas.model import parse_schema
-from transforms.contract import check_batch, coerce
+from transforms.contract import (
+    check_batch,
+    coerce,
+    contract_check,
+    input_contract_check,
+    merge_contract_counts,
+)
 
 
 def col(**kw):
@@ -108,3 +114,73 @@ def test_check_batch_splits_rows_and_keeps_raw_values_only_in_quarantine():
     assert bad.column("_row").to_pylist() == [101, 102, 103]
     assert json.loads(bad.column("_record")[1].as_py()) == {"id": "c", "age": "old", "note": "n"}
     assert good.num_rows + bad.num_rows == raw.num_rows
+
+
+def _counting_schema():
+    return parse_schema(
+        {
+            "columns": {
+                "id": {"type": "string", "action": "tokenize"},
+                "age": {"type": "int", "action": "keep"},
+                "g": {"type": "string", "action": "ldp", "epsilon": 1.0, "categories": ["a", "b"]},
+                "x": {"type": "float", "action": "ldp", "epsilon": 1.0, "bounds": [0, 10]},
+            }
+        }
+    )
+
+
+def test_contract_check_counts_every_rule_a_row_breaks_and_keeps_every_row_typed():
+    raw = pa.table(
+        {
+            "id": [None, "b", "c", "d"],
+            "age": ["old", "2", None, "4"],
+            "g": ["a", "zz", "b", "a"],
+            "x": ["1", "2", "99", "-1"],
+        }
+    )
+    checked = contract_check(raw, _counting_schema(), "f.csv", 0, max_cell_bytes=100)
+    assert checked.counts == {
+        "rows": 4,
+        "columns": {
+            "id": {"size": 0, "encoding": 0, "type": 0, "null": 1},
+            "age": {"size": 0, "encoding": 0, "type": 1, "null": 1},
+            "g": {"size": 0, "encoding": 0, "type": 0, "null": 0, "domain": 1},
+            "x": {"size": 0, "encoding": 0, "type": 0, "null": 0, "bounds": 2},
+        },
+    }
+    # row 0 broke two rules: counted under both, quarantined under the first
+    assert checked.quarantine.column("_reason").to_pylist() == ["null:id", "domain:g", "null:age"]
+    assert checked.typed.num_rows == 4 and checked.typed.column("age").to_pylist()[:2] == [None, 2]
+    assert checked.good.num_rows == 1  # x out of bounds is clipped later, not quarantined
+
+
+def test_input_contract_check_names_column_and_rule_with_counts_only():
+    schema = _counting_schema()
+    parts = [
+        {"rows": 3, "columns": {"age": {"encoding": 0, "type": 1, "null": 0}}},
+        {"rows": 2, "columns": {"age": {"encoding": 0, "type": 1, "null": 0}, "x": {"bounds": 1}}},
+    ]
+    c = input_contract_check(schema, merge_contract_counts(parts))
+    d = c["details"]
+    assert c["name"] == "input_contract" and c["passed"] is True
+    assert d["suite"] == "privgate_input_contract" and d["critical_failed"] == 0
+    failed = [
+        (e["column"], e["type"], e["unexpected_count"])
+        for e in d["expectations"]
+        if not e["success"]
+    ]
+    assert failed == [
+        ("age", "expect_column_values_to_parse_as_type", 2),
+        ("x", "expect_column_values_to_be_between", 1),
+    ]
+    assert d["warnings"] == 2 and d["evaluated"] == len(d["expectations"])
+    exists = [e for e in d["expectations"] if e["type"] == "expect_column_to_exist"]
+    assert [e["column"] for e in exists] == ["id", "age", "g", "x"]
+    assert all(e["severity"] == "critical" and e["success"] for e in exists)
+    assert all(e.get("element_count", 5) == 5 for e in d["expectations"])
+    json.dumps(c)
+
+
+def test_input_contract_check_of_no_rows_passes_with_zero_counts():
+    c = input_contract_check(_counting_schema(), merge_contract_counts([]))
+    assert c["passed"] and c["details"]["failed"] == 0

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import yaml
@@ -16,7 +17,7 @@ import yaml
 from pipelines.run import run
 from privgate.errors import GateError, VerifyError
 from privgate.reader import read_table, verify
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, write_config
 
 
 def _demo_config(tmp_path, keyring, demo_csv, **changes):
@@ -204,3 +205,122 @@ def test_full_run_with_gates_opens_no_socket_in_any_process(tmp_path, keyring_pa
     assert not attempts.exists(), attempts.read_text()
     report = json.load(open(tmp_path / "out" / "report" / "validation.json"))
     assert {c["name"] for c in report["checks"]} >= {"residual_pii", "input_contract", "keep_guard"}
+
+
+# ------------------------------------------------------------------ the input contract's cost
+
+
+def _small_gates_config(tmp_path, keyring_path, rows, schema, gates="{}"):
+    """A CSV of `rows` (a list of lines after the header) and a run config with `gates`."""
+    data = tmp_path / "in.csv"
+    data.write_text("\n".join(rows) + "\n")
+    cfg = write_config(tmp_path, input_path=str(data), keyring=keyring_path, schema=schema)
+    with open(cfg, "a") as f:
+        f.write(f"gates: {gates}\n")
+    return cfg
+
+
+def test_gates_without_user_suites_never_import_great_expectations(
+    tmp_path, keyring_path, demo_csv
+):
+    """Fresh interpreter, the shipped demo gates (no user suite): the launcher never imports
+    Great Expectations and no side job runs in a second (GX) worker."""
+    cfg = _demo_config(tmp_path, keyring_path, demo_csv)
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from pipelines import workers
+
+        jobs = []
+        submit = workers.SideWorker.submit
+
+        def spy(self, fn, *args):
+            jobs.append([id(self), fn.__module__ + "." + fn.__qualname__])
+            return submit(self, fn, *args)
+
+        workers.SideWorker.submit = spy
+        from pipelines.run import run
+
+        run({cfg!r}, show_progress=False)
+        print(json.dumps({{"gx": "great_expectations" in sys.modules, "jobs": jobs}}))
+        """
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    assert seen["gx"] is False
+    assert len({worker for worker, _ in seen["jobs"]}) == 1, seen["jobs"]  # detection only
+    assert not [job for _, job in seen["jobs"] if "input" in job], seen["jobs"]
+    report = json.load(open(tmp_path / "out" / "report" / "validation.json"))
+    assert "input_contract" in {c["name"] for c in report["checks"]}
+
+
+def test_input_contract_counts_every_input_row(tmp_path, keyring_path):
+    """A bad cell at row 50,000 (beyond any head sample) is counted, by column and rule; the
+    report shows the counts, never the value."""
+    rows = ["id,age,score"] + [f"{i},{20 + i % 50},{i % 100}" for i in range(60_000)]
+    rows[50_000] = "49999,old-ish,1"  # type:age, quarantined
+    rows[55_000] = "54999,33,150"  # score outside its bounds: clipped, counted
+    schema = """\
+        columns:
+          id: {type: int, action: keep}
+          age: {type: int, action: generalize, bucket: 10}
+          score: {type: float, action: ldp, epsilon: 1.0, bounds: [0, 100]}
+        """
+    cfg = _small_gates_config(tmp_path, keyring_path, rows, schema)
+    doc = run(cfg, show_progress=False)
+    assert doc["manifest"]["quarantine"]["by_reason"] == {"type:age": 1}
+    report = json.load(open(tmp_path / "out" / "report" / "validation.json"))
+    contract = next(c for c in report["checks"] if c["name"] == "input_contract")
+    d = contract["details"]
+    assert contract["passed"] is True  # the run quarantines/clips these rows by policy
+    assert d["warnings"] == 2 and d["critical_failed"] == 0
+    failed = {(e["column"], e["type"]): e for e in d["expectations"] if not e["success"]}
+    assert set(failed) == {
+        ("age", "expect_column_values_to_parse_as_type"),
+        ("score", "expect_column_values_to_be_between"),
+    }
+    for e in failed.values():
+        assert e["element_count"] == 60_000 and e["unexpected_count"] == 1
+        assert e["severity"] == "warning" and e["source"] == "schema"
+    assert {e["column"] for e in d["expectations"]} == {"id", "age", "score"}
+    html = (tmp_path / "out" / "report" / "index.html").read_text(encoding="utf-8")
+    assert "expect_column_values_to_parse_as_type" in html and "old-ish" not in html
+
+
+def test_user_input_suite_sees_the_rows_the_contract_quarantines(tmp_path, keyring_path):
+    rows = ["id,age"] + [f"{i},{30 + i}" for i in range(20)]
+    rows[5] = "4,"  # age missing in a non-nullable column: quarantined (null:age)
+    suite = tmp_path / "input.json"
+    suite.write_text(
+        json.dumps(
+            {
+                "name": "mine",
+                "expectations": [
+                    {"type": "expect_table_row_count_to_equal", "kwargs": {"value": 20}},
+                    {
+                        "type": "expect_column_values_to_not_be_null",
+                        "kwargs": {"column": "age"},
+                        "severity": "warning",
+                    },
+                ],
+            }
+        )
+    )
+    schema = """\
+        columns:
+          id: {type: int, action: keep}
+          age: {type: int, action: keep}
+        """
+    cfg = _small_gates_config(
+        tmp_path, keyring_path, rows, schema, gates=f"{{input_expectations: {suite}}}"
+    )
+    doc = run(cfg, show_progress=False)
+    assert doc["manifest"]["quarantine"]["by_reason"] == {"null:age": 1}
+    report = json.load(open(tmp_path / "out" / "report" / "validation.json"))
+    mine = next(c for c in report["checks"] if c["name"] == "input_expectations")
+    by_type = {e["type"]: e for e in mine["details"]["expectations"]}
+    assert by_type["expect_table_row_count_to_equal"]["success"] is True  # 20 rows, not 19
+    assert by_type["expect_column_values_to_not_be_null"]["unexpected_count"] == 1

@@ -6,12 +6,17 @@ type, NaN/inf included), `null:<col>` (missing in a non-nullable column), plus t
 own `columns` (ragged CSV row) and `json` (malformed JSON line). A row gets the first reason
 in column order. Exceptions from pyarrow casts quote the failing value, so they are caught
 here and never re-raised.
+
+Every batch also yields its per-rule counts (a row counted under every rule it breaks); summed
+over the run they are the gates' `input_contract` check (`input_contract_check`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -233,6 +238,40 @@ def _numeric(arr: pa.Array, kind: str) -> pa.Array:
         return pa.array([v if v is not None and v < 2**63 else None for v in vals], pa.int64())
 
 
+@dataclass(frozen=True)
+class CheckedBatch:
+    """A raw batch after the contract check.
+
+    Attributes:
+        typed: every row, typed, in schema order (a cell that broke its size, encoding or
+            type rule is null): what a user's input suite sees, before the quarantine split.
+        good: the rows that meet the contract.
+        quarantine: the other rows (raw values as JSON text, with a reason), or None.
+        counts: {"rows": n, "columns": {column: {rule: rows breaking it}}}, one entry per
+            rule that applies to the column (`contract_rules`), zeros included; a row is
+            counted under every rule it breaks, not only its quarantine reason.
+    """
+
+    typed: pa.Table
+    good: pa.Table
+    quarantine: pa.Table | None
+    counts: dict
+
+
+def contract_rules(spec: ColumnSpec, max_cell_bytes: int | None = None) -> tuple[str, ...]:
+    """The rules the contract check counts for a column, in the order that picks a row's
+    quarantine reason; `bounds` (ldp numeric columns, clipped later) quarantines nothing."""
+    rules = ("size",) if max_cell_bytes is not None else ()
+    rules += ("encoding", "type")
+    if not spec.nullable:
+        rules += ("null",)
+    if _checks_domain(spec):
+        rules += ("domain",)
+    if spec.action == "ldp" and spec.params.get("bounds"):
+        rules += ("bounds",)
+    return rules
+
+
 def check_batch(
     raw: pa.Table,
     schema: Schema,
@@ -246,9 +285,21 @@ def check_batch(
     `raw` holds the declared columns present in the input; missing declared columns are
     caught by the reader before this point.
     """
+    checked = contract_check(raw, schema, source, row_offset, max_cell_bytes)
+    return checked.good, checked.quarantine
+
+
+def contract_check(
+    raw: pa.Table,
+    schema: Schema,
+    source: str,
+    row_offset: int,
+    max_cell_bytes: int | None = None,
+) -> CheckedBatch:
+    """`check_batch`, keeping the typed rows before the split and the per-rule counts."""
     n = raw.num_rows
     reason = np.full(n, None, dtype=object)
-    typed_cols = {}
+    typed_cols, counts = {}, {}
     for spec in schema.columns:
         col = raw.column(spec.name)
         size_bad = _oversized(col, max_cell_bytes)
@@ -272,22 +323,44 @@ def check_batch(
             if mask.any():
                 reason = np.where((reason == None) & mask, f"{code}:{spec.name}", reason)  # noqa: E711
         typed_cols[spec.name] = typed
+        broken = {code: int(np.count_nonzero(mask)) for mask, code in checks}
+        broken["bounds"] = _outside_bounds(typed, spec)
+        counts[spec.name] = {r: broken.get(r, 0) for r in contract_rules(spec, max_cell_bytes)}
     bad = reason != None  # noqa: E711
-    good = pa.table({name: arr for name, arr in typed_cols.items()})
+    everything = pa.table({name: arr for name, arr in typed_cols.items()})
+    counts = {"rows": n, "columns": counts}
     if not bad.any():
-        return good, None
+        return CheckedBatch(everything, everything, None, counts)
     idx = np.nonzero(bad)[0]
-    good = good.filter(pa.array(~bad))
-    return good, quarantine_rows(raw.take(pa.array(idx)), reason[idx], source, row_offset + idx)
+    good = everything.filter(pa.array(~bad))
+    quarantine = quarantine_rows(raw.take(pa.array(idx)), reason[idx], source, row_offset + idx)
+    return CheckedBatch(everything, good, quarantine, counts)
+
+
+def _checks_domain(spec: ColumnSpec) -> bool:
+    return (
+        spec.action == "ldp"
+        and spec.params.get("categories") is not None
+        and "other" not in spec.params
+    )
 
 
 def _outside_domain(typed: pa.Array, spec: ColumnSpec) -> np.ndarray:
     """ldp string columns: values outside `categories` (and no `other` bucket to take them)."""
-    cats = spec.params.get("categories")
-    if spec.action != "ldp" or cats is None or "other" in spec.params:
+    if not _checks_domain(spec):
         return np.zeros(len(typed), dtype=bool)
-    inside = pc.is_in(typed, value_set=pa.array(cats, pa.string()))
+    inside = pc.is_in(typed, value_set=pa.array(spec.params["categories"], pa.string()))
     return pc.and_(typed.is_valid(), pc.invert(inside)).to_numpy(zero_copy_only=False)
+
+
+def _outside_bounds(typed: pa.Array, spec: ColumnSpec) -> int:
+    """ldp numeric columns: how many values lie outside `bounds` (the ldp stage clips them)."""
+    bounds = spec.params.get("bounds")
+    if spec.action != "ldp" or not bounds:
+        return 0
+    lo, hi = bounds
+    outside = pc.or_(pc.less(typed, lo), pc.greater(typed, hi))
+    return int(pc.sum(outside).as_py() or 0)
 
 
 def _oversized(col, max_bytes: int | None) -> np.ndarray | None:
@@ -335,3 +408,115 @@ def _jsonable(v):
     if isinstance(v, (list, dict)):
         return json.loads(json.dumps(v, default=str))
     return str(v)
+
+
+# ------------------------------------------------------------ the input contract (gates)
+
+# How `input_contract` names each rule: Great Expectations' name where GX has the same rule,
+# so the report lists the contract in the layout of a user's suite.
+RULE_EXPECTATIONS = {
+    "size": "expect_column_values_to_fit_max_cell_bytes",
+    "encoding": "expect_column_values_to_be_valid_utf8",
+    "type": "expect_column_values_to_parse_as_type",
+    "null": "expect_column_values_to_not_be_null",
+    "domain": "expect_column_values_to_be_in_set",
+    "bounds": "expect_column_values_to_be_between",
+}
+INPUT_CONTRACT_SUITE = "privgate_input_contract"
+COUNTS_LINE = "contract"  # key of a batch's counts line in the pipeline's _work/stats*.jsonl
+
+
+def merge_contract_counts(partials) -> dict:
+    """Sum `CheckedBatch.counts` of several batches (in any order).
+
+    Returns:
+        The same layout; {"rows": 0, "columns": {}} for no batch.
+    """
+    rows, columns = 0, {}
+    for part in partials:
+        rows += int(part["rows"])
+        for col, rules in part["columns"].items():
+            merged = columns.setdefault(col, {})
+            for rule, n in rules.items():
+                merged[rule] = merged.get(rule, 0) + int(n)
+    return {"rows": rows, "columns": columns}
+
+
+def _rule_kwargs(spec: ColumnSpec, rule: str, max_cell_bytes: int | None) -> dict:
+    kwargs: dict = {"column": spec.name}
+    if rule == "size":
+        kwargs["max_bytes"] = max_cell_bytes
+    elif rule == "type":
+        kwargs["type"] = spec.type
+        if spec.format:
+            kwargs["format"] = spec.format
+    elif rule == "domain":
+        kwargs["value_set"] = list(spec.params["categories"])
+    elif rule == "bounds":
+        kwargs["min_value"], kwargs["max_value"] = spec.params["bounds"]
+    return kwargs
+
+
+def input_contract_check(
+    schema: Schema, counts: Mapping, max_cell_bytes: int | None = None
+) -> dict:
+    """The `input_contract` check from the contract stage's counts over every input row.
+
+    Per declared column: `expect_column_to_exist` (critical: the reader refuses an input
+    without a declared column, so it holds for every row counted), then one warning entry
+    per rule in `contract_rules` (the run quarantines or clips such rows by policy). Entries
+    have the layout of a Great Expectations result (`transforms.validate.run_suite`).
+
+    Args:
+        schema: the dataset schema.
+        counts: `merge_contract_counts(...)` of the run's batches.
+        max_cell_bytes: `input.max_cell_bytes` (adds the size rule).
+    Returns:
+        A check dict: passed when no critical entry failed; details {"name", "suite",
+        "success", "evaluated", "failed", "critical_failed", "warnings", "expectations"}.
+        Counts only, never a value.
+    """
+    from transforms.validate import CHECK_INPUT_CONTRACT, check
+
+    rows = int(counts.get("rows", 0))
+    columns = counts.get("columns") or {}
+    entries = []
+    for spec in schema.columns:
+        entries.append(_entry("expect_column_to_exist", "critical", {"column": spec.name}))
+        broken = columns.get(spec.name) or {}
+        for rule in contract_rules(spec, max_cell_bytes):
+            n = int(broken.get(rule, 0))
+            entry = _entry(
+                RULE_EXPECTATIONS[rule], "warning", _rule_kwargs(spec, rule, max_cell_bytes), n
+            )
+            entry.update(
+                element_count=rows,
+                unexpected_count=n,
+                unexpected_percent=100.0 * n / rows if rows else 0.0,
+            )
+            entries.append(entry)
+    failed = [e for e in entries if not e["success"]]
+    critical = [e for e in failed if e["severity"] == "critical"]
+    details = {
+        "name": CHECK_INPUT_CONTRACT,
+        "suite": INPUT_CONTRACT_SUITE,
+        "success": not critical,
+        "evaluated": len(entries),
+        "failed": len(failed),
+        "critical_failed": len(critical),
+        "warnings": len(failed) - len(critical),
+        "expectations": entries,
+    }
+    return check(CHECK_INPUT_CONTRACT, not critical, details)
+
+
+def _entry(kind: str, severity: str, kwargs: dict, unexpected: int = 0) -> dict:
+    return {
+        "type": kind,
+        "column": kwargs["column"],
+        "kwargs": kwargs,
+        "severity": severity,
+        "success": unexpected == 0,
+        "raised_exception": False,
+        "source": "schema",
+    }

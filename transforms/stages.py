@@ -14,13 +14,14 @@ import pyarrow as pa
 from privgate.keyring import kek_context
 from schemas.model import InputSpec, RunConfig, Schema
 from transforms import progress
-from transforms.contract import QUARANTINE_SCHEMA, check_batch
+from transforms.contract import COUNTS_LINE, QUARANTINE_SCHEMA, contract_check
 from transforms.protect import detector_for, keyed_ops, output_schema, protect_table
 from transforms.read import FileStats, RawBatch, read_file
 from transforms.write import EncryptedParquetSink
 
 QUARANTINE = "quarantine"
 STATS = "stats"
+CONTRACT = "contract"
 
 
 class ReadFilesFn(beam.DoFn):
@@ -42,20 +43,22 @@ class ReadFilesFn(beam.DoFn):
 
 
 class CheckContractFn(beam.DoFn):
-    """RawBatch -> typed table of rows meeting the contract; failing rows tagged quarantine."""
+    """RawBatch -> typed table of rows meeting the contract; failing rows tagged quarantine,
+    the batch's per-rule counts (the gates' input contract) tagged contract, as JSON."""
 
     def __init__(self, schema: Schema, max_cell_bytes: int | None = None):
         self._schema, self._max_cell_bytes = schema, max_cell_bytes
 
     def process(self, batch: RawBatch):
-        good, bad = check_batch(
+        checked = contract_check(
             batch.table, self._schema, batch.source, batch.row_offset, self._max_cell_bytes
         )
-        if bad is not None:
-            progress.add(quarantined=bad.num_rows)
-            yield beam.pvalue.TaggedOutput(QUARANTINE, bad)
-        if good.num_rows:
-            yield good
+        yield beam.pvalue.TaggedOutput(CONTRACT, json.dumps({COUNTS_LINE: checked.counts}))
+        if checked.quarantine is not None:
+            progress.add(quarantined=checked.quarantine.num_rows)
+            yield beam.pvalue.TaggedOutput(QUARANTINE, checked.quarantine)
+        if checked.good.num_rows:
+            yield checked.good
 
 
 class ProtectColumnsFn(beam.DoFn):
@@ -81,7 +84,8 @@ class ProtectDataset(beam.PTransform):
     """files -> encrypted protected Parquet + encrypted quarantine + per-file stats (JSON).
 
     Writes `<staging>/data/part-*.parquet`, `<staging>/quarantine/part-*.parquet` and
-    `<staging>/_work/stats*.jsonl`; the launcher reconciles and signs them afterwards.
+    `<staging>/_work/stats*.jsonl` (a line per input file, and a `contract` line per batch);
+    the launcher reconciles and signs them afterwards.
     """
 
     def __init__(self, cfg: RunConfig, staging: str):
@@ -95,7 +99,7 @@ class ProtectDataset(beam.PTransform):
         )
         checked = read.batches | "CheckContract" >> beam.ParDo(
             CheckContractFn(schema, cfg.input.max_cell_bytes)
-        ).with_outputs(QUARANTINE, main="rows")
+        ).with_outputs(QUARANTINE, CONTRACT, main="rows")
         protected = checked.rows | "ProtectColumns" >> beam.ParDo(
             ProtectColumnsFn(schema, cfg.keys.keyring)
         )
@@ -121,7 +125,10 @@ class ProtectDataset(beam.PTransform):
             | "CollectQuarantine" >> beam.Flatten()
             | "WriteQuarantine" >> sink("quarantine", QUARANTINE_SCHEMA, q_groups)
         )
-        read[STATS] | "WriteStats" >> beam.io.WriteToText(
-            f"{self._staging}/_work/stats", file_name_suffix=".jsonl"
+        (
+            (read[STATS], checked[CONTRACT])
+            | "CollectStats" >> beam.Flatten()
+            | "WriteStats"
+            >> beam.io.WriteToText(f"{self._staging}/_work/stats", file_name_suffix=".jsonl")
         )
         return protected
