@@ -24,7 +24,7 @@ import os
 import pyarrow as pa
 
 from privgate.keyring import kek_context
-from schemas.model import RunConfig
+from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.gates")
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from schemas.model import parse_schema
+from schemas.columns import parse_schema
 from transforms import report as r
 from transforms import validate as v
 
@@ -587,7 +587,7 @@ def test_column_plot_kinds():
     ],
 )
 def test_column_plot_date_parts(ctype, part, values, bins, after):
-    from schemas.model import ColumnSpec
+    from schemas.columns import ColumnSpec
     from transforms.actions import ARROW_TYPES, generalize
 
     spec = ColumnSpec("d", ctype, "generalize", params={"date_part": part})
@@ -597,7 +597,7 @@ def test_column_plot_date_parts(ctype, part, values, bins, after):
 
 
 def test_ldp_int_bins_are_the_integers():
-    from schemas.model import ColumnSpec
+    from schemas.columns import ColumnSpec
 
     spec = ColumnSpec("n", "int", "ldp", params={"epsilon": 1.0, "bounds": [0, 3]})
     h = r.histogram_counts(pa.array([-2, 0, 1, 1, 3, 9]), **r.plot_bins(spec, pa.array([0])))

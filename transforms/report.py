@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.model import ColumnSpec
+from schemas.columns import ColumnSpec
 
 REPORT_DIR = "report"
 INDEX = "index.html"
