@@ -84,7 +84,7 @@ def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]
 def _warm_detector(model: str, recognizers) -> None:
     """Side worker, while the pipeline runs: load the detector and compile its patterns, so
     the residual-PII check after the pipeline only detects."""
-    from transforms.detect import get_detector
+    from transforms.detect.engine import get_detector
 
     get_detector(model, recognizers).warm()
 
@@ -94,7 +94,7 @@ def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> 
     detected once; counts are weighted back to the sample)."""
     from collections import Counter
 
-    from transforms.detect import get_detector
+    from transforms.detect.engine import get_detector
 
     det = get_detector(model, recognizers)
     out = {}
