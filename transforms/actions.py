@@ -17,19 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.columns import ColumnSpec
+from transforms.arrow import ARROW_TYPES, as_string
 
 TOKEN_PREFIX = "tk_"
 CIPHER_PREFIX = "ae_"
 TOKEN_BYTES = 16  # 128 bits kept of HMAC-SHA256
-
-ARROW_TYPES = {
-    "string": pa.string(),
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
 
 
 class KeyedOps:
@@ -179,7 +171,7 @@ class ActionContext:
         if self._digests is None:
             if self.record_keys is None:
                 raise ValueError("date_shift needs the schema's record_key")
-            keys = _as_string(self.record_keys)
+            keys = as_string(self.record_keys)
             if keys.null_count:
                 raise ValueError("record keys must not be null")
             enc = keys.dictionary_encode()
@@ -192,17 +184,6 @@ class ActionContext:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _as_string(arr: pa.Array) -> pa.Array:
-    if pa.types.is_string(arr.type):
-        return arr
-    if pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
-        # ISO 8601 text, stable across runs and readers.
-        return pc.strftime(
-            arr, format="%Y-%m-%d" if pa.types.is_date(arr.type) else "%Y-%m-%dT%H:%M:%S.%fZ"
-        )
-    return pc.cast(arr, pa.string())
 
 
 def _map_distinct(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
@@ -325,7 +306,7 @@ def mask(arr, spec, ctx):
     A value no longer than keep_first + keep_last is masked entirely, so short values are
     never shown whole.
     """
-    s = _as_string(arr)
+    s = as_string(arr)
     first, last, char = spec.params["keep_first"], spec.params["keep_last"], spec.params["char"]
     n = pc.utf8_length(s)
     shown = pc.greater(n, first + last)
@@ -341,12 +322,12 @@ def tokenize(arr, spec, ctx):
     if spec.name == ctx.record_key_name and not domain:
         # The record key's digests are computed once per batch (date_shift uses them too).
         return _hex_strings(TOKEN_PREFIX, ctx.record_digests())
-    return _map_distinct(_as_string(arr), lambda vs: ctx.ops.tokens_array(vs, domain))
+    return _map_distinct(as_string(arr), lambda vs: ctx.ops.tokens_array(vs, domain))
 
 
 def encrypt(arr, spec, ctx):
     domain = spec.params.get("domain", "")
-    return _map_distinct(_as_string(arr), lambda vs: ctx.ops.encrypt_array(vs, domain))
+    return _map_distinct(as_string(arr), lambda vs: ctx.ops.encrypt_array(vs, domain))
 
 
 def generalize(arr, spec, ctx):
@@ -381,7 +362,7 @@ def scrub(arr, spec, ctx):
     """Replace PII spans inside free text (transforms.detect.scrub.scrub_array)."""
     from transforms.detect.scrub import scrub_array
 
-    return scrub_array(_as_string(arr), analyzer=ctx.detector, ops=ctx.ops, **spec.params)
+    return scrub_array(as_string(arr), analyzer=ctx.detector, ops=ctx.ops, **spec.params)
 
 
 LDP_KEY_VERSION = 1
@@ -398,7 +379,7 @@ def ldp(arr, spec, ctx):
         if ctx.ops.ldp_key is None:
             raise ValueError("this keyring has no ldp key; create a new keyring")
         source = memoized_source(
-            ctx.ops.ldp_key, _as_string(ctx.record_keys), spec.name, arr, LDP_KEY_VERSION, **kw
+            ctx.ops.ldp_key, as_string(ctx.record_keys), spec.name, arr, LDP_KEY_VERSION, **kw
         )
     else:
         source = SecureRandomSource()
