@@ -22,7 +22,8 @@ from collections import Counter
 
 from privgate import __version__
 from privgate.errors import ConfigError, DataError
-from privgate.keyring import kek_context, open_keyring
+from privgate.keyring import open_keyring
+from privgate.kms import kek_context
 from schemas.model import RunConfig, load_config
 from transforms import manifest as mf
 

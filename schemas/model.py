@@ -552,7 +552,7 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
         raise keys.err(kms, "must be a mapping of KMS settings")
     if settings:
         from privgate.errors import KeyringError
-        from privgate.keyring import check_kms_settings
+        from privgate.kms import check_kms_settings
 
         try:
             check_kms_settings(kms, settings)

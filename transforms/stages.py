@@ -11,7 +11,7 @@ import json
 import apache_beam as beam
 import pyarrow as pa
 
-from privgate.keyring import kek_context
+from privgate.kms import kek_context
 from schemas.model import InputSpec, RunConfig, Schema
 from transforms import progress
 from transforms.contract import QUARANTINE_SCHEMA, check_batch
