@@ -21,11 +21,11 @@ import uuid
 from collections import Counter
 
 from privgate import __version__
+from privgate import manifest as mf
 from privgate.errors import ConfigError, DataError
 from privgate.keyring import open_keyring
 from privgate.kms import kek_context
 from schemas.model import RunConfig, load_config
-from transforms import manifest as mf
 
 log = logging.getLogger("privgate.run")
 
