@@ -39,7 +39,7 @@ PROBES = {
     "GX input contract, 10,000 rows": """
         import time
         from pipelines.demo_data import synthetic_table
-        from schemas.model import parse_schema
+        from schemas.columns import parse_schema
         from transforms import validate as v
         sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         import yaml

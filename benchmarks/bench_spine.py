@@ -131,7 +131,7 @@ def stage_breakdown(src: str, keyring_path: str, work: str) -> list[tuple[str, f
     """Time each stage core on the same data outside Beam (one process, one core)."""
     from privgate.keyring import open_keyring
     from privgate.parquet_crypto import encryption_properties
-    from schemas.model import load_schema
+    from schemas.columns import load_schema
     from transforms.actions import ACTIONS, ActionContext
     from transforms.contract import check_batch
     from transforms.protect import keyed_ops, output_schema

@@ -24,7 +24,7 @@ import os
 import pyarrow as pa
 
 from privgate.kms import kek_context
-from schemas.model import RunConfig
+from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.gates")
 
@@ -156,7 +156,7 @@ class Gates:
             (the details are in report/validation.json and report/index.html).
         """
         from transforms import validate as v
-        from transforms.report import column_plot
+        from transforms.report.aggregate import column_plot
 
         cfg, head = self.cfg, self.head
         gates, schema = cfg.gates, cfg.schema
@@ -257,7 +257,7 @@ class Gates:
         if self._input is not None:
             checks.extend(self._input.result())
         verdict = v.gate_verdict(checks)
-        from transforms.report import render_report
+        from transforms.report.html import render_report
 
         render_report(staging, verdict, body, plots)  # milliseconds: SVG drawn by hand
         return {"status": verdict["status"], "failed": verdict["failed"]}

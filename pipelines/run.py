@@ -20,12 +20,13 @@ import sys
 import uuid
 from collections import Counter
 
+from pipelines.config import check_plugins, load_run_config
 from privgate import __version__
 from privgate import manifest as mf
 from privgate.errors import ConfigError, DataError
 from privgate.keyring import open_keyring
 from privgate.kms import kek_context
-from schemas.model import RunConfig, load_config
+from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.run")
 
@@ -649,7 +650,7 @@ def run(
     """
     from transforms.progress import Display
 
-    cfg = load_config(config) if isinstance(config, str) else config
+    cfg = load_run_config(config) if isinstance(config, str) else check_plugins(config)
     beam_args = list(beam_args or [])
     if is_dataflow(beam_args):  # builds and validates the job; submits nothing
         return dataflow_dry_run(cfg, beam_args)

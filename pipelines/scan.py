@@ -13,7 +13,8 @@ import json
 import pyarrow as pa
 
 from privgate.errors import DataError
-from schemas.model import CsvOptions, InputSpec, parse_schema
+from schemas.columns import parse_schema
+from schemas.config import CsvOptions, InputSpec
 from transforms.actions import _as_string
 
 

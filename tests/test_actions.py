@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from schemas.model import parse_schema
+from schemas.columns import parse_schema
 from transforms.actions import ACTIONS, ActionContext, KeyedOps
 
 

@@ -18,10 +18,7 @@ FAKE_BACKEND = kms_mod.KmsBackend("tests.fake_kms", "FakeKms", None, "none")
 
 @pytest.fixture
 def test_kms(monkeypatch, tmp_path):
-    import schemas.model as model
-
     monkeypatch.setitem(kms_mod.KMS_BACKENDS, "test-kms", FAKE_BACKEND)
-    monkeypatch.setattr(model, "KMS_KINDS", model.KMS_KINDS + ("test-kms",))
     return {"store": str(tmp_path / "kms-store.json")}
 
 
@@ -34,10 +31,9 @@ def test_external_keyring_end_to_end(tmp_path, demo_csv, test_kms, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        "from privgate import kms\nimport schemas.model as m\n"
+        "from privgate import kms\n"
         "kms.KMS_BACKENDS['test-kms'] = "
         "kms.KmsBackend('tests.fake_kms', 'FakeKms', None, 'none')\n"
-        "m.KMS_KINDS = m.KMS_KINDS + ('test-kms',)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {"PYTHONPATH": os.pathsep.join([str(site), root])}
@@ -96,7 +92,7 @@ def test_config_kms_must_match_the_keyring(tmp_path, demo_csv, keyring_path):
 
 
 def test_settings_for_another_kms_are_a_config_error(tmp_path, demo_csv, keyring_path):
-    from schemas.model import load_config
+    from schemas.config import load_config
     from tests.conftest import write_config
 
     cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
@@ -132,13 +128,13 @@ def test_local_keyring_imports_no_kms_client_library(keyring_path):
 def test_bad_kms_settings_are_config_errors_naming_file_and_key(
     tmp_path, demo_csv, keyring_path, kind, settings, where
 ):
-    from schemas.model import load_config
+    from pipelines.config import load_run_config
     from tests.conftest import write_config
 
     cfg = write_config(
         tmp_path, input_path=demo_csv, keyring=keyring_path, kms=kind, kms_settings=settings
     )
     with pytest.raises(ConfigError) as e:
-        load_config(cfg)
+        load_run_config(cfg)
     assert str(e.value).startswith(f"{cfg}: {where}")
     assert e.value.exit_code == 2

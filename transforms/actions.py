@@ -1,7 +1,7 @@
 """Column actions: pure, vectorized operators over pyarrow arrays (no Beam here).
 
 Each action is one function `(array, spec, ctx) -> array | None` in `ACTIONS`; adding one is
-one function and one registry line (and its option keys in `schemas.model`). Keyed actions
+one function and one registry line (and its declaration in `schemas.columns.ACTIONS`). Keyed actions
 run once per distinct value (`_map_distinct`) because per-value keyed crypto is the floor of
 the pipeline's cost and real columns repeat.
 """
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from privgate.crypto import HmacSha256
-from schemas.model import ColumnSpec
+from schemas.columns import ColumnSpec
 
 TOKEN_PREFIX = "tk_"
 CIPHER_PREFIX = "ae_"

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.model import ColumnSpec, Schema
+from schemas.columns import ColumnSpec, Schema
 from transforms.actions import ARROW_TYPES, _as_string
 
 QUARANTINE_SCHEMA = pa.schema(

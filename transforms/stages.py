@@ -12,7 +12,8 @@ import apache_beam as beam
 import pyarrow as pa
 
 from privgate.kms import kek_context
-from schemas.model import InputSpec, RunConfig, Schema
+from schemas.columns import Schema
+from schemas.config import InputSpec, RunConfig
 from transforms import progress
 from transforms.contract import QUARANTINE_SCHEMA, check_batch
 from transforms.protect import detector_for, keyed_ops, output_schema, protect_table
