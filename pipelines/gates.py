@@ -31,8 +31,6 @@ log = logging.getLogger("privgate.gates")
 RESIDUAL_SAMPLE = 1000  # values per column examined for residual PII
 INPUT_SAMPLE_ROWS = 10_000  # rows of the input the GX input contract runs on
 PLOT_ROWS = 50_000  # rows of input and output the before/after plots count
-# Output columns whose values are keyed tokens/ciphertexts or nulls: nothing to detect.
-_NOT_DETECTED = ("tokenize", "encrypt", "redact", "ldp")
 
 
 def _output_files(staging: str, kms):
@@ -121,7 +119,7 @@ def _detect_columns(schema) -> list[str]:
     return [
         c.name
         for c in schema.output_columns
-        if c.output_type == "string" and c.action not in _NOT_DETECTED
+        if c.output_type == "string" and c.declaration.detectable
     ]
 
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schemas.columns import ACTIONS
 from transforms.report.aggregate import validation_document
 from transforms.report.charts import _before_after_svg, _e, _k_histogram_svg
 
@@ -161,28 +162,9 @@ def _find(validation: Mapping, name: str) -> Mapping | None:
 
 
 def _column_notes(col: Mapping) -> str:
-    action = col.get("action")
-    if action == "ldp":
-        ldp = col.get("ldp") or {}
-        mech = ldp.get("mechanism") or col.get("mechanism") or ""
-        parts = [f"ε = {col.get('epsilon')}", mech]
-        if col.get("bounds"):
-            parts.append(f"bounds {col['bounds'][0]}–{col['bounds'][1]}")
-        if col.get("categories"):
-            parts.append(f"{len(col['categories'])} categories")
-        return ", ".join(p for p in parts if p)
-    for key in (
-        "bucket",
-        "keep_prefix",
-        "date_part",
-        "keep_first",
-        "keep_last",
-        "max_days",
-        "domain",
-    ):
-        if key in col and col[key] not in (None, 0):
-            return f"{key} {col[key]}"
-    return ""
+    """The action's one-line note on its options (declared in `schemas.columns.ACTIONS`)."""
+    action = ACTIONS.get(col.get("action"))
+    return "" if action is None else action.describe(col)
 
 
 def _section_columns(body: Mapping) -> str:
