@@ -9,13 +9,13 @@ the pipeline's cost and real columns repeat.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from privgate.crypto import HmacSha256
 from schemas.columns import ColumnSpec
 from transforms.arrow import ARROW_TYPES, as_string
 
@@ -66,9 +66,10 @@ class KeyedOps:
     def encrypt_array(self, values: pa.Array, domain: str = "") -> pa.Array:
         """`ae_` + base64url(AES-SIV(value)), deterministic, associated data = domain.
 
-        Vectorized by value length (`transforms.siv`), bit-identical to `AESSIV.encrypt`.
+        Vectorized by value length (`privgate.crypto.VectorSiv`), bit-identical to
+        `AESSIV.encrypt`.
         """
-        from transforms.siv import VectorSiv
+        from privgate.crypto import VectorSiv
 
         if domain not in self._vsiv:
             self._vsiv[domain] = VectorSiv(self._siv_key, b"privgate:" + domain.encode())
@@ -96,58 +97,11 @@ class KeyedOps:
 
         The record digest is the record key's 128-bit token digest, so a record's draw is
         a PRF of its key under the date-shift key (AES as a PRF on one block)."""
-        from transforms.siv import _aes_blocks
+        from privgate.crypto import aes_blocks
 
-        out = _aes_blocks(self._shift_key, record_digests)
+        out = aes_blocks(self._shift_key, record_digests)
         words = np.ascontiguousarray(out[:, :8]).view(">u8").reshape(-1)
         return words.astype(np.float64) / 2.0**64
-
-
-try:  # optional C extension (setup.py); the Python path below is the reference
-    from privgate import _hmac as _fast_hmac
-except ImportError:  # pragma: no cover - depends on the build machine
-    _fast_hmac = None
-
-
-class HmacSha256:
-    """HMAC-SHA256 (RFC 2104) over many short messages. Used by tokens, date shifts and
-    memoized LDP noise; per-value keyed crypto is the pipeline's floor.
-
-    `joined` runs in C (`privgate._hmac`, OpenSSL's SHA-256, GIL released: ~0.3 us per value)
-    when the extension was built, else in Python with the keyed inner/outer states
-    precomputed once and copied per message (~1.2 us per value); both are bit-identical."""
-
-    def __init__(self, key: bytes):
-        self._key = bytes(key)  # for the C path; this object is never pickled or logged
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-    def __reduce__(self):
-        raise TypeError("HMAC states hold a key and must not be pickled")
-
-    def many(self, values: Sequence[bytes], prefix: bytes = b"") -> list[bytes]:
-        """HMAC(key, prefix || v) for each v, as 32-byte digests."""
-        inner0 = self._inner.copy()
-        inner0.update(prefix)
-
-        # map() over a closure with pre-bound copy methods: ~10% faster than a for loop.
-        def one(m, icopy=inner0.copy, ocopy=self._outer.copy):
-            i = icopy()
-            i.update(m)
-            o = ocopy()
-            o.update(i.digest())
-            return o.digest()
-
-        return list(map(one, values))
-
-    def joined(self, values: Sequence[bytes], prefix: bytes = b"") -> bytes:
-        """`many`, concatenated (32 bytes per value)."""
-        if _fast_hmac is not None:
-            return _fast_hmac.joined(self._key, prefix, values)
-        return b"".join(self.many(values, prefix))
 
 
 class ActionContext:
