@@ -39,7 +39,7 @@ PROBES = {
     "GX input contract, 10,000 rows": """
         import time
         from pipelines.demo_data import synthetic_table
-        from schemas.model import parse_schema
+        from schemas.columns import parse_schema
         from transforms import validate as v
         sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         import yaml
@@ -54,7 +54,7 @@ PROBES = {
     """,
     "detector pattern compilation (warm)": """
         import time
-        from transforms.detect import get_detector
+        from transforms.detect.engine import get_detector
         det = get_detector()
         t = time.process_time()
         det.warm()
@@ -64,7 +64,7 @@ PROBES = {
         import time
         from pipelines.demo_data import synthetic_table
         from pipelines.gates import _residual_counts
-        from transforms.detect import get_detector
+        from transforms.detect.engine import get_detector
         get_detector().warm()
         t = synthetic_table(1000)
         samples = {

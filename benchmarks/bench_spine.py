@@ -106,22 +106,22 @@ def run_privgate(
 
 def hmac_paths(n: int) -> None:
     """HMAC-SHA256 per value: the C extension vs the hashlib fallback, same values."""
-    from transforms import actions
+    from privgate import crypto
 
     values = [f"C{i:09d}".encode() for i in range(n)]
-    h = actions.HmacSha256(os.urandom(32))
-    fast = actions._fast_hmac
+    h = crypto.HmacSha256(os.urandom(32))
+    fast = crypto._fast_hmac
     times = {}
     for name, ext in (("C extension", fast), ("hashlib fallback", None)):
         if name == "C extension" and ext is None:
             continue  # not built here
-        actions._fast_hmac = ext
+        crypto._fast_hmac = ext
         try:
             t0 = time.perf_counter()
             h.joined(values, b"bench\0")
             times[name] = time.perf_counter() - t0
         finally:
-            actions._fast_hmac = fast
+            crypto._fast_hmac = fast
     print("\nHMAC-SHA256 per value (tokens):")
     for name, t in times.items():
         print(f"  {name:28s} {1e6 * t / n:6.2f} us")
@@ -131,7 +131,7 @@ def stage_breakdown(src: str, keyring_path: str, work: str) -> list[tuple[str, f
     """Time each stage core on the same data outside Beam (one process, one core)."""
     from privgate.keyring import open_keyring
     from privgate.parquet_crypto import encryption_properties
-    from schemas.model import load_schema
+    from schemas.columns import load_schema
     from transforms.actions import ACTIONS, ActionContext
     from transforms.contract import check_batch
     from transforms.protect import keyed_ops, output_schema

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 
-from schemas.model import RunConfig
+from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.run")
 

@@ -114,9 +114,9 @@ def _keys(args) -> int:
     )
 
     if args.keys_command == "init" and args.config:
-        from schemas.model import load_config
+        from pipelines.config import load_run_config
 
-        keys = load_config(args.config).keys
+        keys = load_run_config(args.config).keys
         kr = init_keyring(args.keyring or keys.keyring, keys.kms, keys.settings_dict())
         print(
             f"created keyring {kr.keyring_id} at {kr.path} (kms {keys.kms}, mode 0600)",

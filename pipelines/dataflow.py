@@ -11,7 +11,7 @@ from pipelines.graph import build_pipeline, runner_name
 from pipelines.inputs import match_inputs, precheck_headers
 from pipelines.keys import check_keyring_matches
 from privgate.errors import ConfigError
-from schemas.model import RunConfig
+from schemas.config import RunConfig
 
 COMMAND_LINE = "command line"
 

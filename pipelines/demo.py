@@ -22,13 +22,13 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=os.path.join(ROOT, "configs", "demo.yaml"))
     args = ap.parse_args(argv)
 
+    from pipelines.config import load_run_config
     from pipelines.run import run
     from privgate.keyring import init_keyring
     from privgate.reader import read_table, verify
-    from schemas.model import load_config
 
     try:
-        cfg = load_config(args.config)
+        cfg = load_run_config(args.config)
         data = write_demo_csv(cfg.input.path, args.rows)
         print(f"demo: wrote {args.rows:,} synthetic rows (+3 broken ones) to {data}")
         if not os.path.exists(cfg.keys.keyring):

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from privgate.keyring import kek_context
-from schemas.model import RunConfig
-from transforms import manifest as mf
+from privgate import manifest as mf
+from privgate.kms import kek_context
+from schemas.config import RunConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.inputs import InputHead
@@ -38,8 +38,6 @@ log = logging.getLogger("privgate.gates")
 RESIDUAL_SAMPLE = 1000  # values per column examined for residual PII
 INPUT_SUITE_ROWS = 10_000  # rows of the input a user's input suite runs on
 PLOT_ROWS = 50_000  # rows of input and output the before/after plots count
-# Output columns whose values are keyed tokens/ciphertexts or nulls: nothing to detect.
-_NOT_DETECTED = ("tokenize", "encrypt", "redact", "ldp")
 
 
 def _output_files(staging: str, kms):
@@ -84,7 +82,7 @@ def _user_input_suite(head: pa.Table, suite: str) -> dict:
 def _warm_detector(model: str, recognizers) -> None:
     """Side worker, while the pipeline runs: load the detector and compile its patterns, so
     the residual-PII check after the pipeline only detects."""
-    from transforms.detect import get_detector
+    from transforms.detect.engine import get_detector
 
     get_detector(model, recognizers).warm()
 
@@ -94,7 +92,7 @@ def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> 
     detected once; counts are weighted back to the sample)."""
     from collections import Counter
 
-    from transforms.detect import get_detector
+    from transforms.detect.engine import get_detector
 
     det = get_detector(model, recognizers)
     out = {}
@@ -119,7 +117,7 @@ def _detect_columns(schema) -> list[str]:
     return [
         c.name
         for c in schema.output_columns
-        if c.output_type == "string" and c.action not in _NOT_DETECTED
+        if c.output_type == "string" and c.declaration.detectable
     ]
 
 
@@ -159,7 +157,7 @@ class Gates:
         from pipelines.reconcile import read_contract_counts
         from transforms import validate as v
         from transforms.contract import input_contract_check
-        from transforms.report import column_plot
+        from transforms.report.aggregate import column_plot
 
         cfg, head = self.cfg, self.head
         gates, schema = cfg.gates, cfg.schema
@@ -263,7 +261,7 @@ class Gates:
         if self._input is not None:
             checks.append(self._input.result())
         verdict = v.gate_verdict(checks)
-        from transforms.report import render_report
+        from transforms.report.html import render_report
 
         render_report(staging, verdict, body, plots)  # milliseconds: SVG drawn by hand
         body["gate"] = {"status": verdict["status"], "failed": verdict["failed"]}

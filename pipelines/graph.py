@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.model import RunConfig
+from schemas.config import RunConfig
 
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 

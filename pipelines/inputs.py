@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from privgate.errors import ConfigError
-from schemas.model import RunConfig
+from schemas.config import RunConfig
 
 
 def match_inputs(cfg: RunConfig) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from privgate.errors import ConfigError
 from privgate.keyring import open_keyring
-from schemas.model import RunConfig
+from schemas.config import RunConfig
 
 
 def check_keyring_matches(cfg: RunConfig) -> None:

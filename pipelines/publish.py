@@ -14,9 +14,9 @@ import os
 import shutil
 import uuid
 
+from privgate import manifest as mf
 from privgate.errors import ConfigError
-from schemas.model import RunConfig
-from transforms import manifest as mf
+from schemas.config import RunConfig
 
 
 def local_target(cfg: RunConfig) -> str:

@@ -9,10 +9,10 @@ import os
 from collections import Counter
 
 from privgate import __version__
+from privgate import manifest as mf
 from privgate.errors import DataError
-from privgate.keyring import kek_context
-from schemas.model import RunConfig
-from transforms import manifest as mf
+from privgate.kms import kek_context
+from schemas.config import RunConfig
 from transforms.contract import COUNTS_LINE, merge_contract_counts
 
 

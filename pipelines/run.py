@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from pipelines.budget import open_budget
+from pipelines.config import check_plugins, load_run_config
 from pipelines.dataflow import dataflow_dry_run, is_dataflow
 from pipelines.graph import run_pipeline
 from pipelines.guard import KeepGuard
@@ -13,8 +14,8 @@ from pipelines.keys import open_run_keyring
 from pipelines.publish import Staging, local_target
 from pipelines.reconcile import build_manifest
 from pipelines.workers import SideWorkers
-from schemas.model import RunConfig, load_config
-from transforms import manifest as mf
+from privgate import manifest as mf
+from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.run")
 
@@ -35,7 +36,7 @@ def run(
         found PII in a `keep` column). On any failure the output path is left
         as it was and no budget is spent.
     """
-    cfg = load_config(config) if isinstance(config, str) else config
+    cfg = load_run_config(config) if isinstance(config, str) else check_plugins(config)
     beam_args = list(beam_args or [])
     if is_dataflow(beam_args):  # builds and validates the job; submits nothing
         return dataflow_dry_run(cfg, beam_args)

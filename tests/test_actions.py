@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from schemas.model import parse_schema
+from schemas.columns import parse_schema
 from transforms.actions import ACTIONS, ActionContext, KeyedOps
 
 
@@ -188,48 +188,3 @@ def test_vectorized_siv_is_bit_identical_to_cryptography_aessiv():
             raw = base64.urlsafe_b64decode(c[3:] + "=" * (-len(c[3:]) % 4))
             assert raw == ref.encrypt(v.encode(), [b"privgate:" + domain.encode()])
             assert ops.decrypt(c, domain) == v
-
-
-# --------------------------------------------------------------------------- HMAC-SHA256
-
-
-def test_hmac_extension_is_built_here():
-    """CI must exercise the C path (make install builds it; it needs libssl-dev)."""
-    from transforms import actions
-
-    assert actions._fast_hmac is not None, "privgate._hmac not built: apt-get install libssl-dev"
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    key=st.binary(min_size=0, max_size=130),
-    prefix=st.binary(max_size=70),
-    values=st.lists(st.binary(max_size=200), max_size=20),
-)
-def test_hmac_c_and_python_paths_equal_the_standard_library(key, prefix, values):
-    import hashlib
-    import hmac
-
-    from transforms import actions
-
-    expected = b"".join(hmac.new(key, prefix + v, hashlib.sha256).digest() for v in values)
-    h = actions.HmacSha256(key)
-    assert h.joined(values, prefix) == expected
-    assert b"".join(h.many(values, prefix)) == expected  # the Python reference path
-    fast, actions._fast_hmac = actions._fast_hmac, None
-    try:
-        assert actions.HmacSha256(key).joined(values, prefix) == expected
-    finally:
-        actions._fast_hmac = fast
-
-
-def test_hmac_c_path_rejects_non_bytes_without_echoing_them():
-    from transforms.actions import HmacSha256
-
-    with pytest.raises(TypeError) as e:
-        HmacSha256(b"k").joined([b"ok", "secret-value"], b"")
-    assert "secret-value" not in str(e.value)

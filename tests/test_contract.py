@@ -6,7 +6,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from schemas.model import parse_schema
+from schemas.columns import parse_schema
 from transforms.contract import (
     check_batch,
     coerce,

@@ -11,7 +11,7 @@ import yaml
 from pipelines.run import run
 from pipelines.scan import scan
 from privgate.reader import read_table
-from schemas.model import parse_schema
+from schemas.columns import parse_schema
 from tests.conftest import cli, write_config
 
 DEMO_PII = {

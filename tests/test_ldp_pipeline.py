@@ -11,7 +11,7 @@ from pipelines.run import run
 from privgate.estimate import estimate_from_metadata
 from privgate.keyring import init_keyring, open_keyring
 from privgate.reader import read_table
-from schemas.model import load_config
+from schemas.config import load_config
 from tests.conftest import cli, write_config
 
 

@@ -370,7 +370,7 @@ def test_no_input_files_is_a_config_error(tmp_path, keyring_path):
 def test_pipeline_objects_carry_no_key_material(demo_run, keyring_path):
     import base64
 
-    from schemas.model import load_config
+    from schemas.config import load_config
     from transforms.stages import ProtectColumnsFn, ProtectDataset
 
     cfg_path, _, _ = demo_run

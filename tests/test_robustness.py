@@ -25,7 +25,8 @@ from pipelines.run import run
 from privgate.errors import DataError, SchemaMismatchError
 from privgate.keyring import open_keyring
 from privgate.reader import read_table, verify
-from schemas.model import InputSpec, parse_schema
+from schemas.columns import parse_schema
+from schemas.config import InputSpec
 from tests.conftest import ROOT, cli, write_config
 from transforms.actions import ACTIONS, ActionContext, KeyedOps
 from transforms.contract import check_batch
@@ -414,7 +415,7 @@ def test_debug_run_logs_no_value_and_no_key(tmp_path, keyring_path, demo_csv):
 
 def test_pipeline_graph_and_options_carry_no_key(tmp_path, keyring_path, demo_csv):
     from pipelines.graph import build_pipeline
-    from schemas.model import load_config
+    from schemas.config import load_config
 
     cfg = load_config(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path))
     p = build_pipeline(cfg, [demo_csv], str(tmp_path / "staging"), [])
@@ -434,7 +435,7 @@ def test_pipeline_graph_and_options_carry_no_key(tmp_path, keyring_path, demo_cs
 def test_hash_checks_are_constant_time(monkeypatch, tmp_path, keyring_path, demo_csv):
     import hmac
 
-    from transforms import manifest
+    from privgate import manifest
 
     calls = []
     real = hmac.compare_digest

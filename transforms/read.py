@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from privgate.errors import DataError, SchemaMismatchError
-from schemas.model import InputSpec, Schema
+from schemas.columns import Schema
+from schemas.config import InputSpec
 from transforms.contract import quarantine_rows
 
 _JSON_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}

@@ -11,8 +11,9 @@ import json
 import apache_beam as beam
 import pyarrow as pa
 
-from privgate.keyring import kek_context
-from schemas.model import InputSpec, RunConfig, Schema
+from privgate.kms import kek_context
+from schemas.columns import Schema
+from schemas.config import InputSpec, RunConfig
 from transforms import progress
 from transforms.contract import COUNTS_LINE, QUARANTINE_SCHEMA, contract_check
 from transforms.protect import detector_for, keyed_ops, output_schema, protect_table

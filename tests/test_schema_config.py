@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from privgate.errors import ConfigError
-from schemas.model import load_config, load_schema, parse_schema
+from schemas.columns import load_schema, parse_schema
+from schemas.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
