@@ -302,6 +302,14 @@ def test_laplace_is_clamped_at_the_declared_tail():
 # --------------------------------------------------------------------------- registry
 
 
+DOMAIN = {
+    "int": {"bounds": [17, 90]},
+    "float": {"bounds": [0, 1]},
+    "string": {"categories": ["a", "b"]},
+    "bool": {},
+}
+
+
 def test_each_type_has_its_declared_default():
     assert DEFAULT_MECHANISM == {
         "int": "geometric",
@@ -312,14 +320,6 @@ def test_each_type_has_its_declared_default():
     for typ, name in DEFAULT_MECHANISM.items():
         assert typ in MECHANISMS[name].value_types
         assert type(build_mechanism(LdpSpec(type=typ, epsilon=1.0, **DOMAIN[typ]))).name == name
-
-
-DOMAIN = {
-    "int": {"bounds": [17, 90]},
-    "float": {"bounds": [0, 1]},
-    "string": {"categories": ["a", "b"]},
-    "bool": {},
-}
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,7 @@ class OutputGrid:
 
 
 def check_epsilon(epsilon) -> float:
+    """epsilon as a float, or ValueError unless it is finite and > 0."""
     eps = float(epsilon)
     if not math.isfinite(eps) or eps <= 0:
         raise ValueError("epsilon must be a finite number > 0")
@@ -188,12 +189,6 @@ class NumericMechanism(Mechanism):
     estimator = "mean"
     base_draws: ClassVar[int]
 
-    @classmethod
-    def from_spec(cls, spec: LdpSpec) -> NumericMechanism:
-        if spec.bounds is None:
-            raise ValueError(f"ldp: {spec.type} columns need bounds")
-        return cls(spec.epsilon, spec.bounds, integer=(spec.type == "int"))
-
     def __init__(self, epsilon: float, bounds: Sequence[float], *, integer: bool = False):
         super().__init__(epsilon)
         lo, hi = _check_bounds(bounds, integer)
@@ -206,6 +201,12 @@ class NumericMechanism(Mechanism):
         self._t_step = (t_hi - t_lo) / 2**GRID_BITS
         self._x_origin = self._mid + self._half * t_lo
         self._x_step = self._half * self._t_step
+
+    @classmethod
+    def from_spec(cls, spec: LdpSpec) -> NumericMechanism:
+        if spec.bounds is None:
+            raise ValueError(f"ldp: {spec.type} columns need bounds")
+        return cls(spec.epsilon, spec.bounds, integer=(spec.type == "int"))
 
     # -- subclass hooks
     @abstractmethod
