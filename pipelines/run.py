@@ -22,10 +22,11 @@ from collections import Counter
 
 from pipelines.config import check_plugins, load_run_config
 from privgate import __version__
+from privgate import manifest as mf
 from privgate.errors import ConfigError, DataError
-from privgate.keyring import kek_context, open_keyring
+from privgate.keyring import open_keyring
+from privgate.kms import kek_context
 from schemas.config import RunConfig
-from transforms import manifest as mf
 
 log = logging.getLogger("privgate.run")
 
@@ -200,7 +201,7 @@ class KeepGuard:
             GateError (exit 3): PII above `guard.max_prevalence` in mode `fail`.
         """
         from privgate.errors import GateError
-        from transforms.detect import guard_message
+        from transforms.detect.guard import guard_message
 
         if not self.columns:
             return None
@@ -226,7 +227,8 @@ class KeepGuard:
 
 def _classify_keep_columns(sample, columns, max_prevalence, n, model, recognizers):
     """Runs in the guard's worker process."""
-    from transforms.detect import get_detector, guard_findings
+    from transforms.detect.engine import get_detector
+    from transforms.detect.guard import guard_findings
 
     return guard_findings(
         sample, columns, max_prevalence, detector=get_detector(model, recognizers), sample=n

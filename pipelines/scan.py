@@ -2,8 +2,8 @@
 
 Reads the first `max_rows` rows (every column as text), classifies each column on a
 deterministic sample (Presidio recognizers with checksums, NER, the column name as context,
-a prevalence threshold and a free-text score: `transforms.detect`) and prints a schema YAML
-that loads without edits. Comments carry prevalence and confidence, never a value.
+a prevalence threshold and a free-text score: `transforms.detect.classify`) and prints a
+schema YAML that loads without edits. Comments carry prevalence and confidence, never a value.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pyarrow as pa
 from privgate.errors import DataError
 from schemas.columns import parse_schema
 from schemas.config import CsvOptions, InputSpec
-from transforms.actions import _as_string
+from transforms.arrow import as_string
 
 
 def _csv_table(path: str, spec: InputSpec, max_rows: int) -> pa.Table:
@@ -82,7 +82,7 @@ def _parquet_table(path: str, max_rows: int) -> pa.Table:
     table = pa.concat_tables(parts).slice(0, max_rows) if parts else pf.schema_arrow.empty_table()
     return pa.table(
         {
-            c: _as_string(table.column(c).combine_chunks())
+            c: as_string(table.column(c).combine_chunks())
             for c in table.column_names
             if not c.startswith("_")
         }
@@ -98,7 +98,8 @@ def scan(
     encoding: str = "utf-8",
 ) -> str:
     """Proposed schema YAML for an input file (see module docstring)."""
-    from transforms.detect import get_detector, propose_schema
+    from transforms.detect.engine import get_detector
+    from transforms.detect.propose import propose_schema
 
     if fmt == "csv":
         spec = InputSpec(path, "csv", CsvOptions(delimiter, encoding))

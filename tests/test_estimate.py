@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +19,6 @@ from schemas.ldp import LdpSpec
 from tests.test_ldp_mechanisms import MOMENT_CASES, SeededSource, numeric
 from transforms.ldp.column import apply_ldp
 from transforms.ldp.mechanisms import build_mechanism
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 # --------------------------------------------------------------------------- estimators
 
@@ -166,22 +160,3 @@ def test_standard_error_scales_with_n():
     s2 = est.standard_error("piecewise", 1.0, [0, 250_000], n=10_000)
     assert s1 == pytest.approx(10 * s2)
     assert est.standard_error("grr", 1.0, categories=["a", "b", "c"], n=1) > 0
-
-
-# --------------------------------------------------------------------------- consumer API
-
-HEAVY = ("apache_beam", "presidio_analyzer", "presidio_anonymizer", "spacy", "great_expectations")
-
-
-def test_estimate_imports_no_pipeline_library():
-    """A training job imports privgate.estimate: it must not pay for Beam, Presidio, spaCy
-    or Great Expectations (checked in a fresh interpreter)."""
-    code = (
-        "import sys, privgate.estimate; "
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
-    )
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True
-    )
-    assert out.stdout.strip() == "[]"

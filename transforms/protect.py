@@ -9,7 +9,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from schemas.columns import Schema
-from transforms.actions import ACTIONS, ARROW_TYPES, ActionContext, KeyedOps
+from transforms.actions import ACTIONS, ActionContext, KeyedOps
+from transforms.arrow import ARROW_TYPES
 
 
 def output_schema(schema: Schema) -> pa.Schema:
@@ -49,7 +50,7 @@ def detector_for(schema: Schema):
     """The PII detector scrub columns need (built once per process), or None."""
     if not any(c.action == "scrub" for c in schema.columns):
         return None
-    from transforms.detect import get_detector
+    from transforms.detect.engine import get_detector
 
     return get_detector(schema.nlp_model, schema.recognizers)
 

@@ -403,7 +403,7 @@ def output_columns_check(output_schema: pa.Schema | pa.Table, schema: Schema) ->
         A check dict with details {"expected", "actual", "missing", "unexpected",
         "type_mismatch" (column names)}.
     """
-    from transforms.actions import ARROW_TYPES
+    from transforms.arrow import ARROW_TYPES
 
     arrow = output_schema.schema if isinstance(output_schema, pa.Table) else output_schema
     expected = [c.name for c in schema.output_columns]

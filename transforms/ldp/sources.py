@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.actions import HmacSha256
+from privgate.crypto import HmacSha256
 
 PRF_DOMAIN = b"privgate-ldp/v1\0"
 UNIFORMS_PER_DIGEST = 4  # 32-byte HMAC digest = 4 x 64-bit words, 53 bits used of each
