@@ -1,6 +1,6 @@
 """LDP benchmark: seconds to perturb one column of N values, fresh and memoized noise.
 
-Per mechanism, times `transforms.ldp.apply_ldp` on a pyarrow column of N values (default
+Per mechanism, times `transforms.ldp.column.apply_ldp` on a pyarrow column of N values (default
 1e6) with
   fresh:    `SecureRandomSource()` (os.urandom uniforms), target <= 0.3 s;
   memoized: `memoized_source(...)` (one HMAC-SHA256 per value over record key, column
@@ -25,13 +25,14 @@ import pyarrow.compute as pc
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from transforms import ldp  # noqa: E402
+from schemas.ldp import LdpSpec  # noqa: E402
+from transforms.ldp import column, mechanisms, sources  # noqa: E402
 
 FRESH_TARGET = 0.3
 MEMO_TARGET = 1.5
 
 
-def columns(n: int) -> list[tuple[str, pa.Array, dict]]:
+def columns(n: int) -> list[tuple[str, pa.Array, LdpSpec]]:
     """Synthetic columns; data for the benchmark only, not a privacy mechanism."""
     rng = np.random.default_rng(1)
     income = pa.array(rng.gamma(2.0, 30_000.0, n))
@@ -70,7 +71,7 @@ def columns(n: int) -> list[tuple[str, pa.Array, dict]]:
         )
     )
     cols.append(("rr", smoker, {"type": "bool", "mechanism": "rr", "epsilon": 0.5}))
-    return cols
+    return [(name, values, LdpSpec(**cfg)) for name, values, cfg in cols]
 
 
 def best(fn, repeat: int) -> float:
@@ -98,19 +99,19 @@ def main(argv=None) -> int:
         f"   targets: fresh <= {FRESH_TARGET}, memoized <= {MEMO_TARGET}"
     )
     ok = True
-    for name, values, cfg in columns(n):
+    for name, values, spec in columns(n):
         fresh = best(
-            lambda v=values, c=cfg: ldp.apply_ldp(v, source=ldp.SecureRandomSource(), **c),
+            lambda v=values, c=spec: column.apply_ldp(v, c, source=sources.SecureRandomSource()),
             args.repeat,
         )
 
-        def memo(v=values, c=cfg):
-            src = ldp.memoized_source(key, record_keys, "col", v, 1, **c)
-            return ldp.apply_ldp(v, source=src, **c)
+        def memo(v=values, c=spec):
+            src = column.memoized_source(key, record_keys, "col", v, 1, c)
+            return column.apply_ldp(v, c, source=src)
 
         total = best(memo, args.repeat)
-        src = ldp.memoized_source(key, record_keys, "col", values, 1, **cfg)
-        draws = ldp.build_mechanism(**cfg).draws
+        src = column.memoized_source(key, record_keys, "col", values, 1, spec)
+        draws = mechanisms.build_mechanism(spec).draws
         hmacs = best(lambda s=src, d=draws: s.uniforms(n, d), args.repeat)
         over = fresh > FRESH_TARGET or total > MEMO_TARGET
         ok &= not over

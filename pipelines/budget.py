@@ -17,12 +17,12 @@ class Budget:
 
     def __init__(self, cfg: RunConfig, keyring, allow_overrun: bool):
         from privgate.ledger import EpsilonLedger, ledger_path_for
-        from transforms.ldp import noise_domain
+        from transforms.ldp.column import noise_domain
 
         schema = cfg.schema
         self.cfg, self.epsilon = cfg, schema.record_epsilon
         self.memoized = schema.record_key is not None
-        domains = [noise_domain(c.name, **c.ldp_params) for c in schema.ldp_columns]
+        domains = [noise_domain(c.name, c.ldp_params) for c in schema.ldp_columns]
         self.memo_id = hashlib.sha256(
             json.dumps([keyring.keyring_id, domains]).encode()
         ).hexdigest()[:32]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from privgate.errors import ConfigError, KeyringError
 from privgate.kms import check_kms_settings
 from schemas.config import RunConfig, load_config
-from transforms.ldp import build_mechanism
+from transforms.ldp.mechanisms import build_mechanism
 
 
 def check_plugins(cfg: RunConfig) -> RunConfig:
@@ -31,7 +31,7 @@ def check_plugins(cfg: RunConfig) -> RunConfig:
             raise ConfigError(cfg.source, where, msg) from None
     for c in cfg.schema.ldp_columns:
         try:
-            build_mechanism(**c.ldp_params)
+            build_mechanism(c.ldp_params)
         except ValueError as e:
             raise ConfigError(
                 cfg.schema.source, f"columns.{c.name}.action", str(e).removeprefix("ldp: ")

@@ -2,7 +2,7 @@
 
 Per-value keyed crypto is the floor of the pipeline's cost, so both work on whole lists or
 arrays of values; the column actions (`transforms.actions.KeyedOps`) and memoized LDP noise
-(`transforms.ldp`) build on them.
+(`transforms.ldp.sources`) build on them.
 
 AES-SIV (RFC 5297): per-value `AESSIV.encrypt` costs ~1 us of Python overhead; a column of a
 million distinct values spends seconds there. Every step of SIV is AES on 16-byte blocks, so

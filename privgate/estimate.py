@@ -1,7 +1,7 @@
 """Unbiased estimates from locally-private (ldp) columns, for analysts and training code.
 
 Every `ldp` column of a privgate output carries its mechanism parameters in its Parquet
-field metadata (`ldp_metadata`), so an analyst needs only the table:
+field metadata (`schemas.ldp.LdpSpec.to_metadata`), so an analyst needs only the table:
 
     >>> import pyarrow.parquet as pq
     >>> from privgate.estimate import estimate_from_metadata
@@ -20,7 +20,6 @@ section without any data.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,17 +28,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.ldp import (
+from schemas.ldp import LdpSpec, category_domain
+from transforms.ldp.mechanisms import (
     MECHANISMS,
     CategoricalMechanism,
     NumericMechanism,
     build_mechanism,
-    category_domain,
-    resolve_mechanism,
 )
-
-METADATA_PREFIX = "privgate.ldp."
-METADATA_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -92,7 +87,7 @@ def _type_for(mechanism: str, type: str | None) -> str:
 
 def _mechanism(mechanism, epsilon, bounds, categories, other, type):
     typ = _type_for(mechanism, type)
-    return typ, build_mechanism(
+    spec = LdpSpec(
         type=typ,
         mechanism=mechanism,
         epsilon=epsilon,
@@ -100,6 +95,7 @@ def _mechanism(mechanism, epsilon, bounds, categories, other, type):
         categories=categories,
         other=other,
     )
+    return typ, build_mechanism(spec)
 
 
 def _non_null(values) -> pa.Array:
@@ -243,94 +239,22 @@ def standard_error(
 # --------------------------------------------------------------------------- metadata
 
 
-def ldp_metadata(
-    *, type: str, mechanism: str | None, epsilon: float, bounds=None, categories=None, other=None
-) -> dict[str, str]:
-    """Parquet field metadata describing an ldp column (all public parameters, no keys).
-
-    Args:
-        type: column type (int, float, string, bool).
-        mechanism: mechanism name, or None for the type's default.
-        epsilon: privacy parameter.
-        bounds: [L, U] for numeric columns.
-        categories: category list for string columns.
-        other: out-of-list bucket, if any.
-    Returns:
-        {"privgate.ldp.version", ".type", ".mechanism", ".epsilon", ".estimator",
-        ".noise_std", and ".bounds" and ".grid" (numeric) or ".categories" and ".other"
-        (string)}: strings; lists and the grid are JSON.
-    Raises:
-        ValueError: invalid parameters.
-    """
-    name = resolve_mechanism(type, mechanism)
-    _, mech = _mechanism(name, epsilon, bounds, categories, other, type)
-    p = METADATA_PREFIX
-    md = {
-        p + "version": METADATA_VERSION,
-        p + "type": type,
-        p + "mechanism": name,
-        p + "epsilon": repr(mech.epsilon),
-        p + "estimator": mech.estimator,
-        p + "noise_std": repr(math.sqrt(mech.variance())),
-    }
-    if isinstance(mech, NumericMechanism):
-        md[p + "bounds"] = json.dumps([int(b) if type == "int" else float(b) for b in bounds])
-        md[p + "grid"] = json.dumps(mech.grid().to_dict())
-    if type == "string":
-        md[p + "categories"] = json.dumps(list(category_domain(categories, other)))
-        if other is not None:
-            md[p + "other"] = str(other)
-    return md
-
-
-def parse_ldp_metadata(metadata: Mapping) -> dict:
-    """Mechanism parameters from `ldp_metadata` output (str or bytes keys and values).
-
-    Args:
-        metadata: a field's metadata, e.g. `table.schema.field("age").metadata`.
-    Returns:
-        {"type", "mechanism", "epsilon", "bounds", "categories", "other"}.
-    Raises:
-        ValueError: not an ldp column, or an unknown metadata version.
-    """
-    md = {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in (metadata or {}).items()
-    }
-    p = METADATA_PREFIX
-    if p + "mechanism" not in md:
-        raise ValueError("field metadata does not describe an ldp column")
-    if md.get(p + "version") != METADATA_VERSION:
-        raise ValueError("unsupported ldp metadata version")
-    cats = md.get(p + "categories")
-    bounds = md.get(p + "bounds")
-    return {
-        "type": md[p + "type"],
-        "mechanism": md[p + "mechanism"],
-        "epsilon": float(md[p + "epsilon"]),
-        "bounds": None if bounds is None else json.loads(bounds),
-        # categories already include `other`; passing it again would be a no-op
-        "categories": None if cats is None else json.loads(cats),
-        "other": md.get(p + "other"),
-    }
-
-
 def estimate_from_metadata(array, metadata: Mapping) -> MeanEstimate | FrequencyEstimate:
     """The right unbiased estimate for an ldp column, given its field metadata.
 
     Args:
         array: the protected column (pyarrow Array/ChunkedArray or numpy array).
-        metadata: the column's field metadata (as written with `ldp_metadata`).
+        metadata: the column's field metadata (as written by `LdpSpec.to_metadata`).
     Returns:
         MeanEstimate for numeric columns, FrequencyEstimate for string/bool columns.
     Raises:
         ValueError: metadata missing or invalid.
     """
-    prm = parse_ldp_metadata(metadata)
-    kw = {"mechanism": prm["mechanism"], "epsilon": prm["epsilon"], "type": prm["type"]}
-    if prm["type"] in ("int", "float"):
-        return estimate_mean(array, bounds=prm["bounds"], **kw)
-    return estimate_frequencies(array, categories=prm["categories"], other=prm["other"], **kw)
+    spec = LdpSpec.from_metadata(metadata)
+    kw = {"mechanism": spec.mechanism, "epsilon": spec.epsilon, "type": spec.type}
+    if spec.type in ("int", "float"):
+        return estimate_mean(array, bounds=spec.bounds, **kw)
+    return estimate_frequencies(array, categories=spec.categories, other=spec.other, **kw)
 
 
 def ldp_utility(metadata: Mapping, n: int) -> dict[str, float | None]:
@@ -343,13 +267,5 @@ def ldp_utility(metadata: Mapping, n: int) -> dict[str, float | None]:
         {"noise_std": per-record worst-case noise std, "std_error": estimator's worst-case
         standard error at n (`standard_error`), or None when nothing was released (n = 0)}.
     """
-    prm = parse_ldp_metadata(metadata)
-    std = theoretical_noise_std(
-        prm["mechanism"],
-        prm["epsilon"],
-        prm["bounds"],
-        prm["categories"],
-        other=prm["other"],
-        type=prm["type"],
-    )
+    std = math.sqrt(build_mechanism(LdpSpec.from_metadata(metadata)).variance())
     return {"noise_std": std, "std_error": std / math.sqrt(int(n)) if int(n) >= 1 else None}

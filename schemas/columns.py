@@ -193,17 +193,9 @@ class ColumnSpec:
         return self.type if out == "same" else out
 
     @property
-    def ldp_params(self) -> dict:
-        """An ldp column's mechanism arguments (`transforms.ldp`, `privgate.estimate`)."""
-        p = self.params
-        return dict(
-            type=self.type,
-            mechanism=p.get("mechanism"),
-            epsilon=p["epsilon"],
-            bounds=p.get("bounds"),
-            categories=p.get("categories"),
-            other=p.get("other"),
-        )
+    def ldp_params(self) -> ldp_options.LdpSpec:
+        """An ldp column's mechanism parameters (`transforms.ldp`, `privgate.estimate`)."""
+        return ldp_options.LdpSpec(type=self.type, **self.params)
 
     def to_dict(self) -> dict:
         d = {"type": self.type, "action": self.action, "nullable": self.nullable}

@@ -43,8 +43,9 @@ class _SeededSource:
 
 def sample_tables(n=300, seed=5):
     """Typed input with a secret in `name` and in the zip column, and its protected output."""
+    from schemas.ldp import LdpSpec
     from transforms.actions import generalize
-    from transforms.ldp import apply_ldp
+    from transforms.ldp.column import apply_ldp
 
     rng = np.random.default_rng(seed)
     names = [f"person {i}" for i in range(n)]
@@ -74,14 +75,13 @@ def sample_tables(n=300, seed=5):
         if c.action == "generalize":
             out[c.name] = generalize(inp[c.name].combine_chunks(), c, None)
         elif c.action == "ldp":
-            out[c.name], _ = apply_ldp(
-                inp[c.name],
+            spec = LdpSpec(
                 type=c.type,
                 epsilon=c.params["epsilon"],
                 bounds=c.params.get("bounds"),
                 categories=c.params.get("categories"),
-                source=src,
             )
+            out[c.name], _ = apply_ldp(inp[c.name], spec, source=src)
     return inp, pa.table(out)
 
 

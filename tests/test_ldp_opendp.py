@@ -15,8 +15,13 @@ import opendp.prelude as dp
 import pytest
 from scipy import stats
 
-from tests.test_ldp import SeededSource
-from transforms import ldp
+from tests.test_ldp_mechanisms import SeededSource
+from transforms.ldp.mechanisms import (
+    GeometricMechanism,
+    GrrMechanism,
+    LaplaceMechanism,
+    RrMechanism,
+)
 
 dp.enable_features("contrib", "floating-point")
 
@@ -26,7 +31,7 @@ N = 50_000
 
 def test_laplace_noise_matches_opendp_laplace():
     eps, lo, hi = 1.0, 0.0, 1000.0
-    mech = ldp.LaplaceMechanism(eps, (lo, hi))
+    mech = LaplaceMechanism(eps, (lo, hi))
     n = 20_000  # OpenDP's float Laplace takes ~25 us per element
     ours = mech.perturb(np.full(n, 500.0), SeededSource(1)) - 500.0
     scale = (hi - lo) / eps  # b = 2/eps in t units times the half-width
@@ -51,7 +56,7 @@ def _same_law_pvalue(a, b, edges):
 
 def test_geometric_noise_matches_opendp_discrete_laplace():
     eps, lo, hi = 1.0, 17, 90
-    mech = ldp.GeometricMechanism(eps, (lo, hi))
+    mech = GeometricMechanism(eps, (lo, hi))
     ours = mech.perturb(np.full(N, 50), SeededSource(2)) - 50
     scale = (hi - lo) / eps  # alpha = exp(-1/scale) = exp(-eps/(U-L))
     space = dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int)
@@ -66,7 +71,7 @@ def test_geometric_noise_matches_opendp_discrete_laplace():
 
 @pytest.mark.parametrize("eps, k", [(0.5, 3), (1.0, 4), (2.0, 6)])
 def test_grr_epsilon_matches_opendp_randomized_response(eps, k):
-    mech = ldp.GrrMechanism(eps, k)
+    mech = GrrMechanism(eps, k)
     cats = [f"c{i}" for i in range(k)]
     meas = dp.m.make_randomized_response(categories=cats, prob=mech.p)
     assert meas.map(1) == pytest.approx(eps, rel=1e-9)
@@ -80,7 +85,7 @@ def test_grr_epsilon_matches_opendp_randomized_response(eps, k):
 
 @pytest.mark.parametrize("eps", [0.5, 2.0])
 def test_rr_epsilon_matches_opendp_randomized_response_bool(eps):
-    mech = ldp.RrMechanism(eps)
+    mech = RrMechanism(eps)
     meas = dp.m.make_randomized_response_bool(prob=mech.p)
     assert meas.map(1) == pytest.approx(eps, rel=1e-9)
     assert math.isclose(mech.p, math.exp(eps) / (1 + math.exp(eps)))

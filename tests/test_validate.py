@@ -268,21 +268,25 @@ def test_output_columns_check():
 
 
 def _ldp_output(n=200, seed=0):
-    from transforms.ldp import SecureRandomSource, apply_ldp
+    from schemas.ldp import LdpSpec
+    from transforms.ldp.column import apply_ldp
+    from transforms.ldp.sources import SecureRandomSource
 
     rng = np.random.default_rng(seed)
     src = SecureRandomSource()
     income, _ = apply_ldp(
-        pa.array(rng.uniform(0, 1000, n)), type="float", epsilon=1.0, bounds=[0, 1000], source=src
+        pa.array(rng.uniform(0, 1000, n)),
+        LdpSpec(type="float", epsilon=1.0, bounds=[0, 1000]),
+        source=src,
     )
     gender, _ = apply_ldp(
         pa.array(rng.choice(["f", "m"], n)),
-        type="string",
-        epsilon=1.0,
-        categories=["f", "m"],
+        LdpSpec(type="string", epsilon=1.0, categories=["f", "m"]),
         source=src,
     )
-    smoker, _ = apply_ldp(pa.array(rng.random(n) < 0.2), type="bool", epsilon=0.5, source=src)
+    smoker, _ = apply_ldp(
+        pa.array(rng.random(n) < 0.2), LdpSpec(type="bool", epsilon=0.5), source=src
+    )
     return pa.table({"income": income, "gender": gender, "smoker": smoker})
 
 
@@ -311,10 +315,12 @@ def test_ldp_domain_check_catches_values_outside(column, values, outside):
 
 
 def test_ldp_domain_check_metadata_mismatch_and_missing_column():
-    from privgate.estimate import ldp_metadata
+    from schemas.ldp import LdpSpec
+    from transforms.ldp.mechanisms import build_mechanism
 
     t = _ldp_output(5)
-    md = ldp_metadata(type="float", mechanism=None, epsilon=2.0, bounds=[0, 1000])
+    spec = LdpSpec(type="float", epsilon=2.0, bounds=[0, 1000])
+    md = spec.to_metadata(build_mechanism(spec))
     t = t.cast(t.schema.set(0, t.schema.field("income").with_metadata(md)))
     cols = v.ldp_domain_check(t, _schema())["details"]["columns"]
     assert cols["income"]["metadata_ok"] is False

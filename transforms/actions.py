@@ -39,7 +39,7 @@ class KeyedOps:
     ):
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-        self.ldp_key = ldp_key  # PRF key of memoized LDP noise (transforms.ldp)
+        self.ldp_key = ldp_key  # PRF key of memoized LDP noise (transforms.ldp.sources)
         self._token = HmacSha256(token_key)
         self._siv_key = siv_key
         self._siv = AESSIV(siv_key)
@@ -323,21 +323,22 @@ LDP_KEY_VERSION = 1
 
 
 def ldp(arr, spec, ctx):
-    """Local differential privacy (transforms.ldp). With a record key the noise is a keyed
+    """Local differential privacy (transforms.ldp.column). With a record key the noise is a keyed
     PRF of (record key, column config, value, key version): reruns release the same values
     and spend no new budget; without one, fresh noise from os.urandom."""
-    from transforms.ldp import SecureRandomSource, apply_ldp, memoized_source
+    from transforms.ldp.column import apply_ldp, memoized_source
+    from transforms.ldp.sources import SecureRandomSource
 
-    kw = spec.ldp_params
+    params = spec.ldp_params
     if ctx.record_keys is not None:
         if ctx.ops.ldp_key is None:
             raise ValueError("this keyring has no ldp key; create a new keyring")
         source = memoized_source(
-            ctx.ops.ldp_key, as_string(ctx.record_keys), spec.name, arr, LDP_KEY_VERSION, **kw
+            ctx.ops.ldp_key, as_string(ctx.record_keys), spec.name, arr, LDP_KEY_VERSION, params
         )
     else:
         source = SecureRandomSource()
-    out, bad = apply_ldp(arr, source=source, **kw)
+    out, bad = apply_ldp(arr, params, source=source)
     if bad.any():  # the contract check quarantines these first; reaching here is a bug
         raise ValueError(f"ldp: column '{spec.name}' has values outside its domain")
     return out

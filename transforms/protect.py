@@ -28,9 +28,10 @@ def output_schema(schema: Schema) -> pa.Schema:
 
 def ldp_field_metadata(c) -> dict[str, str]:
     """Mechanism parameters stored with an ldp column, for `privgate.estimate`."""
-    from privgate.estimate import ldp_metadata
+    from transforms.ldp.mechanisms import build_mechanism
 
-    return ldp_metadata(**c.ldp_params)
+    spec = c.ldp_params
+    return spec.to_metadata(build_mechanism(spec))
 
 
 def keyed_ops(keyring) -> KeyedOps:

@@ -488,13 +488,15 @@ def suite_check(name: str, result: Mapping) -> dict:
 
 
 def _field_ldp_params(field: pa.Field) -> dict | None:
-    from privgate.estimate import METADATA_PREFIX, parse_ldp_metadata
+    from dataclasses import asdict
+
+    from schemas.ldp import METADATA_PREFIX, LdpSpec
 
     md = field.metadata or {}
     if not any((k.decode() if isinstance(k, bytes) else k).startswith(METADATA_PREFIX) for k in md):
         return None
     try:
-        return parse_ldp_metadata(md)
+        return asdict(LdpSpec.from_metadata(md))
     except ValueError:
         return {}
 
@@ -513,7 +515,8 @@ def ldp_domain_counts(table: pa.Table, schema: Schema) -> dict:
         {column: {"domain": "grid" | "categories" | "bool", "present", "checked", "outside",
         "metadata_ok"}} (mergeable with `merge_ldp_domain_counts`).
     """
-    from transforms.ldp import build_mechanism, category_domain, resolve_mechanism
+    from schemas.ldp import category_domain
+    from transforms.ldp.mechanisms import build_mechanism, resolve_mechanism
 
     out: dict[str, dict] = {}
     for c in schema.ldp_columns:
@@ -556,12 +559,7 @@ def ldp_domain_counts(table: pa.Table, schema: Schema) -> dict:
             if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
                 entry["outside"] = len(values)
                 continue
-            mech = build_mechanism(
-                type=c.type,
-                mechanism=p.get("mechanism"),
-                epsilon=p["epsilon"],
-                bounds=p.get("bounds"),
-            )
+            mech = build_mechanism(c.ldp_params)
             y = (
                 values.to_numpy().astype(np.float64)
                 if isinstance(values, pa.Array)

@@ -284,7 +284,7 @@ def plot_bins(
         if spec.type == "bool":
             return {"categories": [False, True]}
         if spec.type == "string":
-            from transforms.ldp import category_domain
+            from schemas.ldp import category_domain
 
             return {"categories": list(category_domain(p["categories"], p.get("other")))}
         lo, hi = p["bounds"]

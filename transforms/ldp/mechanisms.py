@@ -1,4 +1,4 @@
-"""Local differential privacy: vectorized mechanisms over numpy arrays (pure core, no Beam).
+"""The registry of local-DP mechanisms: vectorized epsilon-LDP randomizers over numpy arrays.
 
 Each record's value is perturbed on its own, so whoever reads the output learns about one
 person only what an epsilon-LDP release allows. Design choices, and why:
@@ -7,12 +7,8 @@ person only what an epsilon-LDP release allows. Design choices, and why:
   categorical values are looked up in the schema's category list; neither is ever derived
   from the data (that would leak the data's extremes). Numeric mechanisms work on
   t = (x - mid) / half in [-1, 1] and map back, so their outputs are unbiased in data units.
-- **Cryptographic randomness only.** Every draw is an inverse-CDF transform of uniforms
-  taken from a `UniformSource`: `SecureRandomSource` (os.urandom, 53-bit uniforms) for fresh
-  noise, `KeyedPrfSource` (HMAC-SHA256) for memoized noise. numpy's generators (PCG64) are
-  not cryptographic: their state can be recovered from outputs, and with it the noise.
-  Each mechanism takes a fixed number of uniforms per record (`draws`, at most 4) in a
-  single `uniforms()` call, so one 32-byte HMAC per record covers every mechanism.
+- **Cryptographic randomness only** (`transforms.ldp.sources`): mechanisms draw a fixed
+  number of uniforms per record in one call and never import a PRNG.
 - **Fixed public output grid (Mironov 2012).** Floating-point noise has gaps whose pattern
   depends on the input. Continuous outputs are snapped to the lattice
   `origin + j * step`, j = 0 .. 2**GRID_BITS, spanning the mechanism's output range
@@ -28,191 +24,36 @@ person only what an epsilon-LDP release allows. Design choices, and why:
   the bounds, where the remaining mass (< 3.1e-6 per side) is still resolved. Clamping is
   post-processing, so the guarantee is kept; the bias it adds is below 3.1e-6 noise
   scales. Integer columns use the integers as their grid.
-- **Memoized noise.** With a record key, uniforms come from HMAC-SHA256(prf_key,
-  noise domain || key version || block || record key || value): re-running on the same data
-  releases the same outputs (no new budget spent), and a changed value gets a fresh draw.
-  The value fed to the PRF is the mechanism's input (clipped number, category), and the
-  noise domain covers column, mechanism, epsilon and bounds, so changing the config draws
-  fresh noise rather than correlated noise.
 
-Adding a mechanism = one `Mechanism` subclass + one line in `MECHANISMS`.
+Adding a mechanism = one `Mechanism` subclass (its declaration: name, value types, default,
+parameters) + one line in `MECHANISMS`; a new parameter also needs its field and parser in
+`schemas.ldp`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from privgate.crypto import HmacSha256
+from schemas.ldp import VALUE_TYPES, LdpSpec, category_domain
+from transforms.ldp.sources import UniformSource
 
 GRID_BITS = 20
 TAIL_SCALES = 12.0
 HYBRID_MIN_EPSILON = 0.61  # below this Wang et al.'s hybrid is pure Duchi
 MAX_GEOMETRIC_SCALE = 2.0**40  # (U - L) / epsilon beyond which floor(E * w) loses integers
-PRF_DOMAIN = b"privgate-ldp/v1\0"
-UNIFORMS_PER_DIGEST = 4  # 32-byte HMAC digest = 4 x 64-bit words, 53 bits used of each
 
-_TWO_M53 = 2.0**-53
-VALUE_TYPES = ("int", "float", "string", "bool")
-DEFAULT_MECHANISM = {"int": "geometric", "float": "piecewise", "string": "grr", "bool": "rr"}
-
-
-# --------------------------------------------------------------------------- uniform sources
-
-
-@runtime_checkable
-class UniformSource(Protocol):
-    """Where mechanisms get their randomness: independent uniforms in [0, 1)."""
-
-    def uniforms(self, n: int, k: int) -> np.ndarray:
-        """Return an (n, k) float64 array of uniforms in [0, 1), k per record."""
-        ...
-
-
-def _check_shape(n: int, k: int) -> tuple[int, int]:
-    n, k = int(n), int(k)
-    if n < 0 or k < 1:
-        raise ValueError("uniforms(n, k) needs n >= 0 and k >= 1")
-    return n, k
-
-
-def _words_to_unit(words: np.ndarray) -> np.ndarray:
-    # Top 53 bits of each 64-bit word -> exact float64 multiples of 2**-53 in [0, 1).
-    return (words >> np.uint64(11)).astype(np.float64) * _TWO_M53
-
-
-class SecureRandomSource:
-    """Fresh uniforms from the operating system's CSPRNG (`os.urandom`), 53-bit resolution.
-
-    Holds no state, so it may be built anywhere (and pickled).
-    """
-
-    def uniforms(self, n: int, k: int) -> np.ndarray:
-        """Return (n, k) uniforms in [0, 1) from os.urandom(8 * n * k).
-
-        Args:
-            n: number of records.
-            k: uniforms per record.
-        Returns:
-            float64 array of shape (n, k).
-        Raises:
-            ValueError: n < 0 or k < 1.
-        """
-        n, k = _check_shape(n, k)
-        raw = os.urandom(8 * n * k)  # looked up at call time so tests can spy on it
-        return _words_to_unit(np.frombuffer(raw, dtype="<u8")).reshape(n, k)
-
-    def __repr__(self) -> str:
-        return "SecureRandomSource()"
-
-
-def _binary_array(values, what: str, *, allow_null: bool) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if not isinstance(values, pa.Array):
-        values = pa.array(list(values), type=pa.string())
-    try:
-        if not (
-            pa.types.is_binary(values.type)
-            or pa.types.is_string(values.type)
-            or pa.types.is_large_string(values.type)
-            or pa.types.is_fixed_size_binary(values.type)
-        ):
-            values = pc.cast(values, pa.string())  # e.g. integer record keys, as decimal
-        values = pc.cast(values, pa.binary())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        raise TypeError(f"{what} cannot be read as strings") from None
-    if values.null_count:
-        if not allow_null:
-            raise ValueError(f"{what} contains nulls")
-        values = pc.fill_null(values, b"")
-    return values
-
-
-class KeyedPrfSource:
-    """Memoized uniforms: a keyed PRF of (noise domain, version, record key, value).
-
-    Record i's uniforms are the 64-bit words of HMAC-SHA256(key, PRF_DOMAIN ||
-    len:column || version || block || len:record_key || ":" || value_i), top 53 bits each;
-    one HMAC per record and block gives 4 uniforms (block b serves draws 4b .. 4b+3), so
-    every registered mechanism costs one HMAC per record. Equal inputs give equal uniforms;
-    a changed value, key, column or version gives an independent draw.
-
-    The key never leaves this object: it is not in its repr and pickling it raises.
-
-    Args:
-        key: PRF key bytes (>= 16 bytes), from the keyring.
-        record_keys: one non-null record key per row (list of str, or a pyarrow array).
-        column: the noise domain; `memoized_source` passes the column name together with
-            the mechanism parameters.
-        values: the mechanism input per row, canonically encoded (list of str, or a pyarrow
-            string/binary array); nulls are allowed (their draws are not used).
-        version: key version (>= 0); bumping it re-draws all noise.
-    Raises:
-        ValueError: short key, mismatched lengths, null record key, negative version.
-    """
-
-    def __init__(self, key: bytes, record_keys, column: str, values, version: int):
-        if not isinstance(key, bytes | bytearray) or len(key) < 16:
-            raise ValueError("PRF key must be at least 16 bytes")
-        if int(version) < 0:
-            raise ValueError("key version must be >= 0")
-        rk = _binary_array(record_keys, "record keys", allow_null=False)
-        vals = _binary_array(values, "values", allow_null=True)
-        if len(rk) != len(vals):
-            raise ValueError("record_keys and values differ in length")
-        lengths = pc.cast(pc.cast(pc.binary_length(rk), pa.string()), pa.binary())
-        # "len:record_key:value" is unambiguous: the length fixes where the key ends.
-        self._messages = pc.binary_join_element_wise(lengths, rk, vals, b":").to_pylist()
-        col = column.encode()
-        self._prefix = (
-            PRF_DOMAIN + str(len(col)).encode() + b":" + col + int(version).to_bytes(8, "big")
-        )
-        self._states = HmacSha256(bytes(key))
-        self.column = column
-        self.version = int(version)
-
-    def __len__(self) -> int:
-        return len(self._messages)
-
-    def __repr__(self) -> str:  # never show key material
-        return f"KeyedPrfSource(n={len(self)}, version={self.version})"
-
-    def __reduce__(self):
-        raise TypeError(
-            "KeyedPrfSource holds a PRF key and must not be pickled; build it "
-            "in the worker from the keyring"
-        )
-
-    def uniforms(self, n: int, k: int) -> np.ndarray:
-        """Return the (n, k) memoized uniforms; n must be the number of records given.
-
-        Args:
-            n: number of records (must equal len(record_keys)).
-            k: uniforms per record.
-        Returns:
-            float64 array of shape (n, k) in [0, 1), a pure function of the inputs.
-        Raises:
-            ValueError: n differs from the number of records, or k < 1.
-        """
-        n, k = _check_shape(n, k)
-        if n != len(self._messages):
-            raise ValueError(f"source built for {len(self._messages)} records, asked for {n}")
-        blocks = []
-        for b in range(-(-k // UNIFORMS_PER_DIGEST)):
-            raw = self._states.joined(self._messages, self._prefix + b.to_bytes(4, "big"))
-            blocks.append(np.frombuffer(raw, dtype=">u8").reshape(n, UNIFORMS_PER_DIGEST))
-        words = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
-        return _words_to_unit(words[:, :k].astype(np.uint64))
+# Why a mechanism refuses a spec parameter it does not take (`Mechanism.refusal`).
+_REFUSALS = {
+    "bounds": "bounds apply to numeric columns only",
+    "categories": "categories/other apply to string columns only",
+    "other": "categories/other apply to string columns only",
+}
 
 
 def _draw(source: UniformSource, n: int, k: int) -> np.ndarray:
@@ -265,7 +106,8 @@ class OutputGrid:
 # --------------------------------------------------------------------------- mechanisms
 
 
-def _check_epsilon(epsilon) -> float:
+def check_epsilon(epsilon) -> float:
+    """epsilon as a float, or ValueError unless it is finite and > 0."""
     eps = float(epsilon)
     if not math.isfinite(eps) or eps <= 0:
         raise ValueError("epsilon must be a finite number > 0")
@@ -275,18 +117,42 @@ def _check_epsilon(epsilon) -> float:
 class Mechanism(ABC):
     """An epsilon-LDP randomizer applied to each record independently.
 
-    Class attributes: `name` (registry key), `value_types` (column types it serves),
-    `estimator` ("mean" for numeric, "frequency" for categorical), and per instance `draws`
-    (uniforms per record, fixed, <= 4).
+    Each subclass declares itself in class attributes, which the registry (`MECHANISMS`,
+    `DEFAULT_MECHANISM`, `resolve_mechanism`, `build_mechanism`) reads:
+
+    - `name`: registry key, the schema's `mechanism:` value.
+    - `value_types`: the column types it serves.
+    - `default_for`: the column types it is the default mechanism of.
+    - `parameters`: the `LdpSpec` parameters it takes besides type and epsilon (bounds,
+      categories, other); `build_mechanism` refuses a spec that sets any other one.
+    - `estimator`: "mean" for numeric, "frequency" for categorical.
+
+    Per instance, `draws` is the number of uniforms per record (fixed, <= 4).
     """
 
     name: ClassVar[str]
     value_types: ClassVar[tuple[str, ...]]
+    default_for: ClassVar[tuple[str, ...]] = ()
+    parameters: ClassVar[tuple[str, ...]] = ()
     estimator: ClassVar[str]
     draws: int
 
     def __init__(self, epsilon: float):
-        self.epsilon = _check_epsilon(epsilon)
+        self.epsilon = check_epsilon(epsilon)
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: LdpSpec) -> Mechanism:
+        """Build from a column's spec, whose unknown parameters are already refused.
+
+        Raises:
+            ValueError: a missing parameter or an invalid value.
+        """
+
+    @classmethod
+    def refusal(cls, parameter: str) -> str:
+        """Why a spec parameter this mechanism does not take is refused (the error text)."""
+        return _REFUSALS.get(parameter, f"{parameter} does not apply to mechanism '{cls.name}'")
 
     @abstractmethod
     def perturb(self, values: np.ndarray, source: UniformSource) -> np.ndarray:
@@ -319,6 +185,7 @@ class NumericMechanism(Mechanism):
     """
 
     value_types = ("float", "int")
+    parameters = ("bounds",)
     estimator = "mean"
     base_draws: ClassVar[int]
 
@@ -334,6 +201,12 @@ class NumericMechanism(Mechanism):
         self._t_step = (t_hi - t_lo) / 2**GRID_BITS
         self._x_origin = self._mid + self._half * t_lo
         self._x_step = self._half * self._t_step
+
+    @classmethod
+    def from_spec(cls, spec: LdpSpec) -> NumericMechanism:
+        if spec.bounds is None:
+            raise ValueError(f"ldp: {spec.type} columns need bounds")
+        return cls(spec.epsilon, spec.bounds, integer=(spec.type == "int"))
 
     # -- subclass hooks
     @abstractmethod
@@ -456,10 +329,11 @@ class PiecewiseMechanism(NumericMechanism):
     """
 
     name = "piecewise"
+    default_for = ("float",)
     base_draws = 2
 
     def __init__(self, epsilon: float, bounds: Sequence[float], *, integer: bool = False):
-        eps = _check_epsilon(epsilon)
+        eps = check_epsilon(epsilon)
         self._em1 = math.expm1(eps / 2)  # e^(eps/2) - 1
         self._c = (self._em1 + 2.0) / self._em1
         self._p_center = (self._em1 + 1.0) / (self._em1 + 2.0)
@@ -493,7 +367,7 @@ class LaplaceMechanism(NumericMechanism):
     base_draws = 2
 
     def __init__(self, epsilon: float, bounds: Sequence[float], *, integer: bool = False):
-        self._b = 2.0 / _check_epsilon(epsilon)
+        self._b = 2.0 / check_epsilon(epsilon)
         super().__init__(epsilon, bounds, integer=integer)
 
     def _t_range(self):
@@ -519,7 +393,7 @@ class DuchiMechanism(NumericMechanism):
     base_draws = 1
 
     def __init__(self, epsilon: float, bounds: Sequence[float], *, integer: bool = False):
-        self._cd = 1.0 / math.tanh(_check_epsilon(epsilon) / 2.0)  # (e^eps+1)/(e^eps-1)
+        self._cd = 1.0 / math.tanh(check_epsilon(epsilon) / 2.0)  # (e^eps+1)/(e^eps-1)
         super().__init__(epsilon, bounds, integer=integer)
 
     def _t_range(self):
@@ -564,7 +438,7 @@ class HybridMechanism(NumericMechanism):
     base_draws = 3
 
     def __init__(self, epsilon: float, bounds: Sequence[float], *, integer: bool = False):
-        eps = _check_epsilon(epsilon)
+        eps = check_epsilon(epsilon)
         self._pm = PiecewiseMechanism(eps, bounds)
         self._duchi = DuchiMechanism(eps, bounds)
         self._alpha = -math.expm1(-eps / 2.0) if eps > HYBRID_MIN_EPSILON else 0.0
@@ -600,12 +474,13 @@ class GeometricMechanism(NumericMechanism):
 
     name = "geometric"
     value_types = ("int",)
+    default_for = ("int",)
     base_draws = 2
 
     def __init__(self, epsilon: float, bounds: Sequence[float], *, integer: bool = True):
         if not integer:
             raise ValueError("geometric serves int columns only")
-        eps = _check_epsilon(epsilon)
+        eps = check_epsilon(epsilon)
         lo, hi = _check_bounds(bounds, True)
         self._w = (hi - lo) / eps
         if self._w > MAX_GEOMETRIC_SCALE:
@@ -713,7 +588,13 @@ class GrrMechanism(CategoricalMechanism):
 
     name = "grr"
     value_types = ("string",)
+    default_for = ("string",)
+    parameters = ("categories", "other")
     draws = 2
+
+    @classmethod
+    def from_spec(cls, spec: LdpSpec) -> GrrMechanism:
+        return cls(spec.epsilon, len(category_domain(spec.categories, spec.other)))
 
     def perturb(self, values: np.ndarray, source: UniformSource) -> np.ndarray:
         """Perturb category indices.
@@ -740,10 +621,21 @@ class RrMechanism(CategoricalMechanism):
 
     name = "rr"
     value_types = ("bool",)
+    default_for = ("bool",)
     draws = 1
 
     def __init__(self, epsilon: float, k: int = 2):
         super().__init__(epsilon, 2)
+
+    @classmethod
+    def from_spec(cls, spec: LdpSpec) -> RrMechanism:
+        return cls(spec.epsilon)
+
+    @classmethod
+    def refusal(cls, parameter: str) -> str:
+        if parameter in ("categories", "other"):
+            return "bool columns take no categories"
+        return super().refusal(parameter)
 
     def perturb(self, values: np.ndarray, source: UniformSource) -> np.ndarray:
         """Perturb booleans.
@@ -759,42 +651,23 @@ class RrMechanism(CategoricalMechanism):
         return np.where(u[:, 0] < self.p, v, ~v)
 
 
+# --------------------------------------------------------------------------- registry
+
 MECHANISMS: dict[str, type[Mechanism]] = {
-    "piecewise": PiecewiseMechanism,
-    "laplace": LaplaceMechanism,
-    "duchi": DuchiMechanism,
-    "hybrid": HybridMechanism,
-    "geometric": GeometricMechanism,
-    "grr": GrrMechanism,
-    "rr": RrMechanism,
+    cls.name: cls
+    for cls in (
+        PiecewiseMechanism,
+        LaplaceMechanism,
+        DuchiMechanism,
+        HybridMechanism,
+        GeometricMechanism,
+        GrrMechanism,
+        RrMechanism,
+    )
 }
-
-
-# --------------------------------------------------------------------------- column-level API
-
-
-def category_domain(categories: Sequence | None, other: str | None = None) -> tuple[str, ...]:
-    """The public category list a string column reports into: `categories`, plus `other`
-    appended when it names a bucket not already listed.
-
-    Args:
-        categories: the schema's categories.
-        other: optional bucket for values outside `categories`.
-    Returns:
-        tuple of category strings.
-    Raises:
-        ValueError: fewer than 2 categories, or duplicates.
-    """
-    if not categories:
-        raise ValueError("categories must be a non-empty list")
-    dom = [str(c) for c in categories]
-    if other is not None and str(other) not in dom:
-        dom.append(str(other))
-    if len(set(dom)) != len(dom):
-        raise ValueError("categories must be distinct")
-    if len(dom) < 2:
-        raise ValueError("at least 2 categories are needed")
-    return tuple(dom)
+DEFAULT_MECHANISM: dict[str, str] = {
+    t: cls.name for t in VALUE_TYPES for cls in MECHANISMS.values() if t in cls.default_for
+}
 
 
 def resolve_mechanism(type: str, mechanism: str | None) -> str:
@@ -814,231 +687,19 @@ def resolve_mechanism(type: str, mechanism: str | None) -> str:
     return name
 
 
-def build_mechanism(
-    *, type: str, mechanism: str | None, epsilon: float, bounds=None, categories=None, other=None
-) -> Mechanism:
-    """Build a mechanism from a column's config.
+def build_mechanism(spec: LdpSpec) -> Mechanism:
+    """Build the mechanism a column's spec names (or its type's default).
 
     Args:
-        type: column type: int, float, string or bool.
-        mechanism: registry name, or None for the type's default.
-        epsilon: privacy parameter (> 0).
-        bounds: [L, U] for int/float columns.
-        categories: category list for string columns.
-        other: optional bucket for out-of-list string values.
+        spec: the column's ldp parameters.
     Returns:
         a Mechanism instance.
     Raises:
-        ValueError: a missing or misplaced parameter, or an invalid value.
+        ValueError: a parameter the mechanism does not take, a missing one, or an invalid
+            value.
     """
-    name = resolve_mechanism(type, mechanism)
-    cls = MECHANISMS[name]
-    if type in ("int", "float"):
-        if categories is not None or other is not None:
-            raise ValueError("ldp: categories/other apply to string columns only")
-        if bounds is None:
-            raise ValueError(f"ldp: {type} columns need bounds")
-        return cls(epsilon, bounds, integer=(type == "int"))
-    if bounds is not None:
-        raise ValueError("ldp: bounds apply to numeric columns only")
-    if type == "string":
-        return cls(epsilon, len(category_domain(categories, other)))
-    if categories is not None or other is not None:
-        raise ValueError("ldp: bool columns take no categories")
-    return cls(epsilon)
-
-
-def _validity(values: pa.Array) -> np.ndarray:
-    if values.null_count == 0:
-        return np.ones(len(values), dtype=bool)
-    return values.is_valid().to_numpy(zero_copy_only=False)
-
-
-def _inputs(values, type: str, bounds, categories, other):
-    """Mechanism inputs as numpy plus masks (valid = non-null, bad = to quarantine)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if not isinstance(values, pa.Array):
-        raise TypeError("values must be a pyarrow Array")
-    try:
-        return _inputs_unchecked(values, type, bounds, categories, other)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        # Arrow's cast errors quote the offending value; ours name only the type.
-        raise ValueError(f"ldp: column cannot be read as {type}") from None
-
-
-def _inputs_unchecked(values: pa.Array, type: str, bounds, categories, other):
-    valid = _validity(values)
-    bad = np.zeros(len(values), dtype=bool)
-    if type == "int":
-        x = pc.fill_null(pc.cast(values, pa.int64()), 0).to_numpy(zero_copy_only=False)
-        x = np.clip(x, int(bounds[0]), int(bounds[1]))
-    elif type == "float":
-        x = pc.fill_null(pc.cast(values, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        bad = np.isnan(x) & valid  # NaN has no place in [L, U]: quarantine, never guess
-        x = np.clip(np.where(bad, bounds[0], x), float(bounds[0]), float(bounds[1])) + 0.0
-    elif type == "string":
-        dom = category_domain(categories, other)
-        idx = pc.index_in(pc.cast(values, pa.string()), value_set=pa.array(dom, pa.string()))
-        idx = pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        missing = (idx < 0) & valid
-        if other is not None:
-            idx[missing] = dom.index(str(other))
-        else:
-            bad = missing
-        x = np.where(idx < 0, 0, idx)
-    else:
-        x = pc.fill_null(pc.cast(values, pa.bool_()), False).to_numpy(zero_copy_only=False)
-    return x, valid, bad
-
-
-def _canonical(x: np.ndarray, type: str, categories, other, use: np.ndarray) -> pa.Array:
-    """PRF value encoding of mechanism inputs: 8-byte big-endian numbers, category strings,
-    one byte for booleans; empty for rows whose draws are not used."""
-    n = x.shape[0]
-    if type in ("int", "float"):
-        raw = x.astype(">i8" if type == "int" else ">f8").tobytes()
-        arr = pa.Array.from_buffers(pa.binary(8), n, [None, pa.py_buffer(raw)])
-    elif type == "string":
-        arr = pa.array(category_domain(categories, other), pa.string()).take(
-            pa.array(x, pa.int64())
-        )
-    else:
-        arr = pa.Array.from_buffers(
-            pa.binary(1), n, [None, pa.py_buffer(x.astype(np.uint8).tobytes())]
-        )
-    arr = pc.cast(arr, pa.binary())
-    return pc.if_else(pa.array(use), arr, pa.scalar(b"", pa.binary()))
-
-
-def noise_domain(
-    column: str,
-    *,
-    type: str,
-    mechanism: str | None,
-    epsilon: float,
-    bounds=None,
-    categories=None,
-    other=None,
-) -> str:
-    """Canonical text of everything that shapes a column's noise (for the PRF and ledger).
-
-    Args:
-        column: column name.
-        type, mechanism, epsilon, bounds, categories, other: the column's ldp config.
-    Returns:
-        a JSON string; equal configs give equal strings.
-    """
-    name = resolve_mechanism(type, mechanism)
-    doc = {
-        "column": column,
-        "type": type,
-        "mechanism": name,
-        "epsilon": repr(_check_epsilon(epsilon)),
-        "bounds": None if bounds is None else [repr(float(b)) for b in bounds],
-        "categories": None if categories is None else list(category_domain(categories, other)),
-        "other": other,
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-
-
-def memoized_source(
-    key: bytes,
-    record_keys,
-    column: str,
-    values,
-    version: int,
-    *,
-    type: str,
-    mechanism: str | None,
-    epsilon: float,
-    bounds=None,
-    categories=None,
-    other=None,
-) -> KeyedPrfSource:
-    """A KeyedPrfSource for one batch of one column, keyed on the *mechanism input*.
-
-    The PRF sees the clipped number (or the category after `other` mapping), so two raw
-    values that the mechanism treats alike share noise, while any change of the effective
-    value draws fresh noise. The noise domain includes the column config.
-
-    Args:
-        key: PRF key from the keyring.
-        record_keys: one record key per row (pyarrow array or list of str).
-        column: column name.
-        values: the column's values (pyarrow Array), same rows as record_keys.
-        version: key version.
-        type, mechanism, epsilon, bounds, categories, other: the column's ldp config.
-    Returns:
-        a KeyedPrfSource to pass to `apply_ldp` with the same `values`.
-    Raises:
-        ValueError: invalid config or mismatched lengths.
-    """
-    config = dict(
-        type=type,
-        mechanism=mechanism,
-        epsilon=epsilon,
-        bounds=bounds,
-        categories=categories,
-        other=other,
-    )
-    build_mechanism(**config)  # validates the config before any value is read
-    x, valid, bad = _inputs(values, type, bounds, categories, other)
-    enc = _canonical(x, type, categories, other, valid & ~bad)
-    return KeyedPrfSource(key, record_keys, noise_domain(column, **config), enc, version)
-
-
-OUTPUT_TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
-
-
-def apply_ldp(
-    values: pa.Array,
-    *,
-    type: str,
-    mechanism: str | None = None,
-    epsilon: float,
-    bounds=None,
-    categories=None,
-    other=None,
-    source: UniformSource,
-) -> tuple[pa.Array, np.ndarray]:
-    """Perturb one batch of one column with a local-DP mechanism.
-
-    Nulls stay null. Numbers are clipped to `bounds`. A string outside `categories` maps to
-    `other` when given; otherwise it is marked in `bad_mask` (to quarantine) and output as
-    null, as is a NaN in a float column. Messages never contain values.
-
-    Args:
-        values: the column's values (pyarrow Array or ChunkedArray).
-        type: int, float, string or bool; output types are int64, float64, string, bool.
-        mechanism: registry name, or None for the type's default (geometric, piecewise,
-            grr, rr).
-        epsilon: privacy parameter (> 0).
-        bounds: [L, U] for numeric columns.
-        categories: category list for string columns.
-        other: optional bucket for out-of-list strings.
-        source: `SecureRandomSource()` for fresh noise, or `memoized_source(...)` built for
-            these same rows.
-    Returns:
-        (perturbed pyarrow Array, bad_mask bool numpy array).
-    Raises:
-        ValueError: invalid config.
-        TypeError: values is not a pyarrow array.
-    """
-    mech = build_mechanism(
-        type=type,
-        mechanism=mechanism,
-        epsilon=epsilon,
-        bounds=bounds,
-        categories=categories,
-        other=other,
-    )
-    x, valid, bad = _inputs(values, type, bounds, categories, other)
-    y = mech.perturb(x, source)
-    mask = ~valid | bad
-    if type == "string":
-        dom = pa.array(category_domain(categories, other), pa.string())
-        out = dom.take(pa.array(y, pa.int64(), mask=mask))
-    else:
-        out = pa.array(y, OUTPUT_TYPES[type], mask=mask)
-    return out, bad
+    cls = MECHANISMS[resolve_mechanism(spec.type, spec.mechanism)]
+    for parameter in spec.parameters():
+        if parameter not in cls.parameters:
+            raise ValueError(f"ldp: {cls.refusal(parameter)}")
+    return cls.from_spec(spec)

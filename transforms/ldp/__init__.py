@@ -1,0 +1,1 @@
+"""Local differential privacy per record: a pure numpy core, no Beam."""
