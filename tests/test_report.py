@@ -20,7 +20,8 @@ import yaml
 
 from schemas.columns import parse_schema
 from transforms import report as r
-from transforms import validate as v
+from transforms.gates import checks as gate_checks
+from transforms.gates import metrics
 
 SECRET = "ZZ-SECRET-41f9-NAME"
 SCHEMA = parse_schema(
@@ -127,17 +128,19 @@ def _manifest():
 
 def _validation(out, k=5, pii_flagged=0):
     checks = [
-        v.output_columns_check(out, SCHEMA),
-        v.residual_pii_check(
+        gate_checks.OutputColumnsCheck.build(out, SCHEMA),
+        gate_checks.ResidualPiiCheck.build(
             {"name": {"sampled": 300, "flagged": pii_flagged, "entities": {"PERSON": pii_flagged}}},
             0.0,
         ),
-        v.k_anonymity_check(v.k_anonymity(out, ["age", "gender"], k)),  # 2 passes, 50 fails
-        v.l_diversity_check(v.l_diversity(out, ["age"], "smoker", 2)),
-        v.ldp_domain_check(out, SCHEMA),
-        v.reconciliation_check(304, 300, 4),
+        gate_checks.KAnonymityCheck.build(
+            metrics.k_anonymity(out, ["age", "gender"], k)
+        ),  # 2 passes, 50 fails
+        gate_checks.LDiversityCheck.build(metrics.l_diversity(out, ["age"], "smoker", 2)),
+        gate_checks.LdpDomainCheck.build(out, SCHEMA),
+        gate_checks.ReconciliationCheck.build(304, 300, 4),
     ]
-    return v.gate_verdict(checks)
+    return gate_checks.gate_verdict(checks)
 
 
 def _plots(inp, out, min_count=0):
@@ -363,10 +366,10 @@ def test_chart_escapes_data_derived_labels():
 
 
 def test_k_histogram_bars_below_k_are_red():
-    hist = v.size_histogram(np.array([1, 1, 2, 3, 4, 7, 7, 12, 30, 60, 150, 1500]))
+    hist = metrics.size_histogram(np.array([1, 1, 2, 3, 4, 7, 7, 12, 30, 60, 150, 1500]))
     root = _svg_tree(r._k_histogram_svg(hist, k=5))
     bars = _bars(root)
-    assert len(bars) == len(hist) == len(v.SIZE_BUCKETS)
+    assert len(bars) == len(hist) == len(metrics.SIZE_BUCKETS)
     assert [b.get("fill") for b in bars] == [r._FAIL] * 4 + [r._PASS] * 5
     heights = [float(b.get("height")) for b in bars]
     assert heights.index(max(heights)) == len(hist) - 1  # 1,650 records in "100+"
