@@ -126,3 +126,149 @@ def test_ldp_domain_check_metadata_mismatch_and_missing_column():
     assert cols["income"]["metadata_ok"] is False
     c = gate_checks.LdpDomainCheck.build(t.drop_columns(["smoker"]), gates_schema())
     assert c["passed"] is False and c["details"]["columns"]["smoker"]["present"] is False
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+class _RowsDatedCheck(gate_checks.GateCheck):
+    """A toy check, as a user would add one: every output row carries a date."""
+
+    name = "rows_dated"
+
+    @classmethod
+    def build(cls, rows: int, dated: int) -> dict:
+        return gate_checks.check(cls.name, dated == rows, {"rows": rows, "dated": dated})
+
+    @classmethod
+    def summary(cls, c) -> str:
+        d = c["details"]
+        return f"{d['dated']:,} of {d['rows']:,} rows dated"
+
+
+def test_adding_a_check_is_one_class_and_one_registry_line(monkeypatch):
+    from transforms.report import build_html
+
+    monkeypatch.setitem(gate_checks.CHECKS, _RowsDatedCheck.name, _RowsDatedCheck)
+    verdict = gate_checks.gate_verdict(
+        [gate_checks.ReconciliationCheck.build(10, 10, 0), _RowsDatedCheck.build(10, 7)]
+    )
+    assert verdict["failed"] == ["rows_dated"]
+    page = build_html(verdict, {}, {})
+    # once in the failed-checks list under the banner, once in the table of checks
+    assert page.count("7 of 10 rows dated") == 2
+
+
+def test_an_unregistered_check_renders_the_fallback_summary():
+    """Decided: a name missing from `CHECKS` does not fail. The verdict takes any name and the
+    report must render every check it holds, so it shows the generic "passed" / "failed" (or
+    a suite's summary when the details are a suite result: a suite run under another name)."""
+    from transforms.report import build_html
+
+    assert _RowsDatedCheck.name not in gate_checks.CHECKS
+    suite = {"expectations": [], "evaluated": 3, "critical_failed": 1, "warnings": 0}
+    verdict = gate_checks.gate_verdict(
+        [
+            _RowsDatedCheck.build(10, 7),
+            gate_checks.check("my_suite", False, suite),
+        ]
+    )
+    assert [gate_checks.summary(c) for c in verdict["checks"]] == [
+        "failed",
+        "3 expectations; 1 critical failed, 0 warnings",
+    ]
+    page = build_html(verdict, {}, {})
+    assert "<li><b>rows_dated</b>: failed</li>" in page
+    assert "rows dated" not in page
+
+
+def test_registry_maps_each_name_to_its_class():
+    assert gate_checks.CHECKS, "no gate check registered"
+    for name, kind in gate_checks.CHECKS.items():
+        assert issubclass(kind, gate_checks.GateCheck)
+        assert kind.name == name and name
+
+
+@pytest.mark.parametrize(
+    "built, text",
+    [
+        (
+            lambda: gate_checks.ReconciliationCheck.build(1200, 1000, 150),
+            "1,200 input rows = 1,000 output + 150 quarantined (difference 50)",
+        ),
+        (
+            lambda: gate_checks.ResidualPiiCheck.build({"a": {"sampled": 400, "flagged": 2}}, 0.01),
+            "0.50% of sampled values with PII (2 of 400); max 1.00%",
+        ),
+        (
+            lambda: gate_checks.ResidualPiiCheck.build({"a": {"sampled": 4, "flagged": 0}}, None),
+            "0.00% of sampled values with PII (0 of 4); no limit",
+        ),
+        (
+            lambda: gate_checks.KAnonymityCheck.build(
+                metrics.k_anonymity(QI_TABLE, ["age", "zip"], 2)
+            ),
+            "smallest class 1 (k = 2); 3 records in 3 classes below k; 6 classes over 10 records",
+        ),
+        (
+            lambda: gate_checks.LDiversityCheck.build(
+                metrics.l_diversity(QI_TABLE, ["age", "zip"], "dx", 2)
+            ),
+            "fewest distinct 'dx' per class: 1 (l = 2); 5 records in 4 classes below l",
+        ),
+        (
+            lambda: gate_checks.OutputColumnsCheck.build(
+                pa.schema([("zz", pa.int64())]), gates_schema()
+            ),
+            "missing: id, age, zip, dx, income, gender, smoker, born, seen; unexpected: zz",
+        ),
+        (
+            lambda: gate_checks.LdpDomainCheck.build(
+                {"x": {"present": True, "metadata_ok": True, "outside": 1200}}, gates_schema()
+            ),
+            "1 ldp columns; 1,200 values outside their domain",
+        ),
+        (
+            lambda: gate_checks.KeepGuardCheck.build(
+                {"passed": True, "mode": "fail", "max_prevalence": 0.05, "findings": []}
+            ),
+            "no PII above 5.00% in kept columns",
+        ),
+        (
+            lambda: gate_checks.InputContractCheck.build(
+                {"success": True, "expectations": [], "evaluated": 9}
+                | {"critical_failed": 0, "warnings": 2}
+            ),
+            "9 expectations; 0 critical failed, 2 warnings",
+        ),
+        (
+            lambda: gate_checks.KAnonymityCheck.build({"passed": True}) | {"details": None},
+            "smallest class – (k = None); – records in – classes below k; – classes over – records",
+        ),
+        # details a class cannot read fall back to passed / failed
+        (
+            lambda: gate_checks.check("ldp_domain", False, {"columns": {"x": {"outside": "?"}}}),
+            "failed",
+        ),
+        (lambda: gate_checks.check("input_contract", True, {"evaluated": 9}), "passed"),
+    ],
+)
+def test_each_registered_check_summarizes_its_details(built, text):
+    assert gate_checks.summary(built()) == text
+
+
+def test_pure_cores_import_neither_beam_nor_great_expectations():
+    """Fresh interpreter: the gate metrics, checks, the GX adapter (GX comes on first use)
+    and the report load without Beam or Great Expectations."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import transforms.gates.metrics, transforms.gates.checks, transforms.gates.gx\n"
+        "import transforms.report\n"
+        "bad = [m for m in sys.modules if m.startswith(('apache_beam', 'great_expectations'))]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
