@@ -39,10 +39,11 @@ test: test-peers install
 	  $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # built before libssl-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 lint: install
-	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports --no-cache
 
 bench: install
 	$(PY) benchmarks/bench_spine.py --rows 1000000 --gates --repeat 3

@@ -54,7 +54,7 @@ PROBES = {
     """,
     "detector pattern compilation (warm)": """
         import time
-        from transforms.detect import get_detector
+        from transforms.detect.engine import get_detector
         det = get_detector()
         t = time.process_time()
         det.warm()
@@ -64,7 +64,7 @@ PROBES = {
         import time
         from pipelines.demo_data import synthetic_table
         from pipelines.gates import _residual_counts
-        from transforms.detect import get_detector
+        from transforms.detect.engine import get_detector
         get_detector().warm()
         t = synthetic_table(1000)
         samples = {

@@ -197,7 +197,8 @@ def make_column_table(rows: int, seed: int = 7) -> tuple[pa.Table, dict]:
     """`labelled_table` (the tests' columns) plus harder ones: SKUs, job titles, a second
     free-text column, and notes from the scrub templates. Returns (table, column -> entity,
     FREE_TEXT or None)."""
-    from transforms.detect import FREE_TEXT, labelled_table
+    from tests.labelled_data import labelled_table
+    from transforms.detect.classify import FREE_TEXT
 
     table, labels = labelled_table(rows, seed)
     fake = _fake(seed)
@@ -241,7 +242,7 @@ def baseline_column(engine, values: list[str]) -> str | None:
 def eval_columns(
     det, stock_engine, table: pa.Table, labels: dict, sample: int, baseline_sample: int
 ) -> dict:
-    from transforms.detect import classify_column, sample_values
+    from transforms.detect.classify import classify_column, sample_values
 
     rows = []
     for name in table.column_names:
@@ -313,7 +314,8 @@ def span_metrics(data, predicted: list[list[tuple]]) -> dict:
 def eval_scrub(det, stock_engine, data, repeats: int = 3) -> dict:
     from presidio_analyzer import BatchAnalyzerEngine
 
-    from transforms.detect import Span, resolve_overlaps, scrub_array
+    from transforms.detect.engine import Span, resolve_overlaps
+    from transforms.detect.scrub import scrub_array
 
     texts = [t for t, _, _ in data]
     arr = pa.array(texts, pa.string())
@@ -383,7 +385,8 @@ def main() -> None:
     ap.add_argument("--json", help="also write the full results here")
     args = ap.parse_args()
 
-    from transforms.detect import DEFAULT_MODEL, Detector, build_engine, get_detector
+    from schemas.detection import DEFAULT_MODEL
+    from transforms.detect.engine import Detector, build_engine, get_detector
 
     t0 = time.perf_counter()
     det = get_detector()

@@ -31,8 +31,6 @@ log = logging.getLogger("privgate.gates")
 RESIDUAL_SAMPLE = 1000  # values per column examined for residual PII
 INPUT_SAMPLE_ROWS = 10_000  # rows of the input the GX input contract runs on
 PLOT_ROWS = 50_000  # rows of input and output the before/after plots count
-# Output columns whose values are keyed tokens/ciphertexts or nulls: nothing to detect.
-_NOT_DETECTED = ("tokenize", "encrypt", "redact", "ldp")
 
 
 def _output_files(staging: str, kms):
@@ -85,7 +83,7 @@ def _input_checks(head: pa.Table, schema, input_suite: str | None) -> list[dict]
 def _warm_detector(model: str, recognizers) -> None:
     """Side worker, while the pipeline runs: load the detector and compile its patterns, so
     the residual-PII check after the pipeline only detects."""
-    from transforms.detect import get_detector
+    from transforms.detect.engine import get_detector
 
     get_detector(model, recognizers).warm()
 
@@ -95,7 +93,7 @@ def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> 
     detected once; counts are weighted back to the sample)."""
     from collections import Counter
 
-    from transforms.detect import get_detector
+    from transforms.detect.engine import get_detector
 
     det = get_detector(model, recognizers)
     out = {}
@@ -120,7 +118,7 @@ def _detect_columns(schema) -> list[str]:
     return [
         c.name
         for c in schema.output_columns
-        if c.output_type == "string" and c.action not in _NOT_DETECTED
+        if c.output_type == "string" and c.declaration.detectable
     ]
 
 
@@ -156,7 +154,7 @@ class Gates:
         """
         from transforms.gates import checks as ck
         from transforms.gates import gx, metrics
-        from transforms.report import column_plot
+        from transforms.report.aggregate import column_plot
 
         cfg, head = self.cfg, self.head
         gates, schema = cfg.gates, cfg.schema
@@ -249,7 +247,7 @@ class Gates:
         if self._input is not None:
             checks.extend(self._input.result())
         verdict = ck.gate_verdict(checks)
-        from transforms.report import render_report
+        from transforms.report.html import render_report
 
         render_report(staging, verdict, body, plots)  # milliseconds: SVG drawn by hand
         return {"status": verdict["status"], "failed": verdict["failed"]}

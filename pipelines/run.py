@@ -200,7 +200,7 @@ class KeepGuard:
             GateError (exit 3): PII above `guard.max_prevalence` in mode `fail`.
         """
         from privgate.errors import GateError
-        from transforms.detect import guard_message
+        from transforms.detect.guard import guard_message
 
         if not self.columns:
             return None
@@ -226,7 +226,8 @@ class KeepGuard:
 
 def _classify_keep_columns(sample, columns, max_prevalence, n, model, recognizers):
     """Runs in the guard's worker process."""
-    from transforms.detect import get_detector, guard_findings
+    from transforms.detect.engine import get_detector
+    from transforms.detect.guard import guard_findings
 
     return guard_findings(
         sample, columns, max_prevalence, detector=get_detector(model, recognizers), sample=n

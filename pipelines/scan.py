@@ -2,8 +2,8 @@
 
 Reads the first `max_rows` rows (every column as text), classifies each column on a
 deterministic sample (Presidio recognizers with checksums, NER, the column name as context,
-a prevalence threshold and a free-text score: `transforms.detect`) and prints a schema YAML
-that loads without edits. Comments carry prevalence and confidence, never a value.
+a prevalence threshold and a free-text score: `transforms.detect.classify`) and prints a
+schema YAML that loads without edits. Comments carry prevalence and confidence, never a value.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def scan(
     encoding: str = "utf-8",
 ) -> str:
     """Proposed schema YAML for an input file (see module docstring)."""
-    from transforms.detect import get_detector, propose_schema
+    from transforms.detect.engine import get_detector
+    from transforms.detect.propose import propose_schema
 
     if fmt == "csv":
         spec = InputSpec(path, "csv", CsvOptions(delimiter, encoding))

@@ -116,3 +116,11 @@ def cli(*args, env=None, check=False):
         check=check,
         cwd=ROOT,
     )
+
+
+@pytest.fixture(scope="module")
+def det():
+    """The process-wide PII detector (loads the spaCy model on first use)."""
+    from transforms.detect.engine import get_detector
+
+    return get_detector()

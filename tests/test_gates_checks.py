@@ -147,7 +147,7 @@ class _RowsDatedCheck(gate_checks.GateCheck):
 
 
 def test_adding_a_check_is_one_class_and_one_registry_line(monkeypatch):
-    from transforms.report import build_html
+    from transforms.report.html import build_html
 
     monkeypatch.setitem(gate_checks.CHECKS, _RowsDatedCheck.name, _RowsDatedCheck)
     verdict = gate_checks.gate_verdict(
@@ -163,7 +163,7 @@ def test_an_unregistered_check_renders_the_fallback_summary():
     """Decided: a name missing from `CHECKS` does not fail. The verdict takes any name and the
     report must render every check it holds, so it shows the generic "passed" / "failed" (or
     a suite's summary when the details are a suite result: a suite run under another name)."""
-    from transforms.report import build_html
+    from transforms.report.html import build_html
 
     assert _RowsDatedCheck.name not in gate_checks.CHECKS
     suite = {"expectations": [], "evaluated": 3, "critical_failed": 1, "warnings": 0}
@@ -266,7 +266,7 @@ def test_pure_cores_import_neither_beam_nor_great_expectations():
     code = (
         "import sys\n"
         "import transforms.gates.metrics, transforms.gates.checks, transforms.gates.gx\n"
-        "import transforms.report\n"
+        "import transforms.report.html\n"
         "bad = [m for m in sys.modules if m.startswith(('apache_beam', 'great_expectations'))]\n"
         "assert not bad, bad\n"
     )

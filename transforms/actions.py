@@ -169,7 +169,7 @@ class ActionContext:
         detector=None,
     ):
         self.ops = ops
-        self.detector = detector  # transforms.detect.Detector, for scrub columns
+        self.detector = detector  # transforms.detect.engine.Detector, for scrub columns
         self.record_keys = record_keys
         self.record_key_name = record_key_name
         self._digests: np.ndarray | None = None
@@ -378,8 +378,8 @@ def date_shift(arr, spec, ctx):
 
 
 def scrub(arr, spec, ctx):
-    """Replace PII spans inside free text (transforms.detect.scrub_array)."""
-    from transforms.detect import scrub_array
+    """Replace PII spans inside free text (transforms.detect.scrub.scrub_array)."""
+    from transforms.detect.scrub import scrub_array
 
     return scrub_array(_as_string(arr), analyzer=ctx.detector, ops=ctx.ops, **spec.params)
 

@@ -48,7 +48,7 @@ def detector_for(schema: Schema):
     """The PII detector scrub columns need (built once per process), or None."""
     if not any(c.action == "scrub" for c in schema.columns):
         return None
-    from transforms.detect import get_detector
+    from transforms.detect.engine import get_detector
 
     return get_detector(schema.nlp_model, schema.recognizers)
 

@@ -1,0 +1,77 @@
+"""Tests for transforms.detect.propose: type inference, proposed schemas that load."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from schemas import columns as schema_model
+from tests.labelled_data import labelled_table
+from transforms.detect.propose import infer_type, propose_schema
+
+INFER = [
+    (["1", "22", "-3"], "age", ("int", None)),
+    (["01234", "12345"], "code", ("string", None)),  # leading zero: an identifier
+    (["12345", "54321"], "zip", ("string", None)),  # zip-like name
+    (["1.5", "2"], "score", ("float", None)),
+    (["true", "False", "yes"], "active", ("bool", None)),
+    (["2024-01-31", "2023-12-01"], "day", ("date", None)),
+    (["01/31/2024", "12/01/2023"], "day", ("date", "%m/%d/%Y")),
+    (["31/01/2024", "01/12/2023"], "day", ("date", "%d/%m/%Y")),
+    (["2024-01-31T10:00:00Z", "2024-02-01T11:30:00Z"], "at", ("timestamp", None)),
+    (["abc", "12"], "mixed", ("string", None)),
+]
+
+
+@pytest.mark.parametrize("values, name, expected", INFER)
+def test_infer_type(values, name, expected):
+    assert infer_type(name, pa.array(values)) == expected
+
+
+# --------------------------------------------------------------------------- scan
+
+
+def _scan_table(with_notes: bool) -> pa.Table:
+    table, _ = labelled_table(rows=600, seed=21)
+    rng = random.Random(21)
+    cols = {n: table.column(n) for n in table.column_names if n != "notes" or with_notes}
+    cols["age"] = pa.array([str(rng.randint(18, 90)) for _ in range(600)])
+    cols["signup_at"] = pa.array(
+        [f"2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T10:00:00Z" for _ in range(600)]
+    )
+    return pa.table(cols)
+
+
+def test_propose_schema_loads_as_a_valid_schema(det):
+    table = _scan_table(with_notes=False)
+    text = propose_schema(table, detector=det)
+    schema = schema_model.parse_schema(yaml.safe_load(text), "<scan>")
+    spec = {c.name: c for c in schema.columns}
+    assert (spec["email"].action, spec["email"].pii) == ("tokenize", "EMAIL_ADDRESS")
+    assert (spec["phone"].action, spec["ssn"].pii) == ("tokenize", "US_SSN")
+    assert spec["full_name"].pii == "PERSON" and spec["client_ip"].action == "tokenize"
+    assert spec["card_number"].action == "drop" and spec["password"].action == "drop"
+    assert (spec["birth_date"].type, spec["birth_date"].format) == ("date", "%m/%d/%Y")
+    assert spec["birth_date"].params == {"date_part": "year"}
+    assert spec["zip"].params == {"keep_prefix": 3}
+    assert spec["age"].type == "int" and spec["age"].params == {"bucket": 10}
+    assert spec["signup_at"].type == "timestamp" and spec["signup_at"].action == "keep"
+    assert spec["plan"].action == "keep" and spec["amount"].type == "float"
+    assert spec["customer_id"].action == "tokenize" and spec["customer_id"].pii is None
+    assert spec["contact"].nullable and not spec["email"].nullable
+    assert "prevalence 100%" in text
+    # no sampled value is ever printed
+    for name in ("email", "phone", "ssn", "full_name"):
+        assert not any(v in text for v in table.column(name).to_pylist()[:50])
+
+
+def test_propose_schema_scrubs_free_text(det):
+    text = propose_schema(_scan_table(with_notes=True), detector=det)
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("notes:"))
+    assert "action: scrub" in line and "nullable: true" in line and "free text" in line
+    data = yaml.safe_load(text)
+    assert data["columns"]["notes"] == {"type": "string", "nullable": True, "action": "scrub"}
+    schema_model.parse_schema(data, "<scan>")

@@ -1,0 +1,1 @@
+"""PII detection, offline over Presidio with spaCy: one submodule per job, imported directly."""

@@ -1,0 +1,1 @@
+"""The gate report written into the output directory of every gated run."""
