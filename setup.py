@@ -31,7 +31,7 @@ setup(
         "gcp": ["google-cloud-kms>=3", "google-crc32c>=1.5", "apache-beam[gcp]>=2.77,<3"],
     },
     # HMAC-SHA256 over many values with OpenSSL (libssl-dev to build); optional: without it
-    # transforms.actions.HmacSha256 falls back to hashlib, bit-identical and ~5x slower.
+    # privgate.crypto.HmacSha256 falls back to hashlib, bit-identical and ~5x slower.
     ext_modules=[
         Extension("privgate._hmac", ["privgate/_hmac.c"], libraries=["crypto"], optional=True)
     ],

@@ -106,22 +106,22 @@ def run_privgate(
 
 def hmac_paths(n: int) -> None:
     """HMAC-SHA256 per value: the C extension vs the hashlib fallback, same values."""
-    from transforms import actions
+    from privgate import crypto
 
     values = [f"C{i:09d}".encode() for i in range(n)]
-    h = actions.HmacSha256(os.urandom(32))
-    fast = actions._fast_hmac
+    h = crypto.HmacSha256(os.urandom(32))
+    fast = crypto._fast_hmac
     times = {}
     for name, ext in (("C extension", fast), ("hashlib fallback", None)):
         if name == "C extension" and ext is None:
             continue  # not built here
-        actions._fast_hmac = ext
+        crypto._fast_hmac = ext
         try:
             t0 = time.perf_counter()
             h.joined(values, b"bench\0")
             times[name] = time.perf_counter() - t0
         finally:
-            actions._fast_hmac = fast
+            crypto._fast_hmac = fast
     print("\nHMAC-SHA256 per value (tokens):")
     for name, t in times.items():
         print(f"  {name:28s} {1e6 * t / n:6.2f} us")

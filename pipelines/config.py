@@ -8,7 +8,7 @@ still exits 2 naming the file and the key path before any data is read.
 from __future__ import annotations
 
 from privgate.errors import ConfigError, KeyringError
-from privgate.keyring import check_kms_settings
+from privgate.kms import check_kms_settings
 from schemas.config import RunConfig, load_config
 from transforms.ldp import build_mechanism
 

@@ -23,7 +23,7 @@ import os
 
 import pyarrow as pa
 
-from privgate.keyring import kek_context
+from privgate.kms import kek_context
 from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.gates")

@@ -22,10 +22,11 @@ from collections import Counter
 
 from pipelines.config import check_plugins, load_run_config
 from privgate import __version__
+from privgate import manifest as mf
 from privgate.errors import ConfigError, DataError
-from privgate.keyring import kek_context, open_keyring
+from privgate.keyring import open_keyring
+from privgate.kms import kek_context
 from schemas.config import RunConfig
-from transforms import manifest as mf
 
 log = logging.getLogger("privgate.run")
 

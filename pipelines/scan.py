@@ -15,7 +15,7 @@ import pyarrow as pa
 from privgate.errors import DataError
 from schemas.columns import parse_schema
 from schemas.config import CsvOptions, InputSpec
-from transforms.actions import _as_string
+from transforms.arrow import as_string
 
 
 def _csv_table(path: str, spec: InputSpec, max_rows: int) -> pa.Table:
@@ -82,7 +82,7 @@ def _parquet_table(path: str, max_rows: int) -> pa.Table:
     table = pa.concat_tables(parts).slice(0, max_rows) if parts else pf.schema_arrow.empty_table()
     return pa.table(
         {
-            c: _as_string(table.column(c).combine_chunks())
+            c: as_string(table.column(c).combine_chunks())
             for c in table.column_names
             if not c.startswith("_")
         }

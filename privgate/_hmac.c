@@ -3,7 +3,7 @@
  * One call hashes a whole list of bytes objects with OpenSSL's SHA-256 (which uses the CPU's
  * SHA extensions where present), reusing the keyed inner/outer states, with the GIL released
  * while hashing. Output: the 32-byte digests concatenated. The Python fallback in
- * transforms/actions.py (HmacSha256) gives bit-identical results; tests compare the two.
+ * privgate/crypto.py (HmacSha256) gives bit-identical results; tests compare the two.
  * Key bytes are never printed and the keyed states are wiped after use.
  */
 #define PY_SSIZE_T_CLEAN

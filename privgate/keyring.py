@@ -1,4 +1,4 @@
-"""Keys: a small KMS interface, the local keyring (the embedded default KMS), and key loading.
+"""The keyring: its file format, the local KMS it embeds, `Keyring` (an opened keyring).
 
 Layout of the key hierarchy:
 - master keys (`pii`, `data`, `footer`) live in a KMS. They wrap the Parquet key-encryption
@@ -25,14 +25,13 @@ import os
 import stat
 import threading
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from privgate.errors import KeyringError
+from privgate.kms import MASTER_KEYS, Kms, external_kms
 
 PASSPHRASE_ENV = "PRIVGATE_KEYRING_PASSPHRASE"
 KEYRING_ENV = "PRIVGATE_KEYRING"
-MASTER_KEYS = ("pii", "data", "footer")
 # data-protection key name -> (wrapping master key, length in bytes)
 DATA_PROTECTION_KEYS = {
     "token": ("pii", 32),
@@ -54,151 +53,6 @@ def _unb64(s: str) -> bytes:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-class Kms(ABC):
-    """Wraps and unwraps key bytes under a named master key that never leaves the KMS.
-
-    Backends: the local keyring (`LocalKms`), PKCS#11 tokens (`privgate.kms_pkcs11`), AWS KMS
-    (`privgate.kms_aws`), Google Cloud KMS (`privgate.kms_gcp`); see `KMS_BACKENDS`.
-    Master key ids are privgate's logical names (`pii`, `data`, `footer`); a backend maps them
-    to its own key handles. `wrap` returns a self-describing string (`<kind>:<master>:...`)
-    that records the master key version used, so `unwrap` works after a rotation. `aad` is
-    authenticated (AES-GCM additional data, an AWS encryption context, GCP
-    additional_authenticated_data): a wrapped key moved to another purpose fails to unwrap.
-    Implementations must be thread-safe (pyarrow unwraps from pool threads) and must never
-    put key bytes or secrets (PINs, credentials) in exceptions, logs or `repr`.
-    """
-
-    name = "abstract"
-
-    def __reduce__(self):
-        raise TypeError(
-            "a KMS holds or reaches master keys and must not be pickled; "
-            "open the keyring where it is needed"
-        )
-
-    @abstractmethod
-    def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str: ...
-
-    @abstractmethod
-    def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes: ...
-
-    @abstractmethod
-    def versions(self) -> dict[str, int | str]:
-        """Current version of each master key id (for the manifest; never key bytes)."""
-
-    def rotate(self, master_key_id: str) -> int | str:
-        """Make a new version of `master_key_id` current (old versions keep unwrapping)."""
-        raise KeyringError(f"the {self.name} KMS cannot rotate master keys from privgate")
-
-    def restricted(self, allowed: set[str]) -> Kms:
-        """A view that may use only the master keys in `allowed` (least privilege)."""
-        return _RestrictedKms(self, frozenset(allowed))
-
-    def ensure_master_keys(self, masters: tuple[str, ...]) -> None:
-        """Called by `keys init`: check (or, where the backend can, create) the master keys."""
-        for m in masters:  # default: a wrap proves the key exists and is usable
-            self.unwrap(m, self.wrap(m, b"\0" * 32, b"privgate:probe"), b"privgate:probe")
-
-    def bound(self, context: str) -> Kms:
-        """This KMS with `context` as the AAD of calls made without one: Parquet key-encryption
-        keys are wrapped under the dataset's context (`kek_context`), so a KEK moved to
-        another dataset does not unwrap (an AWS encryption context naming the dataset).
-        One view per context and KMS object, so pyarrow's KEK cache is reused."""
-        with _BOUND_LOCK:
-            views = self.__dict__.setdefault("_bound_views", {})
-            if context not in views:
-                views[context] = _BoundKms(self, context)
-            return views[context]
-
-
-_BOUND_LOCK = threading.Lock()
-
-
-def kek_context(dataset: str) -> str:
-    """The AAD under which a dataset's Parquet KEKs are wrapped (recorded in the manifest)."""
-    return f"privgate-dataset:{dataset}"
-
-
-class _BoundKms(Kms):
-    def __init__(self, inner: Kms, context: str):
-        self._inner, self._aad = inner, context.encode("utf-8")
-        self.name = inner.name
-
-    def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str:
-        return self._inner.wrap(master_key_id, key, aad or self._aad)
-
-    def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes:
-        return self._inner.unwrap(master_key_id, wrapped, aad or self._aad)
-
-    def versions(self) -> dict[str, int | str]:
-        return self._inner.versions()
-
-
-class _RestrictedKms(Kms):
-    def __init__(self, inner: Kms, allowed: frozenset[str]):
-        self._inner, self._allowed = inner, allowed
-        self.name = inner.name
-
-    def _check(self, master_key_id: str) -> None:
-        if master_key_id not in self._allowed:
-            raise KeyringError(f"master key '{master_key_id}' is not available to this keyring")
-
-    def wrap(self, master_key_id: str, key: bytes, aad: bytes = b"") -> str:
-        self._check(master_key_id)
-        return self._inner.wrap(master_key_id, key, aad)
-
-    def unwrap(self, master_key_id: str, wrapped: str, aad: bytes = b"") -> bytes:
-        self._check(master_key_id)
-        return self._inner.unwrap(master_key_id, wrapped, aad)
-
-    def versions(self) -> dict[str, int | str]:
-        return {k: v for k, v in self._inner.versions().items() if k in self._allowed}
-
-    def restricted(self, allowed: set[str]) -> Kms:
-        return _RestrictedKms(self._inner, self._allowed & frozenset(allowed))
-
-
-# kind -> "module:Class" of an external backend; imported only when a keyring names it, so
-# the local keyring works with none of the optional client libraries installed.
-KMS_BACKENDS = {
-    "pkcs11": ("privgate.kms_pkcs11", "Pkcs11Kms", "pkcs11"),
-    "aws-kms": ("privgate.kms_aws", "AwsKms", "aws"),
-    "gcp-kms": ("privgate.kms_gcp", "GcpKms", "gcp"),
-}
-
-
-def check_kms_settings(kind: str, settings: dict) -> None:
-    """Validate an external KMS's settings without contacting it (KeyringError naming the
-    setting, e.g. `keys.aws-kms.region: ...`)."""
-    import importlib
-
-    module = KMS_BACKENDS[kind][0]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return  # reported when the keyring is opened, with the extra to install
-    parse = getattr(mod, "_parse_settings", None)  # each backend module validates its own
-    if parse is not None:
-        parse(settings)
-
-
-def external_kms(kind: str, settings: dict) -> Kms:
-    """Instantiate an external KMS backend from its (non-secret) settings."""
-    import importlib
-
-    if kind not in KMS_BACKENDS:
-        raise KeyringError(f"unknown KMS '{kind}' (have: local, {', '.join(KMS_BACKENDS)})")
-    module, cls, extra = KMS_BACKENDS[kind]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        raise KeyringError(
-            f"the {kind} KMS needs its client library: pip install 'privgate[{extra}]' "
-            f"({type(e).__name__}: {e.name or 'import failed'})"
-        ) from None
-    return getattr(mod, cls)(settings)
 
 
 class LocalKms(Kms):
@@ -373,9 +227,9 @@ def init_keyring(path: str, kms: str = "local", settings: dict | None = None) ->
     """Create a new keyring at `path` (refuses to overwrite). Returns it opened.
 
     `kms="local"`: master keys in the passphrase-encrypted file. Any other kind (see
-    `KMS_BACKENDS`): master keys stay in that KMS; the file holds only the backend's
-    non-secret `settings`, the data-protection keys and the signing key wrapped by it, and the
-    public key; it needs no passphrase.
+    `privgate.kms.KMS_BACKENDS`): master keys stay in that KMS; the file holds only the
+    backend's non-secret `settings`, the data-protection keys and the signing key wrapped by
+    it, and the public key; it needs no passphrase.
     """
     if os.path.exists(path):
         raise KeyringError(f"{path}: a keyring already exists; refusing to overwrite it")

@@ -45,7 +45,7 @@ statement of their own).
 Wrapping. `wrap(m, key, aad)` = `Encrypt(KeyId=<key of m>, Plaintext=key,
 EncryptionContext={"privgate-master": m, "privgate-context": aad})`, plus
 `"privgate-dataset": <name>` when aad is a Parquet key-encryption key's context
-`privgate-dataset:<name>` (`privgate.keyring.kek_context`). KMS binds the context to the
+`privgate-dataset:<name>` (`privgate.kms.kek_context`). KMS binds the context to the
 ciphertext (it is AAD): a key wrapped for one dataset or purpose fails to unwrap under
 another, and the context shows up in CloudTrail. The wrapped string is
 `aws-kms:<m>:<key id>:<base64 CiphertextBlob>`; `unwrap` calls `Decrypt` with that key id
@@ -107,7 +107,7 @@ from botocore.exceptions import (
 )
 
 from privgate.errors import KeyringError
-from privgate.keyring import MASTER_KEYS, Kms
+from privgate.kms import MASTER_KEYS, Kms
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,8 @@ def _setting_error(name: str, problem: str) -> KeyringError:
     return KeyringError(f"keys.{KIND}.{name}: {problem}")
 
 
-def _parse_settings(settings: dict) -> dict:
+def parse_settings(settings: dict) -> dict:
+    """Validate `keys.aws-kms` settings offline (KeyringError naming the setting)."""
     if not isinstance(settings, dict):
         raise KeyringError(f"keys.{KIND}: must be a mapping of settings")
     unknown = sorted(set(settings) - set(SETTINGS))
@@ -318,7 +319,7 @@ class AwsKms(Kms):
     name = KIND
 
     def __init__(self, settings: dict):
-        s = _parse_settings(settings)
+        s = parse_settings(settings)
         self._region, self._refs = s["region"], s["keys"]
         self._endpoint_url = s["endpoint_url"]
         self._timeouts = (s["connect_timeout"], s["read_timeout"], s["max_attempts"])

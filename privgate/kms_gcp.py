@@ -73,7 +73,7 @@ from google.api_core import retry as gretry
 from google.cloud import kms_v1
 
 from privgate.errors import KeyringError
-from privgate.keyring import MASTER_KEYS, Kms
+from privgate.kms import MASTER_KEYS, Kms
 
 KIND = "gcp-kms"
 SETTINGS = ("keys", "endpoint", "timeout")
@@ -128,7 +128,8 @@ def _setting_error(path: str, message: str) -> KeyringError:
     return KeyringError(f"keys.{KIND}.{path}: {message}")
 
 
-def _parse_settings(settings) -> tuple[dict[str, str], str | None, float]:
+def parse_settings(settings) -> tuple[dict[str, str], str | None, float]:
+    """Validate `keys.gcp-kms` settings offline (KeyringError naming the setting)."""
     if not isinstance(settings, dict):
         raise KeyringError(f"keys.{KIND}: must be a mapping of settings with 'keys'")
     unknown = sorted(set(settings) - set(SETTINGS))
@@ -201,7 +202,7 @@ class GcpKms(Kms):
     name = KIND
 
     def __init__(self, settings: dict):
-        self._keys, self._endpoint, self._timeout = _parse_settings(settings)
+        self._keys, self._endpoint, self._timeout = parse_settings(settings)
         self._retry = gretry.Retry(
             initial=0.1,
             maximum=1.0,

@@ -62,7 +62,7 @@ from pkcs11 import exceptions as p11e
 from pkcs11.mechanisms import GCMParams, Mechanism
 
 from privgate.errors import KeyringError
-from privgate.keyring import MASTER_KEYS, Kms
+from privgate.kms import MASTER_KEYS, Kms
 
 DEFAULT_PIN_ENV = "PRIVGATE_PKCS11_PIN"
 _SETTINGS = ("module", "token", "pin_env", "keys")
@@ -250,7 +250,8 @@ def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode("ascii")
 
 
-def _parse_settings(settings: dict) -> tuple[str, str, str, dict[str, str]]:
+def parse_settings(settings: dict) -> tuple[str, str, str, dict[str, str]]:
+    """Validate `keys.pkcs11` settings offline (KeyringError naming the setting)."""
     if not isinstance(settings, dict):
         raise KeyringError("keys.pkcs11: must be a mapping of settings")
     unknown = sorted(set(settings) - set(_SETTINGS))
@@ -305,7 +306,7 @@ class Pkcs11Kms(Kms):
     name = "pkcs11"
 
     def __init__(self, settings: dict):
-        self._module, self._token, self._pin_env, self._labels = _parse_settings(settings)
+        self._module, self._token, self._pin_env, self._labels = parse_settings(settings)
         self._pin_tag = _pin_tag(self._read_pin())
         self._current: dict[str, int] = {}  # master key id -> version this instance wraps with
         with _LOCK:

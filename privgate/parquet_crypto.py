@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from privgate.keyring import Kms
+from privgate.kms import Kms
 
 ALGORITHM = "AES_GCM_V1"
 

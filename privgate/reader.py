@@ -16,9 +16,9 @@ import os
 
 import pyarrow as pa
 
+from privgate import manifest as mf
 from privgate.errors import VerifyError
 from privgate.keyring import Keyring, open_keyring, read_public_key, resolve_keyring_path
-from transforms import manifest as mf
 
 
 def load_public_key(path: str) -> bytes:

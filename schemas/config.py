@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from privgate.keyring import KMS_BACKENDS
+from privgate.kms import KMS_BACKENDS
 from schemas.columns import Schema, load_schema
 from schemas.detection import GuardConfig, parse_guard
 from schemas.gates import GatesSpec, parse_gates, validate_against_schema

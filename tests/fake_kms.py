@@ -15,7 +15,7 @@ import threading
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from privgate.errors import KeyringError
-from privgate.keyring import Kms
+from privgate.kms import Kms
 
 CALLS = {"wrap": 0, "unwrap": 0}
 

@@ -16,6 +16,7 @@ import pytest
 from privgate.errors import ConfigError
 from schemas import columns
 from transforms import actions
+from transforms.arrow import as_string
 from transforms.protect import output_schema, protect_table
 
 HASH_BUCKET = columns.Action(
@@ -30,7 +31,7 @@ HASH_BUCKET = columns.Action(
 
 def hash_bucket(arr, spec, ctx):
     """Keyed bucket of each value (HMAC token, first 32 bits, modulo `buckets`)."""
-    strings = actions._as_string(arr)
+    strings = as_string(arr)
     tokens = actions._map_distinct(strings, lambda v: ctx.ops.tokens_array(v, "hash_bucket"))
     tokens = tokens.to_pylist()
     n = spec.params["buckets"]

@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from privgate.errors import KeyringError
-from privgate.keyring import MASTER_KEYS, kek_context
+from privgate.kms import MASTER_KEYS, kek_context
 from privgate.kms_aws import AwsKms
 from tests.kms_contract import (
     assert_no_secret,
@@ -579,7 +579,7 @@ def test_bad_settings_name_the_setting(change, message):
 
 
 def test_backend_is_registered_and_settings_stay_plain(moto):
-    from privgate.keyring import external_kms
+    from privgate.kms import external_kms
 
     s = aws_settings(moto)
     kms = external_kms("aws-kms", s)

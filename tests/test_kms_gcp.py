@@ -13,7 +13,8 @@ import pytest
 
 from privgate import keyring as keyring_mod
 from privgate.errors import KeyringError
-from privgate.keyring import MASTER_KEYS, init_keyring, kek_context
+from privgate.keyring import init_keyring
+from privgate.kms import MASTER_KEYS, kek_context
 from privgate.kms_gcp import GcpKms
 from tests.gcp_kms_fake import FakeCloudKms
 from tests.kms_contract import (

@@ -17,7 +17,7 @@ import pytest
 
 from privgate import kms_pkcs11
 from privgate.errors import KeyringError
-from privgate.keyring import MASTER_KEYS, kek_context
+from privgate.kms import MASTER_KEYS, kek_context
 from privgate.kms_pkcs11 import Pkcs11Kms
 from tests.kms_contract import (
     check_backend,

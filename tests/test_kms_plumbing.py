@@ -8,15 +8,17 @@ import sys
 
 import pytest
 
-from privgate import keyring as kr_mod
-from privgate.errors import ConfigError, KeyringError
+from privgate import kms as kms_mod
+from privgate.errors import ConfigError
 from tests import fake_kms
 from tests.kms_contract import check_backend, check_keyring_end_to_end, write_and_read_files
+
+FAKE_BACKEND = kms_mod.KmsBackend("tests.fake_kms", "FakeKms", None, "none")
 
 
 @pytest.fixture
 def test_kms(monkeypatch, tmp_path):
-    monkeypatch.setitem(kr_mod.KMS_BACKENDS, "test-kms", ("tests.fake_kms", "FakeKms", "none"))
+    monkeypatch.setitem(kms_mod.KMS_BACKENDS, "test-kms", FAKE_BACKEND)
     return {"store": str(tmp_path / "kms-store.json")}
 
 
@@ -29,8 +31,9 @@ def test_external_keyring_end_to_end(tmp_path, demo_csv, test_kms, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        "from privgate import keyring\n"
-        "keyring.KMS_BACKENDS['test-kms'] = ('tests.fake_kms', 'FakeKms', 'none')\n"
+        "from privgate import kms\n"
+        "kms.KMS_BACKENDS['test-kms'] = "
+        "kms.KmsBackend('tests.fake_kms', 'FakeKms', None, 'none')\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {"PYTHONPATH": os.pathsep.join([str(site), root])}
@@ -41,7 +44,8 @@ def test_external_keyring_end_to_end(tmp_path, demo_csv, test_kms, monkeypatch):
 def test_kek_round_trips_do_not_grow_with_files_or_columns(keyring_path, tmp_path):
     """Double wrapping + one CryptoFactory per Kms object: 3 wraps for 10 files x 10 columns
     (one KEK per master key), 3 unwraps to read them all back."""
-    from privgate.keyring import Kms, open_keyring
+    from privgate.keyring import open_keyring
+    from privgate.kms import Kms
 
     class Counting(Kms):
         name = "counting"
@@ -96,14 +100,6 @@ def test_settings_for_another_kms_are_a_config_error(tmp_path, demo_csv, keyring
     open(cfg, "w").write(text)
     with pytest.raises(ConfigError, match="keys.aws-kms: settings for another KMS"):
         load_config(cfg)
-
-
-def test_missing_client_library_names_the_extra(monkeypatch):
-    monkeypatch.setitem(
-        kr_mod.KMS_BACKENDS, "test-missing", ("privgate_no_such_module", "X", "aws")
-    )
-    with pytest.raises(KeyringError, match=r"pip install 'privgate\[aws\]'"):
-        kr_mod.external_kms("test-missing", {})
 
 
 def test_local_keyring_imports_no_kms_client_library(keyring_path):

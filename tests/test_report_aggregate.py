@@ -148,7 +148,8 @@ def test_column_plot_kinds():
 )
 def test_column_plot_date_parts(ctype, part, values, bins, after):
     from schemas.columns import ColumnSpec
-    from transforms.actions import ARROW_TYPES, generalize
+    from transforms.actions import generalize
+    from transforms.arrow import ARROW_TYPES
 
     spec = ColumnSpec("d", ctype, "generalize", params={"date_part": part})
     arr = pa.array(values, ARROW_TYPES[ctype])

@@ -435,7 +435,7 @@ def test_pipeline_graph_and_options_carry_no_key(tmp_path, keyring_path, demo_cs
 def test_hash_checks_are_constant_time(monkeypatch, tmp_path, keyring_path, demo_csv):
     import hmac
 
-    from transforms import manifest
+    from privgate import manifest
 
     calls = []
     real = hmac.compare_digest

@@ -9,27 +9,19 @@ the pipeline's cost and real columns repeat.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from privgate.crypto import HmacSha256
 from schemas.columns import ColumnSpec
+from transforms.arrow import ARROW_TYPES, as_string
 
 TOKEN_PREFIX = "tk_"
 CIPHER_PREFIX = "ae_"
 TOKEN_BYTES = 16  # 128 bits kept of HMAC-SHA256
-
-ARROW_TYPES = {
-    "string": pa.string(),
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
 
 
 class KeyedOps:
@@ -74,9 +66,10 @@ class KeyedOps:
     def encrypt_array(self, values: pa.Array, domain: str = "") -> pa.Array:
         """`ae_` + base64url(AES-SIV(value)), deterministic, associated data = domain.
 
-        Vectorized by value length (`transforms.siv`), bit-identical to `AESSIV.encrypt`.
+        Vectorized by value length (`privgate.crypto.VectorSiv`), bit-identical to
+        `AESSIV.encrypt`.
         """
-        from transforms.siv import VectorSiv
+        from privgate.crypto import VectorSiv
 
         if domain not in self._vsiv:
             self._vsiv[domain] = VectorSiv(self._siv_key, b"privgate:" + domain.encode())
@@ -104,58 +97,11 @@ class KeyedOps:
 
         The record digest is the record key's 128-bit token digest, so a record's draw is
         a PRF of its key under the date-shift key (AES as a PRF on one block)."""
-        from transforms.siv import _aes_blocks
+        from privgate.crypto import aes_blocks
 
-        out = _aes_blocks(self._shift_key, record_digests)
+        out = aes_blocks(self._shift_key, record_digests)
         words = np.ascontiguousarray(out[:, :8]).view(">u8").reshape(-1)
         return words.astype(np.float64) / 2.0**64
-
-
-try:  # optional C extension (setup.py); the Python path below is the reference
-    from privgate import _hmac as _fast_hmac
-except ImportError:  # pragma: no cover - depends on the build machine
-    _fast_hmac = None
-
-
-class HmacSha256:
-    """HMAC-SHA256 (RFC 2104) over many short messages. Used by tokens, date shifts and
-    memoized LDP noise; per-value keyed crypto is the pipeline's floor.
-
-    `joined` runs in C (`privgate._hmac`, OpenSSL's SHA-256, GIL released: ~0.3 us per value)
-    when the extension was built, else in Python with the keyed inner/outer states
-    precomputed once and copied per message (~1.2 us per value); both are bit-identical."""
-
-    def __init__(self, key: bytes):
-        self._key = bytes(key)  # for the C path; this object is never pickled or logged
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-    def __reduce__(self):
-        raise TypeError("HMAC states hold a key and must not be pickled")
-
-    def many(self, values: Sequence[bytes], prefix: bytes = b"") -> list[bytes]:
-        """HMAC(key, prefix || v) for each v, as 32-byte digests."""
-        inner0 = self._inner.copy()
-        inner0.update(prefix)
-
-        # map() over a closure with pre-bound copy methods: ~10% faster than a for loop.
-        def one(m, icopy=inner0.copy, ocopy=self._outer.copy):
-            i = icopy()
-            i.update(m)
-            o = ocopy()
-            o.update(i.digest())
-            return o.digest()
-
-        return list(map(one, values))
-
-    def joined(self, values: Sequence[bytes], prefix: bytes = b"") -> bytes:
-        """`many`, concatenated (32 bytes per value)."""
-        if _fast_hmac is not None:
-            return _fast_hmac.joined(self._key, prefix, values)
-        return b"".join(self.many(values, prefix))
 
 
 class ActionContext:
@@ -179,7 +125,7 @@ class ActionContext:
         if self._digests is None:
             if self.record_keys is None:
                 raise ValueError("date_shift needs the schema's record_key")
-            keys = _as_string(self.record_keys)
+            keys = as_string(self.record_keys)
             if keys.null_count:
                 raise ValueError("record keys must not be null")
             enc = keys.dictionary_encode()
@@ -192,17 +138,6 @@ class ActionContext:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _as_string(arr: pa.Array) -> pa.Array:
-    if pa.types.is_string(arr.type):
-        return arr
-    if pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
-        # ISO 8601 text, stable across runs and readers.
-        return pc.strftime(
-            arr, format="%Y-%m-%d" if pa.types.is_date(arr.type) else "%Y-%m-%dT%H:%M:%S.%fZ"
-        )
-    return pc.cast(arr, pa.string())
 
 
 def _map_distinct(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
@@ -325,7 +260,7 @@ def mask(arr, spec, ctx):
     A value no longer than keep_first + keep_last is masked entirely, so short values are
     never shown whole.
     """
-    s = _as_string(arr)
+    s = as_string(arr)
     first, last, char = spec.params["keep_first"], spec.params["keep_last"], spec.params["char"]
     n = pc.utf8_length(s)
     shown = pc.greater(n, first + last)
@@ -341,12 +276,12 @@ def tokenize(arr, spec, ctx):
     if spec.name == ctx.record_key_name and not domain:
         # The record key's digests are computed once per batch (date_shift uses them too).
         return _hex_strings(TOKEN_PREFIX, ctx.record_digests())
-    return _map_distinct(_as_string(arr), lambda vs: ctx.ops.tokens_array(vs, domain))
+    return _map_distinct(as_string(arr), lambda vs: ctx.ops.tokens_array(vs, domain))
 
 
 def encrypt(arr, spec, ctx):
     domain = spec.params.get("domain", "")
-    return _map_distinct(_as_string(arr), lambda vs: ctx.ops.encrypt_array(vs, domain))
+    return _map_distinct(as_string(arr), lambda vs: ctx.ops.encrypt_array(vs, domain))
 
 
 def generalize(arr, spec, ctx):
@@ -381,7 +316,7 @@ def scrub(arr, spec, ctx):
     """Replace PII spans inside free text (transforms.detect.scrub.scrub_array)."""
     from transforms.detect.scrub import scrub_array
 
-    return scrub_array(_as_string(arr), analyzer=ctx.detector, ops=ctx.ops, **spec.params)
+    return scrub_array(as_string(arr), analyzer=ctx.detector, ops=ctx.ops, **spec.params)
 
 
 LDP_KEY_VERSION = 1
@@ -398,7 +333,7 @@ def ldp(arr, spec, ctx):
         if ctx.ops.ldp_key is None:
             raise ValueError("this keyring has no ldp key; create a new keyring")
         source = memoized_source(
-            ctx.ops.ldp_key, _as_string(ctx.record_keys), spec.name, arr, LDP_KEY_VERSION, **kw
+            ctx.ops.ldp_key, as_string(ctx.record_keys), spec.name, arr, LDP_KEY_VERSION, **kw
         )
     else:
         source = SecureRandomSource()

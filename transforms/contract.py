@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.columns import ColumnSpec, Schema
-from transforms.actions import ARROW_TYPES, _as_string
+from transforms.arrow import ARROW_TYPES, as_string
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -197,7 +197,7 @@ def coerce(arr: pa.Array, spec: ColumnSpec) -> tuple[pa.Array, np.ndarray, np.nd
         or pa.types.is_temporal(at)
         or pa.types.is_decimal(at)
     ):
-        typed = _as_string(arr)
+        typed = as_string(arr)
     elif spec.type in ("int", "float") and (pa.types.is_integer(at) or pa.types.is_floating(at)):
         typed = _numeric(arr, spec.type)
     elif spec.type == "date" and (pa.types.is_date(at) or pa.types.is_timestamp(at)):

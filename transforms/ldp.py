@@ -52,7 +52,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.actions import HmacSha256
+from privgate.crypto import HmacSha256
 
 GRID_BITS = 20
 TAIL_SCALES = 12.0

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from schemas.columns import Schema
-from transforms.actions import ACTIONS, ARROW_TYPES, ActionContext, KeyedOps
+from transforms.actions import ACTIONS, ActionContext, KeyedOps
+from transforms.arrow import ARROW_TYPES
 
 
 def output_schema(schema: Schema) -> pa.Schema:

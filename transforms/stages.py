@@ -11,7 +11,7 @@ import json
 import apache_beam as beam
 import pyarrow as pa
 
-from privgate.keyring import kek_context
+from privgate.kms import kek_context
 from schemas.columns import Schema
 from schemas.config import InputSpec, RunConfig
 from transforms import progress

@@ -42,7 +42,7 @@ class EncryptedParquetSink(filebasedsink.FileBasedSink):
         keyring_path: where workers open the keyring (a path, not a secret).
         compression: parquet codec (zstd or snappy).
         row_group_rows: maximum rows per row group.
-        kek_context: AAD for the KEK wraps (`privgate.keyring.kek_context(dataset)`).
+        kek_context: AAD for the KEK wraps (`privgate.kms.kek_context(dataset)`).
     """
 
     def __init__(

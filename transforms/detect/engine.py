@@ -509,9 +509,9 @@ def _as_string_array(values) -> pa.Array:
                 )
         if pa.types.is_null(t):
             return pa.nulls(len(values), pa.string())
-        from transforms.actions import _as_string
+        from transforms.arrow import as_string
 
-        return _as_string(values)
+        return as_string(values)
     return pa.array(list(values), pa.string())
 
 

@@ -89,7 +89,7 @@ class OutputColumnsCheck(GateCheck):
             A check dict with details {"expected", "actual", "missing", "unexpected",
             "type_mismatch" (column names)}.
         """
-        from transforms.actions import ARROW_TYPES
+        from transforms.arrow import ARROW_TYPES
 
         arrow = output_schema.schema if isinstance(output_schema, pa.Table) else output_schema
         expected = [c.name for c in schema.output_columns]
