@@ -1,4 +1,4 @@
-"""Gate checks: one class per check in one registry, read by the verdict and the report.
+"""Gate checks: one class per kind of check, registered by name in `CHECKS`.
 
 A check is a dict `{name, passed, details}` (details are JSON-able aggregates, never record
 values). Each kind of check is one `GateCheck` subclass: its `name` (the constant every

@@ -1,4 +1,4 @@
-"""The Great Expectations adapter: schema-derived and user suites run on Arrow tables.
+"""The Great Expectations adapter: expectation suites run on Arrow tables, kept to counts.
 
 - `input_expectations()` / `load_suite()` / `run_suite()` / `merge_suite_results()`: Great
   Expectations contracts. GX copies failing values into its results by default; `run_suite`
