@@ -11,19 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from privgate.kms import KMS_BACKENDS
+from privgate.kms import kms_kinds
 from schemas.columns import Schema, load_schema
 from schemas.detection import GuardConfig, parse_guard
 from schemas.gates import GatesSpec, parse_gates, validate_against_schema
 from schemas.kit import NAME_RE, Node, freeze, read_yaml, resolve_path, thaw
 
 FORMATS = ("csv", "jsonl", "parquet")
-LOCAL_KMS = "local"
-
-
-def kms_kinds() -> tuple[str, ...]:
-    """`keys.kms` values: the local keyring and every registered KMS backend."""
-    return (LOCAL_KMS,) + tuple(KMS_BACKENDS)
+LOCAL_KMS = "local"  # the first of `kms_kinds()`: the local keyring file
 
 
 @dataclass(frozen=True)
