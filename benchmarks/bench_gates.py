@@ -1,7 +1,7 @@
 """Gate fixed costs: the CPU of each piece the gates pay per run, measured in isolation.
 
 Each figure is the least of `--repeat` fresh interpreters (an import is only cold once):
-  - `import great_expectations` plain vs through `transforms.validate.import_gx`,
+  - `import great_expectations` plain vs through `transforms.gates.gx.import_gx`,
   - the schema-derived GX input contract on 10,000 rows of the spine benchmark's data,
   - the detector's pattern compilation (`Detector.warm`) and residual-PII detection on
     1,000 sampled values per column of a protected output.
@@ -31,25 +31,25 @@ PROBES = {
     "GX import, import_gx": """
         import time
         import pyarrow, numpy
-        from transforms import validate as v
+        from transforms.gates import gx
         t = time.process_time()
-        v.import_gx()
+        gx.import_gx()
         print(time.process_time() - t)
     """,
     "GX input contract, 10,000 rows": """
         import time
         from pipelines.demo_data import synthetic_table
         from schemas.columns import parse_schema
-        from transforms import validate as v
+        from transforms.gates import gx
         sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
         import yaml
         from bench_spine import SCHEMA
         schema = parse_schema(yaml.safe_load(SCHEMA))
         head = synthetic_table(10_000)
-        suite = v.input_expectations(schema)
-        v.run_suite(head.slice(0, 100), suite, "warm")  # GX's first-call set-up is not the contract
+        suite = gx.input_expectations(schema)
+        gx.run_suite(head.slice(0, 100), suite, "warm")  # GX's first-call set-up: not the contract
         t = time.process_time()
-        v.run_suite(head, suite, "input_contract")
+        gx.run_suite(head, suite, "input_contract")
         print(time.process_time() - t)
     """,
     "detector pattern compilation (warm)": """

@@ -71,11 +71,11 @@ def _batches(files, columns: list[str] | None):
 def _user_input_suite(head: pa.Table, suite: str) -> dict:
     """GX worker: the user's input suite on the first input rows (typed, before the
     quarantine split)."""
-    from transforms import validate as v
+    from transforms.gates import gx
+    from transforms.gates.checks import InputExpectationsCheck
 
-    return v.suite_check(
-        v.CHECK_INPUT_EXPECTATIONS,
-        v.run_suite(head, v.load_suite(suite), v.CHECK_INPUT_EXPECTATIONS),
+    return InputExpectationsCheck.build(
+        gx.run_suite(head, gx.load_suite(suite), InputExpectationsCheck.name)
     )
 
 
@@ -155,8 +155,9 @@ class Gates:
         `report` (the report files with their hashes).
         """
         from pipelines.reconcile import read_contract_counts
-        from transforms import validate as v
         from transforms.contract import input_contract_check
+        from transforms.gates import checks as ck
+        from transforms.gates import gx, metrics
         from transforms.report.aggregate import column_plot
 
         cfg, head = self.cfg, self.head
@@ -166,7 +167,7 @@ class Gates:
         class_cols = qis + ([sensitive] if sensitive else [])
         detect_cols = _detect_columns(schema)
         plot_cols = [c for c in schema.output_columns if c.action in ("ldp", "generalize")]
-        output_suite = v.load_suite(gates.expectations) if gates.expectations else None
+        output_suite = gx.load_suite(gates.expectations) if gates.expectations else None
 
         files = _output_files(staging, keyring.kms.bound(kek_context(cfg.dataset)))
         out_schema = files[0].schema_arrow if files else None
@@ -198,50 +199,42 @@ class Gates:
         whole = None if output_suite is not None else list(dict.fromkeys(class_cols + ldp_names))
         for table in _batches(files, whole):
             if class_cols:
-                partial_classes.append(v.class_counts(table, class_cols))
+                partial_classes.append(metrics.class_counts(table, class_cols))
             if ldp_names:
-                partial_domains.append(v.ldp_domain_counts(table, schema))
+                partial_domains.append(metrics.ldp_domain_counts(table, schema))
             if output_suite is not None:
-                suite_results.append(v.run_suite(table, output_suite, v.CHECK_OUTPUT_EXPECTATIONS))
+                suite_results.append(
+                    gx.run_suite(table, output_suite, ck.OutputExpectationsCheck.name)
+                )
 
         rec = body["reconciliation"]
         guard = body.get("keep_guard")
-        checks = (
-            []
-            if guard is None
-            else [
-                v.check(
-                    "keep_guard",
-                    guard["passed"],
-                    {
-                        "mode": guard["mode"],
-                        "max_prevalence": guard["max_prevalence"],
-                        "findings": guard["findings"],
-                    },
-                )
-            ]
-        )
+        checks = [] if guard is None else [ck.KeepGuardCheck.build(guard)]
         checks += [
-            v.output_columns_check(out_schema or pa.schema([]), schema),
-            v.reconciliation_check(rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]),
+            ck.OutputColumnsCheck.build(out_schema or pa.schema([]), schema),
+            ck.ReconciliationCheck.build(
+                rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]
+            ),
         ]
         if schema.ldp_columns:
-            checks.append(v.ldp_domain_check(v.merge_ldp_domain_counts(partial_domains), schema))
-        if gates.k_anonymity:
-            merged = v.merge_class_counts(partial_classes, class_cols)
             checks.append(
-                v.k_anonymity_check(v.k_anonymity_from_counts(merged, qis, gates.k_anonymity.k))
+                ck.LdpDomainCheck.build(metrics.merge_ldp_domain_counts(partial_domains), schema)
+            )
+        if gates.k_anonymity:
+            merged = metrics.merge_class_counts(partial_classes, class_cols)
+            checks.append(
+                ck.KAnonymityCheck.build(
+                    metrics.k_anonymity_from_counts(merged, qis, gates.k_anonymity.k)
+                )
             )
             if gates.l_diversity:
                 checks.append(
-                    v.l_diversity_check(
-                        v.l_diversity_from_counts(merged, qis, sensitive, gates.l_diversity.l)
+                    ck.LDiversityCheck.build(
+                        metrics.l_diversity_from_counts(merged, qis, sensitive, gates.l_diversity.l)
                     )
                 )
         if output_suite is not None:
-            checks.append(
-                v.suite_check(v.CHECK_OUTPUT_EXPECTATIONS, v.merge_suite_results(suite_results))
-            )
+            checks.append(ck.OutputExpectationsCheck.build(gx.merge_suite_results(suite_results)))
         plots = {}
         for c in plot_cols:
             if head is not None and plot_after[c.name]:
@@ -254,13 +247,13 @@ class Gates:
                 if plot is not None:
                     plots[c.name] = plot
         if residual is not None:
-            checks.append(v.residual_pii_check(residual.result(), gates.residual_pii_max))
+            checks.append(ck.ResidualPiiCheck.build(residual.result(), gates.residual_pii_max))
         checks.append(
             input_contract_check(schema, read_contract_counts(staging), cfg.input.max_cell_bytes)
         )
         if self._input is not None:
             checks.append(self._input.result())
-        verdict = v.gate_verdict(checks)
+        verdict = ck.gate_verdict(checks)
         from transforms.report.html import render_report
 
         render_report(staging, verdict, body, plots)  # milliseconds: SVG drawn by hand

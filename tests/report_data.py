@@ -10,7 +10,8 @@ import pyarrow as pa
 import yaml
 
 from schemas.columns import parse_schema
-from transforms import validate as v
+from transforms.gates import checks as gate_checks
+from transforms.gates import metrics
 from transforms.report.aggregate import column_plot
 
 SECRET = "ZZ-SECRET-41f9-NAME"
@@ -118,17 +119,19 @@ def sample_manifest():
 
 def sample_validation(out, k=5, pii_flagged=0):
     checks = [
-        v.output_columns_check(out, SCHEMA),
-        v.residual_pii_check(
+        gate_checks.OutputColumnsCheck.build(out, SCHEMA),
+        gate_checks.ResidualPiiCheck.build(
             {"name": {"sampled": 300, "flagged": pii_flagged, "entities": {"PERSON": pii_flagged}}},
             0.0,
         ),
-        v.k_anonymity_check(v.k_anonymity(out, ["age", "gender"], k)),  # 2 passes, 50 fails
-        v.l_diversity_check(v.l_diversity(out, ["age"], "smoker", 2)),
-        v.ldp_domain_check(out, SCHEMA),
-        v.reconciliation_check(304, 300, 4),
+        gate_checks.KAnonymityCheck.build(
+            metrics.k_anonymity(out, ["age", "gender"], k)
+        ),  # 2 passes, 50 fails
+        gate_checks.LDiversityCheck.build(metrics.l_diversity(out, ["age"], "smoker", 2)),
+        gate_checks.LdpDomainCheck.build(out, SCHEMA),
+        gate_checks.ReconciliationCheck.build(304, 300, 4),
     ]
-    return v.gate_verdict(checks)
+    return gate_checks.gate_verdict(checks)
 
 
 def sample_plots(inp, out, min_count=0):

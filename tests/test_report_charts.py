@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from transforms import validate as v
+from transforms.gates import metrics
 from transforms.report.charts import (
     _AFTER,
     _BEFORE,
@@ -124,10 +124,10 @@ def test_chart_escapes_data_derived_labels():
 
 
 def test_k_histogram_bars_below_k_are_red():
-    hist = v.size_histogram(np.array([1, 1, 2, 3, 4, 7, 7, 12, 30, 60, 150, 1500]))
+    hist = metrics.size_histogram(np.array([1, 1, 2, 3, 4, 7, 7, 12, 30, 60, 150, 1500]))
     root = _svg_tree(_k_histogram_svg(hist, k=5))
     bars = _bars(root)
-    assert len(bars) == len(hist) == len(v.SIZE_BUCKETS)
+    assert len(bars) == len(hist) == len(metrics.SIZE_BUCKETS)
     assert [b.get("fill") for b in bars] == [_FAIL] * 4 + [_PASS] * 5
     heights = [float(b.get("height")) for b in bars]
     assert heights.index(max(heights)) == len(hist) - 1  # 1,650 records in "100+"

@@ -465,7 +465,7 @@ def input_contract_check(
     Per declared column: `expect_column_to_exist` (critical: the reader refuses an input
     without a declared column, so it holds for every row counted), then one warning entry
     per rule in `contract_rules` (the run quarantines or clips such rows by policy). Entries
-    have the layout of a Great Expectations result (`transforms.validate.run_suite`).
+    have the layout of a Great Expectations result (`transforms.gates.gx.run_suite`).
 
     Args:
         schema: the dataset schema.
@@ -476,7 +476,7 @@ def input_contract_check(
         "success", "evaluated", "failed", "critical_failed", "warnings", "expectations"}.
         Counts only, never a value.
     """
-    from transforms.validate import CHECK_INPUT_CONTRACT, check
+    from transforms.gates.checks import InputContractCheck
 
     rows = int(counts.get("rows", 0))
     columns = counts.get("columns") or {}
@@ -498,7 +498,7 @@ def input_contract_check(
     failed = [e for e in entries if not e["success"]]
     critical = [e for e in failed if e["severity"] == "critical"]
     details = {
-        "name": CHECK_INPUT_CONTRACT,
+        "name": InputContractCheck.name,
         "suite": INPUT_CONTRACT_SUITE,
         "success": not critical,
         "evaluated": len(entries),
@@ -507,7 +507,7 @@ def input_contract_check(
         "warnings": len(failed) - len(critical),
         "expectations": entries,
     }
-    return check(CHECK_INPUT_CONTRACT, not critical, details)
+    return InputContractCheck.build(details)
 
 
 def _entry(kind: str, severity: str, kwargs: dict, unexpected: int = 0) -> dict:

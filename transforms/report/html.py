@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from schemas.columns import ACTIONS
+from transforms.gates import checks as gate_checks
+from transforms.gates.checks import fmt_int as _int
+from transforms.gates.checks import fmt_pct as _pct
 from transforms.report.aggregate import validation_document
 from transforms.report.charts import _before_after_svg, _e, _k_histogram_svg
 
@@ -80,78 +83,6 @@ def _badge(passed: bool | None, text: str | None = None) -> _Raw:
         return _Raw(f'<span class="warn">{_e(text or "warning")}</span>')
     cls = "ok" if passed else "bad"
     return _Raw(f'<span class="{cls}">{_e(text or ("passed" if passed else "FAILED"))}</span>')
-
-
-def _pct(v: Any, digits: int = 2) -> str:
-    if v is None:
-        return "–"
-    return f"{100.0 * float(v):.{digits}f}%"
-
-
-def _int(v: Any) -> str:
-    return "–" if v is None else f"{int(v):,}"
-
-
-def _check_summary(c: Mapping) -> str:
-    d = c.get("details") or {}
-    name = c["name"]
-    try:
-        if name == "output_columns":
-            parts = [
-                f"{label}: {', '.join(d[key])}"
-                for key, label in (
-                    ("missing", "missing"),
-                    ("unexpected", "unexpected"),
-                    ("type_mismatch", "type mismatch"),
-                )
-                if d.get(key)
-            ]
-            return "; ".join(parts) or f"{len(d.get('expected', []))} columns as declared"
-        if name == "residual_pii":
-            limit = "no limit" if d.get("max_rate") is None else f"max {_pct(d['max_rate'])}"
-            return (
-                f"{_pct(d.get('rate'))} of sampled values with PII "
-                f"({_int(d.get('flagged'))} of {_int(d.get('sampled'))}); {limit}"
-            )
-        if name == "k_anonymity":
-            return (
-                f"smallest class {_int(d.get('min_class_size'))} (k = {d.get('k')}); "
-                f"{_int(d.get('records_below_k'))} records in "
-                f"{_int(d.get('classes_below_k'))} classes below k; "
-                f"{_int(d.get('classes'))} classes over {_int(d.get('records'))} records"
-            )
-        if name == "l_diversity":
-            return (
-                f"fewest distinct '{d.get('sensitive')}' per class: "
-                f"{_int(d.get('min_l'))} (l = {d.get('l')}); "
-                f"{_int(d.get('records_below_l'))} records in "
-                f"{_int(d.get('classes_below_l'))} classes below l"
-            )
-        if name == "ldp_domain":
-            cols = d.get("columns") or {}
-            outside = sum(int(v.get("outside", 0)) for v in cols.values())
-            return f"{len(cols)} ldp columns; {outside:,} values outside their domain"
-        if name == "reconciliation":
-            return (
-                f"{_int(d.get('input_rows'))} input rows = {_int(d.get('output_rows'))} "
-                f"output + {_int(d.get('quarantined_rows'))} quarantined"
-                + ("" if c["passed"] else f" (difference {_int(d.get('difference'))})")
-            )
-        if name == "keep_guard":
-            found = d.get("findings") or []
-            if not found:
-                return f"no PII above {_pct(d.get('max_prevalence'))} in kept columns"
-            return "; ".join(
-                f"'{f['column']}' holds {f['entity']} ({_pct(f['prevalence'])})" for f in found
-            )
-        if "expectations" in d and "evaluated" in d:
-            return (
-                f"{d['evaluated']} expectations; {d['critical_failed']} critical failed, "
-                f"{d['warnings']} warnings"
-            )
-    except (KeyError, TypeError, ValueError):
-        pass
-    return "passed" if c["passed"] else "failed"
 
 
 def _find(validation: Mapping, name: str) -> Mapping | None:
@@ -218,7 +149,7 @@ def _section_privacy(body: Mapping) -> str:
 
 
 def _section_pii(validation: Mapping) -> str:
-    c = _find(validation, "residual_pii")
+    c = _find(validation, gate_checks.ResidualPiiCheck.name)
     if c is None:
         return "<p class='note'>Residual PII was not checked in this run.</p>"
     d = c.get("details") or {}
@@ -237,7 +168,7 @@ def _section_pii(validation: Mapping) -> str:
                 *[_int(ents.get(e, 0)) for e in entities],
             ]
         )
-    head = f"<p>{_badge(c['passed']).html} {_e(_check_summary(c))}</p>"
+    head = f"<p>{_badge(c['passed']).html} {_e(gate_checks.summary(c))}</p>"
     if not rows:
         return head + "<p class='note'>No string column needed sampling.</p>"
     return head + _table(
@@ -249,13 +180,13 @@ def _section_pii(validation: Mapping) -> str:
 
 def _section_k(validation: Mapping) -> str:
     out = []
-    c = _find(validation, "k_anonymity")
+    c = _find(validation, gate_checks.KAnonymityCheck.name)
     if c is None:
         out.append("<p class='note'>k-anonymity was not configured (gates.k_anonymity).</p>")
     else:
         d = c.get("details") or {}
         out.append(
-            f"<p>{_badge(c['passed']).html} {_e(_check_summary(c))}. "
+            f"<p>{_badge(c['passed']).html} {_e(gate_checks.summary(c))}. "
             f"Quasi-identifiers: {_e(', '.join(d.get('quasi_identifiers') or []))}.</p>"
         )
         if d.get("histogram") and d.get("records"):
@@ -267,15 +198,15 @@ def _section_k(validation: Mapping) -> str:
                     numeric=(1, 2),
                 )
             )
-    ld = _find(validation, "l_diversity")
+    ld = _find(validation, gate_checks.LDiversityCheck.name)
     if ld is not None:
         out.append("<h3>l-diversity</h3>")
-        out.append(f"<p>{_badge(ld['passed']).html} {_e(_check_summary(ld))}.</p>")
+        out.append(f"<p>{_badge(ld['passed']).html} {_e(gate_checks.summary(ld))}.</p>")
     return "".join(out)
 
 
 def _section_ldp(validation: Mapping) -> str:
-    c = _find(validation, "ldp_domain")
+    c = _find(validation, gate_checks.LdpDomainCheck.name)
     if c is None:
         return ""
     cols = (c.get("details") or {}).get("columns") or {}
@@ -321,9 +252,9 @@ def _section_quarantine(body: Mapping, validation: Mapping) -> str:
     q = body.get("quarantine") or {}
     by_reason = q.get("by_reason") or {}
     out = []
-    rec = _find(validation, "reconciliation")
+    rec = _find(validation, gate_checks.ReconciliationCheck.name)
     if rec is not None:
-        out.append(f"<p>{_badge(rec['passed']).html} {_e(_check_summary(rec))}.</p>")
+        out.append(f"<p>{_badge(rec['passed']).html} {_e(gate_checks.summary(rec))}.</p>")
     if by_reason:
         out.append(
             _table(
@@ -348,11 +279,11 @@ def _section_suites(validation: Mapping) -> str:
     out = []
     for c in validation.get("checks") or []:
         d = c.get("details") or {}
-        if not ("expectations" in d and "evaluated" in d):
+        if not gate_checks.is_suite_result(d):
             continue
         out.append(
             f"<h3>{_e(c['name'])} <span class='meta'>(suite {_e(d.get('suite'))})"
-            f"</span></h3><p>{_badge(c['passed']).html} {_e(_check_summary(c))}</p>"
+            f"</span></h3><p>{_badge(c['passed']).html} {_e(gate_checks.summary(c))}</p>"
         )
         failed, passed = [], []
         for e in d["expectations"]:
@@ -419,12 +350,13 @@ def build_html(validation: Mapping, manifest_body: Mapping, plots: Mapping) -> s
         )
         for name in failed:
             c = _find(validation, name) or {"name": name, "passed": False}
-            verdict.append(f"<li><b>{_e(name)}</b>: {_e(_check_summary(c))}</li>")
+            verdict.append(f"<li><b>{_e(name)}</b>: {_e(gate_checks.summary(c))}</li>")
         verdict.append("</ul>")
     verdict.append("</section>")
 
     checks = [
-        [c["name"], _badge(c["passed"]), _check_summary(c)] for c in validation.get("checks") or []
+        [c["name"], _badge(c["passed"]), gate_checks.summary(c)]
+        for c in validation.get("checks") or []
     ]
     meta = " · ".join(
         _e(x)
@@ -477,7 +409,7 @@ def render_report(
 
     Args:
         out_dir: the (staging) output directory; `report/` is created in it.
-        validation: `transforms.validate.gate_verdict(...)` output.
+        validation: `transforms.gates.checks.gate_verdict(...)` output.
         manifest_body: the manifest body (`columns`, `privacy`, `quarantine.by_reason`,
             `dataset`, `run_id`, ...).
         plots: {column: {"bins": [labels], "before": [counts], "after": [counts],
