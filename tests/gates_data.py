@@ -66,3 +66,71 @@ def ldp_output(n=200, seed=0):
         pa.array(rng.random(n) < 0.2), LdpSpec(type="bool", epsilon=0.5), source=src
     )
     return pa.table({"income": income, "gender": gender, "smoker": smoker})
+
+
+# pandas dtypes (as `to_frame` produces them) that Great Expectations accepts per type.
+GX_TYPE_LISTS = {
+    "string": ["StringDtype"],
+    "int": ["int64", "Int64Dtype"],
+    "float": ["float64"],
+    "bool": ["bool", "BooleanDtype"],
+    "date": ["datetime64[ms]"],
+    "timestamp": ["datetime64[us]"],
+}
+
+
+def input_expectations(schema, name: str = "privgate_input_contract"):
+    """A Great Expectations suite of a schema's input rules, as a user might write it.
+
+    (It was privgate's own input contract; the contract stage's per-row counts replaced it.
+    Tests and `benchmarks/bench_gates.py` use it as a realistic user suite.)
+
+    Run it (`run_suite`) on the typed input, i.e. the columns `transforms.contract.coerce`
+    returns, before the quarantine split: cells that failed their type are null there.
+    Severity "critical" (fails the contract): every declared column is present with its
+    declared type. Severity "warning" (reported, the run handles these rows by policy):
+    non-nullable columns without nulls (such rows are quarantined), ldp string columns
+    without `other` inside their categories (quarantined), ldp numeric columns inside their
+    bounds (clipped).
+
+    Args:
+        schema: the dataset schema.
+        name: the suite name.
+    Returns:
+        An unbound `great_expectations.ExpectationSuite` (meta `{"privgate": "schema"}`).
+    """
+    from transforms.gates.gx import import_gx
+
+    gx = import_gx()
+    import great_expectations.expectations as gxe
+
+    meta = {"privgate": "schema"}
+    exps: list = []
+    for c in schema.columns:
+        exps.append(gxe.ExpectColumnToExist(column=c.name, meta=meta))
+        exps.append(
+            gxe.ExpectColumnValuesToBeInTypeList(
+                column=c.name, type_list=list(GX_TYPE_LISTS[c.type]), meta=meta
+            )
+        )
+        if not c.nullable:
+            exps.append(
+                gxe.ExpectColumnValuesToNotBeNull(column=c.name, meta=meta, severity="warning")
+            )
+        if c.action != "ldp":
+            continue
+        p = c.params
+        if p.get("categories") and "other" not in p:
+            exps.append(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=c.name, value_set=list(p["categories"]), meta=meta, severity="warning"
+                )
+            )
+        if p.get("bounds"):
+            lo, hi = p["bounds"]
+            exps.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=c.name, min_value=lo, max_value=hi, meta=meta, severity="warning"
+                )
+            )
+    return gx.ExpectationSuite(name=name, expectations=exps, meta={"privgate": "schema"})

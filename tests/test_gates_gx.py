@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from privgate.errors import ConfigError, DataError
-from tests.gates_data import gates_schema
+from tests.gates_data import gates_schema, input_expectations
 from transforms.gates import checks, gx
 
 SECRET = "ZZ-SECRET-7c1e-VALUE"
@@ -20,7 +20,7 @@ SECRET = "ZZ-SECRET-7c1e-VALUE"
 @pytest.fixture(scope="module")
 def gx_suite():
     """Importing Great Expectations takes seconds: build the schema suite once."""
-    return gx.input_expectations(gates_schema())
+    return input_expectations(gates_schema())
 
 
 def _typed_input(n=6):
@@ -81,7 +81,7 @@ def test_import_gx_defers_or_skips_unused_packages_and_leaves_imports_plain():
     assert out.stdout.strip().endswith("ok")
 
 
-def test_input_expectations_cover_thegates_schema(gx_suite):
+def test_the_schema_suite_helper_covers_the_gates_schema(gx_suite):
     kinds = {(e.expectation_type, e.column) for e in gx_suite.expectations}
     for col in ("id", "name", "age", "income"):
         assert ("expect_column_to_exist", col) in kinds

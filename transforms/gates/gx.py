@@ -1,9 +1,9 @@
 """The Great Expectations adapter: expectation suites run on Arrow tables, kept to counts.
 
-- `input_expectations()` / `load_suite()` / `run_suite()` / `merge_suite_results()`: Great
-  Expectations contracts. GX copies failing values into its results by default; `run_suite`
-  asks for counts only and then rebuilds the result from a whitelist, so no value from the
-  data reaches it.
+- `load_suite()` / `run_suite()` / `merge_suite_results()`: the user's Great Expectations
+  suites (`gates.expectations`, `gates.input_expectations`). GX copies failing values into
+  its results by default; `run_suite` asks for counts only and then rebuilds the result from
+  a whitelist, so no value from the data reaches it.
 - `import_gx()`: Great Expectations takes seconds to import, so it is imported inside the
   functions that use it, deferring the heavy packages GX imports but privgate never uses.
 
@@ -27,7 +27,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from privgate.errors import ConfigError, DataError
-from schemas.columns import Schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -81,15 +80,6 @@ def import_gx():
     return sys.modules["great_expectations"]
 
 
-# pandas dtypes (as `to_frame` produces them) that Great Expectations accepts per type.
-GX_TYPE_LISTS = {
-    "string": ["StringDtype"],
-    "int": ["int64", "Int64Dtype"],
-    "float": ["float64"],
-    "bool": ["bool", "BooleanDtype"],
-    "date": ["datetime64[ms]"],
-    "timestamp": ["datetime64[us]"],
-}
 # Result keys that are counts or shares (never values); everything else GX returns is dropped.
 _COUNT_KEYS = (
     "element_count",
@@ -125,58 +115,6 @@ _RESULT_FORMAT = {
     "return_unexpected_index_query": False,
 }
 _DROP_KWARGS = ("batch_id", "result_format", "catch_exceptions")
-
-
-def input_expectations(schema: Schema, name: str = "privgate_input_contract") -> ExpectationSuite:
-    """The input contract derived from a schema, as a Great Expectations suite.
-
-    Run it (`run_suite`) on the typed input, i.e. the columns `transforms.contract.coerce`
-    returns, before the quarantine split: cells that failed their type are null there.
-    Severity "critical" (fails the contract): every declared column is present with its
-    declared type. Severity "warning" (reported, the run handles these rows by policy):
-    non-nullable columns without nulls (such rows are quarantined), ldp string columns
-    without `other` inside their categories (quarantined), ldp numeric columns inside their
-    bounds (clipped).
-
-    Args:
-        schema: the dataset schema.
-        name: the suite name.
-    Returns:
-        An unbound `great_expectations.ExpectationSuite` (meta `{"privgate": "schema"}`).
-    """
-    gx = import_gx()
-    import great_expectations.expectations as gxe
-
-    meta = {"privgate": "schema"}
-    exps: list = []
-    for c in schema.columns:
-        exps.append(gxe.ExpectColumnToExist(column=c.name, meta=meta))
-        exps.append(
-            gxe.ExpectColumnValuesToBeInTypeList(
-                column=c.name, type_list=list(GX_TYPE_LISTS[c.type]), meta=meta
-            )
-        )
-        if not c.nullable:
-            exps.append(
-                gxe.ExpectColumnValuesToNotBeNull(column=c.name, meta=meta, severity="warning")
-            )
-        if c.action != "ldp":
-            continue
-        p = c.params
-        if p.get("categories") and "other" not in p:
-            exps.append(
-                gxe.ExpectColumnValuesToBeInSet(
-                    column=c.name, value_set=list(p["categories"]), meta=meta, severity="warning"
-                )
-            )
-        if p.get("bounds"):
-            lo, hi = p["bounds"]
-            exps.append(
-                gxe.ExpectColumnValuesToBeBetween(
-                    column=c.name, min_value=lo, max_value=hi, meta=meta, severity="warning"
-                )
-            )
-    return gx.ExpectationSuite(name=name, expectations=exps, meta={"privgate": "schema"})
 
 
 def _pydantic_problem(e: Exception) -> str:
@@ -270,7 +208,7 @@ def load_suite(path: str) -> ExpectationSuite:
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
-    """A pandas frame whose dtypes `GX_TYPE_LISTS` recognizes, from a typed Arrow table.
+    """A pandas frame with Great Expectations' usual dtypes, from a typed Arrow table.
 
     Strings become `StringDtype`, ints `int64` (`Int64` when nulls), floats `float64`, bools
     `bool` (`boolean` when nulls), dates `datetime64[ms]`, timestamps naive-UTC
