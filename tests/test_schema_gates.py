@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
 from privgate.errors import ConfigError
-from schemas.columns import parse_schema
 from schemas.gates import KAnonymitySpec, LDiversitySpec, parse_gates, validate_against_schema
-
-
-def _schema(extra: str = "") -> object:
-    import yaml
-
-    return parse_schema(
-        yaml.safe_load(
-            textwrap.dedent("""\
-        record_key: id
-        columns:
-          id:     {type: string, action: tokenize}
-          name:   {type: string, action: drop}
-          age:    {type: int, action: generalize, bucket: 10}
-          zip:    {type: string, action: generalize, keep_prefix: 3}
-          dx:     {type: string, action: keep, nullable: true}
-          income: {type: float, action: ldp, epsilon: 1.0, bounds: [0, 1000]}
-          gender: {type: string, action: ldp, epsilon: 1.0, categories: [f, m]}
-          smoker: {type: bool, action: ldp, epsilon: 0.5}
-          born:   {type: date, action: generalize, date_part: year}
-          seen:   {type: timestamp, action: date_shift, max_days: 3}
-        """)
-            + extra
-        ),
-        "s.yaml",
-    )
+from tests.gates_data import gates_schema
 
 
 def test_parse_gates_full(tmp_path):
@@ -147,7 +121,7 @@ def test_parse_gates_not_a_mapping():
 def test_validate_against_schema(gates, key_path, word):
     g = parse_gates(gates, "c.yaml")
     with pytest.raises(ConfigError) as e:
-        validate_against_schema(g, _schema(), "c.yaml")
+        validate_against_schema(g, gates_schema(), "c.yaml")
     assert e.value.key_path == key_path and word in str(e.value)
 
 
@@ -159,4 +133,4 @@ def test_validate_against_schema_accepts_output_columns():
         },
         "c.yaml",
     )
-    validate_against_schema(g, _schema(), "c.yaml")
+    validate_against_schema(g, gates_schema(), "c.yaml")

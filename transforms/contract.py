@@ -476,7 +476,7 @@ def input_contract_check(
         "success", "evaluated", "failed", "critical_failed", "warnings", "expectations"}.
         Counts only, never a value.
     """
-    from transforms.gates.checks import InputContractCheck
+    from transforms.gates.checks import InputContractCheck, suite_result
 
     rows = int(counts.get("rows", 0))
     columns = counts.get("columns") or {}
@@ -495,19 +495,9 @@ def input_contract_check(
                 unexpected_percent=100.0 * n / rows if rows else 0.0,
             )
             entries.append(entry)
-    failed = [e for e in entries if not e["success"]]
-    critical = [e for e in failed if e["severity"] == "critical"]
-    details = {
-        "name": InputContractCheck.name,
-        "suite": INPUT_CONTRACT_SUITE,
-        "success": not critical,
-        "evaluated": len(entries),
-        "failed": len(failed),
-        "critical_failed": len(critical),
-        "warnings": len(failed) - len(critical),
-        "expectations": entries,
-    }
-    return InputContractCheck.build(details)
+    return InputContractCheck.build(
+        suite_result(InputContractCheck.name, INPUT_CONTRACT_SUITE, entries)
+    )
 
 
 def _entry(kind: str, severity: str, kwargs: dict, unexpected: int = 0) -> dict:

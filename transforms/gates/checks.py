@@ -53,6 +53,27 @@ def check(name: str, passed: bool, details: Mapping | None = None) -> dict:
     return {"name": name, "passed": bool(passed), "details": dict(details or {})}
 
 
+def suite_result(name: str, suite_name: str, entries: list[dict]) -> dict:
+    """A suite's details from its per-expectation entries (a GX run or the contract's counts).
+
+    Returns:
+        {"name", "suite", "success" (no critical entry failed), "evaluated", "failed",
+        "critical_failed", "warnings", "expectations": entries}.
+    """
+    failed = [e for e in entries if not e["success"]]
+    critical = [e for e in failed if e["severity"] == "critical"]
+    return {
+        "name": name,
+        "suite": suite_name,
+        "success": not critical,
+        "evaluated": len(entries),
+        "failed": len(failed),
+        "critical_failed": len(critical),
+        "warnings": len(failed) - len(critical),
+        "expectations": entries,
+    }
+
+
 def _passed_or_failed(c: Mapping) -> str:
     return "passed" if c["passed"] else "failed"
 
@@ -192,21 +213,23 @@ class ResidualPiiCheck(GateCheck):
         )
 
 
-class KAnonymityCheck(GateCheck):
-    """Every record lies in an equivalence class of at least k records."""
-
-    name = "k_anonymity"
+class _MetricCheck(GateCheck):
+    """A check whose details are a `metrics` result that says itself whether it passed."""
 
     @classmethod
     def build(cls, result: Mapping) -> dict:
-        """The check from a `k_anonymity` result.
+        """The check from a metrics result (`k_anonymity*`, `l_diversity*`).
 
-        Args:
-            result: `metrics.k_anonymity(...)` or `metrics.k_anonymity_from_counts(...)`.
         Returns:
             A check dict; details = the result.
         """
         return check(cls.name, result["passed"], result)
+
+
+class KAnonymityCheck(_MetricCheck):
+    """Every record lies in an equivalence class of at least k records."""
+
+    name = "k_anonymity"
 
     @classmethod
     def summary(cls, c: Mapping) -> str:
@@ -219,21 +242,10 @@ class KAnonymityCheck(GateCheck):
         )
 
 
-class LDiversityCheck(GateCheck):
+class LDiversityCheck(_MetricCheck):
     """Every equivalence class holds at least l distinct sensitive values."""
 
     name = "l_diversity"
-
-    @classmethod
-    def build(cls, result: Mapping) -> dict:
-        """The check from an `l_diversity` result.
-
-        Args:
-            result: `metrics.l_diversity(...)` or `metrics.l_diversity_from_counts(...)`.
-        Returns:
-            A check dict; details = the result.
-        """
-        return check(cls.name, result["passed"], result)
 
     @classmethod
     def summary(cls, c: Mapping) -> str:

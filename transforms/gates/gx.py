@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from privgate.errors import ConfigError, DataError
+from transforms.gates.checks import suite_result
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -318,21 +319,6 @@ def _sanitize_result(r: Any) -> dict:
     return entry
 
 
-def _summarize(name: str, suite_name: str, entries: list[dict]) -> dict:
-    failed = [e for e in entries if not e["success"]]
-    critical = [e for e in failed if e["severity"] == "critical"]
-    return {
-        "name": name,
-        "suite": suite_name,
-        "success": not critical,
-        "evaluated": len(entries),
-        "failed": len(failed),
-        "critical_failed": len(critical),
-        "warnings": len(failed) - len(critical),
-        "expectations": entries,
-    }
-
-
 def run_suite(data: pa.Table | pd.DataFrame, suite: ExpectationSuite, name: str) -> dict:
     """Run a Great Expectations suite on a table; return counts, never values.
 
@@ -377,7 +363,7 @@ def run_suite(data: pa.Table | pd.DataFrame, suite: ExpectationSuite, name: str)
         raise DataError(
             f"{name}: Great Expectations could not run suite '{suite.name}' ({type(e).__name__})"
         ) from None
-    return _summarize(name, suite.name, entries)
+    return suite_result(name, suite.name, entries)
 
 
 def merge_suite_results(results: Sequence[Mapping]) -> dict:
@@ -421,4 +407,4 @@ def merge_suite_results(results: Sequence[Mapping]) -> dict:
         if "observed_value" in parts[0] and all(o == obs[0] for o in obs):
             e["observed_value"] = obs[0]
         entries.append(e)
-    return _summarize(first["name"], first["suite"], entries)
+    return suite_result(first["name"], first["suite"], entries)
