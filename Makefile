@@ -46,7 +46,7 @@ lint: install
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports --no-cache
 
 bench: install
-	$(PY) benchmarks/bench_spine.py --rows 1000000 --gates --repeat 3
+	$(PY) benchmarks/bench_spine.py --rows 1000000 --gates --user-suite --repeat 5
 	$(PY) benchmarks/bench_gates.py --repeat 3
 	$(PY) benchmarks/bench_ldp.py
 	$(PY) benchmarks/detect_eval.py
