@@ -247,9 +247,17 @@ def test_external_keyring_without_a_check_is_authenticated_by_its_signing_key(tm
     assert open_keyring(path).public_key_bytes == genuine
     theirs = _their_public_key()
     _replace_in_file(path, public_key=base64.b64encode(theirs).decode())
-    with pytest.raises(KeyringError, match="public key") as e:
+    with pytest.raises(KeyringError, match="public key does not match its signing key") as e:
         open_keyring(path)
     _assert_no_key_bytes(e.value, theirs, genuine)
+    # a rotation (by a key holder) adds the KMS-wrapped copy
+    from privgate.keyring import rotate_keyring
+
+    _replace_in_file(path, public_key=base64.b64encode(genuine).decode())
+    rotate_keyring(path)
+    _replace_in_file(path, public_key=base64.b64encode(theirs).decode())
+    with pytest.raises(KeyringError, match="does not match its KMS-wrapped copy"):
+        open_keyring(path)
 
 
 def test_local_keyring_public_key_must_match_its_signing_key(tmp_path):
