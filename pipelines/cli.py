@@ -117,7 +117,7 @@ def _keys(args) -> int:
     from privgate.keyring import (
         describe_keyring,
         init_keyring,
-        read_public_key,
+        open_keyring,
         resolve_keyring_path,
         rotate_keyring,
     )
@@ -158,7 +158,9 @@ def _keys(args) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    pem = Ed25519PublicKey.from_public_bytes(read_public_key(path)).public_bytes(
+    # The key people will pin: taken from the opened keyring, which authenticates it (a clear
+    # public key in a file someone else could edit is not trusted).
+    pem = Ed25519PublicKey.from_public_bytes(open_keyring(path).public_key_bytes).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     if args.output:

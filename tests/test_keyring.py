@@ -291,3 +291,17 @@ def test_local_keyring_public_key_must_match_its_signing_key(tmp_path):
     with pytest.raises(KeyringError, match="public key") as e:
         open_keyring(path)
     _assert_no_key_bytes(e.value, genuine)
+
+
+def test_export_public_refuses_a_replaced_public_key(tmp_path, test_kms, monkeypatch):
+    """The key people pin comes from the opened (authenticated) keyring, not the clear field."""
+    from pipelines.cli import main
+
+    path = str(tmp_path / "keyring.json")
+    init_keyring(path, "test-kms", test_kms)
+    pem = str(tmp_path / "pub.pem")
+    assert main(["keys", "export-public", "--keyring", path, "-o", pem]) == 0
+    _replace_in_file(path, public_key=base64.b64encode(_their_public_key()).decode())
+    os.remove(pem)
+    assert main(["keys", "export-public", "--keyring", path, "-o", pem]) != 0
+    assert not os.path.exists(pem)
