@@ -364,7 +364,11 @@ class ValueFreeBeamLogs(logging.Filter):
     _STEP = re.compile(r"\[while running '([^']*)'\]")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("apache_beam") or os.environ.get("PRIVGATE_DEBUG") == "1":
+        # Beam's loggers, and log entries of SDK worker processes relayed on the root logger
+        beam = record.name.startswith("apache_beam") or (
+            record.name == "root" and str(record.msg).startswith("severity:")
+        )
+        if not beam or os.environ.get("PRIVGATE_DEBUG") == "1":
             return True
         if record.levelno < logging.ERROR and not record.exc_info:
             return True

@@ -579,6 +579,11 @@ def test_cli_scrubs_exception_text_from_beam_error_logs():
             "Error processing instruction %s. Original traceback is\n%s\n", "1", _SECRET
         )
         logging.getLogger("apache_beam.io.filesystem").warning("kept: %s", "a warning")
+        # an SDK worker's log entry, relayed by the runner on the root logger
+        root = logging.LogRecord(
+            "root", logging.ERROR, "", 0, "severity: ERROR\n" + _SECRET, (), None
+        )
+        assert ValueFreeBeamLogs().filter(root) and _SECRET not in root.getMessage()
     finally:
         beam.removeHandler(handler)
     text = stream.getvalue()

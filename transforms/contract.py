@@ -210,6 +210,8 @@ def _in_calendar(arr: pa.Array) -> pa.Array:
     else:
         return arr
     inside = pc.and_(pc.greater_equal(ints, lo), pc.less_equal(ints, hi))
+    if pc.all(inside).as_py() is not False:  # nulls are skipped: nothing outside
+        return arr
     return pc.if_else(inside, arr, pa.scalar(None, arr.type))
 
 
