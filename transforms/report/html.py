@@ -234,8 +234,9 @@ def _section_plots(plots: Mapping) -> str:
     if not plots:
         return "<p class='note'>No ldp or generalized columns to plot.</p>"
     out = [
-        "<p class='note'>Counts per public bin (declared bounds and categories, or the "
-        "released generalized classes); no value from the data is shown.</p>"
+        "<p class='note'>Counts per public bin (declared bounds and categories, or "
+        "released generalized classes held by several records, with top- and bottom-coded "
+        "&lt; and ≥ bins beyond them); no value from the data is shown.</p>"
     ]
     for col in sorted(plots):
         plot = plots[col]
