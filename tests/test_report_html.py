@@ -124,6 +124,7 @@ def test_report_sections_show_aggregates(rendered):
         "income",
         "key group",
         "ε = 1.0",
+        "304 input rows = 300 output + 4 quarantined",  # the manifest's reconciliation
     ):
         assert needle in page, needle
     assert page.count("<svg") == 1 + 6  # k histogram + 6 before/after plots
