@@ -422,7 +422,9 @@ def test_keyring_problems_fail_before_reading_data(tmp_path, demo_csv, keyring_p
 
 
 def test_no_input_files_is_a_config_error(tmp_path, keyring_path):
-    cfg = write_config(tmp_path, input_path=str(tmp_path / "none-*.csv"), keyring=keyring_path)
+    cfg = write_config(
+        tmp_path, input_path=str(tmp_path / "in" / "none-*.csv"), keyring=keyring_path
+    )
     with pytest.raises(ConfigError, match="input.path: no input files match"):
         run(cfg, show_progress=False)
 
