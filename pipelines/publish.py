@@ -55,45 +55,40 @@ def local_target(cfg: RunConfig) -> str:
 
 def check_replaceable(source: str, target: str) -> None:
     """Refuse a target a run must not replace: only an absent path, an empty directory or a
-    previous privgate output (a privgate manifest and no file it does not list) is replaced.
+    previous privgate output (a privgate manifest and nothing it does not list: the tree
+    `privgate verify` accepts) is replaced.
 
     Raises:
-        ConfigError (exit 2): naming `output.path` and, when there is one, the first file
+        ConfigError (exit 2): naming `output.path` and, when there is one, the first path
             privgate did not write.
     """
     if not os.path.lexists(target):
         return
-    problem = None
     if os.path.islink(target):
         problem = "is a symbolic link; give the directory itself"
     elif not os.path.isdir(target):
         problem = "exists and is not a directory"
-    elif os.listdir(target):
-        foreign = _foreign_file(target)
-        if foreign is not None:
-            problem = (
-                f"is not a privgate output ({foreign} was not written by privgate); "
-                "choose an absent or empty directory"
-            )
-    if problem:
-        raise ConfigError(source, "output.path", f"{target} {problem}")
+    elif not os.listdir(target):
+        return
+    else:
+        reason = _not_privgate_output(target)
+        if reason is None:
+            return
+        problem = f"is not a previous privgate output ({reason}); choose an absent or empty one"
+    raise ConfigError(source, "output.path", f"{target} {problem}")
 
 
-def _foreign_file(target: str) -> str | None:
-    """The first file under `target` its privgate manifest does not list, the manifest itself
-    if it is none, or None."""
+def _not_privgate_output(target: str) -> str | None:
+    """Why the directory `target` is not a previous privgate output, or None when it is."""
     try:
         body = mf.load(target)["manifest"]
-        if body.get("format") != mf.FORMAT:
-            return mf.MANIFEST
-        listed = {f["path"] for f in mf.listed_files(body)} | {mf.MANIFEST}
-    except (VerifyError, AttributeError, KeyError, TypeError):
-        return mf.MANIFEST
-    for root, _, names in sorted(os.walk(target)):
-        for n in sorted(names):
-            rel = os.path.relpath(os.path.join(root, n), target).replace(os.sep, "/")
-            if rel not in listed:
-                return rel
+        if not isinstance(body, dict) or body.get("format") != mf.FORMAT:
+            return f"{mf.MANIFEST} is not a privgate manifest"
+        mf.verify_tree(target, body)  # nothing the manifest does not list
+    except VerifyError as e:
+        return str(e)
+    except (KeyError, TypeError):
+        return f"{mf.MANIFEST} lists no files"
     return None
 
 

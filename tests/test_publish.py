@@ -54,7 +54,7 @@ def test_non_empty_foreign_directory_is_refused(tmp_path, keyring_path):
     cfg = _config(tmp_path, keyring_path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match=r"output.path: .*not a privgate output"):
+    with pytest.raises(ConfigError, match=r"output.path: .*not a previous privgate output"):
         run(cfg, show_progress=False)
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
     assert not [n for n in os.listdir(tmp_path) if ".privgate-" in n]
