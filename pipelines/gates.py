@@ -54,10 +54,15 @@ def _output_files(staging: str, kms):
     ]
 
 
-def _batches(files, columns: list[str] | None):
-    """Decrypt only `columns` (None: all): tokens and ciphertexts are most of the bytes."""
+def _batches(files, columns: list[str] | None, empty: pa.Table | None = None):
+    """Decrypt only `columns` (None: all): tokens and ciphertexts are most of the bytes.
+
+    With `empty` (a 0-row table of the output schema), an output without rows yields it once
+    (with `columns` selected), so whole-output metrics are computed over no rows, not skipped.
+    """
     if columns is not None and not columns:
         return
+    rows = 0
     for pf in files:
         fields = (
             pf.schema_arrow
@@ -65,7 +70,10 @@ def _batches(files, columns: list[str] | None):
             else pa.schema([pf.schema_arrow.field(c) for c in columns])
         )
         for batch in pf.iter_batches(columns=columns):
+            rows += batch.num_rows
             yield pa.Table.from_batches([batch], schema=fields)
+    if not rows and empty is not None:
+        yield empty if columns is None else empty.select(columns)
 
 
 def _user_input_suite(head: pa.Table, suite: str) -> dict:
@@ -197,7 +205,9 @@ class Gates:
         partial_classes, partial_domains, suite_results = [], [], []
         ldp_names = [c.name for c in schema.ldp_columns]
         whole = None if output_suite is not None else list(dict.fromkeys(class_cols + ldp_names))
-        for table in _batches(files, whole):
+        from transforms.protect import output_schema
+
+        for table in _batches(files, whole, output_schema(schema).empty_table()):
             if class_cols:
                 partial_classes.append(metrics.class_counts(table, class_cols))
             if ldp_names:
@@ -213,6 +223,9 @@ class Gates:
         checks += [
             ck.OutputColumnsCheck.build(out_schema or pa.schema([]), schema),
             ck.ReconciliationCheck.build(
+                rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]
+            ),
+            ck.OutputRowsCheck.build(
                 rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]
             ),
         ]

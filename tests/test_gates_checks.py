@@ -46,6 +46,15 @@ def test_reconciliation_check(inp, out, q, passed):
     assert c["details"]["difference"] == inp - out - q
 
 
+@pytest.mark.parametrize(
+    "inp, out, q, passed", [(10, 7, 3, True), (10, 0, 10, False), (0, 0, 0, False)]
+)
+def test_output_rows_check_fails_an_empty_output(inp, out, q, passed):
+    c = gate_checks.OutputRowsCheck.build(inp, out, q)
+    assert c["passed"] is passed
+    assert c["details"] == {"input_rows": inp, "output_rows": out, "quarantined_rows": q}
+
+
 def test_residual_pii_check_rate_and_tables():
     c = gate_checks.ResidualPiiCheck.build(
         {
@@ -206,6 +215,11 @@ def test_registry_maps_each_name_to_its_class():
             lambda: gate_checks.ResidualPiiCheck.build({"a": {"sampled": 4, "flagged": 0}}, None),
             "0.00% of sampled values with PII (0 of 4); no limit",
         ),
+        (
+            lambda: gate_checks.OutputRowsCheck.build(30, 0, 30),
+            "0 output rows: 30 of 30 input rows quarantined; nothing was judged",
+        ),
+        (lambda: gate_checks.OutputRowsCheck.build(30, 28, 2), "28 output rows"),
         (
             lambda: gate_checks.KAnonymityCheck.build(
                 metrics.k_anonymity(QI_TABLE, ["age", "zip"], 2)

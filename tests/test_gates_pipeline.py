@@ -324,3 +324,49 @@ def test_user_input_suite_sees_the_rows_the_contract_quarantines(tmp_path, keyri
     by_type = {e["type"]: e for e in mine["details"]["expectations"]}
     assert by_type["expect_table_row_count_to_equal"]["success"] is True  # 20 rows, not 19
     assert by_type["expect_column_values_to_not_be_null"]["unexpected_count"] == 1
+
+
+# ------------------------------------------------------------------ an empty output
+
+
+def test_a_run_with_every_row_quarantined_fails_the_gate_with_a_report(tmp_path, keyring_path):
+    """Every row fails the contract (age is not an int): 0 output rows. The gate must not
+    crash; k-anonymity and l-diversity hold vacuously (an empty output re-identifies nobody),
+    but the `output_rows` check fails, so an all-quarantined run cannot look healthy."""
+    rows = ["id,name,age,gender,notes"] + [
+        f"{i},Shane Mckenzie,old,f,called back" for i in range(30)
+    ]
+    schema = """\
+        record_key: id
+        columns:
+          id: {type: string, action: tokenize}
+          name: {type: string, pii: PERSON, action: tokenize}
+          age: {type: int, action: generalize, bucket: 10}
+          gender: {type: string, action: ldp, epsilon: 1.0, categories: [f, m]}
+          notes: {type: string, action: scrub}
+        """
+    gates = (
+        "{residual_pii_max: 0.01, k_anonymity: {quasi_identifiers: [age], k: 5},"
+        " l_diversity: {sensitive: gender, l: 2}}"
+    )
+    cfg = _small_gates_config(tmp_path, keyring_path, rows, schema, gates)
+    r = cli("run", cfg)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "output_rows" in r.stderr and "no partial counts" not in r.stderr
+    out = tmp_path / "out"
+    report = json.load(open(out / "report" / "validation.json"))
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert report["failed"] == ["output_rows"]
+    assert by_name["output_rows"]["details"]["output_rows"] == 0
+    assert by_name["reconciliation"]["passed"] is True
+    assert by_name["reconciliation"]["details"]["quarantined_rows"] == 30
+    k = by_name["k_anonymity"]
+    assert k["passed"] is True and k["details"]["records"] == 0
+    assert k["details"]["min_class_size"] is None
+    assert by_name["l_diversity"]["passed"] is True
+    assert by_name["residual_pii"]["passed"] is True
+    html = (out / "report" / "index.html").read_text(encoding="utf-8")
+    assert "GATE FAILED" in html and "0 output rows" in html
+    assert "Mckenzie" not in html
+    v = cli("verify", str(out), "--keyring", keyring_path)
+    assert v.returncode == 1 and "gate failed" in v.stderr

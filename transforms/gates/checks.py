@@ -321,6 +321,38 @@ class ReconciliationCheck(GateCheck):
         )
 
 
+class OutputRowsCheck(GateCheck):
+    """The output holds at least one row.
+
+    An empty output re-identifies nobody (k-anonymity and l-diversity hold vacuously over it)
+    and reconciliation still balances when every row was quarantined, so without this check
+    an all-quarantined run would look healthy: a gate that judged no output row must not pass.
+    """
+
+    name = "output_rows"
+
+    @classmethod
+    def build(cls, input_rows: int, output_rows: int, quarantined_rows: int) -> dict:
+        """The check from the run's row counts.
+
+        Returns:
+            A check dict with details {"input_rows", "output_rows", "quarantined_rows"}:
+            passed when output_rows > 0.
+        """
+        i, o, q = int(input_rows), int(output_rows), int(quarantined_rows)
+        return check(cls.name, o > 0, {"input_rows": i, "output_rows": o, "quarantined_rows": q})
+
+    @classmethod
+    def summary(cls, c: Mapping) -> str:
+        d = c.get("details") or {}
+        if c["passed"]:
+            return f"{fmt_int(d.get('output_rows'))} output rows"
+        return (
+            f"0 output rows: {fmt_int(d.get('quarantined_rows'))} of "
+            f"{fmt_int(d.get('input_rows'))} input rows quarantined; nothing was judged"
+        )
+
+
 class KeepGuardCheck(GateCheck):
     """No column kept as a string holds PII above the keep-guard's prevalence."""
 
@@ -411,6 +443,7 @@ CHECKS: dict[str, type[GateCheck]] = {
     for c in (
         OutputColumnsCheck,
         ReconciliationCheck,
+        OutputRowsCheck,
         ResidualPiiCheck,
         KAnonymityCheck,
         LDiversityCheck,
