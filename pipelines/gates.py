@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("privgate.gates")
 
 RESIDUAL_SAMPLE = 1000  # values per column examined for residual PII
+RESIDUAL_SCORE_FACTOR = 0.5  # the residual detector's threshold: this share of the scrubber's
 INPUT_SUITE_ROWS = 10_000  # rows of the input a user's input suite runs on
 PLOT_ROWS = 50_000  # rows of input and output the before/after plots count
 
@@ -95,19 +96,27 @@ def _warm_detector(model: str, recognizers) -> None:
     get_detector(model, recognizers).warm()
 
 
-def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> dict:
+def _residual_counts(
+    samples: dict[str, list[str]],
+    model: str,
+    recognizers,
+    thresholds: dict[str, float] | None = None,
+) -> dict:
     """Side worker: per column, how many sampled values still hold PII (distinct values are
-    detected once; counts are weighted back to the sample)."""
+    detected once; counts are weighted back to the sample). `thresholds`: each column's
+    detection score threshold (default: the detector's)."""
     from collections import Counter
 
     from transforms.detect.engine import get_detector
 
     det = get_detector(model, recognizers)
+    thresholds = thresholds or {}
     out = {}
     for col, values in samples.items():
         counts = Counter(values)
         distinct = list(counts)
-        spans = det.detect(distinct) if distinct else []
+        kw = {"score_threshold": thresholds[col]} if col in thresholds else {}
+        spans = det.detect(distinct, **kw) if distinct else []
         entities: Counter = Counter()
         flagged = 0
         for value, found in zip(distinct, spans, strict=True):
@@ -117,7 +126,25 @@ def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> 
                 for e in kinds:
                     entities[e] += counts[value]
         out[col] = {"sampled": len(values), "flagged": flagged, "entities": dict(entities)}
+        if col in thresholds:
+            out[col]["score_threshold"] = thresholds[col]
     return out
+
+
+def _residual_thresholds(schema) -> dict[str, float]:
+    """Per sampled column, the detector's score threshold for the residual check: a fraction
+    of the scrubber's (the column's own `score_threshold`, else the default), so the gate also
+    counts the weaker findings the scrubber let through."""
+    from schemas.detection import DEFAULT_SCORE_THRESHOLD
+
+    sampled = set(_detect_columns(schema))
+    return {
+        c.name: round(
+            RESIDUAL_SCORE_FACTOR * c.params.get("score_threshold", DEFAULT_SCORE_THRESHOLD), 6
+        )
+        for c in schema.output_columns
+        if c.name in sampled
+    }
 
 
 def _detect_columns(schema) -> list[str]:
@@ -162,7 +189,7 @@ class Gates:
         names]}; the details are in report/validation.json and report/index.html) and
         `report` (the report files with their hashes).
         """
-        from pipelines.reconcile import read_contract_counts
+        from pipelines.reconcile import read_contract_counts, read_own_row_leaks
         from transforms.contract import input_contract_check
         from transforms.gates import checks as ck
         from transforms.gates import gx, metrics
@@ -197,7 +224,13 @@ class Gates:
             if seen >= PLOT_ROWS and all(len(s) >= RESIDUAL_SAMPLE for s in samples.values()):
                 break
         residual = (
-            self.side.submit(_residual_counts, samples, schema.nlp_model, schema.recognizers)
+            self.side.submit(
+                _residual_counts,
+                samples,
+                schema.nlp_model,
+                schema.recognizers,
+                _residual_thresholds(schema),
+            )
             if detect_cols
             else None
         )
@@ -260,7 +293,11 @@ class Gates:
                 if plot is not None:
                     plots[c.name] = plot
         if residual is not None:
-            checks.append(ck.ResidualPiiCheck.build(residual.result(), gates.residual_pii_max))
+            checks.append(
+                ck.ResidualPiiCheck.build(
+                    residual.result(), gates.residual_pii_max, read_own_row_leaks(staging)
+                )
+            )
         checks.append(
             input_contract_check(schema, read_contract_counts(staging), cfg.input.max_cell_bytes)
         )
