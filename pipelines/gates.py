@@ -3,8 +3,9 @@
 After the pipeline finished and before the manifest is signed, the launcher streams the
 encrypted output once (decrypting with the run's keyring) and computes, vectorized per batch
 and merged: output columns vs the schema, row reconciliation, k-anonymity / l-diversity over
-the whole output, LDP columns inside their declared domains, the residual-PII rate on a
-deterministic sample of every non-tokenized string column, and the user's output suite. The
+the whole output, LDP columns inside their declared domains, residual PII per output text
+column (the detector at half the scrubber's threshold on a deterministic sample, beside the
+protect stage's own-row counts: `transforms.gates.leaks`), and the user's output suite. The
 input contract is the contract stage's own counts over every input row (per column and rule:
 `transforms.contract.input_contract_check`); the user's input suite (Great Expectations) runs
 on the first input rows, before the quarantine split. The verdict and the per-check details
