@@ -3,8 +3,9 @@
 After the pipeline finished and before the manifest is signed, the launcher streams the
 encrypted output once (decrypting with the run's keyring) and computes, vectorized per batch
 and merged: output columns vs the schema, k-anonymity / l-diversity over the whole output,
-LDP columns inside their declared domains, the residual-PII rate on a deterministic sample of
-every non-tokenized string column, and the user's output suite. The
+LDP columns inside their declared domains, residual PII per output text column (the detector
+at half the scrubber's threshold on a deterministic sample, beside the protect stage's own-row
+counts: `transforms.gates.leaks`), and the user's output suite. The
 input contract is the contract stage's own counts over every input row (per column and rule:
 `transforms.contract.input_contract_check`); the user's input suite (Great Expectations) runs
 on the first input rows, before the quarantine split. The verdict and the per-check details
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("privgate.gates")
 
 RESIDUAL_SAMPLE = 1000  # values per column examined for residual PII
+RESIDUAL_SCORE_FACTOR = 0.5  # the residual detector's threshold: this share of the scrubber's
 INPUT_SUITE_ROWS = 10_000  # rows of the input a user's input suite runs on
 PLOT_ROWS = 50_000  # rows of input and output the before/after plots count
 
@@ -54,10 +56,15 @@ def _output_files(staging: str, kms):
     ]
 
 
-def _batches(files, columns: list[str] | None):
-    """Decrypt only `columns` (None: all): tokens and ciphertexts are most of the bytes."""
+def _batches(files, columns: list[str] | None, empty: pa.Table | None = None):
+    """Decrypt only `columns` (None: all): tokens and ciphertexts are most of the bytes.
+
+    With `empty` (a 0-row table of the output schema), an output without rows yields it once
+    (with `columns` selected), so whole-output metrics are computed over no rows, not skipped.
+    """
     if columns is not None and not columns:
         return
+    rows = 0
     for pf in files:
         fields = (
             pf.schema_arrow
@@ -65,7 +72,10 @@ def _batches(files, columns: list[str] | None):
             else pa.schema([pf.schema_arrow.field(c) for c in columns])
         )
         for batch in pf.iter_batches(columns=columns):
+            rows += batch.num_rows
             yield pa.Table.from_batches([batch], schema=fields)
+    if not rows and empty is not None:
+        yield empty if columns is None else empty.select(columns)
 
 
 def _user_input_suite(head: pa.Table, suite: str) -> dict:
@@ -87,19 +97,27 @@ def _warm_detector(model: str, recognizers) -> None:
     get_detector(model, recognizers).warm()
 
 
-def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> dict:
+def _residual_counts(
+    samples: dict[str, list[str]],
+    model: str,
+    recognizers,
+    thresholds: dict[str, float] | None = None,
+) -> dict:
     """Side worker: per column, how many sampled values still hold PII (distinct values are
-    detected once; counts are weighted back to the sample)."""
+    detected once; counts are weighted back to the sample). `thresholds`: each column's
+    detection score threshold (default: the detector's)."""
     from collections import Counter
 
     from transforms.detect.engine import get_detector
 
     det = get_detector(model, recognizers)
+    thresholds = thresholds or {}
     out = {}
     for col, values in samples.items():
         counts = Counter(values)
         distinct = list(counts)
-        spans = det.detect(distinct) if distinct else []
+        kw = {"score_threshold": thresholds[col]} if col in thresholds else {}
+        spans = det.detect(distinct, **kw) if distinct else []
         entities: Counter = Counter()
         flagged = 0
         for value, found in zip(distinct, spans, strict=True):
@@ -109,7 +127,25 @@ def _residual_counts(samples: dict[str, list[str]], model: str, recognizers) -> 
                 for e in kinds:
                     entities[e] += counts[value]
         out[col] = {"sampled": len(values), "flagged": flagged, "entities": dict(entities)}
+        if col in thresholds:
+            out[col]["score_threshold"] = thresholds[col]
     return out
+
+
+def _residual_thresholds(schema) -> dict[str, float]:
+    """Per sampled column, the detector's score threshold for the residual check: a fraction
+    of the scrubber's (the column's own `score_threshold`, else the default), so the gate also
+    counts the weaker findings the scrubber let through."""
+    from schemas.detection import DEFAULT_SCORE_THRESHOLD
+
+    sampled = set(_detect_columns(schema))
+    return {
+        c.name: round(
+            RESIDUAL_SCORE_FACTOR * c.params.get("score_threshold", DEFAULT_SCORE_THRESHOLD), 6
+        )
+        for c in schema.output_columns
+        if c.name in sampled
+    }
 
 
 def _detect_columns(schema) -> list[str]:
@@ -154,7 +190,7 @@ class Gates:
         names]}; the details are in report/validation.json and report/index.html) and
         `report` (the report files with their hashes).
         """
-        from pipelines.reconcile import read_contract_counts
+        from pipelines.reconcile import read_contract_counts, read_own_row_leaks
         from transforms.contract import input_contract_check
         from transforms.gates import checks as ck
         from transforms.gates import gx, metrics
@@ -189,7 +225,13 @@ class Gates:
             if seen >= PLOT_ROWS and all(len(s) >= RESIDUAL_SAMPLE for s in samples.values()):
                 break
         residual = (
-            self.side.submit(_residual_counts, samples, schema.nlp_model, schema.recognizers)
+            self.side.submit(
+                _residual_counts,
+                samples,
+                schema.nlp_model,
+                schema.recognizers,
+                _residual_thresholds(schema),
+            )
             if detect_cols
             else None
         )
@@ -197,7 +239,9 @@ class Gates:
         partial_classes, partial_domains, suite_results = [], [], []
         ldp_names = [c.name for c in schema.ldp_columns]
         whole = None if output_suite is not None else list(dict.fromkeys(class_cols + ldp_names))
-        for table in _batches(files, whole):
+        from transforms.protect import output_schema
+
+        for table in _batches(files, whole, output_schema(schema).empty_table()):
             if class_cols:
                 partial_classes.append(metrics.class_counts(table, class_cols))
             if ldp_names:
@@ -211,7 +255,13 @@ class Gates:
         # published), so a gate check over the same counts could never fail.
         guard = body.get("keep_guard")
         checks = [] if guard is None else [ck.KeepGuardCheck.build(guard)]
-        checks.append(ck.OutputColumnsCheck.build(out_schema or pa.schema([]), schema))
+        rec = body["reconciliation"]
+        checks += [
+            ck.OutputColumnsCheck.build(out_schema or pa.schema([]), schema),
+            ck.OutputRowsCheck.build(
+                rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]
+            ),
+        ]
         if schema.ldp_columns:
             checks.append(
                 ck.LdpDomainCheck.build(metrics.merge_ldp_domain_counts(partial_domains), schema)
@@ -243,7 +293,11 @@ class Gates:
                 if plot is not None:
                     plots[c.name] = plot
         if residual is not None:
-            checks.append(ck.ResidualPiiCheck.build(residual.result(), gates.residual_pii_max))
+            checks.append(
+                ck.ResidualPiiCheck.build(
+                    residual.result(), gates.residual_pii_max, read_own_row_leaks(staging)
+                )
+            )
         checks.append(
             input_contract_check(schema, read_contract_counts(staging), cfg.input.max_cell_bytes)
         )

@@ -14,6 +14,7 @@ from privgate.errors import DataError
 from privgate.kms import kek_context
 from schemas.config import RunConfig
 from transforms.contract import COUNTS_LINE, merge_contract_counts
+from transforms.gates.leaks import LEAKS_LINE, merge_own_row_leaks
 
 
 def _parquet_files(staging: str, sub: str) -> list[str]:
@@ -53,13 +54,18 @@ def _work_lines(staging: str) -> list[dict]:
 
 
 def _read_stats(staging: str) -> list[dict]:
-    stats = [s for s in _work_lines(staging) if COUNTS_LINE not in s]
+    stats = [s for s in _work_lines(staging) if COUNTS_LINE not in s and LEAKS_LINE not in s]
     return sorted(stats, key=lambda s: s["path"])
 
 
 def read_contract_counts(staging: str) -> dict:
     """The contract stage's per-rule counts over every input row (`merge_contract_counts`)."""
     return merge_contract_counts(s[COUNTS_LINE] for s in _work_lines(staging) if COUNTS_LINE in s)
+
+
+def read_own_row_leaks(staging: str) -> dict:
+    """The protect stage's own-row leak counts over every output row (`merge_own_row_leaks`)."""
+    return merge_own_row_leaks(s[LEAKS_LINE] for s in _work_lines(staging) if LEAKS_LINE in s)
 
 
 def _column_entry(c, n_rows: int) -> dict:

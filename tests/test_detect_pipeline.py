@@ -104,3 +104,15 @@ def test_scrub_and_guard_work_with_the_network_refused(
     cells = [n for n in notes.column("notes").to_pylist() if n]
     assert cells and not any(re.search(r"\S+@\S+\.\w+", n) for n in cells)
     assert json.dumps(doc["manifest"]["keep_guard"]["columns"]) == '["plan"]'
+
+
+def test_the_detector_misses_names_the_residual_gate_must_still_see(det):
+    """The premise of the residual gate's own-row evidence (tests/test_gates_pipeline.py):
+    these notes keep their names through scrub, whatever the threshold."""
+    from tests.gates_data import MISSED_NAMES, MISSED_NOTES
+
+    notes = [t.format(name=n, lower=n.lower()) for n in MISSED_NAMES for t in MISSED_NOTES]
+    for threshold in (0.4, 0.2):
+        spans = det.detect(notes, score_threshold=threshold)
+        for note, found in zip(notes, spans, strict=True):
+            assert not [s for s in found if s.entity == "PERSON"], note

@@ -37,28 +37,62 @@ def test_gate_verdict_refuses_bad_input(checks):
         gate_checks.gate_verdict(checks)
 
 
-def test_residual_pii_check_rate_and_tables():
+@pytest.mark.parametrize(
+    "inp, out, q, passed", [(10, 7, 3, True), (10, 0, 10, False), (0, 0, 0, False)]
+)
+def test_output_rows_check_fails_an_empty_output(inp, out, q, passed):
+    c = gate_checks.OutputRowsCheck.build(inp, out, q)
+    assert c["passed"] is passed
+    assert c["details"] == {"input_rows": inp, "output_rows": out, "quarantined_rows": q}
+
+
+def test_residual_pii_check_judges_each_column_not_the_pool():
+    """3 of 100 notes hold PII: pooled with 900 clean plan values that is 0.3%, under a 1%
+    limit; judged per column, notes fails at 3%."""
     c = gate_checks.ResidualPiiCheck.build(
         {
-            "notes": {"sampled": 100, "flagged": 2, "entities": {"PERSON": 2, "EMAIL_ADDRESS": 1}},
-            "plan": {"sampled": 100, "flagged": 0, "entities": {}},
+            "notes": {"sampled": 100, "flagged": 3, "entities": {"PERSON": 3, "EMAIL_ADDRESS": 1}},
+            "plan": {"sampled": 900, "flagged": 0, "entities": {}},
         },
-        0.005,
+        0.01,
     )
     d = c["details"]
-    assert d["rate"] == pytest.approx(0.01)
-    assert c["passed"] is False
-    assert d["by_entity"] == {"EMAIL_ADDRESS": 1, "PERSON": 2}
-    assert (
-        gate_checks.ResidualPiiCheck.build({"plan": {"sampled": 10, "flagged": 0}}, 0.0)["passed"]
-        is True
-    )
-    assert (
-        gate_checks.ResidualPiiCheck.build({"p": {"sampled": 10, "flagged": 9}}, None)["passed"]
-        is True
-    )
+    assert c["passed"] is False and d["failed_columns"] == ["notes"]
+    assert d["rate"] == pytest.approx(0.03)
+    assert (d["sampled"], d["flagged"]) == (1000, 3)
+    assert d["by_entity"] == {"EMAIL_ADDRESS": 1, "PERSON": 3}
+    notes, plan = d["by_column"]["notes"], d["by_column"]["plan"]
+    assert notes["evidence"] == ["detector"] and notes["own_row"] is None
+    assert plan["passed"] is True and plan["evidence"] == []
+    assert gate_checks.ResidualPiiCheck.build({"p": {"sampled": 10, "flagged": 9}}, None)["passed"]
     with pytest.raises(ValueError):
         gate_checks.ResidualPiiCheck.build({"p": {"sampled": 1, "flagged": 2}}, 0.0)
+    with pytest.raises(ValueError):
+        gate_checks.ResidualPiiCheck.build({}, 0.0, {"p": {"checked": 1, "leaking": 2}})
+
+
+def test_residual_pii_check_own_row_evidence_fails_what_the_detector_missed():
+    detector = {"notes": {"sampled": 40, "flagged": 0, "entities": {}, "score_threshold": 0.2}}
+    own = {
+        "notes": {"checked": 40, "leaking": 30, "by_source": {"name": 30, "id": 0}},
+        "plan": {"checked": 40, "leaking": 0, "by_source": {"name": 0}},
+    }
+    c = gate_checks.ResidualPiiCheck.build(detector, 0.01, own)
+    d = c["details"]
+    assert c["passed"] is False and d["failed_columns"] == ["notes"]
+    notes = d["by_column"]["notes"]
+    assert notes["evidence"] == ["own_row"] and notes["rate"] == pytest.approx(0.75)
+    assert notes["own_row"] == {
+        "checked": 40,
+        "leaking": 30,
+        "rate": 0.75,
+        "by_source": {"id": 0, "name": 30},
+    }
+    assert notes["detector"]["score_threshold"] == 0.2
+    assert d["by_column"]["plan"]["detector"] is None and d["by_column"]["plan"]["passed"]
+    assert (d["checked"], d["leaking"]) == (80, 30)
+    clean = {"notes": {"checked": 40, "leaking": 0, "by_source": {"name": 0}}}
+    assert gate_checks.ResidualPiiCheck.build(detector, 0.0, clean)["passed"] is True
 
 
 def test_output_columns_check():
@@ -186,13 +220,33 @@ def test_registry_maps_each_name_to_its_class():
     "built, text",
     [
         (
-            lambda: gate_checks.ResidualPiiCheck.build({"a": {"sampled": 400, "flagged": 2}}, 0.01),
-            "0.50% of sampled values with PII (2 of 400); max 1.00%",
+            lambda: gate_checks.ResidualPiiCheck.build(
+                {"a": {"sampled": 400, "flagged": 2}, "b": {"sampled": 400, "flagged": 0}}, 0.01
+            ),
+            "2 columns, worst 'a' 0.50% (detector 2 of 400 sampled values); max 1.00%",
         ),
         (
             lambda: gate_checks.ResidualPiiCheck.build({"a": {"sampled": 4, "flagged": 0}}, None),
-            "0.00% of sampled values with PII (0 of 4); no limit",
+            "1 column, worst 'a' 0.00% (detector 0 of 4 sampled values); no limit",
         ),
+        (
+            lambda: gate_checks.ResidualPiiCheck.build(
+                {"a": {"sampled": 40, "flagged": 1}},
+                0.01,
+                {"a": {"checked": 1200, "leaking": 36, "by_source": {"name": 36}}},
+            ),
+            "'a' 3.00% (own-row raw values in 36 of 1,200 rows; detector 1 of 40 sampled "
+            "values); max 1.00%",
+        ),
+        (
+            lambda: gate_checks.ResidualPiiCheck.build({}, 0.01),
+            "no output text column to check; max 1.00%",
+        ),
+        (
+            lambda: gate_checks.OutputRowsCheck.build(30, 0, 30),
+            "0 output rows: 30 of 30 input rows quarantined; nothing was judged",
+        ),
+        (lambda: gate_checks.OutputRowsCheck.build(30, 28, 2), "28 output rows"),
         (
             lambda: gate_checks.KAnonymityCheck.build(
                 metrics.k_anonymity(QI_TABLE, ["age", "zip"], 2)

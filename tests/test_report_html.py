@@ -185,3 +185,36 @@ def test_report_shows_no_bin_edge_derived_from_an_outlier(tmp_path):
     for derived in ("347", "340", "350", "360", "1912", "1915", "1910"):
         assert derived not in text, derived
         assert derived not in validation, derived
+
+
+def test_residual_section_shows_each_columns_evidence(tmp_path):
+    from transforms.gates import checks as gate_checks
+
+    res = gate_checks.ResidualPiiCheck.build(
+        {
+            "notes": {
+                "sampled": 40,
+                "flagged": 1,
+                "entities": {"PERSON": 1},
+                "score_threshold": 0.2,
+            },
+            "plan": {"sampled": 40, "flagged": 0, "entities": {}, "score_threshold": 0.2},
+        },
+        0.01,
+        {
+            "notes": {"checked": 1200, "leaking": 36, "by_source": {"full_name": 36, "ssn": 0}},
+            "plan": {"checked": 1200, "leaking": 0, "by_source": {"full_name": 0}},
+        },
+    )
+    val = gate_checks.gate_verdict([res])
+    render_report(str(tmp_path), val, sample_manifest(), {})
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    p = _Collector()
+    p.feed(page)
+    text = " ".join(p.text)
+    assert "'notes' 3.00% (own-row raw values in 36 of 1,200 rows; detector 1 of 40" in text
+    assert "full_name (36)" in text and "ssn (0)" not in text
+    assert "notes FAILED 3.00% 1,200 36" in text and "plan passed 0.00%" in text
+    doc = json.loads((tmp_path / "report" / "validation.json").read_text(encoding="utf-8"))
+    notes = doc["checks"][0]["details"]["by_column"]["notes"]
+    assert notes["evidence"] == ["own_row", "detector"] and notes["passed"] is False

@@ -19,6 +19,7 @@ from schemas.columns import Schema
 from schemas.config import InputSpec, RunConfig
 from transforms import progress
 from transforms.contract import COUNTS_LINE, QUARANTINE_SCHEMA, contract_check
+from transforms.gates.leaks import LEAKS_LINE, leak_plan, own_row_leaks
 from transforms.protect import detector_for, keyed_ops, output_schema, protect_table
 from transforms.read import FileStats, RawBatch, read_file
 from transforms.write import EncryptedParquetSink
@@ -26,6 +27,7 @@ from transforms.write import EncryptedParquetSink
 QUARANTINE = "quarantine"
 STATS = "stats"
 CONTRACT = "contract"
+LEAKS = "leaks"
 
 
 class ReadFilesFn(beam.DoFn):
@@ -68,10 +70,13 @@ class CheckContractFn(beam.DoFn):
 
 
 class ProtectColumnsFn(beam.DoFn):
-    """Typed table -> protected table (column actions), keys opened in setup()."""
+    """Typed table -> protected table (column actions), keys opened in setup(); the batch's
+    own-row leak counts (the gates' residual-PII evidence, raw input beside output) tagged
+    leaks, as JSON."""
 
-    def __init__(self, schema: Schema, keyring_path: str):
+    def __init__(self, schema: Schema, keyring_path: str, count_leaks: bool = False):
         self._schema, self._keyring_path = schema, keyring_path
+        self._count_leaks = count_leaks  # only a gated run needs them
 
     def setup(self):
         from privgate.keyring import open_keyring
@@ -79,10 +84,16 @@ class ProtectColumnsFn(beam.DoFn):
         self._ops = keyed_ops(open_keyring(self._keyring_path))
         self._out_schema = output_schema(self._schema)
         self._detector = detector_for(self._schema)  # shared per process, built once
+        self._leak_plan = leak_plan(self._schema) if self._count_leaks else None
 
     def process(self, table: pa.Table):
         with value_free_errors("protecting columns"):
             out = protect_table(table, self._schema, self._ops, self._out_schema, self._detector)
+            leaks = None
+            if self._leak_plan is not None:
+                leaks = own_row_leaks(table, out, self._leak_plan)
+        if leaks is not None:
+            yield beam.pvalue.TaggedOutput(LEAKS, json.dumps({LEAKS_LINE: leaks}))
         progress.add(written=out.num_rows)
         yield out
 
@@ -91,7 +102,8 @@ class ProtectDataset(beam.PTransform):
     """files -> encrypted protected Parquet + encrypted quarantine + per-file stats (JSON).
 
     Writes `<staging>/data/part-*.parquet`, `<staging>/quarantine/part-*.parquet` and
-    `<staging>/_work/stats*.jsonl` (a line per input file, and a `contract` line per batch);
+    `<staging>/_work/stats*.jsonl` (a line per input file, a `contract` and an
+    `own_row_leaks` line per batch);
     the launcher reconciles and signs them afterwards.
     """
 
@@ -107,9 +119,10 @@ class ProtectDataset(beam.PTransform):
         checked = read.batches | "CheckContract" >> beam.ParDo(
             CheckContractFn(schema, cfg.input.max_cell_bytes)
         ).with_outputs(QUARANTINE, CONTRACT, main="rows")
-        protected = checked.rows | "ProtectColumns" >> beam.ParDo(
-            ProtectColumnsFn(schema, cfg.keys.keyring)
-        )
+        protect = checked.rows | "ProtectColumns" >> beam.ParDo(
+            ProtectColumnsFn(schema, cfg.keys.keyring, count_leaks=cfg.gates is not None)
+        ).with_outputs(LEAKS, main="protected")
+        protected = protect.protected
 
         def sink(sub: str, arrow_schema: pa.Schema, groups: dict[str, str]):
             return beam.io.Write(
@@ -133,7 +146,7 @@ class ProtectDataset(beam.PTransform):
             | "WriteQuarantine" >> sink("quarantine", QUARANTINE_SCHEMA, q_groups)
         )
         (
-            (read[STATS], checked[CONTRACT])
+            (read[STATS], checked[CONTRACT], protect[LEAKS])
             | "CollectStats" >> beam.Flatten()
             | "WriteStats"
             >> beam.io.WriteToText(f"{self._staging}/_work/stats", file_name_suffix=".jsonl")

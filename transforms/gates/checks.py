@@ -149,67 +149,145 @@ class OutputColumnsCheck(GateCheck):
         return "; ".join(parts) or f"{len(d.get('expected', []))} columns as declared"
 
 
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _counts(info: Mapping, keys: tuple[str, str], col: str, what: str) -> tuple[int, int]:
+    n, f = (int(info.get(k, 0)) for k in keys)
+    if n < 0 or f < 0 or f > n:
+        raise ValueError(f"residual PII: bad {what} counts for column '{col}'")
+    return n, f
+
+
 class ResidualPiiCheck(GateCheck):
-    """Share of sampled output values in which the detector still found PII."""
+    """Per output text column, the share of values still holding PII, from two independent
+    kinds of evidence: the row's own raw protected values found in its output (counted over
+    every row by the protect stage, `transforms.gates.leaks`), and the detector re-run on a
+    sample at a lower threshold than the scrubber's. Each column is judged on its own."""
 
     name = "residual_pii"
+    OWN_ROW = "own_row"
+    DETECTOR = "detector"
 
     @classmethod
-    def build(cls, columns: Mapping[str, Mapping], max_rate: float | None) -> dict:
-        """The check from per-column detection counts.
+    def build(
+        cls,
+        columns: Mapping[str, Mapping],
+        max_rate: float | None,
+        own_row: Mapping[str, Mapping] | None = None,
+    ) -> dict:
+        """The check from per-column counts of both kinds of evidence.
 
         Args:
-            columns: per checked column, {"sampled": values examined, "flagged": values with
-                any PII found, "entities": {ENTITY: values with that entity}}. Counts only.
-            max_rate: `gates.residual_pii_max`; None reports the rate without gating.
+            columns: detector evidence per sampled column: {"sampled": values examined,
+                "flagged": values with any PII found, "entities": {ENTITY: values},
+                "score_threshold" (optional)}. Counts only.
+            max_rate: `gates.residual_pii_max`; None reports the rates without gating.
+            own_row: own-row evidence per output text column (`merge_own_row_leaks`):
+                {"checked": rows, "leaking": rows, "by_source": {column: rows}}.
         Returns:
-            A check dict with details {"max_rate", "rate", "sampled", "flagged",
-            "by_column": {col: {"sampled", "flagged", "rate", "entities"}},
-            "by_entity": {ENTITY: count}}. Passed when rate <= max_rate.
+            A check dict with details {"max_rate", "rate" (the worst column's),
+            "failed_columns", "sampled", "flagged", "checked", "leaking" (totals),
+            "by_column": {col: {"rate", "passed", "evidence" (kinds that found something),
+            "detector": {"sampled", "flagged", "rate", "entities", "score_threshold"} | None,
+            "own_row": {"checked", "leaking", "rate", "by_source"} | None}},
+            "by_entity": {ENTITY: count}}. A column's rate is the larger of its two rates;
+            passed when no column's rate exceeds max_rate.
         Raises:
-            ValueError: negative counts or flagged > sampled.
+            ValueError: negative counts, or more hits than values examined.
         """
+        own_row = own_row or {}
         by_column: dict[str, dict] = {}
         by_entity: dict[str, int] = {}
-        sampled = flagged = 0
-        for col in sorted(columns):
-            info = columns[col]
-            n, f = int(info.get("sampled", 0)), int(info.get("flagged", 0))
-            if n < 0 or f < 0 or f > n:
-                raise ValueError(f"residual PII: bad counts for column '{col}'")
-            ents = {str(e): int(v) for e, v in sorted((info.get("entities") or {}).items())}
-            for e, v in ents.items():
-                by_entity[e] = by_entity.get(e, 0) + v
-            by_column[col] = {
-                "sampled": n,
-                "flagged": f,
-                "rate": f / n if n else 0.0,
-                "entities": ents,
+        totals = dict.fromkeys(("sampled", "flagged", "checked", "leaking"), 0)
+        for col in sorted(set(columns) | set(own_row)):
+            entry: dict = {cls.DETECTOR: None, cls.OWN_ROW: None}
+            if col in columns:
+                info = columns[col]
+                n, f = _counts(info, ("sampled", "flagged"), col, "detector")
+                ents = {str(e): int(v) for e, v in sorted((info.get("entities") or {}).items())}
+                for e, v in ents.items():
+                    by_entity[e] = by_entity.get(e, 0) + v
+                entry[cls.DETECTOR] = {
+                    "sampled": n,
+                    "flagged": f,
+                    "rate": _share(f, n),
+                    "entities": ents,
+                    "score_threshold": info.get("score_threshold"),
+                }
+                totals["sampled"] += n
+                totals["flagged"] += f
+            if col in own_row:
+                info = own_row[col]
+                n, f = _counts(info, ("checked", "leaking"), col, "own-row")
+                entry[cls.OWN_ROW] = {
+                    "checked": n,
+                    "leaking": f,
+                    "rate": _share(f, n),
+                    "by_source": {
+                        str(k): int(v) for k, v in sorted((info.get("by_source") or {}).items())
+                    },
+                }
+                totals["checked"] += n
+                totals["leaking"] += f
+            hits = {
+                cls.OWN_ROW: (entry[cls.OWN_ROW] or {}).get("leaking", 0),
+                cls.DETECTOR: (entry[cls.DETECTOR] or {}).get("flagged", 0),
             }
-            sampled += n
-            flagged += f
-        rate = flagged / sampled if sampled else 0.0
-        passed = True if max_rate is None else rate <= float(max_rate)
+            entry["evidence"] = [kind for kind, hit in hits.items() if hit]
+            entry["rate"] = max(
+                (entry[k]["rate"] for k in (cls.OWN_ROW, cls.DETECTOR) if entry[k]), default=0.0
+            )
+            entry["passed"] = max_rate is None or entry["rate"] <= float(max_rate)
+            by_column[col] = entry
         return check(
             cls.name,
-            passed,
+            all(e["passed"] for e in by_column.values()),
             {
                 "max_rate": max_rate,
-                "rate": rate,
-                "sampled": sampled,
-                "flagged": flagged,
+                "rate": max((e["rate"] for e in by_column.values()), default=0.0),
+                "failed_columns": [c for c, e in by_column.items() if not e["passed"]],
+                **totals,
                 "by_column": by_column,
                 "by_entity": dict(sorted(by_entity.items())),
             },
         )
 
     @classmethod
+    def describe_column(cls, entry: Mapping) -> str:
+        """A column's evidence in words (counts only)."""
+        parts = []
+        own, det = entry.get(cls.OWN_ROW), entry.get(cls.DETECTOR)
+        if own:
+            parts.append(
+                f"own-row raw values in {fmt_int(own['leaking'])} of {fmt_int(own['checked'])} rows"
+            )
+        if det:
+            parts.append(
+                f"detector {fmt_int(det['flagged'])} of {fmt_int(det['sampled'])} sampled values"
+            )
+        return "; ".join(parts)
+
+    @classmethod
     def summary(cls, c: Mapping) -> str:
         d = c.get("details") or {}
+        cols = d["by_column"]
         limit = "no limit" if d.get("max_rate") is None else f"max {fmt_pct(d['max_rate'])}"
+        failed = d.get("failed_columns") or []
+        if failed:
+            worst = "; ".join(
+                f"'{col}' {fmt_pct(cols[col]['rate'])} ({cls.describe_column(cols[col])})"
+                for col in failed
+            )
+            return f"{worst}; {limit}"
+        if not cols:
+            return f"no output text column to check; {limit}"
+        col = max(sorted(cols), key=lambda k: cols[k]["rate"])
         return (
-            f"{fmt_pct(d.get('rate'))} of sampled values with PII "
-            f"({fmt_int(d.get('flagged'))} of {fmt_int(d.get('sampled'))}); {limit}"
+            f"{len(cols)} column{'' if len(cols) == 1 else 's'}, worst '{col}' "
+            f"{fmt_pct(cols[col]['rate'])} "
+            f"({cls.describe_column(cols[col])}); {limit}"
         )
 
 
@@ -286,6 +364,38 @@ class LdpDomainCheck(GateCheck):
         cols = (c.get("details") or {}).get("columns") or {}
         outside = sum(int(v.get("outside", 0)) for v in cols.values())
         return f"{len(cols)} ldp columns; {outside:,} values outside their domain"
+
+
+class OutputRowsCheck(GateCheck):
+    """The output holds at least one row.
+
+    An empty output re-identifies nobody (k-anonymity and l-diversity hold vacuously over it)
+    and reconciliation still balances when every row was quarantined, so without this check
+    an all-quarantined run would look healthy: a gate that judged no output row must not pass.
+    """
+
+    name = "output_rows"
+
+    @classmethod
+    def build(cls, input_rows: int, output_rows: int, quarantined_rows: int) -> dict:
+        """The check from the run's row counts.
+
+        Returns:
+            A check dict with details {"input_rows", "output_rows", "quarantined_rows"}:
+            passed when output_rows > 0.
+        """
+        i, o, q = int(input_rows), int(output_rows), int(quarantined_rows)
+        return check(cls.name, o > 0, {"input_rows": i, "output_rows": o, "quarantined_rows": q})
+
+    @classmethod
+    def summary(cls, c: Mapping) -> str:
+        d = c.get("details") or {}
+        if c["passed"]:
+            return f"{fmt_int(d.get('output_rows'))} output rows"
+        return (
+            f"0 output rows: {fmt_int(d.get('quarantined_rows'))} of "
+            f"{fmt_int(d.get('input_rows'))} input rows quarantined; nothing was judged"
+        )
 
 
 class KeepGuardCheck(GateCheck):
@@ -377,6 +487,7 @@ CHECKS: dict[str, type[GateCheck]] = {
     c.name: c
     for c in (
         OutputColumnsCheck,
+        OutputRowsCheck,
         ResidualPiiCheck,
         KAnonymityCheck,
         LDiversityCheck,

@@ -149,32 +149,64 @@ def _section_privacy(body: Mapping) -> str:
 
 
 def _section_pii(validation: Mapping) -> str:
-    c = _find(validation, gate_checks.ResidualPiiCheck.name)
+    kind = gate_checks.ResidualPiiCheck
+    c = _find(validation, kind.name)
     if c is None:
         return "<p class='note'>Residual PII was not checked in this run.</p>"
     d = c.get("details") or {}
     by_col = d.get("by_column") or {}
-    entities = sorted({e for v in by_col.values() for e in (v.get("entities") or {})})
+    entities = sorted(
+        {e for v in by_col.values() for e in ((v.get(kind.DETECTOR) or {}).get("entities") or {})}
+    )
     rows = []
     for col in sorted(by_col):
         v = by_col[col]
-        ents = v.get("entities") or {}
+        own, det = v.get(kind.OWN_ROW) or {}, v.get(kind.DETECTOR) or {}
+        ents = det.get("entities") or {}
+        sources = ", ".join(f"{k} ({n:,})" for k, n in (own.get("by_source") or {}).items() if n)
         rows.append(
             [
                 col,
-                _int(v.get("sampled")),
-                _int(v.get("flagged")),
+                _badge(bool(v.get("passed"))),
                 _pct(v.get("rate")),
+                _int(own.get("checked")),
+                _int(own.get("leaking")),
+                sources or "–",
+                _int(det.get("sampled")),
+                _int(det.get("flagged")),
+                "–" if det.get("score_threshold") is None else f"{det['score_threshold']:g}",
                 *[_int(ents.get(e, 0)) for e in entities],
             ]
         )
     head = f"<p>{_badge(c['passed']).html} {_e(gate_checks.summary(c))}</p>"
     if not rows:
-        return head + "<p class='note'>No string column needed sampling.</p>"
-    return head + _table(
-        ["column", "sampled values", "values with PII", "rate", *entities],
-        rows,
-        numeric=tuple(range(1, 4 + len(entities))),
+        return head + "<p class='note'>No string column needed checking.</p>"
+    note = (
+        "<p class='note'>Two independent kinds of evidence per output text column: "
+        "<b>own-row</b>, the row's own raw values of protected columns (names also by their "
+        "words) found in its output, counted over every row; <b>detector</b>, PII found on a "
+        "sample at a lower score threshold than the scrubber's. A column's rate is the larger "
+        "of the two; each column is judged on its own. Counts only.</p>"
+    )
+    return (
+        head
+        + _table(
+            [
+                "column",
+                "status",
+                "rate",
+                "rows checked (own-row)",
+                "rows with own raw values",
+                "found from",
+                "sampled values (detector)",
+                "values with PII",
+                "score threshold",
+                *entities,
+            ],
+            rows,
+            numeric=(2, 3, 4, 6, 7, 8, *range(9, 9 + len(entities))),
+        )
+        + note
     )
 
 
