@@ -16,6 +16,14 @@ from schemas.columns import Schema
 from schemas.config import InputSpec, RunConfig
 from transforms import progress
 from transforms.contract import COUNTS_LINE, QUARANTINE_SCHEMA, contract_check
+from transforms.ldp.census import (
+    CENSUS_LINE,
+    census_summary,
+    empty_census,
+    memoized_ldp,
+    merge_census,
+    table_census,
+)
 from transforms.protect import detector_for, keyed_ops, output_schema, protect_table
 from transforms.read import FileStats, RawBatch, read_file
 from transforms.write import EncryptedParquetSink
@@ -23,6 +31,7 @@ from transforms.write import EncryptedParquetSink
 QUARANTINE = "quarantine"
 STATS = "stats"
 CONTRACT = "contract"
+CENSUS = "census"
 
 
 class ReadFilesFn(beam.DoFn):
@@ -63,10 +72,11 @@ class CheckContractFn(beam.DoFn):
 
 
 class ProtectColumnsFn(beam.DoFn):
-    """Typed table -> protected table (column actions), keys opened in setup()."""
+    """Typed table -> protected table (column actions), keys opened in setup(); with memoized
+    ldp, the batch's record-key census tagged census."""
 
-    def __init__(self, schema: Schema, keyring_path: str):
-        self._schema, self._keyring_path = schema, keyring_path
+    def __init__(self, schema: Schema, keyring_path: str, dataset: str):
+        self._schema, self._keyring_path, self._dataset = schema, keyring_path, dataset
 
     def setup(self):
         from privgate.keyring import open_keyring
@@ -76,16 +86,39 @@ class ProtectColumnsFn(beam.DoFn):
         self._detector = detector_for(self._schema)  # shared per process, built once
 
     def process(self, table: pa.Table):
-        out = protect_table(table, self._schema, self._ops, self._out_schema, self._detector)
+        out = protect_table(
+            table, self._schema, self._ops, self._out_schema, self._detector, self._dataset
+        )
+        if memoized_ldp(self._schema):
+            yield beam.pvalue.TaggedOutput(
+                CENSUS, table_census(self._ops.ldp_key, table, self._schema)
+            )
         progress.add(written=out.num_rows)
         yield out
+
+
+class CountRecordKeysFn(beam.CombineFn):
+    """Batch censuses -> one JSON stats line of counts over the whole input (`census_summary`)."""
+
+    def create_accumulator(self):
+        return empty_census()
+
+    def add_input(self, accumulator, census):
+        return merge_census((accumulator, census))
+
+    def merge_accumulators(self, accumulators):
+        return merge_census(accumulators)
+
+    def extract_output(self, accumulator):
+        return json.dumps({CENSUS_LINE: census_summary(accumulator)})
 
 
 class ProtectDataset(beam.PTransform):
     """files -> encrypted protected Parquet + encrypted quarantine + per-file stats (JSON).
 
     Writes `<staging>/data/part-*.parquet`, `<staging>/quarantine/part-*.parquet` and
-    `<staging>/_work/stats*.jsonl` (a line per input file, and a `contract` line per batch);
+    `<staging>/_work/stats*.jsonl` (a line per input file, a `contract` line per batch, and
+    with memoized ldp one `ldp_census` line for the whole input);
     the launcher reconciles and signs them afterwards.
     """
 
@@ -102,8 +135,8 @@ class ProtectDataset(beam.PTransform):
             CheckContractFn(schema, cfg.input.max_cell_bytes)
         ).with_outputs(QUARANTINE, CONTRACT, main="rows")
         protected = checked.rows | "ProtectColumns" >> beam.ParDo(
-            ProtectColumnsFn(schema, cfg.keys.keyring)
-        )
+            ProtectColumnsFn(schema, cfg.keys.keyring, cfg.dataset)
+        ).with_outputs(CENSUS, main="rows")
 
         def sink(sub: str, arrow_schema: pa.Schema, groups: dict[str, str]):
             return beam.io.Write(
@@ -119,17 +152,22 @@ class ProtectDataset(beam.PTransform):
             )
 
         groups = {c.name: c.key_group for c in schema.output_columns}
-        protected | "WriteProtected" >> sink("data", output_schema(schema), groups)
+        protected.rows | "WriteProtected" >> sink("data", output_schema(schema), groups)
         q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
         (
             (read[QUARANTINE], checked[QUARANTINE])
             | "CollectQuarantine" >> beam.Flatten()
             | "WriteQuarantine" >> sink("quarantine", QUARANTINE_SCHEMA, q_groups)
         )
+        stats = [read[STATS], checked[CONTRACT]]
+        if memoized_ldp(schema):  # repeated record keys are counted over the whole input
+            stats.append(
+                protected[CENSUS] | "CountRecordKeys" >> beam.CombineGlobally(CountRecordKeysFn())
+            )
         (
-            (read[STATS], checked[CONTRACT])
+            tuple(stats)
             | "CollectStats" >> beam.Flatten()
             | "WriteStats"
             >> beam.io.WriteToText(f"{self._staging}/_work/stats", file_name_suffix=".jsonl")
         )
-        return protected
+        return protected.rows
