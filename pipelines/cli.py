@@ -80,16 +80,25 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--encoding", default="utf-8")
     sc.add_argument("-o", "--output", help="write the schema here (default stdout)")
 
-    ver = sub.add_parser("verify", help="check an output's signature, file hashes and verdict")
+    ver = sub.add_parser(
+        "verify", help="check an output's signature, whole tree, file hashes and verdict"
+    )
     ver.add_argument("output")
     g = ver.add_mutually_exclusive_group()
-    g.add_argument("--public-key", help="PEM from `privgate keys export-public`")
-    g.add_argument("--keyring", help="keyring whose public key to trust (no passphrase needed)")
+    g.add_argument("--public-key", help="PEM from `privgate keys export-public` (pinned key)")
+    g.add_argument(
+        "--keyring",
+        help="keyring whose public key to trust; it is opened (passphrase or KMS needed), "
+        "which authenticates the key",
+    )
+    ver.add_argument("--dataset", help="refuse an output of any other dataset")
     ver.add_argument("--json", action="store_true", help="print a JSON summary")
 
     rd = sub.add_parser("read", help="decrypt and print protected rows (key holders)")
     rd.add_argument("output")
     rd.add_argument("--keyring")
+    rd.add_argument("--public-key", help="verify with this PEM instead of the keyring's key")
+    rd.add_argument("--dataset", help="refuse an output of any other dataset")
     rd.add_argument("--columns", help="comma-separated subset")
     rd.add_argument("--limit", type=int)
     rd.add_argument("--quarantine", action="store_true", help="read quarantined raw rows")
@@ -108,7 +117,7 @@ def _keys(args) -> int:
     from privgate.keyring import (
         describe_keyring,
         init_keyring,
-        read_public_key,
+        open_keyring,
         resolve_keyring_path,
         rotate_keyring,
     )
@@ -149,7 +158,9 @@ def _keys(args) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    pem = Ed25519PublicKey.from_public_bytes(read_public_key(path)).public_bytes(
+    # The key people will pin: taken from the opened keyring, which authenticates it (a clear
+    # public key in a file someone else could edit is not trusted).
+    pem = Ed25519PublicKey.from_public_bytes(open_keyring(path).public_key_bytes).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     if args.output:
@@ -216,12 +227,16 @@ def _scan(args) -> int:
 def _verify(args) -> int:
     from privgate.reader import verify
 
-    body = verify(args.output, public_key=args.public_key, keyring=args.keyring)
+    body = verify(
+        args.output, public_key=args.public_key, keyring=args.keyring, dataset=args.dataset
+    )
     summary = {
         "output": args.output,
         "verified": True,
-        "run_id": body["run_id"],
         "dataset": body["dataset"],
+        "run_id": body["run_id"],
+        "started_at": body["started_at"],
+        "finished_at": body["finished_at"],
         "rows": body["output"]["rows"],
         "quarantined_rows": body["quarantine"]["rows"],
         "files": len(body["output"]["files"]) + len(body["quarantine"]["files"]),
@@ -231,8 +246,9 @@ def _verify(args) -> int:
         print(json.dumps(summary, indent=1))
     else:
         print(
-            f"privgate: verified {args.output}: run {body['run_id']}, "
-            f"{summary['rows']:,} rows, {summary['files']} files, signature ok"
+            f"privgate: verified {args.output}: dataset {body['dataset']}, run "
+            f"{body['run_id']} (finished {body['finished_at']}), {summary['rows']:,} rows, "
+            f"{summary['files']} files, signature ok"
         )
     return 0
 
@@ -247,6 +263,8 @@ def _read(args) -> int:
         keyring=args.keyring,
         limit=args.limit,
         quarantine=args.quarantine,
+        public_key=args.public_key,
+        dataset=args.dataset,
     )
     if args.format == "parquet":
         if not args.out:

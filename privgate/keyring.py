@@ -6,8 +6,12 @@ Layout of the key hierarchy:
   through this interface. The local keyring keeps them in its passphrase-encrypted file.
 - data-protection keys (token HMAC key, AES-SIV key, date-shift PRF key) are stored wrapped
   under the `pii` master key and unwrapped in the worker that needs them.
-- an Ed25519 signing key signs manifests; its public half is stored in clear in the file so
-  `privgate verify --keyring` needs no passphrase.
+- an Ed25519 signing key signs manifests; its public half is stored in clear in the file and
+  authenticated whenever the keyring is opened: a local keyring's header (which holds it) is
+  the AES-GCM AAD of the payload, and the public key must be the signing key's; an external
+  keyring holds the public key also wrapped under the `footer` master key (which every reader
+  needs) with the keyring id as AAD. A public key read without opening the keyring
+  (`read_public_key`) is not authenticated.
 
 The keyring file is JSON, AES-256-GCM encrypted under a key derived from the passphrase in
 `PRIVGATE_KEYRING_PASSPHRASE` with scrypt (memory-hard), written 0600 and refused when
@@ -20,6 +24,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import hmac
 import json
 import os
 import stat
@@ -223,6 +228,30 @@ def _new_signing_key() -> tuple[bytes, bytes]:
     return raw_sk, raw_pk
 
 
+def _derived_public_key(raw_sk: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(raw_sk).public_key().public_bytes_raw()
+
+
+def _check_public_key(path: str, public_key: bytes, vouched: bytes, by: str) -> None:
+    """Refuse a keyring whose clear public key is not the one `by` vouches for."""
+    if not hmac.compare_digest(public_key, vouched):
+        raise KeyringError(
+            f"{path}: the keyring's public key does not match its {by}: the file was "
+            "tampered with; refusing it"
+        )
+
+
+def _public_key_aad(keyring_id: str) -> bytes:
+    return f"{keyring_id}:public_key".encode()
+
+
+def _wrap_public_key(kms: Kms, keyring_id: str, raw_pk: bytes) -> str:
+    """The public key wrapped under `footer` (needed by every reader), bound to the keyring."""
+    return kms.wrap("footer", raw_pk, _public_key_aad(keyring_id))
+
+
 def init_keyring(path: str, kms: str = "local", settings: dict | None = None) -> Keyring:
     """Create a new keyring at `path` (refuses to overwrite). Returns it opened.
 
@@ -305,7 +334,8 @@ def _wrap_all(
     raw_sk: bytes,
     created: str,
     dpks: dict | None = None,
-) -> tuple[dict, dict]:
+) -> tuple[dict, dict, str]:
+    """The data-protection keys, the signing key and the public key check, wrapped by `kms`."""
     dpks = dpks or {}
     out = {}
     for name, key in dpk_bytes.items():
@@ -321,7 +351,7 @@ def _wrap_all(
         "master_key": "pii",
         "wrapped": kms.wrap("pii", raw_sk, f"{keyring_id}:signing".encode()),
     }
-    return out, signing
+    return out, signing, _wrap_public_key(kms, keyring_id, _derived_public_key(raw_sk))
 
 
 def _init_external(path: str, kind: str, settings: dict) -> Keyring:
@@ -331,7 +361,7 @@ def _init_external(path: str, kind: str, settings: dict) -> Keyring:
     created = _now()
     raw_sk, raw_pk = _new_signing_key()
     dpk_bytes = {name: os.urandom(n) for name, (_, n) in DATA_PROTECTION_KEYS.items()}
-    dpks, signing = _wrap_all(kms, keyring_id, dpk_bytes, raw_sk, created)
+    dpks, signing, public_key_check = _wrap_all(kms, keyring_id, dpk_bytes, raw_sk, created)
     doc = {
         "format": FORMAT,
         "version": 1,
@@ -339,6 +369,7 @@ def _init_external(path: str, kind: str, settings: dict) -> Keyring:
         "kms": kind,
         "kms_settings": settings,
         "public_key": _b64(raw_pk),
+        "public_key_check": public_key_check,
         "created": created,
         "dpks": dpks,
         "signing_key": signing,
@@ -350,6 +381,8 @@ def _init_external(path: str, kind: str, settings: dict) -> Keyring:
 
 
 def _open_external(path: str, doc: dict) -> Keyring:
+    """Open an external keyring, authenticating its clear public key with the KMS: the
+    `footer`-wrapped copy, or (a file written before that copy existed) the signing key."""
     try:
         kind, settings, dpks, signing = (
             doc["kms"],
@@ -359,16 +392,36 @@ def _open_external(path: str, doc: dict) -> Keyring:
         )
     except KeyError as e:
         raise KeyringError(f"{path}: keyring lacks '{e.args[0]}'") from None
+    keyring_id, public_key = doc["keyring_id"], _clear_public_key(path, doc)
     kms = external_kms(kind, settings)
-    aad = f"{doc['keyring_id']}:signing".encode()
-    return Keyring(
-        path,
-        doc["keyring_id"],
-        kms,
-        dpks,
-        lambda: kms.unwrap(signing["master_key"], signing["wrapped"], aad),
-        _unb64(doc["public_key"]),
-    )
+
+    def unwrap_signing_key() -> bytes:
+        raw_sk = kms.unwrap(
+            signing["master_key"], signing["wrapped"], f"{keyring_id}:signing".encode()
+        )
+        _check_public_key(path, public_key, _derived_public_key(raw_sk), "signing key")
+        return raw_sk
+
+    check = doc.get("public_key_check")
+    if check is None:
+        signing_key = unwrap_signing_key()
+    else:
+        try:
+            vouched = kms.unwrap("footer", check, _public_key_aad(keyring_id))
+        except KeyringError as e:
+            raise KeyringError(
+                f"{path}: cannot authenticate the keyring's public key: {e}"
+            ) from None
+        _check_public_key(path, public_key, vouched, "KMS-wrapped copy")
+        signing_key = unwrap_signing_key  # unwrapped on first use only (needs `pii`)
+    return Keyring(path, keyring_id, kms, dpks, signing_key, public_key)
+
+
+def _clear_public_key(path: str, doc: dict) -> bytes:
+    try:
+        return _unb64(doc["public_key"])
+    except (KeyError, ValueError, AttributeError):
+        raise KeyringError(f"{path}: keyring has no readable public key") from None
 
 
 def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[str, int]:
@@ -396,7 +449,7 @@ def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[st
         history = doc.setdefault("master_key_history", {})
         for m, v in versions.items():
             history.setdefault(m, {})[str(v)] = now
-        doc["dpks"], doc["signing_key"] = _wrap_all(
+        doc["dpks"], doc["signing_key"], doc["public_key_check"] = _wrap_all(
             kr.kms, kr.keyring_id, dpk_bytes, raw_sk, now, doc["dpks"]
         )
         _write_doc(path, doc, create=False)
@@ -503,8 +556,12 @@ def keyring_kms(path: str) -> tuple[str, dict]:
 
 
 def read_public_key(path: str) -> bytes:
-    """The signing public key stored in clear in a keyring file (no passphrase needed)."""
-    return _unb64(_read_doc(path)["public_key"])
+    """The signing public key stored in clear in a keyring file (no passphrase needed).
+
+    Not authenticated: whoever can edit the file can replace it. `open_keyring(path)
+    .public_key_bytes` is the authenticated key.
+    """
+    return _clear_public_key(path, _read_doc(path))
 
 
 def _payload(path: str) -> dict:
@@ -539,13 +596,15 @@ def _open_uncached(path: str) -> Keyring:
     missing = [m for m in MASTER_KEYS if m not in payload["master_keys"]]
     if missing:
         raise KeyringError(f"{path}: keyring lacks master key(s): {', '.join(missing)}")
+    raw_sk, public_key = _unb64(payload["signing_key"]), _clear_public_key(path, doc)
+    _check_public_key(path, public_key, _derived_public_key(raw_sk), "signing key")
     return Keyring(
         path,
         doc["keyring_id"],
         LocalKms(payload["master_keys"]),
         payload["dpks"],
-        _unb64(payload["signing_key"]),
-        _unb64(doc["public_key"]),
+        raw_sk,
+        public_key,
     )
 
 

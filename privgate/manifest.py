@@ -17,6 +17,7 @@ import os
 from privgate.errors import VerifyError
 
 MANIFEST = "manifest.json"
+LAYOUT_DIRS = ("data", "quarantine", "report")  # directories a run may leave empty
 FORMAT = "privgate-manifest/1"
 
 
@@ -67,10 +68,24 @@ def load(output_dir: str) -> dict:
 
 
 def verify(output_dir: str, public_key_bytes: bytes, check_files: bool = True) -> dict:
-    """Check the manifest signature and (optionally) every file's hash; return the body.
+    """Check the manifest signature and (optionally) the whole tree and every file's hash;
+    return the body.
 
     Raises:
         VerifyError: bad signature, wrong key, missing/extra/modified file.
+    """
+    body = verify_signature(output_dir, public_key_bytes)
+    if check_files:
+        verify_tree(output_dir, body)
+        verify_files(output_dir, listed_files(body))
+    return body
+
+
+def verify_signature(output_dir: str, public_key_bytes: bytes) -> dict:
+    """The manifest body, once its format and Ed25519 signature by `public_key_bytes` hold.
+
+    Raises:
+        VerifyError: no or unreadable manifest, unsupported format, another key, bad signature.
     """
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -89,8 +104,6 @@ def verify(output_dir: str, public_key_bytes: bytes, check_files: bool = True) -
         )
     except (InvalidSignature, ValueError, KeyError):
         raise VerifyError(f"{output_dir}: manifest signature does not verify") from None
-    if check_files:
-        verify_files(output_dir, body)
     return body
 
 
@@ -99,18 +112,74 @@ def listed_files(body: dict) -> list[dict]:
     return list(body["output"]["files"]) + list(body["quarantine"]["files"]) + list(report)
 
 
-def verify_files(output_dir: str, body: dict) -> None:
-    listed = listed_files(body)
-    names = {f["path"] for f in listed}
-    for sub in ("data", "quarantine", "report"):
-        d = os.path.join(output_dir, sub)
-        if os.path.isdir(d):
-            for name in sorted(os.listdir(d)):
-                if f"{sub}/{name}" not in names:
-                    raise VerifyError(f"{output_dir}: {sub}/{name} is not in the manifest")
-    for f in listed:
-        path = os.path.join(output_dir, f["path"])
-        if not os.path.isfile(path):
-            raise VerifyError(f"{output_dir}: {f['path']} is missing")
-        if not hmac.compare_digest(file_sha256(path), f["sha256"]):
-            raise VerifyError(f"{output_dir}: {f['path']} does not match its sha256")
+def verify_tree(output_dir: str, body: dict) -> None:
+    """Refuse anything in `output_dir` the signed manifest does not vouch for.
+
+    Allowed: `manifest.json`, the listed files (regular files, not symbolic links), the
+    directories holding them and the layout's own directories (`data`, `quarantine`,
+    `report`, which may be empty). Anything else, at any depth, is refused by its path.
+
+    Raises:
+        VerifyError: an unlisted file or directory, a symbolic link, or a missing file.
+    """
+    files = {f["path"] for f in listed_files(body)} | {MANIFEST}
+    dirs = set(LAYOUT_DIRS)
+    for path in files:
+        parts = path.split("/")[:-1]
+        dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    for parent, subdirs, names in os.walk(output_dir, onerror=_unlistable):
+        rel = os.path.relpath(parent, output_dir).replace(os.sep, "/")
+        prefix = "" if rel == "." else rel + "/"
+        for name in sorted(subdirs):
+            path = prefix + name
+            if path not in dirs or os.path.islink(os.path.join(parent, name)):
+                raise VerifyError(f"{output_dir}: {path} is not in the manifest")
+        for name in sorted(names):
+            path = prefix + name
+            if path not in files:
+                raise VerifyError(f"{output_dir}: {path} is not in the manifest")
+            if os.path.islink(os.path.join(parent, name)):
+                raise VerifyError(f"{output_dir}: {path} is a symbolic link, not a written file")
+    for path in sorted(files):
+        if not os.path.isfile(os.path.join(output_dir, path)):
+            raise VerifyError(f"{output_dir}: {path} is missing")
+
+
+def verify_files(output_dir: str, files: list[dict]) -> None:
+    """Check the sha256 of each listed file in `files` (entries of `listed_files`).
+
+    Raises:
+        VerifyError: a missing or modified file.
+    """
+    for f in files:
+        try:
+            digest = file_sha256(os.path.join(output_dir, f["path"]))
+        except OSError:
+            raise VerifyError(f"{output_dir}: {f['path']} is missing or unreadable") from None
+        _check_sha256(output_dir, f, digest)
+
+
+def read_verified(output_dir: str, entry: dict) -> bytes:
+    """The bytes of the listed file `entry`, read once and checked against its sha256, so a
+    caller parses exactly what was hashed.
+
+    Raises:
+        VerifyError: a missing or modified file.
+    """
+    path = os.path.join(output_dir, entry["path"])
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        raise VerifyError(f"{output_dir}: {entry['path']} is missing or unreadable") from None
+    _check_sha256(output_dir, entry, hashlib.sha256(data).hexdigest())
+    return data
+
+
+def _unlistable(err: OSError) -> None:
+    raise VerifyError(f"{err.filename}: cannot list this directory to verify it") from None
+
+
+def _check_sha256(output_dir: str, entry: dict, digest: str) -> None:
+    if not hmac.compare_digest(digest, entry["sha256"]):
+        raise VerifyError(f"{output_dir}: {entry['path']} does not match its sha256")

@@ -169,3 +169,139 @@ def test_rotation_keeps_tokens_and_old_outputs_readable(tmp_path, demo_csv):
     assert first.column("ssn").equals(second.column("ssn"))
     r = cli("keys", "list", "--keyring", path)
     assert r.returncode == 0 and "current v2" in r.stdout
+
+
+# ------------------------------------------------------------- the clear public key
+
+
+@pytest.fixture
+def test_kms(monkeypatch, tmp_path):
+    """The file-backed test KMS registered as `test-kms` (an external keyring, no peer)."""
+    from privgate import kms as kms_mod
+
+    monkeypatch.setitem(
+        kms_mod.KMS_BACKENDS,
+        "test-kms",
+        kms_mod.KmsBackend("tests.fake_kms", "FakeKms", None, "none"),
+    )
+    return {"store": str(tmp_path / "kms-store.json")}
+
+
+def _their_public_key() -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+
+
+def _replace_in_file(path: str, **fields) -> dict:
+    with open(path) as f:
+        doc = json.load(f)
+    for k, v in fields.items():
+        if v is None:
+            doc.pop(k, None)
+        else:
+            doc[k] = v
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return doc
+
+
+def _assert_no_key_bytes(err: BaseException, *keys: bytes) -> None:
+    text = str(err)
+    for k in keys:
+        for form in (k.hex(), base64.b64encode(k).decode(), base64.b64encode(k).decode()[:16]):
+            assert form not in text
+
+
+def test_external_keyring_with_a_replaced_public_key_is_refused(tmp_path, test_kms):
+    path = str(tmp_path / "keyring.json")
+    genuine = init_keyring(path, "test-kms", test_kms).public_key_bytes
+    theirs = _their_public_key()
+    _replace_in_file(path, public_key=base64.b64encode(theirs).decode())
+    with pytest.raises(KeyringError, match="public key") as e:
+        open_keyring(path)
+    _assert_no_key_bytes(e.value, theirs, genuine)
+    _replace_in_file(path, public_key=base64.b64encode(genuine).decode())
+    assert open_keyring(path).public_key_bytes == genuine
+
+
+def test_external_keyring_check_cannot_be_moved_from_another_keyring(tmp_path, test_kms):
+    """Another keyring's public key together with its check, on the same KMS: refused (the
+    check is bound to the keyring id)."""
+    a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    init_keyring(a, "test-kms", test_kms)
+    init_keyring(b, "test-kms", test_kms)
+    with open(b) as f:
+        other = json.load(f)
+    _replace_in_file(a, public_key=other["public_key"], public_key_check=other["public_key_check"])
+    with pytest.raises(KeyringError, match="public key"):
+        open_keyring(a)
+
+
+def test_external_keyring_without_a_check_is_authenticated_by_its_signing_key(tmp_path, test_kms):
+    """A keyring file written before the check existed: the public key is compared with the
+    one derived from the unwrapped signing key (needs the `pii` master key)."""
+    path = str(tmp_path / "keyring.json")
+    genuine = init_keyring(path, "test-kms", test_kms).public_key_bytes
+    _replace_in_file(path, public_key_check=None)
+    assert open_keyring(path).public_key_bytes == genuine
+    theirs = _their_public_key()
+    _replace_in_file(path, public_key=base64.b64encode(theirs).decode())
+    with pytest.raises(KeyringError, match="public key does not match its signing key") as e:
+        open_keyring(path)
+    _assert_no_key_bytes(e.value, theirs, genuine)
+    # a rotation (by a key holder) adds the KMS-wrapped copy
+    from privgate.keyring import rotate_keyring
+
+    _replace_in_file(path, public_key=base64.b64encode(genuine).decode())
+    rotate_keyring(path)
+    _replace_in_file(path, public_key=base64.b64encode(theirs).decode())
+    with pytest.raises(KeyringError, match="does not match its KMS-wrapped copy"):
+        open_keyring(path)
+
+
+def test_local_keyring_public_key_must_match_its_signing_key(tmp_path):
+    """Even re-encrypted with the passphrase, a payload whose signing key is not the header's
+    public key's is refused."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from privgate import keyring as k
+
+    path = str(tmp_path / "keyring.json")
+    genuine = init_keyring(path).public_key_bytes
+    doc = json.load(open(path))
+    header = {
+        f: doc[f] for f in ("format", "version", "keyring_id", "kms", "public_key", "kdf", "aead")
+    }
+    key = k._derive(os.environ[PASSPHRASE_ENV], k._unb64(doc["kdf"]["salt"]), doc["kdf"])
+    payload = json.loads(
+        AESGCM(key).decrypt(
+            k._unb64(doc["nonce"]), k._unb64(doc["ciphertext"]), k._header_aad(header)
+        )
+    )
+    payload["signing_key"] = k._b64(Ed25519PrivateKey.generate().private_bytes_raw())
+    nonce = os.urandom(12)
+    doc["nonce"] = k._b64(nonce)
+    doc["ciphertext"] = k._b64(
+        AESGCM(key).encrypt(nonce, json.dumps(payload).encode(), k._header_aad(header))
+    )
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    with pytest.raises(KeyringError, match="public key") as e:
+        open_keyring(path)
+    _assert_no_key_bytes(e.value, genuine)
+
+
+def test_export_public_refuses_a_replaced_public_key(tmp_path, test_kms, monkeypatch):
+    """The key people pin comes from the opened (authenticated) keyring, not the clear field."""
+    from pipelines.cli import main
+
+    path = str(tmp_path / "keyring.json")
+    init_keyring(path, "test-kms", test_kms)
+    pem = str(tmp_path / "pub.pem")
+    assert main(["keys", "export-public", "--keyring", path, "-o", pem]) == 0
+    _replace_in_file(path, public_key=base64.b64encode(_their_public_key()).decode())
+    os.remove(pem)
+    assert main(["keys", "export-public", "--keyring", path, "-o", pem]) != 0
+    assert not os.path.exists(pem)
