@@ -340,7 +340,7 @@ def contract_check(
 
 
 def _checks_domain(spec: ColumnSpec) -> bool:
-    # Without an `other` bucket (`out_of_domain: quarantine`): the default bucket takes them.
+    # Only without an `other` bucket (`out_of_domain: quarantine`); else the bucket takes them.
     return (
         spec.action == "ldp"
         and spec.params.get("categories") is not None
