@@ -50,7 +50,7 @@ def run(
         guard = KeepGuard(cfg, head.valid, side.detect)
         gates = _start_gates(cfg, head, side)
         budget = open_budget(cfg, keyring, allow_budget_overrun)
-        with Staging(target) as staging:  # removed on any failure
+        with Staging(target, cfg.source) as staging:  # removed on any failure
             log.info("run %s: %d input file(s) -> %s", staging.run_id, len(files), staging.target)
             run_pipeline(cfg, files, staging.path, beam_args, show_progress)
             if budget:  # refuses repeated record keys; a memoized charge depends on the input

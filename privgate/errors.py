@@ -1,5 +1,8 @@
 """Errors privgate raises on purpose. None of them may carry a record's value."""
 
+import contextlib
+import os
+
 
 class PrivgateError(Exception):
     """Base class; `exit_code` is what the CLI returns."""
@@ -41,3 +44,23 @@ class GateError(PrivgateError):
     """A gate refused the data (the keep-guard, later the validation gates): exit 3."""
 
     exit_code = 3
+
+
+@contextlib.contextmanager
+def value_free_errors(where: str):
+    """Re-raise any error but a PrivgateError as a DataError naming `where` and the error's
+    type, without its message: library messages (pyarrow's casts and parsers) quote values.
+
+    OS errors keep their errno text (`No space left on device`), which carries no value.
+    """
+    try:
+        yield
+    except PrivgateError:
+        raise
+    except OSError as e:
+        detail = os.strerror(e.errno) if e.errno else type(e).__name__
+        raise DataError(f"{where}: {detail}") from None
+    except Exception as e:
+        raise DataError(
+            f"{where}: {type(e).__name__} (its message is withheld: it may quote a value)"
+        ) from None

@@ -51,7 +51,7 @@ def sample_tables(n=300, seed=5):
     rng = np.random.default_rng(seed)
     names = [f"person {i}" for i in range(n)]
     names[7] = SECRET
-    zips = [f"{rng.integers(100, 999)}{rng.integers(10, 99)}" for _ in range(n)]
+    zips = [f"{rng.integers(100, 130)}{rng.integers(10, 99)}" for _ in range(n)]
     zips[3] = SECRET
     inp = pa.table(
         {
@@ -129,7 +129,6 @@ def sample_validation(out, k=5, pii_flagged=0):
         ),  # 2 passes, 50 fails
         gate_checks.LDiversityCheck.build(metrics.l_diversity(out, ["age"], "smoker", 2)),
         gate_checks.LdpDomainCheck.build(out, SCHEMA),
-        gate_checks.ReconciliationCheck.build(304, 300, 4),
     ]
     return gate_checks.gate_verdict(checks)
 

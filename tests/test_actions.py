@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from privgate.errors import DataError
 from schemas.columns import parse_schema
 from transforms.actions import ACTIONS, ActionContext, KeyedOps
 
@@ -188,3 +189,35 @@ def test_vectorized_siv_is_bit_identical_to_cryptography_aessiv():
             raw = base64.urlsafe_b64decode(c[3:] + "=" * (-len(c[3:]) % 4))
             assert raw == ref.encrypt(v.encode(), [b"privgate:" + domain.encode()])
             assert ops.decrypt(c, domain) == v
+
+
+@pytest.mark.parametrize(
+    "typ, opts, values",
+    [
+        # timestamps near the int64 limit: the shift wrapped around silently
+        ("timestamp", {"action": "date_shift", "max_days": 30}, [2**63 - 1000, -(2**63) + 1000]),
+        # dates near the int32 limit: pyarrow's overflow error quoted the value
+        ("date", {"action": "date_shift", "max_days": 30}, [2**31 - 2, -(2**31) + 2]),
+        # a bucket below int64 min wrapped to a large positive number
+        ("int", {"action": "generalize", "bucket": 10}, [-(2**63), -(2**63) + 5]),
+        # floats whose bucket is not finite
+        ("float", {"action": "generalize", "bucket": 0.5}, [1.7e308, -1.7e308]),
+    ],
+    ids=["date_shift-timestamp", "date_shift-date", "generalize-int", "generalize-float"],
+)
+def test_actions_refuse_values_they_would_overflow_without_naming_them(ops, typ, opts, values):
+    arrow = {
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+    }[typ]
+    arr = pa.array(values, arrow)
+    sp = spec(type=typ, **opts)
+    ctx = ActionContext(ops, pa.array(["a", "b"]), "id")
+    with pytest.raises(DataError) as e:
+        ACTIONS[sp.action](arr, sp, ctx)
+    assert "contract" in str(e.value) and "'c'" in str(e.value)
+    for v in values:
+        assert str(v) not in str(e.value) and str(abs(v)) not in str(e.value)
+    assert e.value.__context__ is None or e.value.__suppress_context__

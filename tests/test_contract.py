@@ -192,6 +192,227 @@ def test_input_contract_check_of_no_rows_passes_with_zero_counts():
     assert c["passed"] and c["details"]["failed"] == 0
 
 
+# ------------------------------------------- typed (Parquet) inputs: casts never raise (#13)
+
+_US = 1_000_000
+_NS_BAD = 1_577_836_800_123_456_789  # 2020-01-01 00:00:00.123456789: not a whole microsecond
+_TS_DAY = 86_400 * _US
+
+
+@pytest.mark.parametrize(
+    "arr, typ, typed, bad",
+    [
+        # pandas writes timestamp[ns]: whole microseconds convert, a finer value cannot
+        (
+            pa.array([_NS_BAD, 1_577_836_800_000_001_000, None], pa.timestamp("ns")),
+            "timestamp",
+            [None, dt.datetime(2020, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC), None],
+            [1, 0, 0],
+        ),
+        # seconds far beyond what microseconds can hold
+        (
+            pa.array([2**62, 0], pa.timestamp("s")),
+            "timestamp",
+            [None, dt.datetime(1970, 1, 1, tzinfo=dt.UTC)],
+            [1, 0],
+        ),
+        # date64 must be whole days
+        (
+            pa.array([86_400_000 * 100 + 12_345, 86_400_000 * 5], pa.date64()),
+            "date",
+            [None, dt.date(1970, 1, 6)],
+            [1, 0],
+        ),
+        # dates and timestamps outside the calendar (years 1-9999) are not of the type
+        (
+            pa.array([-(2**31), 2**31 - 1, 0], pa.date32()),
+            "date",
+            [None, None, dt.date(1970, 1, 1)],
+            [1, 1, 0],
+        ),
+        (
+            pa.array([-(2**31), 0], pa.date32()),
+            "timestamp",
+            [None, dt.datetime(1970, 1, 1, tzinfo=dt.UTC)],
+            [1, 0],
+        ),
+        (
+            pa.array([2**63 - 1, -(2**63) + 1, 0], pa.timestamp("us", tz="UTC")),
+            "timestamp",
+            [None, None, dt.datetime(1970, 1, 1, tzinfo=dt.UTC)],
+            [1, 1, 0],
+        ),
+        # an int a float cannot hold exactly is not a float; one it can hold is
+        (
+            pa.array([2**53 + 1, 2**60, -(2**63), 5], pa.int64()),
+            "float",
+            [None, 2.0**60, -(2.0**63), 5.0],
+            [1, 0, 0, 0],
+        ),
+        (pa.array([2**64 - 1, 7], pa.uint64()), "float", [None, 7.0], [1, 0]),
+        (pa.array([2**64 - 1, 7], pa.uint64()), "int", [None, 7], [1, 0]),
+        # decimals: whole values into int, any into float
+        (pa.array(["1", "2.25"]).cast(pa.decimal128(10, 2)), "float", [1.0, 2.25], [0, 0]),
+        (pa.array(["1.5", "2"]).cast(pa.decimal128(10, 2)), "int", [None, 2], [1, 0]),
+        # other time zones are the same instants in UTC
+        (
+            pa.array([0], pa.timestamp("ms", tz="Europe/Paris")),
+            "timestamp",
+            [dt.datetime(1970, 1, 1, tzinfo=dt.UTC)],
+            [0],
+        ),
+    ],
+    ids=[
+        "ns-fraction",
+        "s-overflow",
+        "date64-fraction",
+        "date32-calendar",
+        "date32-to-timestamp",
+        "timestamp-calendar",
+        "int-to-float",
+        "uint64-to-float",
+        "uint64-to-int",
+        "decimal-to-float",
+        "decimal-to-int",
+        "tz",
+    ],
+)
+def test_typed_inputs_a_cast_cannot_hold_are_type_errors_not_exceptions(arr, typ, typed, bad):
+    out, enc_bad, type_bad = coerce(arr, col(type=typ, action="keep", nullable=True))
+    assert out.to_pylist() == typed
+    assert type_bad.astype(int).tolist() == bad
+    assert not enc_bad.any()
+
+
+def test_a_failed_cast_quarantines_the_row_and_names_no_value():
+    schema = parse_schema(
+        {
+            "columns": {
+                "id": {"type": "string", "action": "keep"},
+                "t": {"type": "timestamp", "action": "keep"},
+            }
+        }
+    )
+    raw = pa.table({"id": ["a", "b"], "t": pa.array([_NS_BAD, 0], pa.timestamp("ns"))})
+    checked = contract_check(raw, schema, "f.parquet", 0)
+    assert checked.quarantine.column("_reason").to_pylist() == ["type:t"]
+    assert checked.good.column("id").to_pylist() == ["b"]
+
+
+def test_quarantine_holds_temporal_values_python_cannot_represent():
+    schema = parse_schema(
+        {
+            "columns": {
+                "t": {"type": "timestamp", "action": "keep"},
+                "d": {"type": "date", "action": "keep"},
+            }
+        }
+    )
+    raw = pa.table(
+        {
+            "t": pa.array([2**63 - 1], pa.timestamp("us", tz="UTC")),
+            "d": pa.array([-(2**31)], pa.date32()),
+        }
+    )
+    checked = contract_check(raw, schema, "f.parquet", 0)
+    assert checked.quarantine.column("_reason").to_pylist() == ["type:t"]
+    record = json.loads(checked.quarantine.column("_record")[0].as_py())
+    assert set(record) == {"t", "d"} and all(isinstance(v, str) for v in record.values())
+
+
+# -------------------------------------------------- dictionary (categorical) columns (#13)
+
+
+@pytest.mark.parametrize(
+    "arr, typ, expected",
+    [
+        (
+            pa.array(["gold", "silver", None, "gold"]).dictionary_encode(),
+            "string",
+            ["gold", "silver", None, "gold"],
+        ),
+        (pa.array(["1", "2", None]).dictionary_encode(), "int", [1, 2, None]),
+        (pa.array([3, 4, 3]).dictionary_encode(), "int", [3, 4, 3]),
+        (pa.array(["a", "b"], pa.large_string()).dictionary_encode(), "string", ["a", "b"]),
+        (
+            pa.chunked_array(
+                [pa.array(["x"]).dictionary_encode(), pa.array(["y", "x"]).dictionary_encode()]
+            ),
+            "string",
+            ["x", "y", "x"],
+        ),
+        (pa.array(["a", None], pa.string_view()), "string", ["a", None]),
+        (pa.array([b"a"], pa.binary_view()), "string", ["a"]),
+    ],
+    ids=[
+        "categorical",
+        "dict-int-text",
+        "dict-int",
+        "dict-large-string",
+        "chunked",
+        "string-view",
+        "binary-view",
+    ],
+)
+def test_dictionary_and_view_columns_are_decoded(arr, typ, expected):
+    schema = parse_schema({"columns": {"c": {"type": typ, "action": "keep", "nullable": True}}})
+    checked = contract_check(pa.table({"c": arr}), schema, "f.parquet", 0, max_cell_bytes=100)
+    assert checked.quarantine is None
+    assert checked.good.column("c").to_pylist() == expected
+
+
+def test_size_rule_applies_to_dictionary_columns():
+    schema = parse_schema({"columns": {"c": {"type": "string", "action": "keep"}}})
+    arr = pa.array(["short", "L" * 200, "short"]).dictionary_encode()
+    checked = contract_check(pa.table({"c": arr}), schema, "f.parquet", 0, max_cell_bytes=100)
+    assert checked.quarantine.column("_reason").to_pylist() == ["size:c"]
+
+
+# ---------------------------------------- values an action would overflow: range:<col> (#13)
+
+_DAY_MAX = (dt.date(9999, 12, 31) - dt.date(1970, 1, 1)).days
+_DAY_MIN = (dt.date(1, 1, 1) - dt.date(1970, 1, 1)).days
+
+
+def test_range_rule_quarantines_values_an_action_would_overflow():
+    schema = parse_schema(
+        {
+            "record_key": "id",
+            "columns": {
+                "id": {"type": "string", "action": "tokenize"},
+                "d": {"type": "date", "action": "date_shift", "max_days": 30},
+                "t": {"type": "timestamp", "action": "date_shift", "max_days": 30},
+                "n": {"type": "int", "action": "generalize", "bucket": 10},
+                "f": {"type": "float", "action": "generalize", "bucket": 0.5},
+            },
+        }
+    )
+    ts_max = (_DAY_MAX + 1) * _TS_DAY - 1  # 9999-12-31T23:59:59.999999
+    raw = pa.table(
+        {
+            "id": ["ok", "d-high", "d-low", "t-high", "n-low", "f-high", "edge"],
+            "d": pa.array([0, _DAY_MAX - 29, _DAY_MIN + 29, 0, 0, 0, _DAY_MAX - 30], pa.date32()),
+            "t": pa.array(
+                [0, 0, 0, ts_max - 29 * _TS_DAY, 0, 0, ts_max - 30 * _TS_DAY],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "n": [0, 0, 0, 0, -(2**63), 0, -(2**63) + 8],
+            "f": [0.0, 0.0, 0.0, 0.0, 0.0, 1.7e308, 1e300],
+        }
+    )
+    checked = contract_check(raw, schema, "f.parquet", 0)
+    assert checked.quarantine.column("_reason").to_pylist() == [
+        "range:d",
+        "range:d",
+        "range:t",
+        "range:n",
+        "range:f",
+    ]
+    assert checked.good.column("id").to_pylist() == ["ok", "edge"]
+    assert checked.counts["columns"]["n"]["range"] == 1
+    assert "range" not in checked.counts["columns"]["id"]
+
+
 # --------------------------------------------------------------------------- issue 13.5
 
 

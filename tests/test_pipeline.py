@@ -61,23 +61,83 @@ def test_output_files_are_encrypted_parquet(demo_run):
             pq.read_table(path)
 
 
-def test_no_raw_protected_value_in_any_output_file_or_decrypted_data(
-    demo_run, demo_csv, keyring_path
-):
+def test_no_raw_protected_value_in_the_decrypted_data(demo_run, demo_csv, keyring_path):
     _, out, _ = demo_run
     secrets = protected_values(demo_csv)
     assert len(secrets) > 1000
-    blobs = []
-    for root, _, names in os.walk(out):
-        for n in names:
-            blobs.append(open(os.path.join(root, n), "rb").read())
-    for v in secrets:
-        b = v.encode()
-        assert not any(b in blob for blob in blobs)
     table = read_table(out, keyring=keyring_path)
     cells = {str(x) for col in table.columns for x in col.to_pylist()}
     assert not (cells & secrets)
     assert "full_name" not in table.column_names and "ip_address" not in table.column_names
+
+
+def _found(values: set[str], paths: list) -> set[str]:
+    blobs = [open(p, "rb").read() for p in paths]
+    return {v for v in values if any(v.encode() in b for b in blobs)}
+
+
+def _files(directory) -> list[str]:
+    return [os.path.join(r, n) for r, _, names in os.walk(directory) for n in names]
+
+
+def test_no_raw_protected_value_in_any_byte_of_the_output(demo_csv, keyring_path, tmp_path):
+    """A byte scan sees plaintext only where it is stored uncompressed (zstd hides it as
+    well as AES does), so this run writes uncompressed Parquet, and controls written the
+    same way without encryption show that the scan finds the values there."""
+    import dataclasses
+
+    from pipelines.config import load_run_config
+    from privgate.parquet_crypto import decryption_properties
+
+    cfg = load_run_config(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path))
+    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, compression="NONE"))
+    doc = run(cfg, show_progress=False)
+    out, body = doc["output_dir"], doc["manifest"]
+    props = decryption_properties(
+        open_keyring(keyring_path).kms.bound(body["encryption"]["kek_context"])
+    )
+    secrets = protected_values(demo_csv)
+    control = tmp_path / "control"
+    control.mkdir()
+    # control 1: the raw protected columns as plaintext, uncompressed Parquet
+    rows = raw_rows(demo_csv)
+    raw = pa.table({c: [r.get(c) for r in rows] for c in PROTECTED})
+    pq.write_table(raw, control / "input.parquet", compression="NONE")
+    assert _found(secrets, [control / "input.parquet"]) == secrets
+    # control 2: the quarantine (raw failing rows) decrypted and written without encryption
+    q_values = set()
+    for f in body["quarantine"]["files"]:
+        path = os.path.join(out, f["path"])
+        pf = pq.ParquetFile(path, decryption_properties=props)
+        assert pf.metadata.row_group(0).column(0).compression == "UNCOMPRESSED"
+        pq.write_table(pf.read(), control / os.path.basename(path), compression="NONE")
+        q_values |= _found(secrets, [control / os.path.basename(path)])
+    assert len(q_values) >= 3  # the failing rows' names, emails, ... in the clear
+    # the encrypted output, stored just as uncompressed: no value in any byte
+    for f in body["output"]["files"]:
+        pf = pq.ParquetFile(os.path.join(out, f["path"]), decryption_properties=props)
+        assert pf.metadata.row_group(0).column(0).compression == "UNCOMPRESSED"
+    assert _found(secrets, _files(out)) == set()
+
+
+def test_a_lost_row_fails_reconciliation_and_publishes_nothing(
+    demo_csv, keyring_path, tmp_path, monkeypatch
+):
+    """The reconciliation compares the reader's row count with the rows in the staged output
+    and quarantine files; a stage that loses a row stops the run before the gate."""
+    import transforms.stages as stages
+    from privgate.ledger import EpsilonLedger, ledger_path_for
+
+    real = stages.protect_table
+    monkeypatch.setattr(stages, "protect_table", lambda t, *a: real(t.slice(1), *a))
+    ledger = EpsilonLedger(ledger_path_for(keyring_path))
+    spent = ledger.spent("test_ds")
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+    with pytest.raises(DataError, match="row reconciliation failed: 303 input rows"):
+        run(cfg, show_progress=False)
+    assert not (tmp_path / "out").exists()
+    assert not [n for n in os.listdir(tmp_path) if ".privgate-" in n]
+    assert ledger.spent("test_ds") == spent
 
 
 def test_read_returns_policy_shaped_rows_and_reconciles(demo_run, demo_csv, keyring_path):
@@ -362,7 +422,9 @@ def test_keyring_problems_fail_before_reading_data(tmp_path, demo_csv, keyring_p
 
 
 def test_no_input_files_is_a_config_error(tmp_path, keyring_path):
-    cfg = write_config(tmp_path, input_path=str(tmp_path / "none-*.csv"), keyring=keyring_path)
+    cfg = write_config(
+        tmp_path, input_path=str(tmp_path / "in" / "none-*.csv"), keyring=keyring_path
+    )
     with pytest.raises(ConfigError, match="input.path: no input files match"):
         run(cfg, show_progress=False)
 

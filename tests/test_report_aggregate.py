@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -152,8 +153,9 @@ def test_column_plot_date_parts(ctype, part, values, bins, after):
     from transforms.arrow import ARROW_TYPES
 
     spec = ColumnSpec("d", ctype, "generalize", params={"date_part": part})
-    arr = pa.array(values, ARROW_TYPES[ctype])
+    arr = pa.array(values * 5, ARROW_TYPES[ctype])  # each class held by >= 5 records
     p = column_plot(spec, arr, generalize(arr, spec, None))
+    after = [5 * n for n in after]
     assert (p["bins"], p["after"], p["before"]) == (bins, after, after)
 
 
@@ -173,3 +175,56 @@ def test_keep_prefix_labels_need_min_count():
     out = pa.array(["941"] * 5 + ["100"] * 2 + ["777"])
     bins = plot_bins(spec, out, min_count=3)
     assert bins == {"categories": ["941"]}
+
+
+# --------------------------------------------------------------------------- outliers (#13.6)
+
+
+def _ages(n=300, seed=3) -> list[int]:
+    return [int(a) for a in np.random.default_rng(seed).integers(18, 90, n)]
+
+
+def _births(n=2000, seed=4) -> list[dt.date]:
+    days = np.random.default_rng(seed).integers(0, 20000, n)
+    return [dt.date(1950, 1, 1) + dt.timedelta(days=int(d)) for d in days]
+
+
+def _plot(spec, values, arrow_type, min_count):
+    from transforms.actions import generalize
+
+    arr = pa.array(values, arrow_type)
+    out = generalize(arr, spec, None)
+    return plot_bins(spec, out, min_count), column_plot(spec, arr, out, min_count)
+
+
+@pytest.mark.parametrize("min_count", [0, 5])
+@pytest.mark.parametrize(
+    "column, values, arrow_type, outlier, derived",
+    [
+        # one age of 107 (bucket 10) made a "100 – 110" bin
+        ("age", _ages(), pa.int64(), 107, ("100", "107", "110")),
+        # one age of -40 made a "-40 – -30" bin
+        ("age", _ages(), pa.int64(), -40, ("-",)),
+        # one birth in 1912 (date_part year) made "1912–1914"-style bins
+        ("born", _births(), pa.date32(), dt.date(1912, 6, 15), ("191",)),
+        ("born", _births(), pa.date32(), dt.date(2071, 6, 15), ("207",)),
+    ],
+)
+def test_one_outlier_neither_makes_nor_labels_a_bin(
+    column, values, arrow_type, outlier, derived, min_count
+):
+    spec = SCHEMA.column(column)
+    bins, _ = _plot(spec, values, arrow_type, min_count)
+    bins_out, plot = _plot(spec, values + [outlier], arrow_type, min_count)
+    assert bins_out == bins  # the edges do not move for one record
+    labels = " | ".join(plot["bins"])
+    assert not any(d in labels for d in derived), labels
+    # the outlier is counted in a top- or bottom-coded bin, never in a bin of its own
+    coded = [b for b in plot["bins"] if b.startswith(("< ", "≥ "))]
+    assert coded and sum(plot["after"][plot["bins"].index(b)] or 1 for b in coded) >= 1
+
+
+def test_keep_prefix_of_one_record_is_never_a_label_even_without_suppression():
+    spec = SCHEMA.column("zip")
+    out = pa.array(["941"] * 5 + ["100"] * 2 + ["777"])
+    assert plot_bins(spec, out, min_count=0) == {"categories": ["941"]}

@@ -124,6 +124,7 @@ def test_report_sections_show_aggregates(rendered):
         "income",
         "key group",
         "ε = 1.0",
+        "304 input rows = 300 output + 4 quarantined",  # the manifest's reconciliation
     ):
         assert needle in page, needle
     assert page.count("<svg") == 1 + 6  # k histogram + 6 before/after plots
@@ -148,3 +149,39 @@ def test_render_report_rejects_non_json_details(tmp_path):
     }
     with pytest.raises(TypeError):
         render_report(str(tmp_path), val, {}, {})
+
+
+def test_report_shows_no_bin_edge_derived_from_an_outlier(tmp_path):
+    """One age of 347 and one birth in 1912 (#13.6): before, they made "340 – 360" and
+    "1912–1915" bins; now they are counted in top- and bottom-coded bins whose cut points
+    come from released classes held by at least 5 records."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from tests.report_data import SCHEMA
+    from transforms.actions import generalize
+
+    inp, out = sample_tables()
+    ages = inp["age"].to_pylist()
+    ages[0] = 347
+    born = inp["born"].to_pylist()
+    born[1] = dt.date(1912, 6, 15)
+    for name, values, typ in (("age", ages, pa.int64()), ("born", born, pa.date32())):
+        col = pa.array(values, typ)
+        inp = inp.set_column(inp.schema.get_field_index(name), name, col)
+        out = out.set_column(
+            out.schema.get_field_index(name), name, generalize(col, SCHEMA.column(name), None)
+        )
+    plots = sample_plots(inp, out, min_count=5)
+    assert any(b.startswith("≥ ") for b in plots["age"]["bins"])
+    assert any(b.startswith("< ") for b in plots["born"]["bins"])
+    render_report(str(tmp_path), sample_validation(out), sample_manifest(), plots)
+    p = _Collector()
+    p.feed((tmp_path / "report" / "index.html").read_text(encoding="utf-8"))
+    p.close()
+    text = " ".join(p.text)  # labels are text nodes (attributes hold SVG coordinates)
+    validation = (tmp_path / "report" / "validation.json").read_text(encoding="utf-8")
+    for derived in ("347", "340", "350", "360", "1912", "1915", "1910"):
+        assert derived not in text, derived
+        assert derived not in validation, derived

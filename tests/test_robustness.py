@@ -19,6 +19,7 @@ import time
 import hypothesis.strategies as st
 import pyarrow as pa
 import pytest
+import yaml
 from hypothesis import HealthCheck, example, given, settings
 
 from pipelines.run import run
@@ -30,6 +31,7 @@ from schemas.config import InputSpec
 from tests.conftest import ROOT, cli, write_config
 from transforms.actions import ACTIONS, ActionContext, KeyedOps
 from transforms.contract import check_batch
+from transforms.limits import out_of_range
 from transforms.read import FileStats, RawBatch, read_file
 
 SCHEMA = """\
@@ -114,6 +116,22 @@ _UNDECODABLE_OK = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExc
             2,
             {"size:name": 1},
         ),
+        # after a row pyarrow cannot report, a cell over Python csv's default field limit
+        # (131,072 characters) failed the whole file
+        (
+            "bigafterragged.csv",
+            b"id,name,score,n\na,A,1,1\n\xff,x\nb," + b"N" * 200_000 + b",1,1\nc,C,1,1\n",
+            "  max_cell_bytes: 100",
+            4,
+            {"columns": 1, "size:name": 1},
+        ),
+        (
+            "longafterragged.csv",
+            b"id,name,score,n\na,A,1,1\n\xff,x\nb," + b"N" * 200_000 + b",1,1\nc,C,1,1\n",
+            "",
+            4,
+            {"columns": 1},
+        ),
     ],
 )
 def test_bad_csv_input_is_accounted_for(
@@ -125,6 +143,21 @@ def test_bad_csv_input_is_accounted_for(
     assert rec["output_rows"] + rec["quarantined_rows"] == rows
     assert body["quarantine"]["by_reason"] == by_reason
     verify(out, keyring=keyring_path)
+
+
+def test_csv_cell_beyond_pyarrows_block_is_quarantined_not_fatal(tmp_path, keyring_path):
+    # 20 MB: pyarrow's reader gives up on the row and the Python reader takes over, which
+    # must hold it (the size rule quarantines it) instead of failing the file
+    cell = b"N" * 20_000_000
+    body, _ = run_file(
+        tmp_path,
+        keyring_path,
+        "huge.csv",
+        b"id,name,score,n\na,A,1,1\nb," + cell + b",1,1\nc,C,1,1\n",
+        extra_input="  max_cell_bytes: 100",
+    )
+    assert body["reconciliation"]["input_rows"] == 3
+    assert body["quarantine"]["by_reason"] == {"size:name": 1}
 
 
 def test_bad_jsonl_lines_and_nested_values_are_quarantined(tmp_path, keyring_path):
@@ -189,7 +222,41 @@ def test_csv_reader_accounts_for_every_row_of_random_bytes(tmp_path_factory, bod
         return
     stats = items[-1]
     assert isinstance(stats, FileStats)
+    # the contract check loses no row the reader yielded (the reader's own count is checked
+    # against an independent one below: stats.rows is summed from these same batches)
     assert _rows_accounted(items[:-1]) == stats.rows
+
+
+_CSV_CELL = st.text(alphabet=st.sampled_from(list('ab1,;"\n\r\t -:Té€')), max_size=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(st.lists(_CSV_CELL, min_size=1, max_size=5), max_size=40),
+    # a writer ending lines with "\n" alone leaves a bare "\r" unquoted: quote every cell
+    dialect=st.sampled_from([("\r\n", "minimal"), ("\n", "all")]),
+)
+def test_csv_reader_counts_the_records_a_csv_writer_wrote(tmp_path_factory, records, dialect):
+    """Records written by Python's csv module (quoted delimiters, quotes and newlines in
+    cells, ragged records): the count is known from the generator, not from the reader."""
+    import csv
+    import io
+
+    terminator, quoting = dialect
+    buf = io.StringIO()
+    writer = csv.writer(
+        buf,
+        lineterminator=terminator,
+        quoting=csv.QUOTE_MINIMAL if quoting == "minimal" else csv.QUOTE_ALL,
+    )
+    writer.writerow(["a", "b", "c"])
+    writer.writerows(records)
+    path = tmp_path_factory.mktemp("w") / "x.csv"
+    path.write_bytes(buf.getvalue().encode("utf-8"))
+    items = list(read_file(str(path), InputSpec(str(path), "csv"), PROP_SCHEMA))
+    stats = items[-1]
+    assert stats.rows == len(records)
+    assert _rows_accounted(items[:-1]) == len(records)
 
 
 _JSON_VALUES = st.recursive(
@@ -270,6 +337,11 @@ def test_every_action_handles_arbitrary_values(typ, opts):
         if typ == "timestamp":
             arr = arr.cast(pa.timestamp("us", tz="UTC"))
         keys = pa.array([f"k{i % 5}" for i in range(len(values))])
+        beyond = out_of_range(arr, spec)
+        if beyond is not None and beyond.any():  # the contract quarantines these (range:c)
+            with pytest.raises(DataError, match="range"):
+                ACTIONS[spec.action](arr, spec, ActionContext(_OPS, keys, "k"))
+            return
         out = ACTIONS[spec.action](arr, spec, ActionContext(_OPS, keys, "k"))
         assert len(out) == len(values)
         assert out.null_count >= arr.null_count or spec.action == "redact"
@@ -449,3 +521,169 @@ def test_hash_checks_are_constant_time(monkeypatch, tmp_path, keyring_path, demo
     monkeypatch.setattr(manifest.hmac, "compare_digest", spy)
     body = verify(out, keyring=keyring_path)
     assert len(calls) == len(body["output"]["files"]) + len(body["quarantine"]["files"])
+
+
+# ----------------------------------------------- no value in an error or a log line (#13)
+
+_SECRET = "Zq-secret-4242"
+
+
+def _boom(*args, **kwargs):
+    raise pa.ArrowInvalid(f"Casting would lose data: {_SECRET}")
+
+
+def _assert_value_free(err: BaseException, *names: str):
+    text = str(err)
+    assert _SECRET not in text
+    for name in names:
+        assert name in text
+    assert err.__cause__ is None and err.__suppress_context__  # `from None`: no chained text
+
+
+def test_read_stage_raises_value_free_errors(monkeypatch, tmp_path):
+    from transforms import stages
+
+    monkeypatch.setattr(stages, "read_file", _boom)
+    spec = InputSpec(str(tmp_path / "in.csv"), "csv")
+    with pytest.raises(DataError) as e:
+        list(stages.ReadFilesFn(spec, PROP_SCHEMA).process(str(tmp_path / "in.csv")))
+    _assert_value_free(e.value, "in.csv", "ArrowInvalid")
+
+
+def test_contract_stage_raises_value_free_errors_naming_file_and_column(monkeypatch):
+    from transforms import contract, stages
+
+    monkeypatch.setattr(contract, "coerce", _boom)
+    batch = RawBatch("in.parquet", 0, pa.table({"a": ["x"], "b": ["1"], "c": ["2020-01-01"]}))
+    with pytest.raises(DataError) as e:
+        list(stages.CheckContractFn(PROP_SCHEMA).process(batch))
+    _assert_value_free(e.value, "in.parquet", "'a'")
+
+
+def test_protect_stage_raises_value_free_errors_naming_the_column(monkeypatch, keyring_path):
+    from transforms import actions, stages
+
+    schema = parse_schema(yaml.safe_load(SCHEMA))
+    monkeypatch.setitem(actions.ACTIONS, "mask", _boom)
+    fn = stages.ProtectColumnsFn(schema, keyring_path, "ds")
+    fn.setup()
+    table = pa.table({"id": ["a"], "name": ["Ann"], "score": [1.0], "n": [3]})
+    with pytest.raises(DataError) as e:
+        list(fn.process(table))
+    _assert_value_free(e.value, "'name'", "mask")
+
+
+def test_write_stage_raises_value_free_errors(monkeypatch, keyring_path, tmp_path):
+    import pyarrow.parquet as pq
+
+    from transforms.write import EncryptedParquetSink
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", _boom)
+    schema = pa.schema([("a", pa.string())])
+    sink = EncryptedParquetSink(
+        str(tmp_path / "part"), schema, {"a": "pii"}, keyring_path, "zstd", 1000
+    )
+    handle = sink.open(str(tmp_path / "tmp.parquet"))
+    with pytest.raises(DataError) as e:
+        sink.write_record(handle, pa.table({"a": [_SECRET]}, schema=schema))
+        sink.close(handle)
+    _assert_value_free(e.value, "ArrowInvalid")
+
+
+def test_cli_scrubs_exception_text_from_beam_error_logs():
+    import io
+    import logging
+
+    from pipelines.cli import ValueFreeBeamLogs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ValueFreeBeamLogs())
+    beam = logging.getLogger("apache_beam")
+    beam.addHandler(handler)
+    try:
+        try:
+            _boom()
+        except pa.ArrowInvalid as exn:
+            logging.getLogger("apache_beam.runners.common").exception(
+                type(exn)(f"{exn} [while running 'Protect/CheckContract']")
+            )
+        logging.getLogger("apache_beam.runners.worker.sdk_worker").error(
+            "Error processing instruction %s. Original traceback is\n%s\n", "1", _SECRET
+        )
+        logging.getLogger("apache_beam.io.filesystem").warning("kept: %s", "a warning")
+        # an SDK worker's log entry, relayed by the runner on the root logger
+        root = logging.LogRecord(
+            "root", logging.ERROR, "", 0, "severity: ERROR\n" + _SECRET, (), None
+        )
+        assert ValueFreeBeamLogs().filter(root) and _SECRET not in root.getMessage()
+    finally:
+        beam.removeHandler(handler)
+    text = stream.getvalue()
+    assert _SECRET not in text and "Traceback" not in text
+    assert "ArrowInvalid" in text and "Protect/CheckContract" in text  # what and where
+    assert "kept: a warning" in text
+
+
+def test_pandas_categorical_columns_are_decoded_not_quarantined(tmp_path, keyring_path):
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(100)],
+            "name": pd.Categorical(["Ann", "Bo", None, "Cy"] * 25),
+            "score": [0.5] * 100,
+            "n": pd.Categorical([1, 2] * 50),
+        }
+    )
+    path = tmp_path / "cat.parquet"
+    df.to_parquet(path)
+    body, out = run_file(tmp_path, keyring_path, "cat.parquet", path.read_bytes(), fmt="parquet")
+    assert body["reconciliation"]["output_rows"] == 100
+    assert body["quarantine"]["rows"] == 0
+    got = read_table(out, keyring=keyring_path, columns=["name", "n"]).to_pydict()
+    assert got["n"][:4] == [0, 0, 0, 0] and got["name"][:3] == ["A**", "B*", None]
+
+
+def test_a_cast_failure_in_the_pipeline_quarantines_the_row_and_logs_no_value(
+    tmp_path, keyring_path
+):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    # past the launcher's 5,000-row head, so the Beam stage meets the value first
+    n = 7001
+    ts = pd.to_datetime(
+        ["2021-05-05 00:00:00"] * (n - 1) + ["2020-01-01 00:00:00.123456789"], format="ISO8601"
+    )
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "name": ["x"] * n, "score": 1.0})
+    df["n"] = 1
+    df["t"] = ts
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "ns.parquet")
+    cfg = write_config(
+        tmp_path,
+        input_path=tmp_path / "ns.parquet",
+        keyring=keyring_path,
+        fmt="parquet",
+        schema=SCHEMA + "  t: {type: timestamp, action: keep}\n",
+        extra_input="  batch_rows: 1000",
+    )
+    r = cli("run", cfg)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for needle in ("1577836800123456789", "2020-01-01 00:00:00.123456789", "123456789"):
+        assert needle not in r.stderr + r.stdout
+    body = json.loads((tmp_path / "out" / "manifest.json").read_text())["manifest"]
+    assert body["quarantine"]["by_reason"] == {"type:t": 1}
+
+
+def test_undecodable_ragged_row_leaves_no_decoder_message_on_stderr(tmp_path, keyring_path):
+    # pyarrow reported our row handler's UnicodeDecodeError (which quotes the row's bytes)
+    # through sys.unraisablehook, whose default prints it to stderr
+    path = tmp_path / "raggedbad.csv"
+    path.write_bytes(b"id,name,score,n\na,A,1,1\n\xffQ7,x\nb,B,2,2\n")
+    cfg = write_config(tmp_path, input_path=path, keyring=keyring_path, schema=SCHEMA)
+    r = cli("run", cfg)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "1 quarantined" in r.stdout
+    assert "decode" not in r.stderr and "0xff" not in r.stderr and "Q7" not in r.stderr

@@ -16,8 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from privgate.crypto import HmacSha256
+from privgate.errors import DataError, KeyringError
 from schemas.columns import ColumnSpec
 from transforms.arrow import ARROW_TYPES, as_string
+from transforms.limits import out_of_range
 
 TOKEN_PREFIX = "tk_"
 CIPHER_PREFIX = "ae_"
@@ -127,10 +129,10 @@ class ActionContext:
         """(n, 16) token digests of each row's record key (default domain), cached."""
         if self._digests is None:
             if self.record_keys is None:
-                raise ValueError("date_shift needs the schema's record_key")
+                raise DataError("date_shift needs the schema's record_key")
             keys = as_string(self.record_keys)
             if keys.null_count:
-                raise ValueError("record keys must not be null")
+                raise DataError("record keys must not be null")
             enc = keys.dictionary_encode()
             distinct = self.ops.token_digests(enc.dictionary)
             self._digests = distinct[enc.indices.to_numpy(zero_copy_only=False)]
@@ -288,6 +290,7 @@ def encrypt(arr, spec, ctx):
 
 
 def generalize(arr, spec, ctx):
+    _refuse_out_of_range(arr, spec)
     p = spec.params
     if "keep_prefix" in p:
         return pc.utf8_slice_codeunits(arr, 0, p["keep_prefix"])
@@ -304,6 +307,7 @@ def generalize(arr, spec, ctx):
 
 def date_shift(arr, spec, ctx):
     """Move dates by a keyed offset in [-max_days, +max_days], one draw per record key."""
+    _refuse_out_of_range(arr, spec)
     m = spec.params["max_days"]
     days = np.floor(ctx.shift_fractions() * (2 * m + 1)).astype(np.int64) - m
     if spec.type == "date":
@@ -313,6 +317,15 @@ def date_shift(arr, spec, ctx):
     base = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
     shifted = pa.array(base + days * 86_400_000_000, pa.int64(), mask=_validity(arr))
     return shifted.cast(arr.type)
+
+
+def _refuse_out_of_range(arr: pa.Array, spec: ColumnSpec) -> None:
+    bad = out_of_range(arr, spec)
+    if bad is not None and bad.any():  # the contract check quarantines these first
+        raise DataError(
+            f"{spec.action}: column '{spec.name}' has values outside the range it can "
+            "transform; the contract check quarantines them (range:<column>)"
+        )
 
 
 def scrub(arr, spec, ctx):
@@ -335,7 +348,7 @@ def ldp(arr, spec, ctx):
     params = spec.ldp_params
     if ctx.record_keys is not None:
         if ctx.ops.ldp_key is None:
-            raise ValueError("this keyring has no ldp key; create a new keyring")
+            raise KeyringError("this keyring has no ldp key; create a new keyring")
         if ctx.dataset is None:
             raise ValueError("memoized ldp needs the dataset name (it keys the noise)")
         source = memoized_source(

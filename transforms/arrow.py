@@ -24,3 +24,12 @@ def as_string(arr: pa.Array) -> pa.Array:
             arr, format="%Y-%m-%d" if pa.types.is_date(arr.type) else "%Y-%m-%dT%H:%M:%S.%fZ"
         )
     return pc.cast(arr, pa.string())
+
+
+# The calendar of privgate's dates and timestamps: what ISO 8601 text and Python's datetime
+# hold (years 1 to 9999). A typed input outside it is a type error, as it is for text.
+DAY_US = 86_400_000_000
+DATE_MIN = -719_162  # 0001-01-01, in days since 1970-01-01
+DATE_MAX = 2_932_896  # 9999-12-31
+TIMESTAMP_MIN = DATE_MIN * DAY_US  # 0001-01-01T00:00:00Z, in microseconds
+TIMESTAMP_MAX = (DATE_MAX + 1) * DAY_US - 1  # 9999-12-31T23:59:59.999999Z

@@ -1,11 +1,14 @@
 """Contract check: coerce raw input columns to their declared types, vectorized, and split
 off the rows that break the contract (to the quarantine, with a reason code).
 
-Reason codes: `encoding:<col>` (invalid UTF-8), `type:<col>` (value not of the declared
-type, NaN/inf included), `null:<col>` (missing in a non-nullable column), plus the reader's
-own `columns` (ragged CSV row) and `json` (malformed JSON line). A row gets the first reason
-in column order. Exceptions from pyarrow casts quote the failing value, so they are caught
-here and never re-raised.
+Reason codes: `size:<col>` (a cell over input.max_cell_bytes), `encoding:<col>` (invalid
+UTF-8), `type:<col>` (value not of the declared type: NaN/inf, a date outside years 1-9999, a
+typed value a cast cannot hold exactly such as a nanosecond timestamp or an int over 2**53 in
+a float column), `null:<col>` (missing in a non-nullable column), `range:<col>` (a value the
+column's action would carry past its type's range: `transforms.limits`), plus
+the reader's own `columns` (ragged CSV row) and `json` (malformed JSON line). A row gets the
+first reason in column order. Exceptions from pyarrow casts quote the failing value, so a
+value a cast refuses becomes a bad cell and no cast error is re-raised.
 
 Every batch also yields its per-rule counts (a row counted under every rule it breaks); summed
 over the run they are the gates' `input_contract` check (`input_contract_check`).
@@ -22,9 +25,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from privgate.errors import value_free_errors
 from schemas.columns import ColumnSpec, Schema
 from schemas.ldp import quarantines_out_of_domain
-from transforms.arrow import ARROW_TYPES, as_string
+from transforms.arrow import (
+    ARROW_TYPES,
+    DATE_MAX,
+    DATE_MIN,
+    DAY_US,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
+    as_string,
+)
+from transforms.limits import has_range_limit, out_of_range
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -148,10 +161,63 @@ def _iso_ok(v: str) -> bool:
         return False
 
 
+_PER_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+
 def _to_utc(ts: pa.Array) -> pa.Array:
-    if ts.type.tz is None:
-        ts = pc.assume_timezone(ts, "UTC")
-    return pc.cast(ts, ARROW_TYPES["timestamp"])
+    """Any timestamp array as microseconds in UTC (a naive one is taken as UTC). A value a
+    microsecond timestamp cannot hold exactly (finer than a microsecond, as pandas' `ns`
+    may be, or beyond int64) is null: Arrow's safe cast would raise and quote it."""
+    raw = ts.cast(pa.int64())  # the stored instant: UTC for zoned types, wall clock if naive
+    v = raw.fill_null(0).to_numpy(zero_copy_only=False)
+    unit = ts.type.unit
+    if unit == "ns":
+        ok, us = v % 1000 == 0, v // 1000
+    else:
+        per = _PER_US[unit]
+        ok = (v >= np.iinfo(np.int64).min // per) & (v <= np.iinfo(np.int64).max // per)
+        us = np.where(ok, v, 0) * per
+    valid = ok & raw.is_valid().to_numpy(zero_copy_only=False)
+    return pa.array(us, pa.int64(), mask=~valid).cast(ARROW_TYPES["timestamp"])
+
+
+def _to_date(arr: pa.Array) -> pa.Array:
+    """A date or timestamp array as date32; a date64 that is not a whole day is null."""
+    if pa.types.is_date32(arr.type):
+        return arr
+    if pa.types.is_date64(arr.type):
+        ms = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        days = ms // 86_400_000
+        ok = (ms % 86_400_000 == 0) & (days >= DATE_MIN) & (days <= DATE_MAX)
+        ok &= arr.is_valid().to_numpy(zero_copy_only=False)
+        return pa.array(np.where(ok, days, 0).astype(np.int32), pa.int32(), mask=~ok).cast(
+            pa.date32()
+        )
+    return pc.cast(arr, pa.date32())  # a timestamp's calendar date, in its own zone
+
+
+def _date_to_utc(arr: pa.Array) -> pa.Array:
+    days = _in_calendar(_to_date(arr))
+    us = days.cast(pa.int32()).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    return pa.array(us * DAY_US, pa.int64(), mask=_null_mask(days)).cast(ARROW_TYPES["timestamp"])
+
+
+def _in_calendar(arr: pa.Array) -> pa.Array:
+    """Dates and timestamps outside years 1-9999 (`transforms.arrow`) become null."""
+    if pa.types.is_date32(arr.type):
+        lo, hi, ints = DATE_MIN, DATE_MAX, arr.cast(pa.int32())
+    elif pa.types.is_timestamp(arr.type):
+        lo, hi, ints = TIMESTAMP_MIN, TIMESTAMP_MAX, arr.cast(pa.int64())
+    else:
+        return arr
+    inside = pc.and_(pc.greater_equal(ints, lo), pc.less_equal(ints, hi))
+    if pc.all(inside).as_py() is not False:  # nulls are skipped: nothing outside
+        return arr
+    return pc.if_else(inside, arr, pa.scalar(None, arr.type))
+
+
+def _null_mask(arr: pa.Array) -> np.ndarray | None:
+    return arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
 
 
 def _drop_non_finite(arr: pa.Array) -> pa.Array:
@@ -168,10 +234,8 @@ def coerce(arr: pa.Array, spec: ColumnSpec) -> tuple[pa.Array, np.ndarray, np.nd
     """
     n = len(arr)
     enc_bad = np.zeros(n, dtype=bool)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    at = arr.type
-    if pa.types.is_binary(at) or pa.types.is_large_binary(at):
+    arr = plain_array(arr)
+    if pa.types.is_binary(arr.type):
         try:
             arr = arr.cast(pa.string())
         except pa.ArrowInvalid:
@@ -184,43 +248,81 @@ def coerce(arr: pa.Array, spec: ColumnSpec) -> tuple[pa.Array, np.ndarray, np.nd
                     except UnicodeDecodeError:
                         enc_bad[i] = True
             arr = _null_where(arr, enc_bad).cast(pa.string())
-        at = arr.type
-    if pa.types.is_large_string(at):
-        arr = arr.cast(pa.string())
-        at = arr.type
-
     target = ARROW_TYPES[spec.type]
-    if pa.types.is_string(at):
-        typed = _parse_strings(arr, spec)
-    elif at == target:
-        typed = _drop_non_finite(arr) if spec.type == "float" else arr
-    elif pa.types.is_null(at):
-        typed = pa.nulls(n, target)
-    elif spec.type == "string" and (
-        pa.types.is_integer(at)
-        or pa.types.is_floating(at)
-        or pa.types.is_boolean(at)
-        or pa.types.is_temporal(at)
-        or pa.types.is_decimal(at)
-    ):
-        typed = as_string(arr)
-    elif spec.type in ("int", "float") and (pa.types.is_integer(at) or pa.types.is_floating(at)):
-        typed = _numeric(arr, spec.type)
-    elif spec.type == "date" and (pa.types.is_date(at) or pa.types.is_timestamp(at)):
-        typed = pc.cast(arr, target)
-    elif spec.type == "timestamp" and pa.types.is_timestamp(at):
-        typed = _to_utc(arr)
-    elif spec.type == "timestamp" and pa.types.is_date(at):
-        typed = _to_utc(pc.cast(arr, pa.timestamp("us")))
-    else:  # nested values, binary in a numeric column, ...
-        typed = pa.nulls(n, target)
+    typed = _in_calendar(_per_value_if_raises(arr, lambda a: _typed(a, spec), target))
     type_bad = pc.and_(arr.is_valid(), typed.is_null()).to_numpy(zero_copy_only=False)
     type_bad &= ~enc_bad
     return typed, enc_bad, type_bad
 
 
+def _typed(arr: pa.Array, spec: ColumnSpec) -> pa.Array:
+    """A plain (`plain_array`) column in its declared type; values that do not fit are null."""
+    at, target = arr.type, ARROW_TYPES[spec.type]
+    if pa.types.is_string(at):
+        return _parse_strings(arr, spec)
+    if at == target:
+        return _drop_non_finite(arr) if spec.type == "float" else arr
+    if pa.types.is_null(at):
+        return pa.nulls(len(arr), target)
+    numeric = pa.types.is_integer(at) or pa.types.is_floating(at) or pa.types.is_decimal(at)
+    if spec.type == "string" and (numeric or pa.types.is_boolean(at) or pa.types.is_temporal(at)):
+        return as_string(arr)
+    if spec.type in ("int", "float") and numeric:
+        return _numeric(arr, spec.type)
+    if spec.type == "date" and (pa.types.is_date(at) or pa.types.is_timestamp(at)):
+        return _to_date(arr)
+    if spec.type == "timestamp" and pa.types.is_timestamp(at):
+        return _to_utc(arr)
+    if spec.type == "timestamp" and pa.types.is_date(at):
+        return _date_to_utc(arr)
+    return pa.nulls(len(arr), target)  # nested values, binary in a numeric column, ...
+
+
+_CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError, ValueError)
+
+
+def _per_value_if_raises(arr: pa.Array, fn, target: pa.DataType) -> pa.Array:
+    """`fn(arr)`; if it raises (a cast this module did not foresee), `fn` per value, with
+    null where it raises. The error's text, which may quote the value, is dropped."""
+    try:
+        return fn(arr)
+    except _CAST_ERRORS:
+        pass
+    out = []
+    for i in range(len(arr)):
+        try:
+            out.append(fn(arr.slice(i, 1)))
+        except _CAST_ERRORS:
+            out.append(pa.nulls(1, target))
+    return pa.concat_arrays(out) if out else pa.nulls(0, target)
+
+
+def plain_array(arr) -> pa.Array:
+    """One array of a plain type: dictionaries (pandas and polars categoricals) decoded, view
+    and large string/binary types as string/binary, chunks combined."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = pc.cast(arr, t.value_type)
+        t = arr.type
+    if pa.types.is_string_view(t) or pa.types.is_large_string(t):
+        arr = arr.cast(pa.string())
+    elif pa.types.is_binary_view(t) or pa.types.is_large_binary(t):
+        arr = arr.cast(pa.binary())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr
+
+
 def _numeric(arr: pa.Array, kind: str) -> pa.Array:
+    if pa.types.is_decimal(arr.type):
+        return (
+            _drop_non_finite(pc.cast(arr, pa.float64()))
+            if kind == "float"
+            else arr.cast(pa.int64())
+        )
     if kind == "float":
+        if pa.types.is_integer(arr.type) and arr.type.bit_width == 64:
+            return _int_to_float(arr)
         return _drop_non_finite(pc.cast(arr, pa.float64()))
     if pa.types.is_floating(arr.type):
         vals = arr.to_numpy(zero_copy_only=False)
@@ -237,6 +339,19 @@ def _numeric(arr: pa.Array, kind: str) -> pa.Array:
     except pa.ArrowInvalid:  # uint64 beyond int64
         vals = arr.to_pylist()
         return pa.array([v if v is not None and v < 2**63 else None for v in vals], pa.int64())
+
+
+def _int_to_float(arr: pa.Array) -> pa.Array:
+    """64-bit ints as float64 where the float holds the int exactly (not 2**53 + 1)."""
+    dtype = np.uint64 if pa.types.is_unsigned_integer(arr.type) else np.int64
+    v = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(dtype)
+    f = v.astype(np.float64)
+    lo = 0.0 if dtype is np.uint64 else -(2.0**63)
+    hi = 2.0**64 if dtype is np.uint64 else 2.0**63
+    ok = (f >= lo) & (f < hi)
+    ok &= np.where(ok, f, 0).astype(dtype) == v
+    ok &= arr.is_valid().to_numpy(zero_copy_only=False)
+    return pa.array(f, pa.float64(), mask=~ok)
 
 
 @dataclass(frozen=True)
@@ -270,6 +385,8 @@ def contract_rules(spec: ColumnSpec, max_cell_bytes: int | None = None) -> tuple
         rules += ("domain",)
     if spec.action == "ldp" and spec.params.get("bounds"):
         rules += ("bounds",)
+    if has_range_limit(spec):
+        rules += ("range",)
     return rules
 
 
@@ -300,14 +417,15 @@ def contract_check(
     """`check_batch`, keeping the typed rows before the split and the per-rule counts."""
     n = raw.num_rows
     reason = np.full(n, None, dtype=object)
-    typed_cols, counts = {}, {}
+    typed_cols, plain_cols, counts = {}, {}, {}
     for spec in schema.columns:
-        col = raw.column(spec.name)
-        size_bad = _oversized(col, max_cell_bytes)
-        if size_bad is not None:
-            col = _null_where(col.combine_chunks(), size_bad)
-        typed, enc_bad, type_bad = coerce(col, spec)
-        typed, type_bad = _map_non_finite(col, typed, type_bad, spec)
+        with value_free_errors(f"{source}: column '{spec.name}'"):
+            plain_cols[spec.name] = col = plain_array(raw.column(spec.name))
+            size_bad = _oversized(col, max_cell_bytes)
+            if size_bad is not None:
+                col = _null_where(col, size_bad)
+            typed, enc_bad, type_bad = coerce(col, spec)
+            typed, type_bad = _map_non_finite(col, typed, type_bad, spec)
         null_bad = np.zeros(n, dtype=bool)
         if not spec.nullable:
             null_bad = col.is_null().to_numpy(zero_copy_only=False)
@@ -321,6 +439,9 @@ def contract_check(
         )
         if size_bad is not None:
             checks = ((size_bad, "size"),) + checks
+        range_bad = out_of_range(typed, spec)
+        if range_bad is not None:
+            checks += ((range_bad, "range"),)
         for mask, code in checks:
             if mask.any():
                 reason = np.where((reason == None) & mask, f"{code}:{spec.name}", reason)  # noqa: E711
@@ -335,7 +456,8 @@ def contract_check(
         return CheckedBatch(everything, everything, None, counts)
     idx = np.nonzero(bad)[0]
     good = everything.filter(pa.array(~bad))
-    quarantine = quarantine_rows(raw.take(pa.array(idx)), reason[idx], source, row_offset + idx)
+    rows = pa.table(plain_cols).take(pa.array(idx))
+    quarantine = quarantine_rows(rows, reason[idx], source, row_offset + idx)
     return CheckedBatch(everything, good, quarantine, counts)
 
 
@@ -432,7 +554,7 @@ def quarantine_rows(raw: pa.Table, reasons, source: str, rows) -> pa.Table:
     """Quarantine table for failing rows: the raw cells as JSON text (decoded leniently)."""
     records = []
     cols = raw.column_names
-    for row in raw.to_pylist():
+    for row in _python_rows(raw):
         records.append(json.dumps({c: _jsonable(row[c]) for c in cols}, ensure_ascii=False))
     return pa.table(
         {
@@ -443,6 +565,17 @@ def quarantine_rows(raw: pa.Table, reasons, source: str, rows) -> pa.Table:
         },
         schema=QUARANTINE_SCHEMA,
     )
+
+
+def _python_rows(raw: pa.Table) -> list[dict]:
+    """Rows as Python dicts; temporal cells Python cannot hold (year 10000) as Arrow's text."""
+    try:
+        return raw.to_pylist()
+    except (OverflowError, ValueError):
+        temporal = [i for i, f in enumerate(raw.schema) if pa.types.is_temporal(f.type)]
+        for i in temporal:
+            raw = raw.set_column(i, raw.field(i).name, pc.cast(raw.column(i), pa.string()))
+        return raw.to_pylist()
 
 
 def _jsonable(v):
@@ -468,6 +601,7 @@ RULE_EXPECTATIONS = {
     "null": "expect_column_values_to_not_be_null",
     "domain": "expect_column_values_to_be_in_set",
     "bounds": "expect_column_values_to_be_between",
+    "range": "expect_column_values_to_be_in_action_range",
 }
 INPUT_CONTRACT_SUITE = "privgate_input_contract"
 COUNTS_LINE = "contract"  # key of a batch's counts line in the pipeline's _work/stats*.jsonl
@@ -501,6 +635,8 @@ def _rule_kwargs(spec: ColumnSpec, rule: str, max_cell_bytes: int | None) -> dic
         kwargs["value_set"] = list(spec.params["categories"])
     elif rule == "bounds":
         kwargs["min_value"], kwargs["max_value"] = spec.params["bounds"]
+    elif rule == "range":
+        kwargs["action"] = spec.action
     return kwargs
 
 

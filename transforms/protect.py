@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from privgate.errors import value_free_errors
 from schemas.columns import Schema
 from transforms.actions import ACTIONS, ActionContext, KeyedOps
 from transforms.arrow import ARROW_TYPES
@@ -73,12 +74,15 @@ def protect_table(
         dataset: the run's dataset name (needed by memoized ldp, whose noise it keys).
     Returns:
         The protected table, matching `output_schema(schema)`.
+    Raises:
+        DataError naming the column and action (never a value) if an action fails.
     """
     rk = table.column(schema.record_key).combine_chunks() if schema.record_key else None
     ctx = ActionContext(ops, rk, schema.record_key, detector, dataset)
     out_schema = out_schema or output_schema(schema)
     arrays = []
     for spec in schema.output_columns:
-        col = table.column(spec.name).combine_chunks()
-        arrays.append(ACTIONS[spec.action](col, spec, ctx))
+        with value_free_errors(f"column '{spec.name}' ({spec.action})"):
+            col = table.column(spec.name).combine_chunks()
+            arrays.append(ACTIONS[spec.action](col, spec, ctx))
     return pa.Table.from_arrays(arrays, schema=out_schema)

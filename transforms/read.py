@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -162,6 +163,7 @@ def _iter_csv(path, spec, schema, stats) -> Iterator[RawBatch | pa.Table]:
         rejected.append((row.number, row.text))
         return "skip"
 
+    _quiet_undecodable_rows()
     f = _HashingReader(_open(path))
     try:
         yield from _csv_arrow_batches(f, path, spec, declared, names, rejected, on_invalid, stats)
@@ -224,6 +226,7 @@ def _csv_arrow_batches(f, path, spec, declared, names, rejected, on_invalid, sta
 
 def _iter_csv_python(path, spec, schema, stats, names, skip: int):
     """Slow, exact fallback for CSV files pyarrow cannot report on (see _iter_csv)."""
+    _raise_csv_field_limit()
     f = _HashingReader(_open(path))
     text = io.TextIOWrapper(
         io.BufferedReader(f, 1 << 20),
@@ -275,6 +278,39 @@ def _iter_csv_python(path, spec, schema, stats, names, skip: int):
     finally:
         f.close()
     stats.sha256 = f.hash.hexdigest()
+
+
+# Python's csv refuses a field over 131,072 characters by default and cannot resume after
+# that error, so one long cell would fail the file. This path takes over rows pyarrow gave
+# up on, long ones included, so the record itself is its only bound; the contract's size rule
+# quarantines a cell over input.max_cell_bytes (`size:<col>`). A C long holds the limit.
+_CSV_FIELD_LIMIT = 2**31 - 1
+
+
+def _raise_csv_field_limit() -> None:
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:  # process-wide: only ever raised
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+
+
+def _quiet_undecodable_rows() -> None:
+    """Drop pyarrow's reports of our invalid-row handler failing to decode a row.
+
+    pyarrow decodes a rejected row before calling the handler and reports a failure through
+    `sys.unraisablehook`, whose default prints the error, quoting the row's bytes, to stderr.
+    The reader already handles that row (the Python path takes over), so the report is noise
+    that leaks input; every other unraisable error still reaches the previous hook.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "privgate_quiet", False):
+        return
+
+    def hook(unraisable):
+        ours = getattr(unraisable.object, "__module__", None) == __name__
+        if not (ours and isinstance(unraisable.exc_value, UnicodeDecodeError)):
+            previous(unraisable)
+
+    hook.privgate_quiet = True
+    sys.unraisablehook = hook
 
 
 def _cell(v: str) -> bytes | None:

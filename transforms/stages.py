@@ -1,7 +1,9 @@
 """The thin Beam layer: DoFns and composite PTransforms over the pure stage cores.
 
 Elements are pyarrow Tables (record batches), never per-row dicts. DoFns carry only
-frozen config models and the keyring *path*; keys are opened in `setup()`.
+frozen config models and the keyring *path*; keys are opened in `setup()`. Every DoFn body
+raises only value-free errors (`value_free_errors`): Beam logs a DoFn's exception with its
+text at ERROR before any handler of ours sees it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import apache_beam as beam
 import pyarrow as pa
 
+from privgate.errors import value_free_errors
 from privgate.kms import kek_context
 from schemas.columns import Schema
 from schemas.config import InputSpec, RunConfig
@@ -41,15 +44,16 @@ class ReadFilesFn(beam.DoFn):
         self._spec, self._schema = spec, schema
 
     def process(self, path: str):
-        for item in read_file(path, self._spec, self._schema):
-            if isinstance(item, RawBatch):
-                progress.add(read=item.table.num_rows)
-                yield item
-            elif isinstance(item, FileStats):
-                yield beam.pvalue.TaggedOutput(STATS, json.dumps(item.to_dict()))
-            else:
-                progress.add(read=item.num_rows, quarantined=item.num_rows)
-                yield beam.pvalue.TaggedOutput(QUARANTINE, item)
+        with value_free_errors(path):
+            for item in read_file(path, self._spec, self._schema):
+                if isinstance(item, RawBatch):
+                    progress.add(read=item.table.num_rows)
+                    yield item
+                elif isinstance(item, FileStats):
+                    yield beam.pvalue.TaggedOutput(STATS, json.dumps(item.to_dict()))
+                else:
+                    progress.add(read=item.num_rows, quarantined=item.num_rows)
+                    yield beam.pvalue.TaggedOutput(QUARANTINE, item)
 
 
 class CheckContractFn(beam.DoFn):
@@ -60,9 +64,10 @@ class CheckContractFn(beam.DoFn):
         self._schema, self._max_cell_bytes = schema, max_cell_bytes
 
     def process(self, batch: RawBatch):
-        checked = contract_check(
-            batch.table, self._schema, batch.source, batch.row_offset, self._max_cell_bytes
-        )
+        with value_free_errors(f"{batch.source}: contract check"):
+            checked = contract_check(
+                batch.table, self._schema, batch.source, batch.row_offset, self._max_cell_bytes
+            )
         yield beam.pvalue.TaggedOutput(CONTRACT, json.dumps({COUNTS_LINE: checked.counts}))
         if checked.quarantine is not None:
             progress.add(quarantined=checked.quarantine.num_rows)
@@ -86,13 +91,14 @@ class ProtectColumnsFn(beam.DoFn):
         self._detector = detector_for(self._schema)  # shared per process, built once
 
     def process(self, table: pa.Table):
-        out = protect_table(
-            table, self._schema, self._ops, self._out_schema, self._detector, self._dataset
-        )
-        if memoized_ldp(self._schema):
-            yield beam.pvalue.TaggedOutput(
-                CENSUS, table_census(self._ops.ldp_key, table, self._schema)
+        with value_free_errors("protecting columns"):
+            out = protect_table(
+                table, self._schema, self._ops, self._out_schema, self._detector, self._dataset
             )
+            if memoized_ldp(self._schema):
+                census = table_census(self._ops.ldp_key, table, self._schema)
+        if memoized_ldp(self._schema):
+            yield beam.pvalue.TaggedOutput(CENSUS, census)
         progress.add(written=out.num_rows)
         yield out
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 
+from privgate.errors import value_free_errors
 from privgate.keyring import open_keyring
 from privgate.parquet_crypto import encryption_properties
 
@@ -83,10 +84,12 @@ class EncryptedParquetSink(filebasedsink.FileBasedSink):
         return _BackgroundWriter(writer, handle, self._row_group_rows)
 
     def write_record(self, file_handle, table: pa.Table):
-        file_handle.put(table)
+        with value_free_errors(f"{self.file_path_prefix.get()}: writing"):
+            file_handle.put(table)
 
     def close(self, file_handle):
-        file_handle.close()
+        with value_free_errors(f"{self.file_path_prefix.get()}: writing"):
+            file_handle.close()
 
 
 class _BackgroundWriter:

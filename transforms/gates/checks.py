@@ -288,39 +288,6 @@ class LdpDomainCheck(GateCheck):
         return f"{len(cols)} ldp columns; {outside:,} values outside their domain"
 
 
-class ReconciliationCheck(GateCheck):
-    """Every input row is either in the output or in the quarantine."""
-
-    name = "reconciliation"
-
-    @classmethod
-    def build(cls, input_rows: int, output_rows: int, quarantined_rows: int) -> dict:
-        """The check from the run's row counts.
-
-        Args:
-            input_rows: rows read.
-            output_rows: rows written to the output.
-            quarantined_rows: rows written to the quarantine.
-        Returns:
-            A check dict: passed when input_rows == output_rows + quarantined_rows.
-        """
-        i, o, q = int(input_rows), int(output_rows), int(quarantined_rows)
-        return check(
-            cls.name,
-            i == o + q,
-            {"input_rows": i, "output_rows": o, "quarantined_rows": q, "difference": i - o - q},
-        )
-
-    @classmethod
-    def summary(cls, c: Mapping) -> str:
-        d = c.get("details") or {}
-        return (
-            f"{fmt_int(d.get('input_rows'))} input rows = {fmt_int(d.get('output_rows'))} "
-            f"output + {fmt_int(d.get('quarantined_rows'))} quarantined"
-            + ("" if c["passed"] else f" (difference {fmt_int(d.get('difference'))})")
-        )
-
-
 class KeepGuardCheck(GateCheck):
     """No column kept as a string holds PII above the keep-guard's prevalence."""
 
@@ -410,7 +377,6 @@ CHECKS: dict[str, type[GateCheck]] = {
     c.name: c
     for c in (
         OutputColumnsCheck,
-        ReconciliationCheck,
         ResidualPiiCheck,
         KAnonymityCheck,
         LDiversityCheck,

@@ -3,8 +3,10 @@
 The report only ever receives aggregates: the validation dict (check details are counts),
 the manifest body, and pre-aggregated histograms. `histogram_counts()` / `column_plot()` are
 how the pipeline builds those histograms: bins come from the schema (ldp bounds and
-categories) or from the released, generalized values; a string column without declared
-categories is refused, so raw values never become labels.
+categories) or from released generalized classes held by at least `MIN_CLASS_RECORDS`
+records, with top and bottom coding ("< a", "≥ b") beyond them, so one outlier never makes or
+labels a bin; a string column without declared categories is refused, so raw values never
+become labels.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ VALIDATION_FORMAT = "privgate-validation/1"
 NULL_LABEL = "(null)"
 OTHER_LABEL = "(other)"
 MAX_BINS = 30
+# A released generalized class bounds a plot's range or names a bin only when at least this
+# many records hold it (or `min_count`, when higher): the report is readable without keys.
+MIN_CLASS_RECORDS = 5
 LDP_NUMERIC_NOTE = (
     "Local DP noise: single outputs may lie outside the declared bounds (the "
     "outer bins); their mean stays unbiased (privgate.estimate)."
@@ -101,6 +106,7 @@ def histogram_counts(
     edges: Sequence | None = None,
     categories: Sequence | None = None,
     labels: Sequence[str] | None = None,
+    coded: tuple[str, str] | None = None,
     min_count: int = 0,
 ) -> dict:
     """Counts per public bin of one column: the aggregated input of a distribution plot.
@@ -117,6 +123,9 @@ def histogram_counts(
         categories: the declared categories (strings), or booleans for a bool column.
         labels: display labels for the edge bins (len(edges) - 1; the outer bins become
             "< first label" / "> last label") or for the categories.
+        coded: labels of a bottom- and a top-coded bin: with them every bin is half-open
+            [e_i, e_i+1), values below the first edge count in `coded[0]` and values at or
+            above the last edge in `coded[1]`.
         min_count: counts in 1 .. min_count-1 are reported as None (small-cell suppression).
     Returns:
         {"bins": [labels], "counts": [int | None]}; the last bin is "(null)".
@@ -139,10 +148,14 @@ def histogram_counts(
         if len(bins) != len(e) - 1:
             raise ValueError("labels must have one entry per bin")
         idx = np.searchsorted(e, x, side="right") - 1
-        idx[x == e[-1]] = len(e) - 2  # the last bin is closed
+        if coded is None:
+            idx[x == e[-1]] = len(e) - 2  # the last bin is closed
         inside = np.bincount(idx[(idx >= 0) & (idx < len(e) - 1)], minlength=len(e) - 1)
-        below, above = int((x < e[0]).sum()), int((x > e[-1]).sum())
-        if labels:
+        below = int((x < e[0]).sum())
+        above = int((x >= e[-1]).sum() if coded is not None else (x > e[-1]).sum())
+        if coded is not None:
+            outer = tuple(coded)
+        elif labels:
             outer = (f"< {bins[0]}", f"> {bins[-1]}")
         else:
             outer = (f"< {_edge_label(edges[0], kind)}", f"> {_edge_label(edges[-1], kind)}")
@@ -217,20 +230,23 @@ def _coarse_edges(lo: float, hi: float, step: float) -> list[float]:
     return [start + i * step for i in range(count + 1)]
 
 
-def _date_edges(out: pa.Array, part: str, kind: str) -> tuple[list, list[str] | None]:
-    """Period edges (and labels) covering the released dates, at most MAX_BINS periods."""
-    x, _ = _as_numbers(out)
+_PERIOD_FORMAT = {"year": "%Y", "month": "%Y-%m", "day": "%Y-%m-%d", "hour": "%Y-%m-%d %H:00"}
+
+
+def _date_edges(lo: float, hi: float, part: str, kind: str) -> tuple[list, list[str]]:
+    """Period edges (and labels) from the period holding `lo` to the one holding `hi` (days
+    or microseconds since the epoch), at most MAX_BINS periods."""
     if kind == "date":
         base = dt.date(1970, 1, 1)
-        first = base + dt.timedelta(days=int(x.min()))
-        last = base + dt.timedelta(days=int(x.max()))
+        first = base + dt.timedelta(days=int(lo))
+        last = base + dt.timedelta(days=int(hi))
 
         def make(y: int, m: int = 1) -> Any:
             return dt.date(y, m, 1)
     else:
         base = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        first = base + dt.timedelta(microseconds=int(x.min()))
-        last = base + dt.timedelta(microseconds=int(x.max()))
+        first = base + dt.timedelta(microseconds=int(lo))
+        last = base + dt.timedelta(microseconds=int(hi))
 
         def make(y: int, m: int = 1) -> Any:
             return dt.datetime(y, m, 1, tzinfo=dt.UTC)
@@ -256,28 +272,38 @@ def _date_edges(out: pa.Array, part: str, kind: str) -> tuple[list, list[str] | 
     edges = [first]
     while edges[-1] <= last:
         edges.append(edges[-1] + unit * step)
-    fmt = "%Y-%m-%d" if part == "day" else "%Y-%m-%d %H:00"
-    labels = [e.strftime(fmt) + ("" if step == 1 else "…") for e in edges[:-1]]
+    labels = [e.strftime(_PERIOD_FORMAT[part]) + ("" if step == 1 else "…") for e in edges[:-1]]
     return edges, labels
+
+
+def _frequent_classes(output: pa.Array, threshold: int) -> pa.Array:
+    """The released classes (distinct non-null values) held by at least `threshold` records."""
+    counts = pc.value_counts(output.drop_null())
+    return counts.field("values").filter(pc.greater_equal(counts.field("counts"), threshold))
 
 
 def plot_bins(
     spec: ColumnSpec, output: pa.Array | pa.ChunkedArray, min_count: int = 0
 ) -> dict | None:
-    """Public bins for a column's before/after plot, from the schema or released values.
+    """Public bins for a column's before/after plot, from the schema or released classes.
 
     ldp columns: ten equal bins over the declared bounds (numeric), the declared categories
-    (string), false/true (bool). generalize columns: the released classes (multiples of
-    `bucket`, periods of `date_part`, the kept prefixes seen in the output with at least
-    `min_count` records; other prefixes go to "(other)").
+    (string), false/true (bool). generalize columns: multiples of `bucket` or periods of
+    `date_part` from the lowest to the highest released class held by at least
+    `MIN_CLASS_RECORDS` records (or `min_count`), with a bottom- ("< a") and a top-coded
+    ("≥ b") bin beyond them; for `keep_prefix`, the kept prefixes held by that many records
+    (other prefixes go to "(other)"). So no edge or label comes from a rare value: one
+    outlier lands in a coded bin or "(other)".
 
     Args:
         spec: the column's schema entry.
-        output: the protected output column (generalize bins come from released values).
-        min_count: prefixes seen fewer times are not used as labels.
+        output: the protected output column (generalize bins come from released classes).
+        min_count: small-cell suppression of the plot; raises the class threshold above
+            `MIN_CLASS_RECORDS`.
     Returns:
         keyword arguments for `histogram_counts` ({"edges": ...} or {"categories": ...},
-        maybe "labels"), or None when the column gets no plot (other actions, or nothing released).
+        maybe "labels" and "coded"), or None when the column gets no plot (other actions, or
+        no released class held by enough records).
     """
     p = spec.params
     if spec.action == "ldp":
@@ -298,21 +324,29 @@ def plot_bins(
         return None
     if isinstance(output, pa.ChunkedArray):
         output = output.combine_chunks()
-    if len(output) == output.null_count:
+    threshold = max(MIN_CLASS_RECORDS, int(min_count))
+    frequent = _frequent_classes(output, threshold)
+    if len(frequent) == 0:
         return None
+    if "keep_prefix" in p:
+        counts = pc.value_counts(output.drop_null())
+        ranked = sorted(
+            (n, v)
+            for v, n in zip(
+                counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+            )
+            if n >= threshold
+        )
+        return {"categories": sorted(v for _, v in ranked[-MAX_BINS:])}
+    x, kind = _as_numbers(frequent)
+    lo, hi = float(x.min()), float(x.max())
     if "bucket" in p:
-        x, _ = _as_numbers(output)
-        return {"edges": _coarse_edges(float(x.min()), float(x.max()), float(p["bucket"]))}
-    if "date_part" in p:
-        kind = "date" if pa.types.is_date(output.type) else "timestamp"
-        edges, labels = _date_edges(output, p["date_part"], kind)
-        return {"edges": edges, "labels": labels}
-    counts = pc.value_counts(output.drop_null())
-    vals = counts.field("values").to_pylist()
-    ns = counts.field("counts").to_pylist()
-    keep = sorted((n, v) for v, n in zip(vals, ns, strict=True) if n >= max(1, min_count))
-    keep = sorted(v for _, v in keep[-MAX_BINS:])
-    return {"categories": keep} if keep else None
+        edges = _coarse_edges(lo, hi, float(p["bucket"]))
+        return {"edges": edges, "coded": (f"< {_fmt_num(edges[0])}", f"≥ {_fmt_num(edges[-1])}")}
+    fmt = _PERIOD_FORMAT[p["date_part"]]
+    edges, labels = _date_edges(lo, hi, p["date_part"], kind)
+    coded = (f"< {edges[0].strftime(fmt)}", f"≥ {edges[-1].strftime(fmt)}")
+    return {"edges": edges, "labels": labels, "coded": coded}
 
 
 def column_plot(
@@ -353,7 +387,14 @@ def column_plot(
     elif "keep_prefix" in spec.params:
         plot["note"] = (
             f"Only the {MAX_BINS} most frequent prefixes shared by at least "
-            f"{max(1, min_count)} records are named; the rest count as {OTHER_LABEL}."
+            f"{max(MIN_CLASS_RECORDS, min_count)} records are named; the rest count as "
+            f"{OTHER_LABEL}."
+        )
+    else:
+        plot["note"] = (
+            f"The range runs from the lowest to the highest released class held by at least "
+            f"{max(MIN_CLASS_RECORDS, min_count)} records; values beyond it are counted in "
+            "the < and ≥ bins."
         )
     return plot
 

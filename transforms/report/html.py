@@ -234,8 +234,9 @@ def _section_plots(plots: Mapping) -> str:
     if not plots:
         return "<p class='note'>No ldp or generalized columns to plot.</p>"
     out = [
-        "<p class='note'>Counts per public bin (declared bounds and categories, or the "
-        "released generalized classes); no value from the data is shown.</p>"
+        "<p class='note'>Counts per public bin (declared bounds and categories, or "
+        "released generalized classes held by several records, with top- and bottom-coded "
+        "&lt; and ≥ bins beyond them); no value from the data is shown.</p>"
     ]
     for col in sorted(plots):
         plot = plots[col]
@@ -252,9 +253,12 @@ def _section_quarantine(body: Mapping, validation: Mapping) -> str:
     q = body.get("quarantine") or {}
     by_reason = q.get("by_reason") or {}
     out = []
-    rec = _find(validation, gate_checks.ReconciliationCheck.name)
-    if rec is not None:
-        out.append(f"<p>{_badge(rec['passed']).html} {_e(gate_checks.summary(rec))}.</p>")
+    rec = body.get("reconciliation")
+    if rec:  # a run whose rows do not reconcile is never published, so this always holds
+        out.append(
+            f"<p>{_int(rec.get('input_rows'))} input rows = {_int(rec.get('output_rows'))} "
+            f"output + {_int(rec.get('quarantined_rows'))} quarantined.</p>"
+        )
     if by_reason:
         out.append(
             _table(
