@@ -15,6 +15,7 @@ from privgate.kms import kek_context
 from schemas.config import RunConfig
 from transforms.contract import COUNTS_LINE, merge_contract_counts
 from transforms.gates.leaks import LEAKS_LINE, merge_own_row_leaks
+from transforms.ldp.census import CENSUS_LINE
 
 
 def _parquet_files(staging: str, sub: str) -> list[str]:
@@ -54,8 +55,15 @@ def _work_lines(staging: str) -> list[dict]:
 
 
 def _read_stats(staging: str) -> list[dict]:
-    stats = [s for s in _work_lines(staging) if COUNTS_LINE not in s and LEAKS_LINE not in s]
+    skip = (COUNTS_LINE, LEAKS_LINE, CENSUS_LINE)
+    stats = [s for s in _work_lines(staging) if not any(k in s for k in skip)]
     return sorted(stats, key=lambda s: s["path"])
+
+
+def read_census(staging: str) -> dict | None:
+    """The record-key census of a memoized ldp run (`census_summary`), or None without one."""
+    lines = [s[CENSUS_LINE] for s in _work_lines(staging) if CENSUS_LINE in s]
+    return lines[0] if len(lines) == 1 else None
 
 
 def read_contract_counts(staging: str) -> dict:

@@ -12,7 +12,7 @@ from pipelines.guard import KeepGuard
 from pipelines.inputs import InputHead, input_head, match_inputs, precheck_headers
 from pipelines.keys import open_run_keyring
 from pipelines.publish import Staging, local_target
-from pipelines.reconcile import build_manifest
+from pipelines.reconcile import build_manifest, read_census
 from pipelines.workers import SideWorkers
 from privgate import manifest as mf
 from schemas.config import RunConfig
@@ -31,8 +31,9 @@ def run(
     With `--runner DataflowRunner` only a dry run is possible so far (`dataflow_dry_run`).
 
     Raises:
-        ConfigError (exit 2), KeyringError / DataError (exit 1), BudgetExceeded (exit 3: the
-        run would pass privacy.lifetime_epsilon_max), GateError (exit 3: the keep-guard
+        ConfigError (exit 2), KeyringError / DataError (exit 1; also repeated record keys
+        under memoized ldp), BudgetExceeded (exit 3: the run would pass
+        privacy.lifetime_epsilon_max), GateError (exit 3: the keep-guard
         found PII in a `keep` column). On any failure the output path is left
         as it was and no budget is spent.
     """
@@ -52,6 +53,8 @@ def run(
         with Staging(target, cfg.source) as staging:  # removed on any failure
             log.info("run %s: %d input file(s) -> %s", staging.run_id, len(files), staging.target)
             run_pipeline(cfg, files, staging.path, beam_args, show_progress)
+            if budget:  # refuses repeated record keys; a memoized charge depends on the input
+                budget.settle(read_census(staging.path))
             body = build_manifest(
                 cfg,
                 staging.run_id,

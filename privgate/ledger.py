@@ -2,8 +2,11 @@
 
 Releasing a dataset again with fresh noise lets a reader average the noise away, so the
 epsilons of fresh runs add up (sequential composition). A memoized run (the schema has a
-`record_key`: noise comes from a keyed PRF) re-releases the same outputs as earlier runs
-with the same noise domain, so it is charged only once per dataset and noise domain.
+`record_key`: noise comes from a keyed PRF) re-releases the same outputs as an earlier run
+with the same memo id, so it is charged only once per dataset and memo id. The memo id must
+cover everything the PRF depends on (`pipelines.budget`: keyring, key version, dataset,
+record-key column, noise domains, and a fingerprint of every row's record key and values),
+or a run drawing fresh noise would pass as a free repeat.
 
 The ledger is a JSON file kept beside the keyring (`ledger_path_for`), written atomically
 (temp file + os.replace, mode 0600) under an exclusive lock so concurrent runs cannot lose
@@ -57,7 +60,8 @@ class LedgerEntry:
         epsilon: the run's per-record epsilon (sum over its ldp columns).
         charged: what the run added to the dataset's total (0 for a repeated memoized run).
         memoized: noise came from the keyed PRF.
-        memo_id: the memoized noise domain (key version + ldp config fingerprint), if any.
+        memo_id: what the memoized noise depended on, if any (`pipelines.budget`:
+            "<noise id>-<input fingerprint>").
         overrun: the run went past the lifetime maximum under --allow-budget-overrun.
     """
 

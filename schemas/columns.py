@@ -143,7 +143,7 @@ _ACTION_LIST = (
     Action("date_shift", ("max_days",), _date_shift, noted=("max_days",)),
     Action(
         "ldp",
-        ("epsilon", "bounds", "categories", "other", "mechanism"),
+        ("epsilon", "bounds", "categories", "other", "mechanism", "out_of_domain"),
         _ldp,
         pii_key=False,
         detectable=False,
@@ -195,7 +195,7 @@ class ColumnSpec:
     @property
     def ldp_params(self) -> ldp_options.LdpSpec:
         """An ldp column's mechanism parameters (`transforms.ldp`, `privgate.estimate`)."""
-        return ldp_options.LdpSpec(type=self.type, **self.params)
+        return ldp_options.spec_from_params(self.type, self.params)
 
     def to_dict(self) -> dict:
         d = {"type": self.type, "action": self.action, "nullable": self.nullable}
@@ -287,6 +287,8 @@ def parse_schema(data: Any, source: str = "<schema>", sha256: str = "") -> Schem
         rk = columns[names.index(record_key)]
         if rk.nullable:
             raise node.err("record_key", "the record key column cannot be nullable")
+        if rk.action == "ldp":  # its value keys every ldp column's noise: it cannot be noisy
+            raise node.err("record_key", "the record key column cannot be an ldp column")
     for c in columns:
         if c.action == "date_shift" and record_key is None:
             raise ConfigError(

@@ -4,6 +4,11 @@ Only the shape is checked here; whether the named mechanism exists and accepts t
 parameters is checked where a run's config is loaded (`pipelines.config`), which knows the
 mechanism registry (`transforms.ldp.mechanisms`). `LdpSpec` carries one column's parameters
 to the mechanisms and writes and reads them as Parquet field metadata (`privgate.ldp.*`).
+
+`out_of_domain` is an option of the contract stage, not of the mechanism: by default (`map`)
+a string outside `categories` is reported in the `other` bucket (declared, or "other") and
+NaN/infinities are taken into the bounds, because quarantining such a row would decide on the
+private value and count it in the clear manifest; `quarantine` asks for exactly that.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ VALUE_TYPES = ("int", "float", "string", "bool")
 METADATA_PREFIX = "privgate.ldp."
 METADATA_VERSION = "1"
 _FIXED = ("type", "mechanism", "epsilon")  # LdpSpec fields every column has
+OUT_OF_DOMAIN = ("map", "quarantine")  # `out_of_domain:` values; the first is the default
+DEFAULT_OTHER = "other"  # the bucket of out-of-list strings when `other:` is not declared
+CONTRACT_OPTIONS = ("out_of_domain",)  # ldp options the contract stage reads, not the mechanism
 
 
 def category_domain(categories: Sequence | None, other: str | None = None) -> tuple[str, ...]:
@@ -149,14 +157,28 @@ class LdpSpec:
         )
 
 
+def spec_from_params(ctype: str, params: Mapping) -> LdpSpec:
+    """The mechanism's parameters among a column's parsed ldp options (`parse_ldp`)."""
+    return LdpSpec(type=ctype, **{k: v for k, v in params.items() if k not in CONTRACT_OPTIONS})
+
+
+def quarantines_out_of_domain(params: Mapping) -> bool:
+    """The column asks to quarantine values outside its domain (`out_of_domain: quarantine`)."""
+    return params.get("out_of_domain") == "quarantine"
+
+
 def parse_ldp(node: Node, ctype: str) -> dict:
     """Validate an ldp column's options.
+
+    A string column without `other` gets `other: "other"` unless `out_of_domain: quarantine`
+    (the bucket is part of the mechanism's domain, see the module docstring).
 
     Args:
         node: the column mapping (keys already checked).
         ctype: the column's declared type.
     Returns:
-        {"epsilon": float, and "mechanism", "bounds", "categories", "other" when given}.
+        {"epsilon": float, and "mechanism", "bounds", "categories", "other",
+        "out_of_domain" when given; "other" also by default}.
     Raises:
         ConfigError: naming the file and key path.
     """
@@ -187,6 +209,16 @@ def parse_ldp(node: Node, ctype: str) -> dict:
         out["categories"] = list(cats)
     if node.has("other"):
         out["other"] = node.str("other")
+    if node.has("out_of_domain"):
+        out["out_of_domain"] = node.str("out_of_domain", choices=OUT_OF_DOMAIN)
+        if ctype == "bool":
+            raise node.err("out_of_domain", "a bool column has no value outside its domain")
+    if quarantines_out_of_domain(out) and "other" in out:
+        raise node.err(
+            "out_of_domain", "quarantine refuses out-of-list values; other would map them"
+        )
+    if ctype == "string" and not quarantines_out_of_domain(out):
+        out.setdefault("other", DEFAULT_OTHER)
     return out
 
 
@@ -199,4 +231,6 @@ def note(col: dict) -> str:
         parts.append(f"bounds {col['bounds'][0]}–{col['bounds'][1]}")
     if col.get("categories"):
         parts.append(f"{len(col['categories'])} categories")
+    if quarantines_out_of_domain(col):
+        parts.append("out-of-domain quarantined")
     return ", ".join(p for p in parts if p)

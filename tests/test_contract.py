@@ -122,7 +122,13 @@ def _counting_schema():
             "columns": {
                 "id": {"type": "string", "action": "tokenize"},
                 "age": {"type": "int", "action": "keep"},
-                "g": {"type": "string", "action": "ldp", "epsilon": 1.0, "categories": ["a", "b"]},
+                "g": {
+                    "type": "string",
+                    "action": "ldp",
+                    "epsilon": 1.0,
+                    "categories": ["a", "b"],
+                    "out_of_domain": "quarantine",  # the domain rule applies
+                },
                 "x": {"type": "float", "action": "ldp", "epsilon": 1.0, "bounds": [0, 10]},
             }
         }
@@ -405,3 +411,56 @@ def test_range_rule_quarantines_values_an_action_would_overflow():
     assert checked.good.column("id").to_pylist() == ["ok", "edge"]
     assert checked.counts["columns"]["n"]["range"] == 1
     assert "range" not in checked.counts["columns"]["id"]
+
+
+# --------------------------------------------------------------------------- issue 13.5
+
+
+_LDP_COLUMNS = {
+    "g": {"type": "string", "action": "ldp", "epsilon": 1.0, "categories": ["a", "b"]},
+    "x": {"type": "float", "action": "ldp", "epsilon": 1.0, "bounds": [0, 10]},
+    "n": {"type": "int", "action": "ldp", "epsilon": 1.0, "bounds": [0, 5]},
+}
+
+
+def _ldp_domain_schema(**extra):
+    """The three ldp columns, `extra[name]` added to a column's options."""
+    return parse_schema(
+        {"columns": {k: dict(v, **extra.get(k, {})) for k, v in _LDP_COLUMNS.items()}}
+    )
+
+
+_NAN, _INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "x, n",
+    [
+        (pa.array([1.0, _NAN, _INF, -_INF]), pa.array([1.0, _NAN, _INF, -_INF])),  # Parquet
+        (pa.array(["1", "NaN", "inf", "-Infinity"]), pa.array(["1", "nan", "+inf", "-inf"])),
+    ],
+    ids=["typed", "text"],
+)
+def test_ldp_values_outside_the_domain_are_mapped_not_quarantined_by_default(x, n):
+    """Issue 13.5: quarantining a row because its ldp value is outside `categories` or is
+    NaN/inf decides on the private value and shows it in the clear manifest. By default
+    nothing is quarantined: the category goes on to the `other` bucket, NaN counts as the
+    lower bound and infinities are clipped to the bounds; no rule counts them either."""
+    raw = pa.table({"g": ["a", "zz", "b", "a"], "x": x, "n": n})
+    checked = contract_check(raw, _ldp_domain_schema(), "f", 0)
+    assert checked.quarantine is None and checked.good.num_rows == 4
+    assert checked.good.column("g").to_pylist() == ["a", "zz", "b", "a"]
+    assert checked.good.column("x").to_pylist() == [1.0, 0.0, 10.0, 0.0]
+    assert checked.good.column("n").to_pylist() == [1, 0, 5, 0]
+    assert "domain" not in checked.counts["columns"]["g"]
+    assert checked.counts["columns"]["x"]["type"] == checked.counts["columns"]["n"]["type"] == 0
+
+
+def test_out_of_domain_quarantine_quarantines_what_the_schema_asks():
+    raw = pa.table({"g": ["a", "zz", "b", "a"], "x": [1.0, _NAN, 2.0, _INF], "n": [1, 2, 3, 4]})
+    strict = {"out_of_domain": "quarantine"}
+    schema = _ldp_domain_schema(g=strict, x=strict)
+    checked = contract_check(raw, schema, "f", 0)
+    assert checked.quarantine.column("_reason").to_pylist() == ["domain:g", "type:x"]
+    assert checked.counts["columns"]["g"]["domain"] == 1
+    assert checked.counts["columns"]["x"]["type"] == 2

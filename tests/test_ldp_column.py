@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -44,13 +46,18 @@ def test_apply_ldp_marks_out_of_category_values_bad_unless_other():
     assert out.to_pylist() == ["female", "other", None, "male"]  # eps 50: kept w.p. ~1
 
 
-def test_apply_ldp_quarantines_nan_and_clips_infinities():
-    arr = pa.array([float("nan"), float("inf"), -float("inf")])
-    spec = LdpSpec(type="float", epsilon=1.0, bounds=[0, 10])
+def test_apply_ldp_counts_nan_as_the_lower_bound_and_clips_infinities():
+    """Issue 13.5: marking NaN bad (to quarantine) decided on the private value. NaN now
+    counts as the lower bound and infinities are clipped: nothing is bad, and NaN shares
+    the noise of the lower bound (epsilon 50 keeps the inputs: outputs near 0, 10, 0)."""
+    arr = pa.array([float("nan"), float("inf"), -float("inf"), 0.0])
+    spec = LdpSpec(type="float", epsilon=50.0, bounds=[0, 10])
     out, bad = apply_ldp(arr, spec, source=SeededSource(43))
-    assert bad.tolist() == [True, False, False]
-    assert out.is_null().to_pylist() == [True, False, False]
-    assert np.isfinite(out.to_numpy(zero_copy_only=False)[1:]).all()
+    assert not bad.any() and out.null_count == 0
+    y = out.to_numpy(zero_copy_only=False)
+    assert np.isfinite(y).all() and abs(y[0]) < 1 and abs(y[1] - 10) < 1 and abs(y[2]) < 1
+    src = memoized_source(KEY, ["r", "r"], "x", arr[::3], 1, spec, record_key="id", dataset="d")
+    assert len(set(apply_ldp(arr[::3], spec, source=src)[0].to_pylist())) == 1
 
 
 @pytest.mark.parametrize(
@@ -104,7 +111,7 @@ def _memo_run(values, key=KEY, epsilon=1.0, rks=None, column="income", **cfg):
     )
     rks = rks or [f"c{i}" for i in range(len(values))]
     arr = pa.array(values)
-    src = memoized_source(key, rks, column, arr, 1, spec)
+    src = memoized_source(key, rks, column, arr, 1, spec, record_key="id", dataset="ds")
     return apply_ldp(arr, spec, source=src)[0].to_pylist()
 
 
@@ -122,7 +129,9 @@ def test_memoized_apply_ldp_repeats_and_redraws_on_change():
     # The PRF input is the value itself (not only the record key): fresh uniforms.
     def uniforms(vals):
         spec = LdpSpec(type="float", mechanism="piecewise", epsilon=1.0, bounds=[0, 250_000])
-        return memoized_source(KEY, ["c0", "c1"], "income", pa.array(vals), 1, spec).uniforms(2, 2)
+        return memoized_source(
+            KEY, ["c0", "c1"], "income", pa.array(vals), 1, spec, record_key="id", dataset="ds"
+        ).uniforms(2, 2)
 
     u1, u2 = uniforms([1000.0, 50_000.0]), uniforms([1000.0, 50_001.0])
     assert np.array_equal(u1[0], u2[0]) and not np.any(u1[1] == u2[1])
@@ -151,7 +160,7 @@ def test_memoized_every_type_is_reproducible(typ, values, kw):
     spec = LdpSpec(type=typ, mechanism=None, epsilon=1.0, **kw)
 
     def run(key=KEY, rks=rks):
-        src = memoized_source(key, rks, "c", arr, 1, spec)
+        src = memoized_source(key, rks, "c", arr, 1, spec, record_key="id", dataset="ds")
         return apply_ldp(arr, spec, source=src)[0].to_pylist()
 
     first = run()
@@ -161,32 +170,60 @@ def test_memoized_every_type_is_reproducible(typ, values, kw):
     assert first != run(rks=[f"s{i}" for i in range(len(arr))])
 
 
-# Noise domains written by the code before LdpSpec: they key the PRF and the ledger's
-# memoized charge, so a change would re-draw all memoized noise and charge reruns again.
-OLD_NOISE_DOMAINS = [
+def test_the_record_key_column_and_the_dataset_key_the_noise():
+    """Issue 13.1 and 13.2: the same rows keyed on another column, or released as another
+    dataset, draw independent noise (so the ledger must charge them, and two datasets under
+    one keyring cannot be linked through equal outputs)."""
+    spec = LdpSpec(type="float", epsilon=1.0, bounds=[0, 10])
+
+    def uniforms(record_key="id", dataset="ds"):
+        src = memoized_source(
+            KEY,
+            ["r1", "r2"],
+            "x",
+            pa.array([1.0, 2.0]),
+            1,
+            spec,
+            record_key=record_key,
+            dataset=dataset,
+        )
+        return src.uniforms(2, 2)
+
+    base = uniforms()
+    assert np.array_equal(base, uniforms())
+    assert not np.any(base == uniforms(record_key="ssn"))
+    assert not np.any(base == uniforms(dataset="other"))
+    domain = json.loads(noise_domain("x", spec, record_key="id", dataset="ds"))
+    assert (domain["record_key"], domain["dataset"], domain["column"]) == ("id", "ds", "x")
+
+
+# Noise domains as this version writes them: they key the PRF and the ledger's memoized
+# charge, so a change re-draws all memoized noise and charges reruns again. (Issue 13 added
+# the record-key column and the dataset, and the default `other` bucket of string columns.)
+NOISE_DOMAINS = [
     (
         LdpSpec(type="float", epsilon=1.0, bounds=[0, 250000]),
-        '{"bounds":["0.0","250000.0"],"categories":null,"column":"col","epsilon":"1.0",'
-        '"mechanism":"piecewise","other":null,"type":"float"}',
+        '{"bounds":["0.0","250000.0"],"categories":null,"column":"col","dataset":"ds",'
+        '"epsilon":"1.0","mechanism":"piecewise","other":null,"record_key":"id","type":"float"}',
     ),
     (
         LdpSpec(type="int", epsilon=1.0, bounds=[17, 90]),
-        '{"bounds":["17.0","90.0"],"categories":null,"column":"col","epsilon":"1.0",'
-        '"mechanism":"geometric","other":null,"type":"int"}',
+        '{"bounds":["17.0","90.0"],"categories":null,"column":"col","dataset":"ds",'
+        '"epsilon":"1.0","mechanism":"geometric","other":null,"record_key":"id","type":"int"}',
     ),
     (
         LdpSpec(type="string", epsilon=1.0, categories=["female", "male"], other="other"),
-        '{"bounds":null,"categories":["female","male","other"],"column":"col","epsilon":"1.0",'
-        '"mechanism":"grr","other":"other","type":"string"}',
+        '{"bounds":null,"categories":["female","male","other"],"column":"col","dataset":"ds",'
+        '"epsilon":"1.0","mechanism":"grr","other":"other","record_key":"id","type":"string"}',
     ),
     (
         LdpSpec(type="bool", mechanism="rr", epsilon=0.5),
-        '{"bounds":null,"categories":null,"column":"col","epsilon":"0.5","mechanism":"rr",'
-        '"other":null,"type":"bool"}',
+        '{"bounds":null,"categories":null,"column":"col","dataset":"ds","epsilon":"0.5",'
+        '"mechanism":"rr","other":null,"record_key":"id","type":"bool"}',
     ),
 ]
 
 
-@pytest.mark.parametrize("spec, text", OLD_NOISE_DOMAINS, ids=lambda x: getattr(x, "type", None))
+@pytest.mark.parametrize("spec, text", NOISE_DOMAINS, ids=lambda x: getattr(x, "type", None))
 def test_noise_domain_is_unchanged(spec, text):
-    assert noise_domain("col", spec) == text
+    assert noise_domain("col", spec, record_key="id", dataset="ds") == text

@@ -381,7 +381,8 @@ def test_a_mechanism_with_a_new_parameter_is_one_class(monkeypatch):
     monkeypatch.setitem(MECHANISMS, ShiftedLaplace.name, ShiftedLaplace)
     spec = ShiftSpec(type="float", mechanism="shifted", epsilon=1.0, bounds=[0, 1], shift=2.0)
     assert build_mechanism(spec).shift == 2.0
-    assert json.loads(noise_domain("c", spec))["shift"] == 2.0  # new noise on a change
+    domain = noise_domain("c", spec, record_key="id", dataset="ds")
+    assert json.loads(domain)["shift"] == 2.0  # new noise on a change
     with pytest.raises(ValueError, match="^ldp: shift does not apply to mechanism 'laplace'$"):
         build_mechanism(
             ShiftSpec(type="float", mechanism="laplace", epsilon=1.0, bounds=[0, 1], shift=2.0)

@@ -139,15 +139,37 @@ def test_ldp_columns_readable_with_the_data_key_only(ldp_run):
     assert t.num_rows == 2000
 
 
-def test_category_outside_the_list_is_quarantined(tmp_path, keyring_path):
+def test_category_outside_the_list_goes_to_other_unless_quarantine_is_asked(tmp_path, keyring_path):
+    """Issue 13.5: by default an out-of-list category is reported as `other` (inside the
+    mechanism's domain: the release stays epsilon-LDP, the quarantine count reveals nothing)
+    and the estimates, the metadata and the gates' domain check agree on that domain;
+    `out_of_domain: quarantine` quarantines it (and the README says what that reveals)."""
+    from transforms.gates.metrics import ldp_domain_counts
+
     path = tmp_path / "in.csv"
     path.write_text("id,gender\na,female\nb,robot\nc,male\n")
     schema = """\
         columns:
-          id: {type: string, action: tokenize}
-          gender: {type: string, action: ldp, epsilon: 1.0, categories: [female, male]}
+          id: {{type: string, action: tokenize}}
+          gender: {{type: string, action: ldp, epsilon: 1.0, categories: [female, male]{extra}}}
         """
-    cfg, _ = _budget_config(tmp_path, path, keyring_path, schema, record_max=1.0, lifetime_max=100)
+    cfg, _ = _budget_config(
+        tmp_path, path, keyring_path, schema.format(extra=""), record_max=1.0, lifetime_max=100
+    )
+    doc = run(cfg, show_progress=False)
+    assert doc["manifest"]["quarantine"]["by_reason"] == {}
+    assert doc["manifest"]["output"]["rows"] == 3
+    table = read_table(doc["output_dir"], keyring=keyring_path)
+    est = estimate_from_metadata(table.column("gender"), table.schema.field("gender").metadata)
+    assert est.categories == ("female", "male", "other") and est.n == 3
+    assert set(table.column("gender").to_pylist()) <= set(est.categories)
+    gates = ldp_domain_counts(table, load_config(cfg).schema)["gender"]
+    assert gates["checked"] == 3 and gates["outside"] == 0 and gates["metadata_ok"]
+
+    strict = ", out_of_domain: quarantine"
+    cfg, _ = _budget_config(
+        tmp_path, path, keyring_path, schema.format(extra=strict), record_max=1.0, lifetime_max=100
+    )
     body = run(cfg, show_progress=False)["manifest"]
     assert body["quarantine"]["by_reason"] == {"domain:gender": 1}
     assert body["output"]["rows"] == 2
@@ -224,3 +246,127 @@ def test_a_concurrent_run_that_spent_the_budget_stops_publication(
     assert not [p for p in os.listdir(tmp_path) if "privgate-tmp" in p]  # staging removed
     entries = json.loads(ledger.read_text())["datasets"]["test_ds"]
     assert [e["run_id"] for e in entries] == ["the-other-run"]
+
+
+# --------------------------------------------------------------------------- issue 13
+
+
+def _keyed_csv(path, n=200, *, id_prefix="C", income_shift=0.0):
+    """A CSV with two unique key columns (id, ssn) and one ldp column."""
+    lines = ["id,ssn,income"]
+    for i in range(n):
+        lines.append(f"{id_prefix}{i:05d},{100_000_000 + 7 * i},{1000.0 * i + income_shift}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_KEYED_SCHEMA = """\
+    record_key: {record_key}
+    columns:
+      id: {{type: string, action: tokenize}}
+      ssn: {{type: string, action: tokenize}}
+      income: {{type: float, action: ldp, epsilon: 1.0, bounds: [0, 250000]}}
+    """
+
+
+def _keyed_config(tmp_path, input_path, keyring, record_key="id", lifetime_max=1.0, ledger=None):
+    ledger = ledger or tmp_path / "ledger.json"
+    return write_config(
+        tmp_path,
+        input_path=input_path,
+        keyring=keyring,
+        schema=_KEYED_SCHEMA.format(record_key=record_key),
+        privacy=f"{{record_epsilon_max: 1.0, lifetime_epsilon_max: {lifetime_max}, "
+        f"ledger: {ledger}}}",
+    )
+
+
+def test_switching_the_record_key_column_is_charged_as_fresh_noise(tmp_path, keyring_path):
+    """Issue 13.1: runs 1 and 2 (record_key id) cost 1.0 then 0; run 3 keys the same rows on
+    ssn, which draws fresh noise for every row (averaging runs 1 and 3 would cut the noise):
+    it must cost epsilon again, so with lifetime_epsilon_max 1.0 it is refused (exit 3),
+    publishes nothing and records nothing. So are the same rows re-keyed."""
+    from privgate.ledger import BudgetExceeded
+
+    data = _keyed_csv(tmp_path / "in.csv")
+    cfg = _keyed_config(tmp_path, data, keyring_path)
+    first = run(cfg, show_progress=False)
+    second = run(cfg, show_progress=False)
+    assert [first["manifest"]["privacy"]["charged"], second["manifest"]["privacy"]["charged"]] == [
+        1.0,
+        0.0,
+    ]
+    published = (tmp_path / "out" / "manifest.json").read_text()
+    with pytest.raises(BudgetExceeded):  # refused before the data is read
+        run(_keyed_config(tmp_path, data, keyring_path, record_key="ssn"), show_progress=False)
+    # The same config over re-keyed rows passes that first check (it could be a repeat) and
+    # is refused once the pipeline has counted what its PRF saw, before publishing.
+    rekeyed = _keyed_csv(tmp_path / "rekeyed.csv", id_prefix="X")
+    with pytest.raises(BudgetExceeded):
+        run(_keyed_config(tmp_path, rekeyed, keyring_path), show_progress=False)
+    assert (tmp_path / "out" / "manifest.json").read_text() == published
+    entries = json.loads((tmp_path / "ledger.json").read_text())["datasets"]["test_ds"]
+    assert [e["charged"] for e in entries] == [1.0, 0.0]
+
+
+def test_whatever_changes_the_prf_inputs_is_charged(tmp_path, keyring_path):
+    """Issue 13.1: the ledger's memo id covers every PRF input. Other record-key values
+    (the same rows re-keyed), another record-key column and changed values each draw fresh
+    noise and cost epsilon; repeating any of those inputs exactly costs nothing."""
+    data = _keyed_csv(tmp_path / "in.csv")
+    rekeyed = _keyed_csv(tmp_path / "rekeyed.csv", id_prefix="X")
+    changed = _keyed_csv(tmp_path / "changed.csv", income_shift=1.0)
+
+    def charged(input_path, record_key="id"):
+        cfg = _keyed_config(tmp_path, input_path, keyring_path, record_key, lifetime_max=100)
+        out = run(cfg, show_progress=False)
+        table = read_table(out["output_dir"], keyring=keyring_path, columns=["income"])
+        return out["manifest"]["privacy"]["charged"], table.column("income").to_pylist()
+
+    c1, first = charged(data)
+    c2, again = charged(data)
+    c3, by_ssn = charged(data, "ssn")
+    c4, by_new_ids = charged(rekeyed)
+    c5, shifted = charged(changed)
+    c6, by_ssn_again = charged(data, "ssn")
+    assert [c1, c2, c3, c4, c5, c6] == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+    assert again == first and by_ssn_again == by_ssn
+    for other in (by_ssn, by_new_ids, shifted):  # fresh noise: almost no output repeats
+        assert sum(a == b for a, b in zip(first, other, strict=True)) < 10
+
+
+def test_repeated_record_keys_across_files_and_batches_refuse_memoized_ldp(tmp_path, keyring_path):
+    """Issue 13.2: a repeated record key gives equal values bit-identical noisy outputs
+    (equality no epsilon accounts for). Each file's keys are unique and batches hold 16
+    rows, so only a count over the whole input sees the repeat: the run fails naming the
+    column (never the value), publishes nothing and spends nothing."""
+    from privgate.errors import DataError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _keyed_csv(folder / "a.csv", n=40)
+    b = _keyed_csv(folder / "b.csv", n=40, id_prefix="D")
+    b.write_text(b.read_text().replace("D00007,", "C00031,"))  # C00031 is in a.csv too
+    cfg = _keyed_config(tmp_path, f"{folder}/*.csv", keyring_path, lifetime_max=10)
+    text = open(cfg).read().replace("  format: csv\n", "  format: csv\n  batch_rows: 16\n")
+    open(cfg, "w").write(text)
+    with pytest.raises(DataError) as e:
+        run(cfg, show_progress=False)
+    message = str(e.value)
+    assert "record_key 'id'" in message and "C00031" not in message
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "ledger.json").exists()
+
+
+def test_the_dataset_name_is_in_the_noise_domain(tmp_path, keyring_path):
+    """Issue 13.2: two datasets protected under one keyring draw independent noise, so their
+    ldp outputs cannot be matched row by row to link records across them."""
+    data = _keyed_csv(tmp_path / "in.csv")
+    outputs = []
+    for dataset in ("clinic_a", "clinic_b"):
+        cfg = _keyed_config(tmp_path, data, keyring_path, lifetime_max=10)
+        text = open(cfg).read().replace("dataset: test_ds", f"dataset: {dataset}")
+        open(cfg, "w").write(text)
+        out = run(cfg, show_progress=False)["output_dir"]
+        outputs.append(read_table(out, keyring=keyring_path).column("income").to_pylist())
+    assert sum(a == b for a, b in zip(*outputs, strict=True)) < 10

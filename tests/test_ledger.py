@@ -81,3 +81,66 @@ def test_two_runs_that_both_passed_the_check_cannot_both_spend_the_budget(tmp_pa
     assert [e.run_id for e in ledger.entries("ds")] == ["run-a"]
     # an allowed overrun passes no maximum and is recorded as such
     assert ledger.record("ds", "run-c", 1.0, overrun=True).overrun
+
+
+# --------------------------------------------------------------------------- a run's budget
+
+
+def _budget(tmp_path, keyring_path, lifetime_max=1.0):
+    from types import SimpleNamespace
+
+    from pipelines.budget import Budget
+    from schemas.config import load_config
+    from tests.conftest import write_config
+
+    schema = """\
+        record_key: id
+        columns:
+          id: {type: string, action: tokenize}
+          income: {type: float, action: ldp, epsilon: 1.0, bounds: [0, 10]}
+        """
+    cfg = write_config(
+        tmp_path,
+        input_path=tmp_path / "in.csv",
+        keyring=keyring_path,
+        schema=schema,
+        privacy=f"{{record_epsilon_max: 1.0, lifetime_epsilon_max: {lifetime_max}, "
+        f"ledger: {tmp_path / 'ledger.json'}}}",
+    )
+    return Budget(load_config(cfg), SimpleNamespace(keyring_id="kr-1"), False)
+
+
+def _census(fingerprint, repeated=0):
+    return {"rows": 3, "repeated": repeated, "fingerprint": fingerprint}
+
+
+def test_a_memoized_run_is_charged_by_what_its_prf_saw(tmp_path, keyring_path):
+    """Issue 13.1: before the data is read only the best case is checked (a repeat of an
+    earlier release with this config); the input's fingerprint then decides: the same
+    input is free, any other input costs epsilon (refused past the lifetime maximum)."""
+    first = _budget(tmp_path, keyring_path)
+    first.settle(_census("aa"))
+    assert first.charge == 1.0 and first.memo_id == f"{first.noise_id}-aa"
+    first.record("r1")
+    repeat = _budget(tmp_path, keyring_path)  # at the maximum, yet it may be a repeat
+    repeat.settle(_census("aa"))
+    assert repeat.charge == 0.0
+    repeat.record("r2")
+    other_input = _budget(tmp_path, keyring_path)
+    with pytest.raises(BudgetExceeded):
+        other_input.settle(_census("bb"))
+    ledger = EpsilonLedger(str(tmp_path / "ledger.json"))
+    assert [e.charged for e in ledger.entries("test_ds")] == [1.0, 0.0]
+
+
+def test_repeated_record_keys_or_an_unsettled_budget_are_refused(tmp_path, keyring_path):
+    from privgate.errors import DataError
+
+    budget = _budget(tmp_path, keyring_path)
+    with pytest.raises(DataError, match=r"record_key 'id': 2 row\(s\) repeat"):
+        budget.settle(_census("aa", repeated=2))
+    with pytest.raises(DataError, match="census is missing"):
+        budget.settle(None)
+    with pytest.raises(DataError, match="not settled"):
+        budget.record("r1")
+    assert not (tmp_path / "ledger.json").exists()

@@ -437,7 +437,7 @@ def test_pipeline_objects_carry_no_key_material(demo_run, keyring_path):
 
     cfg_path, _, _ = demo_run
     cfg = load_config(cfg_path)
-    blob = pickle.dumps(ProtectColumnsFn(cfg.schema, cfg.keys.keyring))
+    blob = pickle.dumps(ProtectColumnsFn(cfg.schema, cfg.keys.keyring, cfg.dataset))
     blob += pickle.dumps(ProtectDataset(cfg, "/tmp/x"))
     kr = open_keyring(keyring_path)
     for name in ("token", "siv", "date_shift", "ldp"):

@@ -565,7 +565,7 @@ def test_protect_stage_raises_value_free_errors_naming_the_column(monkeypatch, k
 
     schema = parse_schema(yaml.safe_load(SCHEMA))
     monkeypatch.setitem(actions.ACTIONS, "mask", _boom)
-    fn = stages.ProtectColumnsFn(schema, keyring_path)
+    fn = stages.ProtectColumnsFn(schema, keyring_path, "ds")
     fn.setup()
     table = pa.table({"id": ["a"], "name": ["Ann"], "score": [1.0], "n": [3]})
     with pytest.raises(DataError) as e:

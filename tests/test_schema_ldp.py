@@ -5,8 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from privgate.errors import ConfigError
 from schemas.columns import parse_schema
-from schemas.ldp import LdpSpec
+from schemas.ldp import LdpSpec, category_domain
 from transforms.ldp.mechanisms import build_mechanism
 
 # Field metadata as written by the code before LdpSpec (privgate.estimate.ldp_metadata), one
@@ -168,5 +169,71 @@ def test_column_spec_gives_its_ldp_spec():
         type="float", mechanism="laplace", epsilon=1.0, bounds=(0, 1000)
     )
     assert schema.column("gender").ldp_params == LdpSpec(
-        type="string", epsilon=0.5, categories=("f", "m")
+        type="string",
+        epsilon=0.5,
+        categories=("f", "m"),
+        other="other",  # the default bucket
     )
+
+
+# --------------------------------------------------------------------------- issue 13
+
+
+def _ldp_schema(**gender):
+    return {
+        "record_key": "id",
+        "columns": {
+            "id": {"type": "string", "action": "tokenize"},
+            "gender": {"type": "string", "action": "ldp", "epsilon": 1.0, **gender},
+        },
+    }
+
+
+def test_an_ldp_column_cannot_be_the_record_key():
+    """Issue 13.2: the record key is a PRF input of every ldp column; a noisy column as its
+    own key would key each record's noise on the value it hides."""
+    data = _ldp_schema(categories=["f", "m"])
+    data["record_key"] = "gender"
+    with pytest.raises(ConfigError, match="s.yaml: record_key: .*ldp column"):
+        parse_schema(data, "s.yaml")
+
+
+def test_out_of_list_categories_map_to_other_unless_quarantine_is_asked():
+    """Issue 13.5: quarantining a value outside `categories` depends on the private value.
+    By default such values map to the `other` bucket (declared or defaulted to "other"),
+    inside the mechanism's domain; `out_of_domain: quarantine` keeps the old behaviour."""
+    default = parse_schema(_ldp_schema(categories=["f", "m"]), "s.yaml").column("gender")
+    assert default.ldp_params.other == "other"
+    assert category_domain(default.ldp_params.categories, default.ldp_params.other) == (
+        "f",
+        "m",
+        "other",
+    )
+    listed = parse_schema(_ldp_schema(categories=["f", "m", "other"]), "s.yaml").column("gender")
+    assert category_domain(listed.ldp_params.categories, listed.ldp_params.other) == (
+        "f",
+        "m",
+        "other",
+    )
+    named = parse_schema(_ldp_schema(categories=["f", "m"], other="x"), "s.yaml").column("gender")
+    assert named.ldp_params.other == "x"
+    strict = parse_schema(
+        _ldp_schema(categories=["f", "m"], out_of_domain="quarantine"), "s.yaml"
+    ).column("gender")
+    assert strict.ldp_params.other is None and strict.params["out_of_domain"] == "quarantine"
+    assert strict.ldp_params == LdpSpec(type="string", epsilon=1.0, categories=("f", "m"))
+
+
+@pytest.mark.parametrize(
+    "gender, message",
+    [
+        ({"out_of_domain": "drop"}, "columns.gender.out_of_domain: must be one of"),
+        (
+            {"other": "x", "out_of_domain": "quarantine"},
+            "columns.gender.out_of_domain: .*other",
+        ),
+    ],
+)
+def test_out_of_domain_option_is_checked(gender, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_schema(_ldp_schema(categories=["f", "m"], **gender), "s.yaml")

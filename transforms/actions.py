@@ -107,7 +107,8 @@ class KeyedOps:
 
 
 class ActionContext:
-    """What keyed actions need for one batch: the keyed ops and the batch's record keys."""
+    """What keyed actions need for one batch: the keyed ops, the batch's record keys and the
+    dataset (memoized ldp noise is keyed on it)."""
 
     def __init__(
         self,
@@ -115,11 +116,13 @@ class ActionContext:
         record_keys: pa.Array | None = None,
         record_key_name: str | None = None,
         detector=None,
+        dataset: str | None = None,
     ):
         self.ops = ops
         self.detector = detector  # transforms.detect.engine.Detector, for scrub columns
         self.record_keys = record_keys
         self.record_key_name = record_key_name
+        self.dataset = dataset
         self._digests: np.ndarray | None = None
 
     def record_digests(self) -> np.ndarray:
@@ -337,8 +340,8 @@ LDP_KEY_VERSION = 1
 
 def ldp(arr, spec, ctx):
     """Local differential privacy (transforms.ldp.column). With a record key the noise is a keyed
-    PRF of (record key, column config, value, key version): reruns release the same values
-    and spend no new budget; without one, fresh noise from os.urandom."""
+    PRF of (dataset, record-key column, record key, column config, value, key version): reruns
+    release the same values; without one, fresh noise from os.urandom."""
     from transforms.ldp.column import apply_ldp, memoized_source
     from transforms.ldp.sources import SecureRandomSource
 
@@ -346,8 +349,17 @@ def ldp(arr, spec, ctx):
     if ctx.record_keys is not None:
         if ctx.ops.ldp_key is None:
             raise KeyringError("this keyring has no ldp key; create a new keyring")
+        if ctx.dataset is None:
+            raise ValueError("memoized ldp needs the dataset name (it keys the noise)")
         source = memoized_source(
-            ctx.ops.ldp_key, as_string(ctx.record_keys), spec.name, arr, LDP_KEY_VERSION, params
+            ctx.ops.ldp_key,
+            as_string(ctx.record_keys),
+            spec.name,
+            arr,
+            LDP_KEY_VERSION,
+            params,
+            record_key=ctx.record_key_name,
+            dataset=ctx.dataset,
         )
     else:
         source = SecureRandomSource()

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from privgate.errors import value_free_errors
 from schemas.columns import ColumnSpec, Schema
+from schemas.ldp import quarantines_out_of_domain
 from transforms.arrow import (
     ARROW_TYPES,
     DATE_MAX,
@@ -424,6 +425,7 @@ def contract_check(
             if size_bad is not None:
                 col = _null_where(col, size_bad)
             typed, enc_bad, type_bad = coerce(col, spec)
+            typed, type_bad = _map_non_finite(col, typed, type_bad, spec)
         null_bad = np.zeros(n, dtype=bool)
         if not spec.nullable:
             null_bad = col.is_null().to_numpy(zero_copy_only=False)
@@ -460,6 +462,7 @@ def contract_check(
 
 
 def _checks_domain(spec: ColumnSpec) -> bool:
+    # Only without an `other` bucket (`out_of_domain: quarantine`); else the bucket takes them.
     return (
         spec.action == "ldp"
         and spec.params.get("categories") is not None
@@ -473,6 +476,50 @@ def _outside_domain(typed: pa.Array, spec: ColumnSpec) -> np.ndarray:
         return np.zeros(len(typed), dtype=bool)
     inside = pc.is_in(typed, value_set=pa.array(spec.params["categories"], pa.string()))
     return pc.and_(typed.is_valid(), pc.invert(inside)).to_numpy(zero_copy_only=False)
+
+
+_NAN_TEXT = ("nan", "+nan", "-nan")
+_INF_TEXT = ("inf", "+inf", "infinity", "+infinity")
+
+
+def _non_finite(col) -> tuple[np.ndarray, np.ndarray] | None:
+    """Masks (NaN or -inf, +inf) of a raw float or text column's cells, or None otherwise."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    t = col.type
+    if pa.types.is_floating(t):
+        x = pc.fill_null(pc.cast(col, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        return np.isnan(x) | np.isneginf(x), np.isposinf(x)
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return None
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(col))
+    neg_inf = tuple("-" + v.lstrip("+") for v in _INF_TEXT)
+
+    def mask(values):
+        hit = pc.is_in(text, value_set=pa.array(values, text.type))
+        return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+
+    return mask(_NAN_TEXT + neg_inf), mask(_INF_TEXT)
+
+
+def _map_non_finite(col, typed: pa.Array, type_bad: np.ndarray, spec: ColumnSpec):
+    """ldp numeric columns (`out_of_domain: map`, the default): NaN and infinities, which the
+    type rule would quarantine (a decision on the private value), taken into the bounds:
+    NaN and -inf to the lower bound, +inf to the upper. Returns (typed, type_bad)."""
+    bounds = spec.params.get("bounds")
+    if spec.action != "ldp" or not bounds or quarantines_out_of_domain(spec.params):
+        return typed, type_bad
+    if not type_bad.any():
+        return typed, type_bad
+    masks = _non_finite(col)
+    if masks is None:
+        return typed, type_bad
+    low, high = masks[0] & type_bad, masks[1] & type_bad
+    if not (low.any() or high.any()):
+        return typed, type_bad
+    lo, hi = (pa.scalar(b, typed.type) for b in bounds)
+    typed = pc.if_else(pa.array(low), lo, pc.if_else(pa.array(high), hi, typed))
+    return typed, type_bad & ~(low | high)
 
 
 def _outside_bounds(typed: pa.Array, spec: ColumnSpec) -> int:

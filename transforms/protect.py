@@ -62,6 +62,7 @@ def protect_table(
     ops: KeyedOps | None,
     out_schema: pa.Schema | None = None,
     detector=None,
+    dataset: str | None = None,
 ) -> pa.Table:
     """Apply the schema's actions to a typed table (columns in schema order).
 
@@ -70,13 +71,14 @@ def protect_table(
         schema: the dataset policy.
         ops: keyed primitives (None only if no column needs a key).
         detector: PII detector for scrub columns (`detector_for(schema)`).
+        dataset: the run's dataset name (needed by memoized ldp, whose noise it keys).
     Returns:
         The protected table, matching `output_schema(schema)`.
     Raises:
         DataError naming the column and action (never a value) if an action fails.
     """
     rk = table.column(schema.record_key).combine_chunks() if schema.record_key else None
-    ctx = ActionContext(ops, rk, schema.record_key, detector)
+    ctx = ActionContext(ops, rk, schema.record_key, detector, dataset)
     out_schema = out_schema or output_schema(schema)
     arrays = []
     for spec in schema.output_columns:

@@ -20,6 +20,14 @@ from schemas.config import InputSpec, RunConfig
 from transforms import progress
 from transforms.contract import COUNTS_LINE, QUARANTINE_SCHEMA, contract_check
 from transforms.gates.leaks import LEAKS_LINE, leak_plan, own_row_leaks
+from transforms.ldp.census import (
+    CENSUS_LINE,
+    census_summary,
+    empty_census,
+    memoized_ldp,
+    merge_census,
+    table_census,
+)
 from transforms.protect import detector_for, keyed_ops, output_schema, protect_table
 from transforms.read import FileStats, RawBatch, read_file
 from transforms.write import EncryptedParquetSink
@@ -28,6 +36,7 @@ QUARANTINE = "quarantine"
 STATS = "stats"
 CONTRACT = "contract"
 LEAKS = "leaks"
+CENSUS = "census"
 
 
 class ReadFilesFn(beam.DoFn):
@@ -70,12 +79,12 @@ class CheckContractFn(beam.DoFn):
 
 
 class ProtectColumnsFn(beam.DoFn):
-    """Typed table -> protected table (column actions), keys opened in setup(); the batch's
-    own-row leak counts (the gates' residual-PII evidence, raw input beside output) tagged
-    leaks, as JSON."""
+    """Typed table -> protected table (column actions), keys opened in setup(); tagged outputs
+    as JSON: the batch's own-row leak counts (the gates' residual-PII evidence, raw input
+    beside output: `leaks`) and, with memoized ldp, its record-key census (`census`)."""
 
-    def __init__(self, schema: Schema, keyring_path: str, count_leaks: bool = False):
-        self._schema, self._keyring_path = schema, keyring_path
+    def __init__(self, schema: Schema, keyring_path: str, dataset: str, count_leaks: bool = False):
+        self._schema, self._keyring_path, self._dataset = schema, keyring_path, dataset
         self._count_leaks = count_leaks  # only a gated run needs them
 
     def setup(self):
@@ -88,14 +97,36 @@ class ProtectColumnsFn(beam.DoFn):
 
     def process(self, table: pa.Table):
         with value_free_errors("protecting columns"):
-            out = protect_table(table, self._schema, self._ops, self._out_schema, self._detector)
+            out = protect_table(
+                table, self._schema, self._ops, self._out_schema, self._detector, self._dataset
+            )
             leaks = None
             if self._leak_plan is not None:
                 leaks = own_row_leaks(table, out, self._leak_plan)
+            if memoized_ldp(self._schema):
+                census = table_census(self._ops.ldp_key, table, self._schema)
         if leaks is not None:
             yield beam.pvalue.TaggedOutput(LEAKS, json.dumps({LEAKS_LINE: leaks}))
+        if memoized_ldp(self._schema):
+            yield beam.pvalue.TaggedOutput(CENSUS, census)
         progress.add(written=out.num_rows)
         yield out
+
+
+class CountRecordKeysFn(beam.CombineFn):
+    """Batch censuses -> one JSON stats line of counts over the whole input (`census_summary`)."""
+
+    def create_accumulator(self):
+        return empty_census()
+
+    def add_input(self, accumulator, census):
+        return merge_census((accumulator, census))
+
+    def merge_accumulators(self, accumulators):
+        return merge_census(accumulators)
+
+    def extract_output(self, accumulator):
+        return json.dumps({CENSUS_LINE: census_summary(accumulator)})
 
 
 class ProtectDataset(beam.PTransform):
@@ -103,7 +134,8 @@ class ProtectDataset(beam.PTransform):
 
     Writes `<staging>/data/part-*.parquet`, `<staging>/quarantine/part-*.parquet` and
     `<staging>/_work/stats*.jsonl` (a line per input file, a `contract` and an
-    `own_row_leaks` line per batch);
+    `own_row_leaks` line per batch, and with memoized ldp one `ldp_census` line for the whole
+    input);
     the launcher reconciles and signs them afterwards.
     """
 
@@ -119,10 +151,11 @@ class ProtectDataset(beam.PTransform):
         checked = read.batches | "CheckContract" >> beam.ParDo(
             CheckContractFn(schema, cfg.input.max_cell_bytes)
         ).with_outputs(QUARANTINE, CONTRACT, main="rows")
-        protect = checked.rows | "ProtectColumns" >> beam.ParDo(
-            ProtectColumnsFn(schema, cfg.keys.keyring, count_leaks=cfg.gates is not None)
-        ).with_outputs(LEAKS, main="protected")
-        protected = protect.protected
+        protected = checked.rows | "ProtectColumns" >> beam.ParDo(
+            ProtectColumnsFn(
+                schema, cfg.keys.keyring, cfg.dataset, count_leaks=cfg.gates is not None
+            )
+        ).with_outputs(LEAKS, CENSUS, main="rows")
 
         def sink(sub: str, arrow_schema: pa.Schema, groups: dict[str, str]):
             return beam.io.Write(
@@ -138,17 +171,22 @@ class ProtectDataset(beam.PTransform):
             )
 
         groups = {c.name: c.key_group for c in schema.output_columns}
-        protected | "WriteProtected" >> sink("data", output_schema(schema), groups)
+        protected.rows | "WriteProtected" >> sink("data", output_schema(schema), groups)
         q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
         (
             (read[QUARANTINE], checked[QUARANTINE])
             | "CollectQuarantine" >> beam.Flatten()
             | "WriteQuarantine" >> sink("quarantine", QUARANTINE_SCHEMA, q_groups)
         )
+        stats = [read[STATS], checked[CONTRACT], protected[LEAKS]]
+        if memoized_ldp(schema):  # repeated record keys are counted over the whole input
+            stats.append(
+                protected[CENSUS] | "CountRecordKeys" >> beam.CombineGlobally(CountRecordKeysFn())
+            )
         (
-            (read[STATS], checked[CONTRACT], protect[LEAKS])
+            tuple(stats)
             | "CollectStats" >> beam.Flatten()
             | "WriteStats"
             >> beam.io.WriteToText(f"{self._staging}/_work/stats", file_name_suffix=".jsonl")
         )
-        return protected
+        return protected.rows

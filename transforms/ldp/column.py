@@ -1,14 +1,15 @@
 """The column-level ldp API: perturb one batch of one column as its `LdpSpec` says.
 
-Nulls stay null; numbers are clipped to the public bounds; a string outside the public
-categories maps to `other` or is marked bad (to quarantine). Messages never carry values.
+Nulls stay null; numbers are clipped to the public bounds (NaN counts as the lower bound); a
+string outside the public categories maps to `other`, or is marked bad (to quarantine) when
+the spec has no `other` bucket. Messages never carry values.
 
 **Memoized noise.** With a record key, uniforms come from HMAC-SHA256(prf_key,
 noise domain || key version || block || record key || value): re-running on the same data
-releases the same outputs (no new budget spent), and a changed value gets a fresh draw.
-The value fed to the PRF is the mechanism's input (clipped number, category), and the
-noise domain covers column, mechanism, epsilon and bounds, so changing the config draws
-fresh noise rather than correlated noise.
+releases the same outputs, and a changed value gets a fresh draw. The value fed to the PRF
+is the mechanism's input (clipped number, category), and the noise domain covers the
+dataset, the record-key column, the column and every mechanism parameter, so changing any
+of them draws fresh noise rather than correlated noise (and the ledger charges it).
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def _inputs_unchecked(values: pa.Array, spec: LdpSpec):
         x = np.clip(x, int(bounds[0]), int(bounds[1]))
     elif type == "float":
         x = pc.fill_null(pc.cast(values, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        bad = np.isnan(x) & valid  # NaN has no place in [L, U]: quarantine, never guess
-        x = np.clip(np.where(bad, bounds[0], x), float(bounds[0]), float(bounds[1])) + 0.0
+        # NaN counts as the lower bound: marking it bad would quarantine on a private value.
+        x = np.clip(np.where(np.isnan(x), bounds[0], x), float(bounds[0]), float(bounds[1])) + 0.0
     elif type == "string":
         dom = category_domain(spec.categories, other)
         idx = pc.index_in(pc.cast(values, pa.string()), value_set=pa.array(dom, pa.string()))
@@ -91,21 +92,43 @@ def _canonical(x: np.ndarray, spec: LdpSpec, use: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(use), arr, pa.scalar(b"", pa.binary()))
 
 
-def noise_domain(column: str, spec: LdpSpec) -> str:
+def prf_inputs(values, spec: LdpSpec) -> pa.Array:
+    """The value part of each row's PRF message: the canonical mechanism input.
+
+    Args:
+        values: the column's values (pyarrow Array or ChunkedArray).
+        spec: the column's ldp parameters.
+    Returns:
+        a binary array; empty for nulls and bad values (their draws are not used).
+    Raises:
+        ValueError: invalid config, or values that cannot be read as the column's type.
+    """
+    build_mechanism(spec)  # validates the config before any value is read
+    x, valid, bad = _inputs(values, spec)
+    return _canonical(x, spec, valid & ~bad)
+
+
+def noise_domain(column: str, spec: LdpSpec, *, record_key: str, dataset: str) -> str:
     """Canonical text of everything that shapes a column's noise (for the PRF and ledger).
 
     Every field of the spec is in it (a new parameter joins by itself), with the mechanism
-    resolved, epsilon and bounds as exact reprs and the categories as the public domain.
+    resolved, epsilon and bounds as exact reprs and the categories as the public domain, and
+    so are the dataset and the record-key column: keying the same rows on another column, or
+    releasing them as another dataset, draws independent noise.
 
     Args:
         column: column name.
         spec: the column's ldp parameters.
+        record_key: the schema's record-key column.
+        dataset: the run's dataset name.
     Returns:
         a JSON string; equal configs give equal strings.
     """
     doc = {f.name: getattr(spec, f.name) for f in fields(spec)}
     doc.update(
         column=column,
+        record_key=record_key,
+        dataset=dataset,
         mechanism=resolve_mechanism(spec.type, spec.mechanism),
         epsilon=repr(check_epsilon(spec.epsilon)),
         bounds=None if spec.bounds is None else [repr(float(b)) for b in spec.bounds],
@@ -117,13 +140,22 @@ def noise_domain(column: str, spec: LdpSpec) -> str:
 
 
 def memoized_source(
-    key: bytes, record_keys, column: str, values, version: int, spec: LdpSpec
+    key: bytes,
+    record_keys,
+    column: str,
+    values,
+    version: int,
+    spec: LdpSpec,
+    *,
+    record_key: str,
+    dataset: str,
 ) -> KeyedPrfSource:
     """A KeyedPrfSource for one batch of one column, keyed on the *mechanism input*.
 
     The PRF sees the clipped number (or the category after `other` mapping), so two raw
     values that the mechanism treats alike share noise, while any change of the effective
-    value draws fresh noise. The noise domain includes the column config.
+    value draws fresh noise. The noise domain (`noise_domain`) includes the column config,
+    the record-key column and the dataset.
 
     Args:
         key: PRF key from the keyring.
@@ -132,15 +164,16 @@ def memoized_source(
         values: the column's values (pyarrow Array), same rows as record_keys.
         version: key version.
         spec: the column's ldp parameters.
+        record_key: the name of the record-key column.
+        dataset: the run's dataset name.
     Returns:
         a KeyedPrfSource to pass to `apply_ldp` with the same `values`.
     Raises:
         ValueError: invalid config or mismatched lengths.
     """
-    build_mechanism(spec)  # validates the config before any value is read
-    x, valid, bad = _inputs(values, spec)
-    enc = _canonical(x, spec, valid & ~bad)
-    return KeyedPrfSource(key, record_keys, noise_domain(column, spec), enc, version)
+    enc = prf_inputs(values, spec)
+    domain = noise_domain(column, spec, record_key=record_key, dataset=dataset)
+    return KeyedPrfSource(key, record_keys, domain, enc, version)
 
 
 def apply_ldp(
@@ -148,9 +181,10 @@ def apply_ldp(
 ) -> tuple[pa.Array, np.ndarray]:
     """Perturb one batch of one column with a local-DP mechanism.
 
-    Nulls stay null. Numbers are clipped to `bounds`. A string outside `categories` maps to
-    `other` when given; otherwise it is marked in `bad_mask` (to quarantine) and output as
-    null, as is a NaN in a float column. Messages never contain values.
+    Nulls stay null. Numbers are clipped to `bounds`, and NaN counts as the lower bound. A
+    string outside `categories` maps to `other` when given; otherwise it is marked in
+    `bad_mask` (the contract stage quarantines such rows first, under
+    `out_of_domain: quarantine`) and output as null. Messages never contain values.
 
     Args:
         values: the column's values (pyarrow Array or ChunkedArray).

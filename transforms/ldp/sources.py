@@ -108,8 +108,8 @@ class KeyedPrfSource:
     Args:
         key: PRF key bytes (>= 16 bytes), from the keyring.
         record_keys: one non-null record key per row (list of str, or a pyarrow array).
-        column: the noise domain; `memoized_source` passes the column name together with
-            the mechanism parameters.
+        column: the noise domain; `memoized_source` passes `noise_domain(...)`: dataset,
+            record-key column, column name and mechanism parameters.
         values: the mechanism input per row, canonically encoded (list of str, or a pyarrow
             string/binary array); nulls are allowed (their draws are not used).
         version: key version (>= 0); bumping it re-draws all noise.
