@@ -101,8 +101,8 @@ def input_expectations(schema, name: str = "privgate_input_contract"):
     Severity "critical" (fails the contract): every declared column is present with its
     declared type. Severity "warning" (reported, the run handles these rows by policy):
     non-nullable columns without nulls (such rows are quarantined), ldp string columns
-    without `other` inside their categories (quarantined), ldp numeric columns inside their
-    bounds (clipped).
+    inside their declared categories (others are mapped to `other` or quarantined), ldp
+    numeric columns inside their bounds (clipped).
 
     Args:
         schema: the dataset schema.
@@ -131,7 +131,7 @@ def input_expectations(schema, name: str = "privgate_input_contract"):
         if c.action != "ldp":
             continue
         p = c.params
-        if p.get("categories") and "other" not in p:
+        if p.get("categories"):
             exps.append(
                 gxe.ExpectColumnValuesToBeInSet(
                     column=c.name, value_set=list(p["categories"]), meta=meta, severity="warning"
