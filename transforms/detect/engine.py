@@ -34,6 +34,7 @@ from transforms.detect.recognizers import (
     extra_recognizers,
     gated_phone_recognizer,
 )
+from transforms.detect.text_recognizers import text_recognizers
 
 log = logging.getLogger("privgate.detect")
 
@@ -195,7 +196,7 @@ class Detector:
                 max_raw = float(rec.SCORE)
             else:
                 max_raw = 1.0
-            prefilter = PREFILTERS.get(name)
+            prefilter = getattr(rec, "prefilter", None) or PREFILTERS.get(name)
             if (
                 prefilter is None
                 and isinstance(rec, PatternRecognizer)
@@ -317,24 +318,17 @@ class Detector:
                 for r in analyze(text, ents, None):
                     if r.entity_type not in wanted:
                         continue
+                    score = self._context_score(path, r, text, boosted)
                     if r.entity_type == "PHONE_NUMBER" and _not_a_phone(text, r.start, r.end):
-                        continue
-                    found[i].append(
-                        Span(
-                            r.start,
-                            r.end,
-                            r.entity_type,
-                            self._context_score(path, r, text, boosted),
-                        )
-                    )
+                        score = min(score, score_threshold)  # kept, loses overlaps
+                    found[i].append(Span(r.start, r.end, r.entity_type, score))
         ner_ents = wanted & self.ner_entities
         if use_ner and ner_ents:
             ner_found: list[list[Span]] = [[] for _ in range(n)]
             self._ner(py, ner_found, ner_ents, batch_size, n_process)
             for i, spans in enumerate(ner_found):
                 if spans:
-                    claimed = [p for p in found[i] if p.score >= score_threshold]
-                    found[i].extend(_plausible_ner(py[i], spans, claimed))
+                    found[i].extend(_plausible_ner(py[i], spans, score_threshold))
         allow = frozenset(allow_list)
         out = []
         for text, spans in zip(py, found, strict=True):
@@ -413,28 +407,23 @@ def _not_a_phone(text: str, start: int, end: int) -> bool:
     )
 
 
-def _plausible_ner(text: str, ner: list[Span], patterns: list[Span]) -> list[Span]:
-    """NER spans worth keeping next to the pattern recognizers' spans.
+def _plausible_ner(text: str, ner: list[Span], threshold: float) -> list[Span]:
+    """NER spans re-scored next to the pattern recognizers' spans (none is dropped).
 
     en_core_web_sm labels digit strings at its fixed 0.85 (`+1-877` as NRP, a phone
-    number as DATE_TIME, a GUID fragment or `SKU-16486-A` as PERSON), which would beat
-    validated-format spans in overlap resolution. Names and groups have no digits; a
-    span with at least as many digits as letters is not a place either, and is a date
-    only if no pattern recognizer claims it and it is not a bare number (a year aside).
+    number as DATE_TIME, a GUID fragment as PERSON), which would beat validated-format
+    spans in overlap resolution. A name or group with digits, and any span with at least
+    as many digits as letters, is kept at the threshold score instead: reported (Presidio
+    reports it too) unless a pattern span overlaps it, which then wins.
     """
     out = []
     for s in ner:
         piece = text[s.start : s.end]
         digits = sum(c.isdigit() for c in piece)
-        if digits and s.entity in ("PERSON", "NRP"):
-            continue  # names and groups have no digits
-        if digits and digits >= sum(c.isalpha() for c in piece):
-            if s.entity != "DATE_TIME":
-                continue
-            if any(p.start < s.end and s.start < p.end for p in patterns):
-                continue
-            if piece.isdigit() and len(piece) != 4:
-                continue  # a bare number (order 4829301) is no date; a year is
+        if digits and (
+            s.entity in ("PERSON", "NRP") or digits >= sum(c.isalpha() for c in piece)
+        ):
+            s = s._replace(score=min(s.score, threshold))
         out.append(s)
     return out
 
@@ -591,7 +580,7 @@ def build_engine(
     if not stock_only:
         registry.remove_recognizer("PhoneRecognizer")
         registry.add_recognizer(gated_phone_recognizer())
-        for rec in extra_recognizers():
+        for rec in [*extra_recognizers(), *text_recognizers()]:
             registry.add_recognizer(rec)
         for spec in recognizers:
             registry.add_recognizer(_to_presidio(spec))

@@ -11,8 +11,8 @@ import re
 
 from schemas.detection import RecognizerSpec
 
-# spaCy labels kept and what Presidio calls them (Presidio's conf/spacy.yaml). ORG is left
-# out on purpose: on en_core_web_sm it fires on "DOB", "SSN" and e-mail addresses.
+# spaCy labels kept and what Presidio calls them (Presidio's conf/spacy.yaml). ORG is kept as
+# Presidio keeps it (recall floor), though en_core_web_sm also fires it on "DOB" or "SSN".
 NER_CONFIGURATION = {
     "model_to_presidio_entity_mapping": {
         "PER": "PERSON",
@@ -22,14 +22,14 @@ NER_CONFIGURATION = {
         "LOC": "LOCATION",
         "GPE": "LOCATION",
         "LOCATION": "LOCATION",
+        "ORG": "ORGANIZATION",
+        "ORGANIZATION": "ORGANIZATION",
         "DATE": "DATE_TIME",
         "TIME": "DATE_TIME",
     },
     "low_confidence_score_multiplier": 0.4,
     "low_score_entity_names": [],
     "labels_to_ignore": [
-        "ORG",
-        "ORGANIZATION",
         "CARDINAL",
         "EVENT",
         "LANGUAGE",

@@ -1,0 +1,313 @@
+"""Recognizers for free text that Presidio lacks: street addresses, user names, CVVs, name forms.
+
+Each is a list of regex rules (entity, pattern, group, score, check); a rule's span is its
+group, so a context word can be part of the match (`CVV 123`) and stay unreported. Single
+given names and surnames come from a gazetteer of Faker's person-provider name lists (MIT),
+loaded lazily once per process; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_NAME_LOCALES = (
+    "en_US",
+    "en_GB",
+    "de_DE",
+    "fr_FR",
+    "es_ES",
+    "it_IT",
+    "nl_NL",
+    "pl_PL",
+    "pt_BR",
+    "sv_SE",
+)
+_NAME_ATTRS = (
+    "first_names",
+    "first_names_female",
+    "first_names_male",
+    "last_names",
+    "last_names_female",
+    "last_names_male",
+)
+# Capitalised words that are names in some list but mostly ordinary words in a sentence.
+_NOT_NAMES = frozenset(
+    """
+    a i the and or of to in on at by for from with as is was be are our your their his her
+    my we you he she it they this that these those there here when where who what which new
+    card account code date birth born age male female mr mrs ms miss dr rev prof sir madam
+    january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday street road avenue lane drive
+    court place way north south east west city state county country park church hall hill
+    christian major master king queen bishop earl baron duke prince justice judge
+    """.split()
+)
+
+
+@functools.cache
+def name_gazetteer() -> frozenset[str]:
+    """Given names and surnames (lower-cased) from Faker's person providers, loaded once.
+
+    Faker is MIT-licensed; its provider modules are plain Python data, read offline. Words
+    of Faker's English lorem list (common words) and a short stop list are left out. Empty
+    if Faker is not installed.
+    """
+    names: set[str] = set()
+    try:
+        for loc in _NAME_LOCALES:
+            mod = importlib.import_module(f"faker.providers.person.{loc}")
+            for attr in _NAME_ATTRS:
+                for n in getattr(mod.Provider, attr, ()) or ():
+                    for part in re.split(r"[\s-]+", str(n)):
+                        if len(part) > 1:
+                            names.add(part.lower())
+        common = importlib.import_module("faker.providers.lorem.en_US").Provider.word_list
+    except ImportError:
+        return frozenset()
+    return frozenset(names - {w.lower() for w in common} - _NOT_NAMES)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A regex rule: `group` of each match of `pattern` is an `entity` at `score`."""
+
+    entity: str
+    pattern: re.Pattern
+    score: float
+    group: int | str = 0
+    check: Callable[[re.Match], float | None] | None = None  # re-score or reject (None)
+
+
+_UP = r"[A-ZÀ-ÖØ-Þ]"
+_LOW = r"[a-zß-öø-ÿ]"
+_WORD = rf"{_UP}{_LOW}+(?:['’-]{_UP}?{_LOW}+)*"
+_TITLES = r"Mr|Mrs|Ms|Miss|Mx|Master|Dr|Rev|Prof|Sir|Lady|Mme|Mlle|Capt|Col|Major|Don|Dona"
+_SHORT_TITLES = r"Mr|Mrs|Ms|Mx|Dr|Prof|Rev|Mme|Mlle"
+
+_US_SUFFIX = (
+    r"Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|"
+    r"Way|Terrace|Ter|Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq|Trail|Trl|Plaza|Plz|"
+    r"Crescent|Cres|Close|Alley|Row|Path|Pike|Loop|Run|Walk|Mews|Gardens|Grove|Hill|"
+    r"Point|Pointe|Ridge|Crossing|Xing|Expressway|Expy|Freeway|Fwy|Turnpike|Tpke|Causeway|"
+    r"Center|Ctr|Harbor|Heights|Hts|Junction|Jct|Landing|Manor|Meadows?|Mill|Park|Pass|"
+    r"Port|Shores?|Springs?|Station|Sta|Summit|Valley|Vly|View|Villages?|Vista|Ville|"
+    r"Building|Bldg|Estates?|Falls|Forest|Fort|Ft|Glen|Green|Haven|Island|Isle|Key|Knoll|"
+    r"Lake|Lakes|Oval|Route|Rte|Stravenue|Tunnel|Underpass|Union|Wells|Creek|Ford|Ferry"
+)
+_UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|Bldg|#)\.?\s*#?\s*[\w-]{1,6})"
+_DIR = r"(?:[NSEW]|N[EW]|S[EW]|North|South|East|West)\.?"
+_DE_SUFFIX = (
+    r"stra(?:ß|ss)e|str\.|weg|platz|gasse|allee|ring|damm|ufer|steig|pfad|chaussee|markt|"
+    r"straat|laan|plein|gracht|kade|singel|dijk|steeg|hof|gatan|vägen|gränd|torget|ulica|ul\."
+)
+_ROMANCE = (
+    r"rue|avenue|av\.|boulevard|bd|place|chemin|allée|impasse|quai|route|cours|passage|"
+    r"calle|c/|avenida|avda\.?|plaza|paseo|camino|carrer|ronda|travesía|via|viale|piazza|"
+    r"corso|vicolo|largo|strada|rua|praça|travessa|alameda|estrada|rodovia"
+)
+_ROMANCE_NAME = (
+    rf"(?:(?:de|del|de la|des|du|di|da|do|dos|das|della|dello|degli|le|la|les|l'|d')\s*)*"
+    rf"{_UP}[\w'’.-]*(?:\s+(?:(?:de|del|de la|des|du|di|da|do|dos|das|della|le|la|l'|d')\s*)*"
+    rf"{_UP}[\w'’.-]*){{0,4}}"
+)
+
+ADDRESS_RULES = (
+    # 123 N Main St Apt 4B / 4521 Oak Hill Road, Suite 200 / 55 5th Avenue
+    Rule(
+        "STREET_ADDRESS",
+        re.compile(
+            rf"\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})?\s+(?:{_DIR}\s+)?"
+            rf"(?:(?:{_WORD}|\d{{1,3}}(?:st|nd|rd|th))\s+){{1,4}}(?:{_US_SUFFIX})\b\.?"
+            rf"(?:\s+{_DIR}(?![\w]))?{_UNIT}?"
+        ),
+        0.9,
+    ),
+    # P.O. Box 1234 / PO Box 55
+    Rule(
+        "STREET_ADDRESS",
+        re.compile(r"\b(?:P\.?\s?O\.?|Post\s+Office)\s*Box\s+\d{1,6}\b", re.I),
+        0.9,
+    ),
+    # Hauptstraße 5 / Berliner Str. 12a / Kerkstraat 3 / Storgatan 7 / ul. Polna 5
+    Rule(
+        "STREET_ADDRESS",
+        re.compile(
+            rf"\b(?:{_UP}{_LOW}*(?:{_DE_SUFFIX})|(?:{_WORD}\s+)?(?:Straße|Strasse|Str\.|"
+            rf"Weg|Platz|Gasse|Allee)|(?:ul\.|ulica)\s+{_WORD}(?:\s+{_WORD})?)"
+            rf"\s+\d{{1,4}}[a-zA-Z]?(?:\s*[/-]\s*\d{{1,4}}[a-zA-Z]?)?\b"
+        ),
+        0.9,
+    ),
+    # 12 rue de la Paix / 3, avenue Victor Hugo / Calle Mayor 5 / Via Roma, 10
+    Rule(
+        "STREET_ADDRESS",
+        re.compile(
+            rf"(?:\b\d{{1,4}}(?:\s?(?:bis|ter))?,?\s+)?\b(?i:{_ROMANCE})\s+{_ROMANCE_NAME}"
+            rf"(?:,?\s+(?:n\.?\s?º?\s?)?\d{{1,4}}[a-zA-Z]?\b)?"
+        ),
+        0.9,
+        check=lambda m: 0.9 if re.search(r"\d", m.group(0)) else None,
+    ),
+)
+
+USERNAME_RULES = (
+    # @handle (not an e-mail: no word character or dot before the @)
+    Rule(
+        "USERNAME",
+        re.compile(r"(?<![\w.@])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?(?![\w@])"),
+        0.9,
+    ),
+    # profile URLs of common sites
+    Rule(
+        "USERNAME",
+        re.compile(
+            r"(?i)\b(?:https?://)?(?:www\.|m\.|mobile\.)?(?:twitter|x|instagram|facebook|fb|"
+            r"youtube|linkedin|github|gitlab|tiktok|reddit|pinterest|medium|twitch|threads|"
+            r"snapchat|soundcloud|vimeo|flickr|tumblr|t\.me|telegram)\.(?:com|me|net|tv)/"
+            r"(?:in/|user/|c/|channel/|u/|user/|@)?@?[\w.-]*\w"
+        ),
+        0.9,
+    ),
+    # user: jdoe42 / username jdoe42 / login is jdoe42 / handle @x
+    Rule(
+        "USERNAME",
+        re.compile(
+            r"(?i)\b(?:user(?:\s*name|\s*id)?|login|handle|screen\s*name|nick(?:name)?|"
+            r"account(?:\s+name)?|profile)\s*(?::|=|is|was|-)?\s*"
+            r"(?-i:(?P<u>(?=[\w.-]*[\d_.]|[a-z])[A-Za-z0-9][\w.-]{1,30}[A-Za-z0-9]))\b"
+        ),
+        0.6,
+        "u",
+        check=lambda m: None if m.group("u").lower() in _NOT_USERNAMES else 0.6,
+    ),
+)
+_NOT_USERNAMES = frozenset(
+    "the and was is has had with from for this that who name names account accounts id "
+    "suspended created deleted login logged reported profile page number".split()
+)
+
+CVV_RULES = (
+    Rule(
+        "CVV",
+        re.compile(
+            r"(?i)\b(?:CVV2?|CVC2?|CID|CSC|CVN|security\s+code|card\s+verification"
+            r"(?:\s+(?:value|code|number))?|verification\s+code)\b[\s:#=()a-z]{0,12}?"
+            r"(?<!\d)(?P<c>\d{3,4})(?!\d)"
+        ),
+        0.9,
+        "c",
+    ),
+)
+
+NAME_RULES = (
+    # Braund, Mr. Owen Harris / Smith, Mrs. Jane (Mary Jones)
+    Rule(
+        "PERSON",
+        re.compile(
+            rf"\b{_WORD}(?:\s+{_WORD})?,\s+(?:{_TITLES})\.?\s+{_WORD}(?:\s+(?:{_WORD}|{_UP}\.))"
+            rf"{{0,3}}(?:\s+\([^()\n]{{1,60}}\))?"
+        ),
+        0.9,
+    ),
+    # Smith, John / Smith, John A. (a name of the gazetteer on either side)
+    Rule(
+        "PERSON",
+        re.compile(rf"\b(?P<l>{_WORD}),\s+(?P<f>{_WORD})(?:\s+(?:{_WORD}|{_UP}\.)){{0,2}}"),
+        0.86,
+        check=lambda m: (
+            0.86
+            if (m.group("f").lower() in name_gazetteer() or m.group("l").lower() in name_gazetteer())
+            else None
+        ),
+    ),
+    # Dr. Smith / Mrs Jane Smith
+    Rule(
+        "PERSON",
+        re.compile(
+            rf"\b(?:{_SHORT_TITLES})\.?\s+(?P<n>{_WORD}(?:\s+(?:{_WORD}|{_UP}\.)){{0,2}})"
+        ),
+        0.6,
+        "n",
+    ),
+)
+# Runs of capitalised words in the gazetteer (with initials): `Owen`, `Jane Smith`.
+_GAZ_RUN = re.compile(rf"{_WORD}|{_UP}\.")
+_GAZ_TOKEN = re.compile(rf"(?<![\w@.#/])(?:{_WORD})(?![\w@])")
+
+
+def gazetteer_spans(text: str, score: float) -> list[tuple[int, int, float]]:
+    """(start, end, score) of capitalised given names / surnames from the gazetteer.
+
+    Adjacent gazetteer words join into one span; a lone one scores `score`, two or more a
+    little higher.
+    """
+    names = name_gazetteer()
+    out: list[list] = []
+    for m in _GAZ_TOKEN.finditer(text):
+        if m.group(0).lower() not in names:
+            continue
+        if out and re.fullmatch(r"\s+", text[out[-1][1] : m.start()]):
+            out[-1][1] = m.end()
+            out[-1][2] = min(1.0, score + 0.1)
+        else:
+            out.append([m.start(), m.end(), score])
+    return [tuple(s) for s in out]
+
+
+def rule_recognizer(name: str, entity: str, rules, prefilter: str | None, gazetteer=None):
+    """A Presidio EntityRecognizer running `rules` (and optionally the name gazetteer).
+
+    Args:
+        name: recognizer name.
+        entity: its entity.
+        rules: Rule tuple.
+        prefilter: RE2 pattern every cell with a finding matches (None: every cell).
+        gazetteer: score of lone gazetteer names, or None for no gazetteer.
+    """
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    class RuleRecognizer(EntityRecognizer):
+        def load(self):
+            pass
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            out = []
+            for rule in rules:
+                for m in rule.pattern.finditer(text):
+                    score = rule.score if rule.check is None else rule.check(m)
+                    if score is None:
+                        continue
+                    s, e = m.span(rule.group)
+                    out.append(RecognizerResult(rule.entity, s, e, score))
+            if gazetteer is not None:
+                for s, e, sc in gazetteer_spans(text, gazetteer):
+                    out.append(RecognizerResult(entity, s, e, sc))
+            return out
+
+    rec = RuleRecognizer(supported_entities=[entity], name=name, supported_language="en")
+    rec.prefilter = prefilter
+    return rec
+
+
+def text_recognizers() -> list:
+    """privgate's free-text recognizers: STREET_ADDRESS, USERNAME, CVV, PERSON name forms."""
+    return [
+        rule_recognizer("StreetAddressRecognizer", "STREET_ADDRESS", ADDRESS_RULES, r"\p{Nd}"),
+        rule_recognizer(
+            "UsernameRecognizer",
+            "USERNAME",
+            USERNAME_RULES,
+            r"(?i)(?:@|user|login|handle|screen|nick|account|profile|\.(?:com|me|net|tv)/)",
+        ),
+        rule_recognizer(
+            "CvvRecognizer",
+            "CVV",
+            CVV_RULES,
+            r"(?i)(?:cv[vcn]|cid|csc|security|verification)",
+        ),
+        rule_recognizer("NameFormRecognizer", "PERSON", NAME_RULES, None, gazetteer=0.4),
+    ]
