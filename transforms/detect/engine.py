@@ -34,7 +34,7 @@ from transforms.detect.recognizers import (
     extra_recognizers,
     gated_phone_recognizer,
 )
-from transforms.detect.text_recognizers import text_recognizers
+from transforms.detect.text_recognizers import reads_as_person, text_recognizers
 
 log = logging.getLogger("privgate.detect")
 
@@ -328,7 +328,11 @@ class Detector:
             self._ner(py, ner_found, ner_ents, batch_size, n_process)
             for i, spans in enumerate(ner_found):
                 if spans:
-                    found[i].extend(_plausible_ner(py[i], spans, score_threshold))
+                    claimed = [p for p in found[i] if p.score >= score_threshold]
+                    spans = _plausible_ner(py[i], spans, claimed, score_threshold)
+                    found[i].extend(spans)
+                    if "PERSON" in wanted:
+                        found[i].extend(_names_mislabelled(py[i], spans))
         allow = frozenset(allow_list)
         out = []
         for text, spans in zip(py, found, strict=True):
@@ -407,14 +411,16 @@ def _not_a_phone(text: str, start: int, end: int) -> bool:
     )
 
 
-def _plausible_ner(text: str, ner: list[Span], threshold: float) -> list[Span]:
+def _plausible_ner(
+    text: str, ner: list[Span], patterns: list[Span], threshold: float
+) -> list[Span]:
     """NER spans re-scored next to the pattern recognizers' spans (none is dropped).
 
     en_core_web_sm labels digit strings at its fixed 0.85 (`+1-877` as NRP, a phone
     number as DATE_TIME, a GUID fragment as PERSON), which would beat validated-format
     spans in overlap resolution. A name or group with digits, and any span with at least
-    as many digits as letters, is kept at the threshold score instead: reported (Presidio
-    reports it too) unless a pattern span overlaps it, which then wins.
+    as many digits as letters, is kept at the threshold score instead (Presidio reports
+    it too), or merged into a pattern span that overlaps it (`SSN 123456789`).
     """
     out = []
     for s in ner:
@@ -423,9 +429,24 @@ def _plausible_ner(text: str, ner: list[Span], threshold: float) -> list[Span]:
         if digits and (
             s.entity in ("PERSON", "NRP") or digits >= sum(c.isalpha() for c in piece)
         ):
+            if any(p.start < s.end and s.start < p.end for p in patterns):
+                continue
             s = s._replace(score=min(s.score, threshold))
         out.append(s)
     return out
+
+
+_RELABEL = frozenset({"ORGANIZATION", "DATE_TIME"})
+
+
+def _names_mislabelled(text: str, ner: list[Span]) -> list[Span]:
+    """PERSON spans over NER organizations / places / dates that read as a person's name
+    (`Inaya Pennington` as ORG); they win the overlap, the NER span still counts as found."""
+    return [
+        Span(s.start, s.end, "PERSON", min(1.0, s.score + 0.01))
+        for s in ner
+        if s.entity in _RELABEL and reads_as_person(text[s.start : s.end])
+    ]
 
 
 _NER_MAX_CHARS = 100_000

@@ -49,26 +49,69 @@ _NOT_NAMES = frozenset(
 
 
 @functools.cache
-def name_gazetteer() -> frozenset[str]:
-    """Given names and surnames (lower-cased) from Faker's person providers, loaded once.
+def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
+    """(given names, surnames), lower-cased, from Faker's person providers, loaded once.
 
     Faker is MIT-licensed; its provider modules are plain Python data, read offline. Words
     of Faker's English lorem list (common words) and a short stop list are left out. Empty
     if Faker is not installed.
     """
-    names: set[str] = set()
+    given: set[str] = set()
+    last: set[str] = set()
     try:
         for loc in _NAME_LOCALES:
             mod = importlib.import_module(f"faker.providers.person.{loc}")
             for attr in _NAME_ATTRS:
+                into = given if attr.startswith("first") else last
                 for n in getattr(mod.Provider, attr, ()) or ():
                     for part in re.split(r"[\s-]+", str(n)):
                         if len(part) > 1:
-                            names.add(part.lower())
+                            into.add(part.lower())
         common = importlib.import_module("faker.providers.lorem.en_US").Provider.word_list
     except ImportError:
-        return frozenset()
-    return frozenset(names - {w.lower() for w in common} - _NOT_NAMES)
+        return frozenset(), frozenset()
+    drop = {w.lower() for w in common} | _NOT_NAMES
+    return frozenset(given - drop), frozenset(last - drop)
+
+
+def name_gazetteer() -> frozenset[str]:
+    """Given names and surnames (lower-cased) from Faker's person providers."""
+    return _all_names()
+
+
+@functools.cache
+def _all_names() -> frozenset[str]:
+    given, last = _name_lists()
+    return given | last
+
+
+_FIRM_WORDS = frozenset(
+    "and und et e y inc llc ltd ltda co corp plc gmbh ag sa s.a spa srl bv nv group sons "
+    "figli hijos fils partners associates company bank".split()
+)
+_FIRM_MARK = re.compile(r"&|\b[SBN]\.\s?[ALV]\b")
+_NAME_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_TITLE_WORDS = frozenset(t.lower() for t in re.split(r"\|", "Mr|Mrs|Ms|Miss|Mx|Master|Dr|Rev|Prof|Sir|Mme|Mlle|Capt|Col"))
+
+
+def reads_as_person(piece: str) -> bool:
+    """True if a span NER called an organization or place reads as a person's name.
+
+    Every word is capitalised (initials and titles allowed), there are at most four, and
+    the first name word is a given name of the gazetteer or every one is a known name (a
+    lone word must be a given name). No company-form word (`Inc`, `S.A`, `and`).
+    """
+    given, _ = _name_lists()
+    names = _all_names()
+    words = _NAME_WORD.findall(piece.removesuffix("'s").removesuffix("’s"))
+    if any(w.lower() in _FIRM_WORDS for w in words) or _FIRM_MARK.search(piece):
+        return False
+    words = [w for w in words if w.lower() not in _TITLE_WORDS and len(w) > 1]
+    if not words or len(words) > 4 or not all(w[0].isupper() for w in words):
+        return False
+    if len(words) == 1:
+        return words[0].lower() in given
+    return words[0].lower() in given or all(w.lower() in names for w in words)
 
 
 @dataclass(frozen=True)
@@ -216,11 +259,15 @@ NAME_RULES = (
     # Smith, John / Smith, John A. (a name of the gazetteer on either side)
     Rule(
         "PERSON",
-        re.compile(rf"\b(?P<l>{_WORD}),\s+(?P<f>{_WORD})(?:\s+(?:{_WORD}|{_UP}\.)){{0,2}}"),
+        re.compile(
+            rf"\b(?P<l>{_WORD}),\s+(?P<f>{_WORD})(?:\s+(?:{_WORD}|{_UP}\.)){{0,2}}"
+            rf"\b(?!,?\s+(?:and|&|e|y|et|und)\s)"
+        ),
         0.86,
         check=lambda m: (
             0.86
-            if (m.group("f").lower() in name_gazetteer() or m.group("l").lower() in name_gazetteer())
+            if m.group("f").lower() not in _FIRM_WORDS
+            and (m.group("f").lower() in _all_names() or m.group("l").lower() in _all_names())
             else None
         ),
     ),
