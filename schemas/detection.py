@@ -29,6 +29,7 @@ GUARD_MODES = ("fail", "warn")
 KNOWN_ENTITIES = (
     "CREDIT_CARD",
     "CRYPTO",
+    "CVV",
     "DATE_TIME",
     "EMAIL_ADDRESS",
     "IBAN_CODE",
@@ -37,8 +38,10 @@ KNOWN_ENTITIES = (
     "MAC_ADDRESS",
     "MEDICAL_LICENSE",
     "NRP",
+    "ORGANIZATION",
     "PERSON",
     "PHONE_NUMBER",
+    "STREET_ADDRESS",
     "UK_NHS",
     "URL",
     "US_BANK_NUMBER",
@@ -46,6 +49,7 @@ KNOWN_ENTITIES = (
     "US_ITIN",
     "US_PASSPORT",
     "US_SSN",
+    "USERNAME",
     "UUID",
 )
 

@@ -418,24 +418,31 @@ def _plausible_ner(
 
     en_core_web_sm labels digit strings at its fixed 0.85 (`+1-877` as NRP, a phone
     number as DATE_TIME, a GUID fragment as PERSON), which would beat validated-format
-    spans in overlap resolution. A name or group with digits, and any span with at least
-    as many digits as letters, is kept at the threshold score instead (Presidio reports
-    it too), or merged into a pattern span that overlaps it (`SSN 123456789`).
+    spans in overlap resolution. A name or group with a digit is impossible and goes; a
+    span with at least as many digits as letters is kept at the threshold score (Presidio
+    reports it too). A span with a digit that a pattern span overlaps is merged into it
+    (`SSN 123456789`, the `ed8e:5d0c` of an IPv6 address).
     """
     out = []
     for s in ner:
         piece = text[s.start : s.end]
         digits = sum(c.isdigit() for c in piece)
-        if digits and (
-            s.entity in ("PERSON", "NRP") or digits >= sum(c.isalpha() for c in piece)
-        ):
-            if any(p.start < s.end and s.start < p.end for p in patterns):
-                continue
+        if digits and any(p.start < s.end and s.start < p.end for p in patterns):
+            continue
+        if s.entity == "ORGANIZATION" and piece.upper() in _FIELD_LABELS:
+            continue  # the label of a field ("SSN 536-22-8104"), not an organization
+        if digits and s.entity in ("PERSON", "NRP"):
+            continue  # impossible format: names and groups have no digits
+        if digits and digits >= sum(c.isalpha() for c in piece):
             s = s._replace(score=min(s.score, threshold))
         out.append(s)
     return out
 
 
+_FIELD_LABELS = frozenset(
+    "SSN DOB IBAN BIC SWIFT CVV CVC CVV2 PIN ZIP MRN NHS EIN TIN ITIN VIN ID UID IP MAC URL "
+    "E-MAIL EMAIL TEL FAX PO".split()
+)
 _RELABEL = frozenset({"ORGANIZATION", "DATE_TIME"})
 
 

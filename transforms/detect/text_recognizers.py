@@ -197,6 +197,20 @@ ADDRESS_RULES = (
     ),
 )
 
+# zip 02139 / postcode SW1A 1AA / PLZ 10115: a postal code after its label (a place).
+ZIP_RULES = (
+    Rule(
+        "LOCATION",
+        re.compile(
+            r"(?i)\b(?:zip(?:\s*code)?|post(?:al)?\s*code|postcode|PLZ|code\s+postal|CAP)"
+            r"\b\W{0,3}(?P<z>\d{5}(?:-\d{4})?|\d{2}-\d{3}|\d{4}\s?[A-Z]{2}|\d{4}"
+            r"|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b"
+        ),
+        0.9,
+        "z",
+    ),
+)
+
 USERNAME_RULES = (
     # @handle (not an e-mail: no word character or dot before the @)
     Rule(
@@ -349,6 +363,9 @@ def text_recognizers() -> list:
             "USERNAME",
             USERNAME_RULES,
             r"(?i)(?:@|user|login|handle|screen|nick|account|profile|\.(?:com|me|net|tv)/)",
+        ),
+        rule_recognizer(
+            "ZipCodeRecognizer", "LOCATION", ZIP_RULES, r"(?i)(?:zip|post|plz|cap)"
         ),
         rule_recognizer(
             "CvvRecognizer",
