@@ -154,8 +154,8 @@ _ROMANCE = (
 )
 _ROMANCE_NAME = (
     rf"(?:(?:de|del|de la|des|du|di|da|do|dos|das|della|dello|degli|le|la|les|l'|d')\s*)*"
-    rf"{_UP}[\w'’.-]*(?:\s+(?:(?:de|del|de la|des|du|di|da|do|dos|das|della|le|la|l'|d')\s*)*"
-    rf"{_UP}[\w'’.-]*){{0,4}}"
+    rf"{_UP}[\w'’-]*(?:\s+(?:(?:de|del|de la|des|du|di|da|do|dos|das|della|le|la|l'|d')\s*)*"
+    rf"{_UP}[\w'’-]*){{0,4}}"
 )
 
 ADDRESS_RULES = (
@@ -275,7 +275,7 @@ NAME_RULES = (
         "PERSON",
         re.compile(
             rf"\b(?P<l>{_WORD}),\s+(?P<f>{_WORD})(?:\s+(?:{_WORD}|{_UP}\.)){{0,2}}"
-            rf"\b(?!,?\s+(?:and|&|e|y|et|und)\s)"
+            rf"(?!\w)(?!,?\s+(?:and|&|e|y|et|und)\s)"
         ),
         0.86,
         check=lambda m: (
