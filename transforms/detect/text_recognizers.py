@@ -139,13 +139,20 @@ _US_SUFFIX = (
     r"Center|Ctr|Harbor|Heights|Hts|Junction|Jct|Landing|Manor|Meadows?|Mill|Park|Pass|"
     r"Port|Shores?|Springs?|Station|Sta|Summit|Valley|Vly|View|Villages?|Vista|Ville|"
     r"Building|Bldg|Estates?|Falls|Forest|Fort|Ft|Glen|Green|Haven|Island|Isle|Key|Knoll|"
-    r"Lake|Lakes|Oval|Route|Rte|Stravenue|Tunnel|Underpass|Union|Wells|Creek|Ford|Ferry"
+    r"Lake|Lakes|Oval|Route|Rte|Stravenue|Tunnel|Underpass|Union|Wells|Creek|Ford|Ferry|"
+    # the rest of USPS Publication 28's suffixes that are plain words
+    r"Field|Curve|Bridge|Brg|Mall|Cliff|Plain|Bypass|Camp|Cape|Club|Common|Corner|Course|"
+    r"Cove|Dale|Dam|Divide|Extension|Ext|Flat|Forge|Garden|Gateway|Hollow|Inlet|Light|"
+    r"Lock|Lodge|Motorway|Mount|Mountain|Neck|Orchard|Overpass|Prairie|Radial|Ramp|Ranch|"
+    r"Rapid|Rest|Shoal|Skyway|Spur|Stream|Throughway|Trace|Track|Trafficway|Viaduct|Wall|"
+    r"Mission|Burg|Bluff|Bottom|Branch|Brook|Canyon|Cswy|Fork|Grn|Hbr|Holw|Lk|Mnr|Pt|Rdg|"
+    r"Sq|Trce|Vw|Wy"
 )
 _UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|Bldg|#)\.?\s*#?\s*[\w-]{1,6})"
 _DIR = r"(?:[NSEW]|N[EW]|S[EW]|North|South|East|West)\.?"
 _DE_SUFFIX = (
     r"stra(?:ß|ss)e|str\.|weg|platz|gasse|allee|ring|damm|ufer|steig|pfad|chaussee|markt|"
-    r"straat|laan|plein|gracht|kade|singel|dijk|steeg|hof|gatan|vägen|gränd|torget|ulica|ul\."
+    r"brücke|straat|laan|plein|gracht|kade|singel|dijk|steeg|hof|gatan|vägen|gränd|torget"
 )
 _ROMANCE = (
     r"rue|avenue|av\.|boulevard|bd|place|chemin|allée|impasse|quai|route|cours|passage|"
@@ -164,7 +171,7 @@ ADDRESS_RULES = (
         "STREET_ADDRESS",
         re.compile(
             rf"\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})?\s+(?:{_DIR}\s+)?"
-            rf"(?:(?:{_WORD}|\d{{1,3}}(?:st|nd|rd|th))\s+){{1,4}}(?:{_US_SUFFIX})\b\.?"
+            rf"(?:(?:{_WORD}|\d{{1,3}}(?:st|nd|rd|th))\s+){{1,4}}(?:{_US_SUFFIX})s?\b\.?"
             rf"(?:\s+{_DIR}(?![\w]))?{_UNIT}?"
         ),
         0.9,
@@ -180,7 +187,8 @@ ADDRESS_RULES = (
         "STREET_ADDRESS",
         re.compile(
             rf"\b(?:{_UP}{_LOW}*(?:{_DE_SUFFIX})|(?:{_WORD}\s+)?(?:Straße|Strasse|Str\.|"
-            rf"Weg|Platz|Gasse|Allee)|(?:ul\.|ulica)\s+{_WORD}(?:\s+{_WORD})?)"
+            rf"Weg|Platz|Gasse|Allee)|(?:ul\.|ulica|al\.|aleja|Am|An der|Im|Auf der|Zum|Zur)\s+"
+            rf"{_WORD}(?:\s+{_WORD})?)"
             rf"\s+\d{{1,4}}[a-zA-Z]?(?:\s*[/-]\s*\d{{1,4}}[a-zA-Z]?)?\b"
         ),
         0.9,
