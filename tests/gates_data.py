@@ -23,9 +23,10 @@ QI_TABLE = pa.table(
 # Names en_core_web_sm (the pinned model) does not tag in these sentences
 # (tests/test_detect_pipeline.py checks it): the scrubber keeps them, and so did the old
 # residual-PII gate, which re-ran the same detector.
-MISSED_NAMES = ["Shane Mckenzie", "Heather Brown", "Brooke Mcclain"]
+# Lower-cased in terse notes: the capitalised form is now found (gazetteer, ORG mapping).
+MISSED_NAMES = ["Shane Mckenzie", "Shane Mcbride", "Dale Mcbride"]
 MISSED_NOTES = [
-    "Customer {name} asked to be called back.",
+    "fyi {lower} called twice",
     "spoke with {lower} about billing",
     "note: {lower} wants a refund",
 ]

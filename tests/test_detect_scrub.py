@@ -17,11 +17,11 @@ def _ops(seed: bytes = b"a") -> KeyedOps:
 
 # --------------------------------------------------------------------------- scrub
 
-SCRUB_TEXT = "Call 212-555-0147 or mail jane.doe@example.org, ref 4829301."
+SCRUB_TEXT = "Call 212-555-0147 or mail jane.doe@example.org, see page 4."
 SCRUB = [
-    ("replace", "Call <PHONE_NUMBER> or mail <EMAIL_ADDRESS>, ref 4829301."),
-    ("redact", "Call  or mail , ref 4829301."),
-    ("mask", "Call ************ or mail ********************, ref 4829301."),
+    ("replace", "Call <PHONE_NUMBER> or mail <EMAIL_ADDRESS>, see page 4."),
+    ("redact", "Call  or mail , see page 4."),
+    ("mask", "Call ************ or mail ********************, see page 4."),
 ]
 
 

@@ -63,11 +63,17 @@ USERNAMES = [
     # profile URL with scheme and www
     ("See https://www.instagram.com/anna_k for photos.", "https://www.instagram.com/anna_k"),
     # LinkedIn /in/ path
-    ("CV: https://www.linkedin.com/in/jane-doe-12 today.", "https://www.linkedin.com/in/jane-doe-12"),
+    (
+        "CV: https://www.linkedin.com/in/jane-doe-12 today.",
+        "https://www.linkedin.com/in/jane-doe-12",
+    ),
     # TikTok /@ path, no scheme
     ("Clip on www.tiktok.com/@danceking99 went viral.", "www.tiktok.com/@danceking99"),
     # YouTube /user/ path
-    ("Channel https://www.youtube.com/user/SenSmith is old.", "https://www.youtube.com/user/SenSmith"),
+    (
+        "Channel https://www.youtube.com/user/SenSmith is old.",
+        "https://www.youtube.com/user/SenSmith",
+    ),
     # `user:` context, the value only
     ("Ticket raised, user: jdoe42, no reply.", "jdoe42"),
     # `login is` context

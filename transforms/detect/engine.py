@@ -34,7 +34,7 @@ from transforms.detect.recognizers import (
     extra_recognizers,
     gated_phone_recognizer,
 )
-from transforms.detect.text_recognizers import reads_as_person, text_recognizers
+from transforms.detect.text_recognizers import common_words, reads_as_person, text_recognizers
 
 log = logging.getLogger("privgate.detect")
 
@@ -429,8 +429,11 @@ def _plausible_ner(
         digits = sum(c.isdigit() for c in piece)
         if digits and any(p.start < s.end and s.start < p.end for p in patterns):
             continue
-        if s.entity == "ORGANIZATION" and piece.upper() in _FIELD_LABELS:
-            continue  # the label of a field ("SSN 536-22-8104"), not an organization
+        if s.entity == "ORGANIZATION" and (
+            piece.upper() in _FIELD_LABELS
+            or (piece.islower() and all(w in common_words() for w in piece.split()))
+        ):
+            continue  # a field label ("SSN 536-22-8104") or lower-case common words ("free")
         if digits and s.entity in ("PERSON", "NRP"):
             continue  # impossible format: names and groups have no digits
         if digits and digits >= sum(c.isalpha() for c in piece):

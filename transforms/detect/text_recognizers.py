@@ -74,6 +74,16 @@ def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(given - drop), frozenset(last - drop)
 
 
+@functools.cache
+def common_words() -> frozenset[str]:
+    """Faker's English lorem list (about 1,000 common words), lower-cased; empty without Faker."""
+    try:
+        mod = importlib.import_module("faker.providers.lorem.en_US")
+    except ImportError:
+        return frozenset()
+    return frozenset(w.lower() for w in mod.Provider.word_list)
+
+
 def name_gazetteer() -> frozenset[str]:
     """Given names and surnames (lower-cased) from Faker's person providers."""
     return _all_names()
@@ -91,7 +101,7 @@ _FIRM_WORDS = frozenset(
 )
 _FIRM_MARK = re.compile(r"&|\b[SBN]\.\s?[ALV]\b")
 _NAME_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
-_TITLE_WORDS = frozenset(t.lower() for t in re.split(r"\|", "Mr|Mrs|Ms|Miss|Mx|Master|Dr|Rev|Prof|Sir|Mme|Mlle|Capt|Col"))
+_TITLE_WORDS = frozenset("mr mrs ms miss mx master dr rev prof sir mme mlle capt col".split())
 
 
 def reads_as_person(piece: str) -> bool:
@@ -296,9 +306,7 @@ NAME_RULES = (
     # Dr. Smith / Mrs Jane Smith
     Rule(
         "PERSON",
-        re.compile(
-            rf"\b(?:{_SHORT_TITLES})\.?\s+(?P<n>{_WORD}(?:\s+(?:{_WORD}|{_UP}\.)){{0,2}})"
-        ),
+        re.compile(rf"\b(?:{_SHORT_TITLES})\.?\s+(?P<n>{_WORD}(?:\s+(?:{_WORD}|{_UP}\.)){{0,2}})"),
         0.6,
         "n",
     ),
@@ -372,9 +380,7 @@ def text_recognizers() -> list:
             USERNAME_RULES,
             r"(?i)(?:@|user|login|handle|screen|nick|account|profile|\.(?:com|me|net|tv)/)",
         ),
-        rule_recognizer(
-            "ZipCodeRecognizer", "LOCATION", ZIP_RULES, r"(?i)(?:zip|post|plz|cap)"
-        ),
+        rule_recognizer("ZipCodeRecognizer", "LOCATION", ZIP_RULES, r"(?i)(?:zip|post|plz|cap)"),
         rule_recognizer(
             "CvvRecognizer",
             "CVV",
