@@ -14,18 +14,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_NAME_LOCALES = (
-    "en_US",
-    "en_GB",
-    "de_DE",
-    "fr_FR",
-    "es_ES",
-    "it_IT",
-    "nl_NL",
-    "pl_PL",
-    "pt_BR",
-    "sv_SE",
-)
 _NAME_ATTRS = (
     "first_names",
     "first_names_female",
@@ -48,9 +36,18 @@ _NOT_NAMES = frozenset(
 )
 
 
+_LATIN_NAME = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿĀ-ž'’]+")
+
+
+# Locales whose given names may turn an NER organization into a PERSON (reads_as_person):
+# the wider all-locale list relabelled company names (measured on the tuning half).
+_CORE_LOCALES = frozenset("en_US en_GB de_DE fr_FR es_ES it_IT nl_NL pl_PL pt_BR sv_SE".split())
+
+
 @functools.cache
-def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
-    """(given names, surnames), lower-cased, from Faker's person providers, loaded once.
+def _name_lists(core: bool = False) -> tuple[frozenset[str], frozenset[str]]:
+    """(given names, surnames), lower-cased, from Faker's person providers (every locale,
+    Latin-script names only), loaded once.
 
     Faker is MIT-licensed; its provider modules are plain Python data, read offline. Words
     of Faker's English lorem list (common words) and a short stop list are left out. Empty
@@ -59,13 +56,22 @@ def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
     given: set[str] = set()
     last: set[str] = set()
     try:
-        for loc in _NAME_LOCALES:
+        import pkgutil
+
+        import faker.providers.person as person
+
+        for loc in [m.name for m in pkgutil.iter_modules(person.__path__)]:
+            if core and loc not in _CORE_LOCALES:
+                continue
             mod = importlib.import_module(f"faker.providers.person.{loc}")
             for attr in _NAME_ATTRS:
                 into = given if attr.startswith("first") else last
-                for n in getattr(mod.Provider, attr, ()) or ():
+                values = getattr(mod.Provider, attr, ())
+                if not isinstance(values, (tuple, list, dict)):
+                    continue  # a computed list (property) in a few locales
+                for n in values:
                     for part in re.split(r"[\s-]+", str(n)):
-                        if len(part) > 1:
+                        if len(part) > 1 and _LATIN_NAME.fullmatch(part):
                             into.add(part.lower())
         common = importlib.import_module("faker.providers.lorem.en_US").Provider.word_list
     except ImportError:
@@ -100,6 +106,14 @@ _FIRM_WORDS = frozenset(
     "figli hijos fils partners associates company bank".split()
 )
 _FIRM_MARK = re.compile(r"&|\b[SBN]\.\s?[ALV]\b")
+
+
+@functools.cache
+def _core_names() -> frozenset[str]:
+    given, last = _name_lists(core=True)
+    return given | last
+
+
 _NAME_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _TITLE_WORDS = frozenset("mr mrs ms miss mx master dr rev prof sir mme mlle capt col".split())
 
@@ -111,8 +125,8 @@ def reads_as_person(piece: str) -> bool:
     the first name word is a given name of the gazetteer or every one is a known name (a
     lone word must be a given name). No company-form word (`Inc`, `S.A`, `and`).
     """
-    given, _ = _name_lists()
-    names = _all_names()
+    given, _ = _name_lists(core=True)
+    names = _core_names()
     words = _NAME_WORD.findall(piece.removesuffix("'s").removesuffix("’s"))
     if any(w.lower() in _FIRM_WORDS for w in words) or _FIRM_MARK.search(piece):
         return False
