@@ -431,3 +431,10 @@ def test_warm_compiles_every_pattern_before_the_first_cell(det, monkeypatch):
     found = det.detect(texts * 3)
     assert any(found), "the texts hold PII the patterns must find"
     assert not [p for p in compiled if p in wanted]
+
+
+def test_a_context_supported_span_wins_the_tie_at_the_floor(det):
+    """`SSN 030260078`: the SSN pattern (0.05 + context) and the phone matcher (0.4) tie at
+    the threshold over the same digits; the one its context word supports is kept."""
+    text = "Applicant Collins, Rey gave SSN 030260078 and date of birth 03 April 1954."
+    assert ("US_SSN", "030260078") in _texts(text, det.detect([text])[0])

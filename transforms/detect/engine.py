@@ -365,7 +365,9 @@ class Detector:
         if not supported and path.context_re is not None:
             supported = bool(path.context_re.search(_window_before(text, r.start)))
         if supported:
-            return min(1.0, max(score + CONTEXT_BOOST, CONTEXT_MIN_SCORE))
+            # A hair above the floor: a span its own context word supports wins the tie
+            # with an unsupported one of the same score (`SSN 030260078` read as a phone).
+            return min(1.0, max(score + CONTEXT_BOOST, CONTEXT_MIN_SCORE + 0.001))
         return score if path.cap is None else min(score, path.cap)
 
     def _ner(
