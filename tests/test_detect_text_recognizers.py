@@ -27,6 +27,8 @@ ADDRESSES = [
     ("Office at 4521 Oak Hill Road, Suite 200 closed.", "4521 Oak Hill Road, Suite 200"),
     # US: numbered street
     ("She moved to 55 5th Avenue last year.", "55 5th Avenue"),
+    # US: city, state and ZIP after the street line belong to the address
+    ("Ship to 12 Elm St, Springfield, IL 62704 now.", "12 Elm St, Springfield, IL 62704"),
     # US: PO box with dots
     ("Mail the form to P.O. Box 7781 please.", "P.O. Box 7781"),
     # US: PO box without dots
@@ -78,14 +80,28 @@ USERNAMES = [
     ("Ticket raised, user: jdoe42, no reply.", "jdoe42"),
     # `login is` context
     ("His login is mark.t_77 on the portal.", "mark.t_77"),
-    # `username` context with a lower-case plain word
-    ("Failed sudo attempt by username emildavidsson from home.", "emildavidsson"),
+    # `username:` context with a lower-case plain word
+    ("Failed sudo attempt, username: emildavidsson, from home.", "emildavidsson"),
+    # a capitalised non-word right after `user`
+    ("Failed sudo attempt by user Patentspatterns from home.", "Patentspatterns"),
 ]
 
 
 @pytest.mark.parametrize("text, span", USERNAMES)
 def test_user_names_and_handles(det, text, span):
     assert ("USERNAME", span) in _found(det, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The user interface was slow.",  # a word after `user`, no separator
+        "Each user has a quota.",  # no value at all
+        "Open your account settings.",  # weak label, plain word
+    ],
+)
+def test_plain_words_after_user_are_no_user_names(det, text):
+    assert not [f for f in _found(det, text) if f[0] == "USERNAME"]
 
 
 def test_an_email_address_is_not_a_handle(det):

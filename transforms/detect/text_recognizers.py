@@ -173,6 +173,10 @@ _US_SUFFIX = (
     r"Sq|Trce|Vw|Wy"
 )
 _UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|Bldg|#)\.?\s*#?\s*[\w-]{1,6})"
+# `, Springfield, IL 62704` / `, East Janiceberg 66231`: city, state, ZIP after a US line.
+_US_TAIL = (
+    rf"(?:,\s*(?:{_WORD}\s+){{0,3}}(?:{_WORD},?\s+)?(?:[A-Z]{{2}}\s+)?\d{{5}}(?:-\d{{4}})?\b)?"
+)
 _DIR = r"(?:[NSEW]|N[EW]|S[EW]|North|South|East|West)\.?"
 _DE_SUFFIX = (
     r"stra(?:ß|ss)e|str\.|weg|platz|gasse|allee|ring|damm|ufer|steig|pfad|chaussee|markt|"
@@ -196,14 +200,14 @@ ADDRESS_RULES = (
         re.compile(
             rf"\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})?\s+(?:{_DIR}\s+)?"
             rf"(?:(?:{_WORD}|\d{{1,3}}(?:st|nd|rd|th))\s+){{1,4}}(?:{_US_SUFFIX})s?\b\.?"
-            rf"(?:\s+{_DIR}(?![\w]))?{_UNIT}?"
+            rf"(?:\s+{_DIR}(?![\w]))?{_UNIT}?{_US_TAIL}"
         ),
         0.9,
     ),
     # P.O. Box 1234 / PO Box 55
     Rule(
         "STREET_ADDRESS",
-        re.compile(r"\b(?:P\.?\s?O\.?|Post\s+Office)\s*Box\s+\d{1,6}\b", re.I),
+        re.compile(rf"\b(?i:P\.?\s?O\.?|Post\s+Office)\s*(?i:Box)\s+\d{{1,6}}\b{_US_TAIL}"),
         0.9,
     ),
     # Hauptstraße 5 / Berliner Str. 12a / Kerkstraat 3 / Storgatan 7 / ul. Polna 5
@@ -265,15 +269,35 @@ USERNAME_RULES = (
     Rule(
         "USERNAME",
         re.compile(
-            r"(?i)\b(?:user(?:\s*name|\s*id)?|login|handle|screen\s*name|nick(?:name)?|"
-            r"account(?:\s+name)?|profile)\s*(?::|=|is|was|-)?\s*"
-            r"(?-i:(?P<u>(?=[\w.-]*[\d_.]|[a-z])[A-Za-z0-9][\w.-]{1,30}[A-Za-z0-9]))\b"
+            r"(?i)\b(?:(?P<strong>user(?:\s*name|\s*id)?|login|handle|screen\s*name|"
+            r"nick(?:name)?)|account(?:\s+name)?|profile)\s*(?P<sep>:|=|is|was|-)?\s*"
+            r"(?-i:(?P<u>[A-Za-z0-9][\w.-]{1,30}[A-Za-z0-9]))\b"
         ),
-        0.6,
+        0.86,
         "u",
-        check=lambda m: None if m.group("u").lower() in _NOT_USERNAMES else 0.6,
+        check=lambda m: (
+            None
+            if m.group("u").lower() in _NOT_USERNAMES
+            or m.group("u").lower() in common_words()
+            or not _plausible_username(m)
+            else 0.86
+        ),
     ),
 )
+
+
+def _plausible_username(m: re.Match) -> bool:
+    """A digit, `_` or `.` makes any value a login; otherwise a strong label word (user,
+    login, handle) with a separator (`user: jdoe`), or a capitalised non-word after it
+    (`user Patentspatterns`)."""
+    u = m.group("u")
+    if re.search(r"[\d_.]", u):
+        return True
+    if not m.group("strong"):
+        return False
+    return bool(m.group("sep")) or u[0].isupper()
+
+
 _NOT_USERNAMES = frozenset(
     "the and was is has had with from for this that who name names account accounts id "
     "suspended created deleted login logged reported profile page number".split()
