@@ -143,6 +143,10 @@ NAMES = [
     ("Applicant Smith, Jennifer gave her SSN.", "Smith, Jennifer"),
     # Last, First Middle-initial
     ("Signed: Walker, Thomas J. on the form.", "Walker, Thomas J."),
+    # NER calls it an organization: an initial and a known surname
+    ("The witness gave her statement to B. Hughes.", "B. Hughes"),
+    # NER calls it an organization: a given name first
+    ("W-2 for Brigitte Marchand was e-mailed by mistake.", "Brigitte Marchand"),
     # a lone given name from the gazetteer
     ("hi, it's Antonietta again, can you call?", "Antonietta"),
 ]

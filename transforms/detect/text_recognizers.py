@@ -123,18 +123,20 @@ def reads_as_person(piece: str) -> bool:
 
     Every word is capitalised (initials and titles allowed), there are at most four, and
     the first name word is a given name of the gazetteer or every one is a known name (a
-    lone word must be a given name). No company-form word (`Inc`, `S.A`, `and`).
+    lone word must be a given name, or any known name after a title or an initial). No company-form word (`Inc`, `S.A`, `and`).
     """
     given, _ = _name_lists(core=True)
     names = _core_names()
     words = _NAME_WORD.findall(piece.removesuffix("'s").removesuffix("’s"))
     if any(w.lower() in _FIRM_WORDS for w in words) or _FIRM_MARK.search(piece):
         return False
-    words = [w for w in words if w.lower() not in _TITLE_WORDS and len(w) > 1]
+    kept = [w for w in words if w.lower() not in _TITLE_WORDS and len(w) > 1]
+    titled = len(kept) < len(words)  # a title or an initial: `Rev Gates`, `B. Hughes`
+    words = kept
     if not words or len(words) > 4 or not all(w[0].isupper() for w in words):
         return False
     if len(words) == 1:
-        return words[0].lower() in given
+        return words[0].lower() in (names if titled else given)
     return words[0].lower() in given or all(w.lower() in names for w in words)
 
 
