@@ -132,7 +132,7 @@ class _PatternPath:
     entities: frozenset
     prefilter: str | None  # RE2; None = every non-blank cell
     max_raw: float  # highest score it can return before context
-    cap: float | None  # CONTEXT_REQUIRED cap without context
+    cap: float | None  # CONTEXT_REQUIRED: without context, scored at the threshold
     context_re: re.Pattern | None  # over the lower-cased window before a span
     context_prefilter: str | None  # RE2 superset of "a context word is in the cell"
 
@@ -146,7 +146,7 @@ class _PatternPath:
         with_ctx = min(1.0, max(self.max_raw + CONTEXT_BOOST, CONTEXT_MIN_SCORE))
         if boosted:
             return [self.prefilter] if with_ctx >= threshold else None
-        plain = self.max_raw if self.cap is None else min(self.max_raw, self.cap)
+        plain = self.max_raw if self.cap is None else min(self.max_raw, threshold)
         if plain >= threshold:
             return [self.prefilter]
         if self.context_re is None or with_ctx < threshold:
@@ -318,7 +318,7 @@ class Detector:
                 for r in analyze(text, ents, None):
                     if r.entity_type not in wanted:
                         continue
-                    score = self._context_score(path, r, text, boosted)
+                    score = self._context_score(path, r, text, boosted, score_threshold)
                     if r.entity_type == "PHONE_NUMBER" and _not_a_phone(text, r.start, r.end):
                         score = min(score, score_threshold)  # kept, loses overlaps
                     found[i].append(Span(r.start, r.end, r.entity_type, score))
@@ -359,7 +359,7 @@ class Detector:
         return frozenset(entities)
 
     @staticmethod
-    def _context_score(path: _PatternPath, r, text: str, boosted: bool) -> float:
+    def _context_score(path: _PatternPath, r, text: str, boosted: bool, threshold: float) -> float:
         score = float(r.score)
         supported = boosted
         if not supported and path.context_re is not None:
@@ -368,7 +368,7 @@ class Detector:
             # A hair above the floor: a span its own context word supports wins the tie
             # with an unsupported one of the same score (`SSN 030260078` read as a phone).
             return min(1.0, max(score + CONTEXT_BOOST, CONTEXT_MIN_SCORE + 0.001))
-        return score if path.cap is None else min(score, path.cap)
+        return score if path.cap is None else min(score, threshold)
 
     def _ner(
         self, py: list, found: list, ner_ents: frozenset, batch_size: int, n_process: int

@@ -49,7 +49,8 @@ CONTEXT_MIN_SCORE = 0.4
 CONTEXT_WORDS_BEFORE = 5
 # Checksum-valid but shape-ambiguous entities: a 10-digit phone passes the NHS mod-11 check
 # one time in eleven, an order id the DEA check one time in ten. Without a context word
-# they score at most this, below the default threshold.
+# they are still reported (Presidio reports them) but at the threshold score, so a phone
+# span over the same digits wins the overlap (the value is a legacy marker: any number).
 CONTEXT_REQUIRED = {"UK_NHS": 0.3, "MEDICAL_LICENSE": 0.3}
 
 
