@@ -123,7 +123,8 @@ def reads_as_person(piece: str) -> bool:
 
     Every word is capitalised (initials and titles allowed), there are at most four, and
     the first name word is a given name of the gazetteer or every one is a known name (a
-    lone word must be a given name, or any known name after a title or an initial). No company-form word (`Inc`, `S.A`, `and`).
+    lone word must be a given name, or any known name after a title or an initial). No
+    company-form word (`Inc`, `S.A`, `and`).
     """
     given, _ = _name_lists(core=True)
     names = _core_names()
