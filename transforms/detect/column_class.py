@@ -46,6 +46,9 @@ DIRECT_ENTITIES = frozenset(
 VALIDATED = frozenset(
     {"EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN", "CRYPTO", "MAC_ADDRESS"}
 )
+# Direct entities read by NER or loose patterns: they make a column direct only with the
+# column's other evidence (many distinct values, no quasi-identifier name).
+FUZZY = NOISY_NER | {"USERNAME", "STREET_ADDRESS", "ORGANIZATION"}
 QUASI_ENTITIES = frozenset(
     {"DATE_OF_BIRTH", "ZIP_CODE", "LOCATION", "NRP", "AGE", "ORGANIZATION", "DATE_TIME"}
 )
@@ -456,8 +459,6 @@ def classify_class(
             entity = ent if ent in DIRECT_ENTITIES - NOISY_NER else nent
             why = f"name '{tok}'" + (f", {ent} {seen}" if ent else "")
             return ColumnClass(DIRECT, entity, concept, why, "name")
-        if klass == QUASI and ent in DIRECT_ENTITIES - NOISY_NER and not few:
-            return ColumnClass(DIRECT, ent, ent, f"{ent} {seen}", "values")
         entity = ent if ent in QUASI_ENTITIES else nent
         why = f"name '{tok}'" + (f", {ent} {seen}" if ent else "")
         return ColumnClass(klass, entity if klass == QUASI else None, concept, why, "name")

@@ -11,7 +11,6 @@ import pyarrow as pa
 
 from schemas.detection import DEFAULT_MAX_PREVALENCE, DEFAULT_SAMPLE
 from transforms.detect.classify import (
-    NOISY_NER,
     classify_column,
     reportable_entities,
     sample_values,
@@ -20,6 +19,7 @@ from transforms.detect.column_class import (
     CLASS_LABEL,
     DIRECT,
     DIRECT_ENTITIES,
+    FUZZY,
     QUASI,
     ColumnClass,
     classify_class,
@@ -114,7 +114,7 @@ def _fails(entity: str, cls: ColumnClass) -> bool:
     """Whether a kept column's entity is a direct identifier (fail) or not (warn)."""
     if entity == "LOCATION":
         return cls.entity == "STREET_ADDRESS"
-    if entity in NOISY_NER:
+    if entity in FUZZY:
         return cls.klass == DIRECT
     return entity in DIRECT_ENTITIES
 
