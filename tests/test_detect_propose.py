@@ -144,3 +144,14 @@ def test_proposal_classifies_every_column_and_says_why(det):
     validate_against_schema(parse_gates(gates, "<scan>"), schema, "<scan>")
     for name in ("EmailAddress", "PassengerName", "TwitterHandle"):
         assert not any(v in text for v in table.column(name).to_pylist()[:50])
+
+
+def test_card_numbers_typed_as_floats_are_flagged_and_dropped(det):
+    rng = random.Random(12)
+    cards = [float(rng.randint(4_000_000_000_000_000, 5_599_999_999_999_999)) for _ in range(200)]
+    table = pa.table({"v17": pa.array(cards, pa.float64()), "ratio": [c / 1e16 for c in cards]})
+    text = propose_schema(table, detector=det)
+    spec = yaml.safe_load(text)["columns"]
+    assert spec["v17"] == {"type": "float", "pii": "CREDIT_CARD", "action": "drop"}
+    assert "scientific notation" in next(ln for ln in text.splitlines() if "v17:" in ln)
+    assert spec["ratio"]["action"] == "keep"

@@ -384,6 +384,16 @@ def _share(rx: re.Pattern, vals: Sequence[str]) -> float:
     return sum(bool(rx.match(v)) for v in vals) / len(vals) if vals else 0.0
 
 
+def _lost_digits(value: str) -> bool:
+    """A 13-19 digit number stored as a float (`4.53E+15`, `4532015112830366.0`)."""
+    if _SCI_CARD.match(value):
+        return True
+    v = value.strip()
+    if not re.fullmatch(r"[1-9]\d{12,18}\.0*", v):
+        return False
+    return True
+
+
 def classify_class(
     name: str, finding: ColumnFinding | None, values: Sequence[str], ctype: str = "string"
 ) -> ColumnClass:
@@ -416,6 +426,9 @@ def classify_class(
         else ""
     )
 
+    hard = any(e in DIRECT_ENTITIES - FUZZY for e in (finding.entities if finding else {}))
+    if ent == FREE_TEXT and named is not None and named[0] == QUASI and not hard:
+        ent = None  # job titles that read as prose under an occupation name: the name decides
     if ent == FREE_TEXT:
         pii = prev > 0
         found = ", ".join(f"{e} {p:.0%}" for e, p in finding.entities.items()) or "none seen"
@@ -426,7 +439,7 @@ def classify_class(
         return ColumnClass(DIRECT if pii else OTHER, None, "free text", why, "values")
     if ent in VALIDATED:
         return ColumnClass(DIRECT, ent, ent, f"{ent} {seen} (validated)", "values")
-    sci = _share(_SCI_CARD, vals)
+    sci = sum(map(_lost_digits, vals)) / n if n else 0.0
     if vals and sci >= 0.8:
         return ColumnClass(
             DIRECT,
