@@ -151,3 +151,13 @@ def test_a_low_cardinality_column_is_never_a_direct_identifier(det):
     assert classify_class("label", classify_column("label", many, detector=det), many).klass == (
         "direct"
     )
+
+
+@pytest.mark.parametrize(
+    "name, is_id",
+    [("FarePaid", False), ("is_valid", False), ("Druid", False), ("customerId", True)]
+    + [("RecordID", True), ("order_id", True), ("id", True), ("member-key", True)],
+)
+def test_only_an_id_token_makes_an_identifier_name(name, is_id):
+    got = name_evidence(name)
+    assert (got is not None and got[1] == "identifier") == is_id

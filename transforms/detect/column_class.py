@@ -277,8 +277,7 @@ _MODIFIERS = frozenset(
 )
 # ... but not over these (`user_name` is a login, `ip_address` an IP).
 _HEAD_FIRST = ("cvv", "iban", "ip", "email", "mail", "username", "login", "user", "usr", "handle")
-_ID_TOKEN = frozenset({"id", "key", "no", "nr", "num", "number"})
-_ID_NAME = re.compile(r"(?:^|[_\-\s])(?:id|uuid|guid|key)$|[a-z]Id$|[a-z]ID$", re.IGNORECASE)
+_ID_TOKENS = ("id", "uuid", "guid", "key")
 
 _SCI_CARD = re.compile(r"^\s*[1-9]\.\d{2,}[eE]\+?(1[2-8])\s*$")
 _CVV_SHAPE = re.compile(r"^\s*\d{3,4}\s*$")
@@ -361,7 +360,7 @@ def name_evidence(name: str) -> tuple[str, str, str | None, str] | None:
             cands.append(pair)
     cands += [t for t in toks if t in NAME_TOKENS]
     if not cands:
-        if _ID_NAME.search(name) or (toks[-1] == "id" and len(toks) > 1):
+        if toks[-1] in _ID_TOKENS:  # a token, not a suffix: `FarePaid` is no id
             return (DIRECT, "identifier", None, "id")
         return None
     first = next((c for c in cands if c in _HEAD_FIRST), cands[0])
