@@ -274,11 +274,13 @@ def propose_schema(
 ) -> str:
     """Schema YAML proposed for a table (`privgate scan`), loadable without edits.
 
-    Each column gets an inferred `type`, `nullable`, a date `format` where needed, the
-    detected `pii:` entity and a suggested action: tokenize for identifiers (e-mail, phone,
-    person, ids...), `scrub` for free text, `drop` for secrets and card numbers, generalize
-    for birth dates, zip codes and ages, keep for the rest. Comments give prevalence and
-    confidence, never a value.
+    Each column gets an inferred `type`, `nullable`, a date `format` where needed, its class
+    (`column_class`: direct identifier, quasi-identifier, other), the `pii:` entity and an
+    action: direct identifiers are tokenized (card numbers, CVV, secrets dropped; free text
+    scrubbed), quasi-identifiers generalized where a generalization exists or kept, the
+    rest kept. Each line's comment says why (entity and prevalence, name token or shape),
+    never a value; a commented `gates: k_anonymity` block over the kept and generalized
+    quasi-identifiers ends the text.
 
     Args:
         table: the input (columns as read; strings, binary or typed).
