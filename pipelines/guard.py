@@ -1,4 +1,5 @@
-"""The keep-guard: PII found in a `keep` string column fails the run before it publishes."""
+"""The keep-guard: a direct identifier in a `keep` string column fails the run before it
+publishes; a kept quasi-identifier is a warning, named in the manifest and the report."""
 
 from __future__ import annotations
 
@@ -56,12 +57,12 @@ class KeepGuard:
             GateError (exit 3): PII above `guard.max_prevalence` in mode `fail`.
         """
         from privgate.errors import GateError
-        from transforms.detect.guard import guard_message
+        from transforms.detect.guard import guard_message, guard_warning_message
 
         if not self.columns:
             return None
         guard = self.cfg.guard
-        findings = self._future.result() if self._future is not None else []
+        findings, warnings = self._future.result() if self._future is not None else ([], [])
         section = {
             "mode": guard.mode,
             "max_prevalence": guard.max_prevalence,
@@ -70,6 +71,7 @@ class KeepGuard:
             "findings": [
                 {"column": c, "entity": e, "prevalence": round(p, 4)} for c, e, p in findings
             ],
+            "warnings": list(warnings),
         }
         section["passed"] = not findings or guard.mode == "warn"
         if findings:
@@ -77,14 +79,16 @@ class KeepGuard:
             if guard.mode == "fail" and raise_on_fail:
                 raise GateError(message)
             log.warning("keep-guard (%s): %s", guard.mode, message)
+        if warnings:
+            log.warning("%s", guard_warning_message(warnings))
         return section
 
 
 def _classify_keep_columns(sample, columns, max_prevalence, n, model, recognizers):
     """Runs in the guard's worker process."""
     from transforms.detect.engine import get_detector
-    from transforms.detect.guard import guard_findings
+    from transforms.detect.guard import guard_review
 
-    return guard_findings(
+    return guard_review(
         sample, columns, max_prevalence, detector=get_detector(model, recognizers), sample=n
     )

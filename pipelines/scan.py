@@ -1,9 +1,9 @@
 """`privgate scan INPUT --format csv|jsonl|parquet [--sample N]`: propose a schema.
 
 Reads the first `max_rows` rows (every column as text), classifies each column on a
-deterministic sample (Presidio recognizers with checksums, NER, the column name as context,
-a prevalence threshold and a free-text score: `transforms.detect.classify`) and prints a
-schema YAML that loads without edits. Comments carry prevalence and confidence, never a value.
+deterministic sample (values: `transforms.detect.classify`; class from values, name tokens and
+shape: `transforms.detect.column_class`) and prints a schema YAML that loads and runs without
+edits. Comments carry the class and its evidence, never a value.
 """
 
 from __future__ import annotations

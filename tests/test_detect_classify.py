@@ -9,6 +9,7 @@ import pytest
 
 from tests.labelled_data import fake_for, labelled_table
 from transforms.detect.classify import FREE_TEXT, classify_column, name_hints, sample_values
+from transforms.detect.column_class import classify_class, name_evidence, name_tokens
 
 # --------------------------------------------------------------------------- classify
 
@@ -76,3 +77,87 @@ NAME_HINTS = [
 @pytest.mark.parametrize("name, expected", NAME_HINTS)
 def test_name_hints(name, expected):
     assert name_hints(name) == expected
+
+
+# --------------------------------------------------------------------------- column classes
+
+NAME_TOKENS = [
+    ("CCNumber", ["cc", "number"]),
+    ("CVV2", ["cvv"]),
+    ("mothers_maiden_nm", ["mothers", "maiden", "nm"]),
+    ("native-country", ["native", "country"]),
+    ("HTTPStatusCode", ["http", "status", "code"]),
+    ("zip5", ["zip"]),
+]
+
+
+@pytest.mark.parametrize("name, expected", NAME_TOKENS)
+def test_name_tokens_split_camel_snake_kebab_and_acronyms(name, expected):
+    assert name_tokens(name) == expected
+
+
+NAME_CLASSES = [
+    ("CCNumber", "direct", "CREDIT_CARD"),
+    ("card_type", "other", None),  # a property of the card, not the card
+    ("cvc2", "direct", "CVV"),
+    ("mmn", "direct", "PERSON"),
+    ("fname", "direct", "PERSON"),
+    ("user_name", "direct", "USERNAME"),  # a login, not a person's name
+    ("ip_address", "direct", "IP_ADDRESS"),  # an IP, not a street address
+    ("billing_addr", "direct", "STREET_ADDRESS"),
+    ("insta_handle", "direct", "USERNAME"),
+    ("device_id", "direct", None),
+    ("account_guid", "direct", None),
+    ("native-country", "quasi", "LOCATION"),
+    ("Geburtsdatum", "quasi", "DATE_OF_BIRTH"),
+    ("Staatsangehoerigkeit", "quasi", "NRP"),
+    ("party", "quasi", "NRP"),
+    ("phone_type", "other", None),
+    ("name_origin", "quasi", "NRP"),
+]
+
+
+@pytest.mark.parametrize("name, klass, entity", NAME_CLASSES)
+def test_name_evidence_names_the_class(name, klass, entity):
+    got = name_evidence(name)
+    assert got is not None and (got[0], got[2]) == (klass, entity)
+    assert name_evidence("signup_channel") is None and name_evidence("fare") is None
+
+
+def test_classify_class_reads_shapes_the_detector_cannot(det):
+    rng = random.Random(3)
+    sci = [f"{rng.randint(4000, 5599) / 1000:.2f}E+15" for _ in range(300)]
+    cls = classify_class("c17", classify_column("c17", sci, detector=det), sci)
+    assert (cls.klass, cls.entity, cls.shape) == ("direct", "CREDIT_CARD", "sci_card")
+    assert "scientific notation" in cls.reason
+    codes = [str(rng.randint(100, 9999)) for _ in range(300)]
+    cls = classify_class("sec_cvc", classify_column("sec_cvc", codes, detector=det), codes)
+    assert (cls.klass, cls.entity) == ("direct", "CVV")
+    # the same digits under a neutral name are not a card code
+    assert classify_class("room", classify_column("room", codes, detector=det), codes).klass == (
+        "other"
+    )
+
+
+def test_a_low_cardinality_column_is_never_a_direct_identifier(det):
+    fake = fake_for(8)
+    few = [fake.first_name() for _ in range(8)]
+    rng = random.Random(8)
+    vals = [rng.choice(few) for _ in range(400)]  # 8 given names as a category
+    finding = classify_column("label", vals, detector=det)
+    assert finding.entity == "PERSON"  # the values alone read as names
+    assert classify_class("label", finding, vals).klass != "direct"
+    many = [fake.first_name() + " " + fake.last_name() for _ in range(400)]
+    assert classify_class("label", classify_column("label", many, detector=det), many).klass == (
+        "direct"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, is_id",
+    [("FarePaid", False), ("is_valid", False), ("Druid", False), ("customerId", True)]
+    + [("RecordID", True), ("order_id", True), ("id", True), ("member-key", True)],
+)
+def test_only_an_id_token_makes_an_identifier_name(name, is_id):
+    got = name_evidence(name)
+    assert (got is not None and got[1] == "identifier") == is_id

@@ -7,7 +7,12 @@ import random
 import pyarrow as pa
 
 from tests.labelled_data import fake_for
-from transforms.detect.guard import guard_findings, guard_message
+from transforms.detect.guard import (
+    guard_findings,
+    guard_message,
+    guard_review,
+    guard_warning_message,
+)
 
 # --------------------------------------------------------------------------- keep-guard
 
@@ -69,3 +74,53 @@ def test_guard_accepts_declared_pii_and_thresholds(det):
         guard_findings(cols, [("comments", "keep", "string")], max_prevalence=0.5, detector=det)
         == []
     )
+
+
+# --------------------------------------------------------------------------- quasi-identifiers
+
+
+def census_table(rows: int = 1000, seed: int = 9) -> pa.Table:
+    """A census extract: a country column that reads as LOCATION, categories, an e-mail."""
+    rng = random.Random(seed)
+    fake = fake_for(seed)
+    countries = ["Mexico", "Philippines", "Germany", "Canada", "India", "England", "?"]
+    return pa.table(
+        {
+            "workclass": [rng.choice(["Private", "State-gov", "?"]) for _ in range(rows)],
+            "race": [rng.choice(["White", "Black", "Asian-Pac-Islander"]) for _ in range(rows)],
+            "native-country": [
+                "United-States" if rng.random() < 0.9 else rng.choice(countries)
+                for _ in range(rows)
+            ],
+            "contact": [fake.email() for _ in range(rows)],
+        }
+    )
+
+
+def test_guard_fails_only_on_direct_identifiers_and_warns_on_kept_quasi_identifiers(det):
+    table = census_table()
+    keep = [(n, "keep", "string") for n in ("workclass", "race", "native-country")]
+    findings, warnings = guard_review(table, keep, detector=det)
+    assert findings == [] and guard_findings(table, keep, detector=det) == []
+    warned = {w["column"]: w for w in warnings}
+    assert "native-country" in warned and "race" in warned and "workclass" not in warned
+    assert warned["native-country"]["entity"] == "LOCATION"
+    assert warned["native-country"]["prevalence"] > 0.5
+    assert "quasi-identifier" in warned["native-country"]["reason"]
+    text = guard_warning_message(warnings)
+    assert "native-country" in text and "United-States" not in text
+    # a kept e-mail column still fails
+    findings, _ = guard_review(table, [*keep, ("contact", "keep", "string")], detector=det)
+    assert [(c, e) for c, e, _ in findings] == [("contact", "EMAIL_ADDRESS")]
+
+
+def test_guard_fails_on_identifier_shapes_without_an_entity(det):
+    rng = random.Random(4)
+    cols = {
+        "CVV2": [str(rng.randint(100, 999)) for _ in range(500)],
+        "CardNo": [f"{rng.randint(4000, 5599) / 1000:.2f}E+15" for _ in range(500)],
+    }
+    keep = [(n, "keep", "string") for n in cols]
+    findings = guard_findings(cols, keep, detector=det)
+    assert [(c, e) for c, e, _ in findings] == [("CVV2", "CVV"), ("CardNo", "CREDIT_CARD")]
+    assert guard_findings(cols, [("CVV2", "keep", "string", "CVV")], detector=det) == []

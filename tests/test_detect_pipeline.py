@@ -116,3 +116,69 @@ def test_the_detector_misses_names_the_residual_gate_must_still_see(det):
         spans = det.detect(notes, score_threshold=threshold)
         for note, found in zip(notes, spans, strict=True):
             assert not [s for s in found if s.entity == "PERSON"], note
+
+
+# --------------------------------------------------------------------------- column classes
+
+
+def _write_csv(path, table) -> str:
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(table, str(path))
+    return str(path)
+
+
+def _keep_all(table) -> str:
+    cols = "".join(f'  "{n}": {{type: string, action: keep}}\n' for n in table.column_names)
+    return "columns:\n" + cols
+
+
+def test_census_country_column_passes_the_guard_warned_and_named(keyring_path, tmp_path):
+    from tests.test_detect_guard import census_table
+    from transforms.gates import checks as gate_checks
+
+    table = census_table().drop_columns(["contact"])
+    data = _write_csv(tmp_path / "census.csv", table)
+    cfg = write_config(tmp_path, input_path=data, keyring=keyring_path, schema=_keep_all(table))
+    with open(cfg, "a") as f:
+        f.write("gates:\n  k_anonymity: {quasi_identifiers: [race], k: 2}\n")
+    body = run(cfg, show_progress=False)["manifest"]
+    guard = body["keep_guard"]
+    assert guard["passed"] and guard["findings"] == []
+    warned = {w["column"]: w["entity"] for w in guard["warnings"]}
+    assert warned.get("native-country") == "LOCATION" and "race" in warned
+    report = json.load(open(tmp_path / "out" / "report" / "validation.json"))
+    check = next(c for c in report["checks"] if c["name"] == "keep_guard")
+    assert check["passed"] and "'native-country' (LOCATION)" in gate_checks.summary(check)
+
+
+def test_census_with_a_kept_email_column_still_fails(keyring_path, tmp_path):
+    from tests.test_detect_guard import census_table
+
+    table = census_table()
+    data = _write_csv(tmp_path / "census.csv", table)
+    cfg = write_config(tmp_path, input_path=data, keyring=keyring_path, schema=_keep_all(table))
+    r = cli("run", cfg)
+    assert r.returncode == 3
+    assert "contact" in r.stderr and "EMAIL_ADDRESS" in r.stderr
+    assert "native-country' is kept but" not in r.stderr  # named as a warning, not a failure
+    assert not (tmp_path / "out").exists()
+
+
+def test_scan_of_an_identity_export_runs_as_is(keyring_path, tmp_path):
+    from tests.test_detect_propose import identity_table
+
+    table, classes = identity_table(rows=300)
+    data = _write_csv(tmp_path / "identity.csv", table)
+    text = scan(data, "csv", sample=300)
+    cols = {c.name: c for c in parse_schema(yaml.safe_load(text), "proposed.yaml").columns}
+    assert all(cols[n].action != "keep" for n, k in classes.items() if k == "direct")
+    assert cols["CCNumber"].action == "drop" and "scientific notation" in text
+    (tmp_path / "proposed.yaml").write_text(text)
+    cfg = write_config(
+        tmp_path, input_path=data, keyring=keyring_path, schema=str(tmp_path / "proposed.yaml")
+    )
+    body = run(cfg, show_progress=False)["manifest"]
+    assert body["keep_guard"]["passed"] and body["keep_guard"]["findings"] == []
+    assert {w["column"] for w in body["keep_guard"]["warnings"]} >= {"CountryFull", "Party"}
+    assert body["reconciliation"]["balanced"]

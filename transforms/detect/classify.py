@@ -140,7 +140,7 @@ SHAPE_ENTITIES = {
 }
 # Detected but not personal data on their own: never name a column after them.
 NOT_COLUMN_PII = frozenset({"DATE_TIME", "UUID"})
-NOISY_NER = frozenset({"PERSON", "LOCATION", "NRP"})
+NOISY_NER = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION"})
 # Ties between entities at equal prevalence: the more specific (validated) one wins.
 _SPECIFICITY = {
     "EMAIL_ADDRESS": 9,

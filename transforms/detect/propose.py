@@ -20,6 +20,15 @@ from transforms.detect.classify import (
     reportable_entities,
     sample_values,
 )
+from transforms.detect.column_class import (
+    CLASS_LABEL,
+    DIRECT,
+    DIRECT_ENTITIES,
+    QUASI,
+    ColumnClass,
+    classify_class,
+    name_evidence,
+)
 from transforms.detect.engine import Detector, _as_string_array
 
 _DATE_FORMATS = (
@@ -35,10 +44,19 @@ _DATE_FORMATS = (
     "%d %B %Y",
 )
 _ID_NAME = re.compile(r"(?:^|_|\b)(?:id|uuid|guid|key)$|Id$|ID$")
-_STRING_HINTS = ("ZIP_CODE", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "US_BANK_NUMBER", "IBAN_CODE")
+_STRING_HINTS = (
+    "ZIP_CODE",
+    "PHONE_NUMBER",
+    "US_SSN",
+    "CREDIT_CARD",
+    "CVV",
+    "US_BANK_NUMBER",
+    "IBAN_CODE",
+)
 # What to do with a column holding each entity (anything else personal: tokenize).
 SUGGESTED_ACTIONS = {
     "CREDIT_CARD": {"action": "drop"},
+    "CVV": {"action": "drop"},
     "PASSWORD": {"action": "drop"},
     "SECRET": {"action": "drop"},
     "ZIP_CODE": {"action": "generalize", "keep_prefix": 3},
@@ -83,7 +101,12 @@ def infer_type(name: str, values, sample: int = DEFAULT_SAMPLE) -> tuple[str, st
     strs = [v.strip() for v in vals]
     arr = pa.array(strs, pa.string())
     hinted = name_hints(name)
-    keep_string = bool(_ID_NAME.search(name)) or any(h in _STRING_HINTS for h in hinted)
+    named = name_evidence(name)
+    keep_string = (
+        bool(_ID_NAME.search(name))
+        or any(h in _STRING_HINTS for h in hinted)
+        or (named is not None and (named[2] in _STRING_HINTS or named[1] == "identifier"))
+    )
 
     def parses(t: str, fmt: str | None = None) -> bool:
         spec = ColumnSpec(name or "c", t, "keep", True, fmt)
@@ -149,8 +172,8 @@ def suggest_column(
     detector: Detector | None = None,
     sample: int = DEFAULT_SAMPLE,
     max_prevalence: float = DEFAULT_MAX_PREVALENCE,
-) -> tuple[dict, str]:
-    """Proposed schema entry for one column and a comment explaining it.
+) -> tuple[dict, str, ColumnClass]:
+    """Proposed schema entry for one column, a comment explaining it, and its class.
 
     Args:
         name: column name.
@@ -159,7 +182,7 @@ def suggest_column(
         sample: sample size.
         max_prevalence: the keep-guard threshold the proposal must pass.
     Returns:
-        (column spec mapping, comment text without values).
+        (column spec mapping, comment text without values, the column's class).
     """
     ctype, fmt = infer_type(name, values, sample)
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
@@ -181,63 +204,15 @@ def suggest_column(
         )
         nullable = nullable or blank > 0
     spec: dict[str, Any] = {"type": ctype}
-    hinted = name_hints(name)
     finding = None
     if ctype in ("string", "int"):
         finding = classify_column(
             name, arr, detector=detector, sample=sample, trace_prevalence=max_prevalence
         )
-    entity = finding.entity if finding else None
-    if entity is None and ctype in ("date", "timestamp") and "DATE_OF_BIRTH" in hinted:
-        entity = "DATE_OF_BIRTH"
-    if ctype != "string" and entity not in (None, "DATE_OF_BIRTH"):
-        # An int column of phone numbers or SSNs: keep the digits as text for the token.
-        ctype, fmt = "string", None
-        spec["type"] = "string"
-    if entity == FREE_TEXT:
-        spec["type"] = "string"
+    cls = classify_class(name, finding, sample_values(arr, sample), ctype)
+    spec, comment = _action_for(cls, finding, spec, ctype, max_prevalence)
+    if spec.get("type") not in ("date", "timestamp"):
         fmt = None
-    comment = ""
-    if entity == FREE_TEXT:
-        spec.update(SUGGESTED_ACTIONS[FREE_TEXT])
-        found = ", ".join(f"{e} {p:.0%}" for e, p in finding.entities.items()) or "none seen"
-        comment = (
-            f"free text ({finding.free_text_score:.0%} prose); PII in "
-            f"{finding.prevalence:.0%} of {finding.examined} sampled cells: {found}"
-        )
-    elif entity == "DATE_OF_BIRTH" and ctype in ("date", "timestamp"):
-        spec["pii"] = entity
-        spec.update({"action": "generalize", "date_part": "year"})
-        comment = "pii DATE_OF_BIRTH (column name)"
-    elif entity is not None:
-        spec["pii"] = entity
-        spec.update(SUGGESTED_ACTIONS.get(entity, {"action": "tokenize"}))
-        if spec.get("action") == "generalize" and spec["type"] != "string":
-            spec = {"type": "string", "pii": entity, "action": "tokenize"}
-        comment = (
-            f"pii {entity}: prevalence {finding.prevalence:.0%} of "
-            f"{finding.examined} sampled values (confidence {finding.confidence:.2f})"
-        )
-    else:
-        minority = reportable_entities(finding, max_prevalence) if finding else {}
-        if minority and ctype == "string":
-            spec["action"] = "scrub"
-            comment = "mixed values with PII: " + ", ".join(
-                f"{e} {p:.0%}" for e, p in minority.items()
-            )
-        elif minority:
-            spec = {"type": "string", "action": "tokenize"}
-            comment = "values with PII: " + ", ".join(f"{e} {p:.0%}" for e, p in minority.items())
-        elif ctype == "string" and _ID_NAME.search(name):
-            spec["action"] = "tokenize"
-            comment = "identifier (column name); no PII seen"
-        elif ctype in ("int", "float") and re.search(r"(?:^|_)age(?:$|_)", name.lower()):
-            spec.update({"action": "generalize", "bucket": 10})
-            comment = "quasi-identifier (age)"
-        else:
-            spec["action"] = "keep"
-            if finding is not None:
-                comment = f"no PII in {finding.examined} sampled values"
     if fmt and spec.get("type") in ("date", "timestamp"):
         spec["format"] = fmt
     if nullable:
@@ -246,7 +221,48 @@ def suggest_column(
     spec = {k: spec[k] for k in order if k in spec} | {
         k: v for k, v in spec.items() if k not in order
     }
-    return spec, comment
+    return spec, comment, cls
+
+
+def _action_for(
+    cls: ColumnClass, finding, spec: dict, ctype: str, max_prevalence: float
+) -> tuple[dict, str]:
+    """The proposed action for a column class, and the comment saying why (no value)."""
+    shown = cls.concept and cls.concept != cls.entity
+    label = CLASS_LABEL[cls.klass] + (f" ({cls.concept})" if shown else "")
+    why = f"{label}: {cls.reason}" if cls.reason else label
+    if cls.klass == DIRECT:
+        if cls.concept == "free text":
+            return {"type": "string", "action": "scrub"}, why
+        if cls.shape == "sci_card":
+            out = {"type": ctype, "pii": "CREDIT_CARD", "action": "drop"}
+            return out, why + "; the digits are gone: drop (re-export the column as text)"
+        if cls.entity in SUGGESTED_ACTIONS and SUGGESTED_ACTIONS[cls.entity]["action"] == "drop":
+            return {"type": "string", "pii": cls.entity, "action": "drop"}, why
+        out = {"type": "string", "action": "tokenize"}
+        if cls.entity:
+            out["pii"] = cls.entity
+        return out, why
+    if cls.klass == QUASI:
+        if cls.entity == "DATE_OF_BIRTH" and ctype in ("date", "timestamp"):
+            out = {**spec, "pii": "DATE_OF_BIRTH", "action": "generalize", "date_part": "year"}
+            return out, why + "; generalized to the year"
+        if cls.entity == "ZIP_CODE" and ctype == "string":
+            out = {"type": "string", "pii": "ZIP_CODE", "action": "generalize", "keep_prefix": 3}
+            return out, why + "; generalized to a 3-character prefix"
+        if cls.concept == "age" and ctype in ("int", "float"):
+            return {**spec, "action": "generalize", "bucket": 10}, why + "; 10-year buckets"
+        return {**spec, "action": "keep"}, why + "; kept (quasi-identifier, see gates below)"
+    minority = reportable_entities(finding, max_prevalence) if finding else {}
+    minority = {e: p for e, p in minority.items() if e in DIRECT_ENTITIES}
+    if minority and ctype == "string":
+        found = ", ".join(f"{e} {p:.0%}" for e, p in minority.items())
+        return {**spec, "action": "scrub"}, f"other, mixed values with PII: {found}"
+    if finding is not None and not cls.reason:
+        why = f"other: no identifier in {finding.examined} sampled values or the name"
+    elif not cls.reason:
+        why = f"other: {ctype} values, no identifier in the name"
+    return {**spec, "action": "keep"}, why
 
 
 def propose_schema(
@@ -258,11 +274,13 @@ def propose_schema(
 ) -> str:
     """Schema YAML proposed for a table (`privgate scan`), loadable without edits.
 
-    Each column gets an inferred `type`, `nullable`, a date `format` where needed, the
-    detected `pii:` entity and a suggested action: tokenize for identifiers (e-mail, phone,
-    person, ids...), `scrub` for free text, `drop` for secrets and card numbers, generalize
-    for birth dates, zip codes and ages, keep for the rest. Comments give prevalence and
-    confidence, never a value.
+    Each column gets an inferred `type`, `nullable`, a date `format` where needed, its class
+    (`column_class`: direct identifier, quasi-identifier, other), the `pii:` entity and an
+    action: direct identifiers are tokenized (card numbers, CVV, secrets dropped; free text
+    scrubbed), quasi-identifiers generalized where a generalization exists or kept, the
+    rest kept. Each line's comment says why (entity and prevalence, name token or shape),
+    never a value; a commented `gates: k_anonymity` block over the kept and generalized
+    quasi-identifiers ends the text.
 
     Args:
         table: the input (columns as read; strings, binary or typed).
@@ -280,11 +298,12 @@ def propose_schema(
         "columns:",
     ]
     declared = 0
+    quasi = []
     for name in table.column_names:
         if not name or name.startswith("_"):
             lines.append(f"  # column {json.dumps(name)} skipped: names may not start with _")
             continue
-        spec, comment = suggest_column(
+        spec, comment, cls = suggest_column(
             name,
             table.column(name),
             detector=detector,
@@ -292,11 +311,29 @@ def propose_schema(
             max_prevalence=max_prevalence,
         )
         declared += spec["action"] != "drop"
+        if cls.klass == QUASI and spec["action"] in ("keep", "generalize"):
+            quasi.append(name)
         line = f"  {_yaml_key(name)}: {_flow(spec)}"
         lines.append(line + (f"  # {comment}" if comment else ""))
     if declared == 0:
         lines.append("# every column would be dropped; the schema keeps none (invalid)")
+    lines += k_anonymity_block(quasi)
     return "\n".join(lines) + "\n"
+
+
+def k_anonymity_block(quasi: list[str], k: int = 5) -> list[str]:
+    """Commented `gates:` lines for the run config over the kept or generalized
+    quasi-identifiers (uncommented, they parse as a `gates:` section)."""
+    if not quasi:
+        return ["# no quasi-identifier kept or generalized: no k-anonymity gate proposed"]
+    names = ", ".join(_yaml_key(q) for q in quasi)
+    return [
+        "# Quasi-identifiers kept or generalized above: together they can single a person out.",
+        "# Add this to the run config to refuse an output where any combination of them is",
+        f"# shared by fewer than {k} records:",
+        "# gates:",
+        f"#   k_anonymity: {{quasi_identifiers: [{names}], k: {k}}}",
+    ]
 
 
 # --------------------------------------------------------------------------- keep-guard

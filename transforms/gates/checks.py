@@ -408,9 +408,10 @@ class KeepGuardCheck(GateCheck):
         """The check from the manifest's `keep_guard` section.
 
         Args:
-            guard: {"passed", "mode", "max_prevalence", "findings", ...} (aggregates only).
+            guard: {"passed", "mode", "max_prevalence", "findings", "warnings", ...}
+                (aggregates only).
         Returns:
-            A check dict; details {"mode", "max_prevalence", "findings"}.
+            A check dict; details {"mode", "max_prevalence", "findings", "warnings"}.
         """
         return check(
             cls.name,
@@ -419,6 +420,7 @@ class KeepGuardCheck(GateCheck):
                 "mode": guard["mode"],
                 "max_prevalence": guard["max_prevalence"],
                 "findings": guard["findings"],
+                "warnings": guard.get("warnings") or [],
             },
         )
 
@@ -426,11 +428,22 @@ class KeepGuardCheck(GateCheck):
     def summary(cls, c: Mapping) -> str:
         d = c.get("details") or {}
         found = d.get("findings") or []
-        if not found:
-            return f"no PII above {fmt_pct(d.get('max_prevalence'))} in kept columns"
-        return "; ".join(
-            f"'{f['column']}' holds {f['entity']} ({fmt_pct(f['prevalence'])})" for f in found
+        warned = d.get("warnings") or []
+        text = (
+            "; ".join(
+                f"'{f['column']}' holds {f['entity']} ({fmt_pct(f['prevalence'])})" for f in found
+            )
+            if found
+            else f"no PII above {fmt_pct(d.get('max_prevalence'))} in kept columns"
         )
+        if warned:
+            if not found:
+                text = text.replace("no PII", "no direct identifier", 1)
+            text += "; quasi-identifiers kept: " + ", ".join(
+                f"'{w['column']}'" + (f" ({w['entity']})" if w.get("entity") else "")
+                for w in warned
+            )
+        return text
 
 
 def is_suite_result(details: Mapping) -> bool:
