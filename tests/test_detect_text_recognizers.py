@@ -173,3 +173,24 @@ def test_gazetteer_is_loaded_once_from_faker():
     misses = _name_lists.cache_info().misses
     name_gazetteer(), _name_lists(), _name_lists(core=True)
     assert _name_lists.cache_info().misses == misses <= 2  # each list read once
+
+
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        # a nationality after a full name is no given name in `Last, First` form
+        ("Signed by Tom Lee, Australian, of BHP Group.", ("NRP", "Australian")),
+        # NER splits a law firm; the part it calls an organization stays one
+        (
+            "She has worked at Buckley, Thompson and Gordon since spring.",
+            ("ORGANIZATION", "Buckley, Thompson"),
+        ),
+        # a Spanish company with its legal form
+        (
+            "She has worked at Isaura Rius Bertrán S.L.N.E since spring.",
+            ("ORGANIZATION", "Isaura Rius Bertrán"),
+        ),
+    ],
+)
+def test_nationalities_and_firms_are_not_turned_into_people(det, text, kept):
+    assert kept in _found(det, text)

@@ -449,6 +449,11 @@ _FIELD_LABELS = frozenset(
     "E-MAIL EMAIL TEL FAX PO".split()
 )
 _RELABEL = frozenset({"ORGANIZATION", "DATE_TIME"})
+# What follows a firm's partner names or its legal form: `, Scott and Powell`, ` S.L.N.E`.
+_FIRM_TAIL = re.compile(
+    r"(?:,?\s+(?:[^\W\d_]+,?\s+)?(?:and|&|e|y|et|und)\s"
+    r"|\s+(?:S\.|s\.r|Inc\b|LLC|Ltd|GmbH|AG\b|SA\b|PLC|plc|Group|Corp|Co\.|B\.?V|N\.?V))"
+)
 
 
 def _names_mislabelled(text: str, ner: list[Span]) -> list[Span]:
@@ -457,7 +462,9 @@ def _names_mislabelled(text: str, ner: list[Span]) -> list[Span]:
     return [
         Span(s.start, s.end, "PERSON", min(1.0, s.score + 0.01))
         for s in ner
-        if s.entity in _RELABEL and reads_as_person(text[s.start : s.end])
+        if s.entity in _RELABEL
+        and reads_as_person(text[s.start : s.end])
+        and not _FIRM_TAIL.match(text, s.end)
     ]
 
 

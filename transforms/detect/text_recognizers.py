@@ -109,6 +109,11 @@ _FIRM_MARK = re.compile(r"&|\b[SBN]\.\s?[ALV]\b")
 
 
 @functools.cache
+def _given_names() -> frozenset[str]:
+    return _name_lists()[0]
+
+
+@functools.cache
 def _core_names() -> frozenset[str]:
     given, last = _name_lists(core=True)
     return given | last
@@ -329,7 +334,8 @@ NAME_RULES = (
         ),
         0.9,
     ),
-    # Smith, John / Smith, John A. (a name of the gazetteer on either side)
+    # Smith, John / Smith, John A. (a given name of the gazetteer after the comma; not
+    # `Tom Lee, Australian`)
     Rule(
         "PERSON",
         re.compile(
@@ -339,8 +345,7 @@ NAME_RULES = (
         0.86,
         check=lambda m: (
             0.86
-            if m.group("f").lower() not in _FIRM_WORDS
-            and (m.group("f").lower() in _all_names() or m.group("l").lower() in _all_names())
+            if m.group("f").lower() not in _FIRM_WORDS and m.group("f").lower() in _given_names()
             else None
         ),
     ),
