@@ -138,13 +138,18 @@ def thaw(v: Any) -> Any:
     return v
 
 
-def read_yaml(path: str, what: str) -> tuple[Any, str]:
-    """Parse a YAML file; returns (data, sha256 of the bytes). Raises ConfigError."""
+def read_file(path: str, what: str) -> bytes:
+    """A config file's bytes; ConfigError `cannot read <what>: <reason>` naming the file."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except OSError as e:
         raise ConfigError(path, "", f"cannot read {what}: {e.strerror}") from None
+
+
+def read_yaml(path: str, what: str) -> tuple[Any, str]:
+    """Parse a YAML file; returns (data, sha256 of the bytes). Raises ConfigError."""
+    raw = read_file(path, what)
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as e:

@@ -101,13 +101,13 @@ def test_keyring_is_not_picklable(keyring_path):
     assert "key" not in repr(open_keyring(keyring_path)).lower().replace("keyring", "")
 
 
-def test_missing_master_key_is_refused_before_use(tmp_path):
+def _reencrypt_payload(path: str, edit) -> None:
+    """Decrypt a local keyring's payload with the passphrase, apply `edit`, write it back
+    encrypted as the keyring would (what someone holding the passphrase could do)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from privgate import keyring as k
 
-    path = str(tmp_path / "keyring.json")
-    init_keyring(path)
     doc = json.load(open(path))
     header = {
         f: doc[f] for f in ("format", "version", "keyring_id", "kms", "public_key", "kdf", "aead")
@@ -118,7 +118,7 @@ def test_missing_master_key_is_refused_before_use(tmp_path):
             k._unb64(doc["nonce"]), k._unb64(doc["ciphertext"]), k._header_aad(header)
         )
     )
-    del payload["master_keys"]["footer"]
+    edit(payload)
     nonce = os.urandom(12)
     doc["nonce"] = k._b64(nonce)
     doc["ciphertext"] = k._b64(
@@ -126,6 +126,12 @@ def test_missing_master_key_is_refused_before_use(tmp_path):
     )
     with open(path, "w") as f:
         json.dump(doc, f)
+
+
+def test_missing_master_key_is_refused_before_use(tmp_path):
+    path = str(tmp_path / "keyring.json")
+    init_keyring(path)
+    _reencrypt_payload(path, lambda payload: payload["master_keys"].pop("footer"))
     with pytest.raises(KeyringError, match="lacks master key\\(s\\): footer"):
         open_keyring(path)
 
@@ -264,30 +270,13 @@ def test_local_keyring_public_key_must_match_its_signing_key(tmp_path):
     """Even re-encrypted with the passphrase, a payload whose signing key is not the header's
     public key's is refused."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from privgate import keyring as k
 
     path = str(tmp_path / "keyring.json")
     genuine = init_keyring(path).public_key_bytes
-    doc = json.load(open(path))
-    header = {
-        f: doc[f] for f in ("format", "version", "keyring_id", "kms", "public_key", "kdf", "aead")
-    }
-    key = k._derive(os.environ[PASSPHRASE_ENV], k._unb64(doc["kdf"]["salt"]), doc["kdf"])
-    payload = json.loads(
-        AESGCM(key).decrypt(
-            k._unb64(doc["nonce"]), k._unb64(doc["ciphertext"]), k._header_aad(header)
-        )
-    )
-    payload["signing_key"] = k._b64(Ed25519PrivateKey.generate().private_bytes_raw())
-    nonce = os.urandom(12)
-    doc["nonce"] = k._b64(nonce)
-    doc["ciphertext"] = k._b64(
-        AESGCM(key).encrypt(nonce, json.dumps(payload).encode(), k._header_aad(header))
-    )
-    with open(path, "w") as f:
-        json.dump(doc, f)
+    other = k._b64(Ed25519PrivateKey.generate().private_bytes_raw())
+    _reencrypt_payload(path, lambda payload: payload.update(signing_key=other))
     with pytest.raises(KeyringError, match="public key") as e:
         open_keyring(path)
     _assert_no_key_bytes(e.value, genuine)

@@ -98,36 +98,35 @@ HOTWORDS: dict[str, str] = {
     "website": "URL",
     "homepage": "URL",
 }
-_NOT_PERSON_NAME = frozenset(
+# Header words naming a thing that is not a person (`company_name`, `plan`, `host`): a PERSON
+# reading of such a column is wrong, and in `column_class` they make it a property.
+THING_WORDS = frozenset(
     {
+        "app",
+        "brand",
+        "business",
+        "category",
+        "column",
         "company",
-        "product",
+        "domain",
+        "field",
         "file",
-        "filename",
-        "user",
         "host",
         "hostname",
-        "domain",
-        "brand",
         "item",
-        "business",
         "org",
         "organization",
-        "display",
-        "screen",
-        "project",
-        "app",
-        "service",
-        "table",
-        "column",
-        "field",
-        "category",
         "plan",
-        "team",
-        "store",
+        "product",
+        "project",
+        "service",
         "shop",
+        "store",
+        "table",
+        "team",
     }
 )
+_NOT_PERSON_NAME = THING_WORDS | {"display", "filename", "screen", "user"}
 # Entities named from the column name and the values' shape (no Presidio recognizer).
 SHAPE_ENTITIES = {
     "DATE_OF_BIRTH": re.compile(

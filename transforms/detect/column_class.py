@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from transforms.detect.classify import FREE_TEXT, NOISY_NER, ColumnFinding
+from transforms.detect.classify import FREE_TEXT, NOISY_NER, THING_WORDS, ColumnFinding
 
 DIRECT, QUASI, OTHER = "direct", "quasi", "other"
 CLASS_LABEL = {DIRECT: "direct identifier", QUASI: "quasi-identifier", OTHER: "other"}
@@ -231,50 +231,26 @@ NAME_TOKENS: dict[str, tuple[str, str, str | None]] = {
 }
 # A token that makes the column about a property of the thing, not the thing itself
 # (`phone_type`, `CCType`, `email_verified`, `name_origin`, `signup_channel`).
-_MODIFIERS = frozenset(
-    {
-        "type",
-        "kind",
-        "category",
-        "status",
-        "flag",
-        "count",
-        "verified",
-        "valid",
-        "format",
-        "provider",
-        "domain",
-        "network",
-        "brand",
-        "issuer",
-        "exp",
-        "expiry",
-        "expiration",
-        "length",
-        "set",
-        "origin",
-        "style",
-        "file",
-        "company",
-        "product",
-        "host",
-        "hostname",
-        "item",
-        "business",
-        "org",
-        "organization",
-        "project",
-        "app",
-        "service",
-        "table",
-        "column",
-        "field",
-        "plan",
-        "team",
-        "store",
-        "shop",
-    }
-)
+_MODIFIERS = THING_WORDS | {
+    "count",
+    "exp",
+    "expiration",
+    "expiry",
+    "flag",
+    "format",
+    "issuer",
+    "kind",
+    "length",
+    "network",
+    "origin",
+    "provider",
+    "set",
+    "status",
+    "style",
+    "type",
+    "valid",
+    "verified",
+}
 # ... but not over these (`user_name` is a login, `ip_address` an IP).
 _HEAD_FIRST = ("cvv", "iban", "ip", "email", "mail", "username", "login", "user", "usr", "handle")
 _ID_TOKENS = ("id", "uuid", "guid", "key")

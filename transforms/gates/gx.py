@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from privgate.errors import ConfigError, DataError
+from schemas.kit import read_file
 from transforms.gates.checks import suite_result
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -147,11 +148,7 @@ def load_suite(path: str) -> ExpectationSuite:
         ConfigError: naming the file and `expectations[i]` for an unreadable file, invalid
             JSON, an unknown expectation type or invalid arguments.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ConfigError(path, "", f"cannot read expectation suite: {e.strerror}") from None
+    raw = read_file(path, "expectation suite")
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
