@@ -70,3 +70,40 @@ print(json.dumps({{"rows": table.num_rows, "ldp": len(estimates),
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["rows"] > 0 and out["ldp"] >= 1  # the calls really ran
     assert out["loaded"] == []
+
+
+@pytest.mark.parametrize(
+    "module, line, contract",
+    [
+        # a cycle between siblings: arrow <- actions already; arrow -> actions closes it
+        ("transforms/arrow.py", "from transforms import actions", "No import cycles"),
+        # the policy language reaching into a stage
+        ("schemas/kit.py", "from transforms import arrow", "The policy language imports"),
+        # core importing the entry layer
+        ("privgate/errors.py", "import pipelines.run", "Layers: entry"),
+        # a training job's import pulling Beam in
+        ("privgate/reader.py", "import apache_beam", "The consumer API imports no engine"),
+    ],
+)
+def test_each_import_contract_catches_its_violation(tmp_path, module, line, contract):
+    """`lint-imports` (run by `make test`) is not vacuous: one injected import breaks the
+    contract that forbids it, on a copy of the tree."""
+    import shutil
+
+    for name in (*PACKAGES, "pyproject.toml"):
+        src = os.path.join(ROOT, name)
+        copy = shutil.copytree if os.path.isdir(src) else shutil.copy
+        copy(src, tmp_path / name)
+    with open(tmp_path / module, "a") as f:
+        f.write(f"\n{line}  # noqa\n")
+    lint = os.path.join(os.path.dirname(sys.executable), "lint-imports")
+    r = subprocess.run(
+        [lint, "--no-cache"],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1, r.stdout[-2000:]
+    broken = [ln for ln in r.stdout.splitlines() if " BROKEN" in ln]
+    assert any(ln.startswith(contract) for ln in broken), broken
