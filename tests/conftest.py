@@ -124,3 +124,17 @@ def det():
     from transforms.detect.engine import get_detector
 
     return get_detector()
+
+
+@pytest.fixture
+def test_kms(monkeypatch, tmp_path):
+    """The file-backed test KMS (`tests/fake_kms.py`) registered as `test-kms`: an external
+    keyring with no peer; returns its settings."""
+    from privgate import kms as kms_mod
+
+    monkeypatch.setitem(
+        kms_mod.KMS_BACKENDS,
+        "test-kms",
+        kms_mod.KmsBackend("tests.fake_kms", "FakeKms", None, "none"),
+    )
+    return {"store": str(tmp_path / "kms-store.json")}

@@ -28,7 +28,7 @@ def test_halves_share_no_template_header_or_sentence():
     assert not texts["tuning"] & texts["heldout"]
     for half in HALVES:
         assert entities_in(half) == set(GOLD_ENTITIES), half
-    # Every table shape has columns of every class, in both halves alike.
+    # Every column's class is a known one, and the tables together hold every class.
     for shape, specs in SHAPES.items():
         classes = {CONCEPTS[c].klass for c, _, _ in specs}
         assert classes <= set(CLASSES), shape

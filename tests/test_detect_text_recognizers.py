@@ -8,13 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.detect.engine import get_detector
-
-
-@pytest.fixture(scope="module")
-def det():
-    return get_detector()
-
 
 def _found(det, text):
     return [(s.entity, text[s.start : s.end]) for s in det.detect([text])[0]]

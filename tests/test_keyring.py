@@ -180,19 +180,6 @@ def test_rotation_keeps_tokens_and_old_outputs_readable(tmp_path, demo_csv):
 # ------------------------------------------------------------- the clear public key
 
 
-@pytest.fixture
-def test_kms(monkeypatch, tmp_path):
-    """The file-backed test KMS registered as `test-kms` (an external keyring, no peer)."""
-    from privgate import kms as kms_mod
-
-    monkeypatch.setitem(
-        kms_mod.KMS_BACKENDS,
-        "test-kms",
-        kms_mod.KmsBackend("tests.fake_kms", "FakeKms", None, "none"),
-    )
-    return {"store": str(tmp_path / "kms-store.json")}
-
-
 def _their_public_key() -> bytes:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

@@ -8,18 +8,9 @@ import sys
 
 import pytest
 
-from privgate import kms as kms_mod
 from privgate.errors import ConfigError
 from tests import fake_kms
 from tests.kms_contract import check_backend, check_keyring_end_to_end, write_and_read_files
-
-FAKE_BACKEND = kms_mod.KmsBackend("tests.fake_kms", "FakeKms", None, "none")
-
-
-@pytest.fixture
-def test_kms(monkeypatch, tmp_path):
-    monkeypatch.setitem(kms_mod.KMS_BACKENDS, "test-kms", FAKE_BACKEND)
-    return {"store": str(tmp_path / "kms-store.json")}
 
 
 def test_fake_backend_passes_the_contract(test_kms):

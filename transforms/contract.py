@@ -462,11 +462,11 @@ def contract_check(
 
 
 def _checks_domain(spec: ColumnSpec) -> bool:
-    # Only without an `other` bucket (`out_of_domain: quarantine`); else the bucket takes them.
+    # Only with `out_of_domain: quarantine` (no `other` bucket); else the bucket takes them.
     return (
         spec.action == "ldp"
         and spec.params.get("categories") is not None
-        and "other" not in spec.params
+        and quarantines_out_of_domain(spec.params)
     )
 
 
@@ -483,14 +483,13 @@ _INF_TEXT = ("inf", "+inf", "infinity", "+infinity")
 
 
 def _non_finite(col) -> tuple[np.ndarray, np.ndarray] | None:
-    """Masks (NaN or -inf, +inf) of a raw float or text column's cells, or None otherwise."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+    """Masks (NaN or -inf, +inf) of a raw float or text column's cells (`plain_array`), or
+    None otherwise."""
     t = col.type
     if pa.types.is_floating(t):
         x = pc.fill_null(pc.cast(col, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
         return np.isnan(x) | np.isneginf(x), np.isposinf(x)
-    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+    if not pa.types.is_string(t):
         return None
     text = pc.utf8_lower(pc.utf8_trim_whitespace(col))
     neg_inf = tuple("-" + v.lstrip("+") for v in _INF_TEXT)
@@ -533,16 +532,9 @@ def _outside_bounds(typed: pa.Array, spec: ColumnSpec) -> int:
 
 
 def _oversized(col, max_bytes: int | None) -> np.ndarray | None:
-    """Mask of cells longer than `max_bytes` (string/binary columns), or None if none are."""
-    if max_bytes is None:
-        return None
-    t = col.type
-    if not (
-        pa.types.is_string(t)
-        or pa.types.is_binary(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_large_binary(t)
-    ):
+    """Mask of cells longer than `max_bytes` (string/binary columns of a `plain_array`), or
+    None if none are."""
+    if max_bytes is None or not (pa.types.is_string(col.type) or pa.types.is_binary(col.type)):
         return None
     lengths = pc.binary_length(col)
     if not pc.any(pc.greater(lengths, max_bytes)).as_py():

@@ -94,20 +94,19 @@ class ProtectColumnsFn(beam.DoFn):
         self._out_schema = output_schema(self._schema)
         self._detector = detector_for(self._schema)  # shared per process, built once
         self._leak_plan = leak_plan(self._schema) if self._count_leaks else None
+        self._census = memoized_ldp(self._schema)
 
     def process(self, table: pa.Table):
         with value_free_errors("protecting columns"):
             out = protect_table(
                 table, self._schema, self._ops, self._out_schema, self._detector, self._dataset
             )
-            leaks = None
-            if self._leak_plan is not None:
-                leaks = own_row_leaks(table, out, self._leak_plan)
-            if memoized_ldp(self._schema):
-                census = table_census(self._ops.ldp_key, table, self._schema)
+            leaks = own_row_leaks(table, out, self._leak_plan) if self._leak_plan else None
+            census = table_census(self._ops.ldp_key, table, self._schema) if self._census else None
+        # outside the error boundary: downstream steps run inside these yields
         if leaks is not None:
             yield beam.pvalue.TaggedOutput(LEAKS, json.dumps({LEAKS_LINE: leaks}))
-        if memoized_ldp(self._schema):
+        if census is not None:
             yield beam.pvalue.TaggedOutput(CENSUS, census)
         progress.add(written=out.num_rows)
         yield out

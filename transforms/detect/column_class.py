@@ -361,12 +361,7 @@ def _share(rx: re.Pattern, vals: Sequence[str]) -> float:
 
 def _lost_digits(value: str) -> bool:
     """A 13-19 digit number stored as a float (`4.53E+15`, `4532015112830366.0`)."""
-    if _SCI_CARD.match(value):
-        return True
-    v = value.strip()
-    if not re.fullmatch(r"[1-9]\d{12,18}\.0*", v):
-        return False
-    return True
+    return bool(_SCI_CARD.match(value) or re.fullmatch(r"[1-9]\d{12,18}\.0*", value.strip()))
 
 
 def classify_class(

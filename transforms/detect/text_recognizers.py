@@ -90,13 +90,9 @@ def common_words() -> frozenset[str]:
     return frozenset(w.lower() for w in mod.Provider.word_list)
 
 
+@functools.cache
 def name_gazetteer() -> frozenset[str]:
     """Given names and surnames (lower-cased) from Faker's person providers."""
-    return _all_names()
-
-
-@functools.cache
-def _all_names() -> frozenset[str]:
     given, last = _name_lists()
     return given | last
 
