@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 
-from privgate.errors import DataError
+from privgate.errors import ConfigError, DataError
 from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.run")
@@ -113,6 +113,19 @@ class Budget:
                 "record key; memoized ldp would give equal values equal noisy outputs. Make "
                 "the record key unique per row (or drop record_key for fresh noise); output "
                 "not published"
+            )
+        others = [
+            d
+            for d in self.ledger.datasets_with_memo_suffix(f"-{census['fingerprint']}")
+            if d != self.cfg.dataset
+        ]
+        if others:  # the dataset is in the noise domain: a new name would be fresh noise
+            raise ConfigError(
+                self.cfg.source,
+                "dataset",
+                f"these records were released under dataset '{others[0]}' (epsilon ledger "
+                f"{self.ledger.path}); under a new name they would get fresh noise and a "
+                f"budget of their own. Use dataset: {others[0]}; output not published",
             )
         self.memo_id = f"{self.noise_id}-{census['fingerprint']}"
         self._check(self.memo_id)

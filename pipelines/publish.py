@@ -34,8 +34,8 @@ def local_target(cfg: RunConfig) -> str:
     Raises:
         ConfigError (exit 2): a URL (gs://...); a path that is, holds or lies inside the input
             (`input.path` up to its first wildcard); a path that is or holds the keyring's
-            directory; a path that is not absent, an empty directory or a previous privgate
-            output (`check_replaceable`).
+            directory; a path that holds the epsilon ledger; a path that is not absent, an
+            empty directory or a previous privgate output (`check_replaceable`).
     """
     target = cfg.output.path
     if "://" in target:
@@ -49,6 +49,8 @@ def local_target(cfg: RunConfig) -> str:
         raise _overlap_error(cfg, target, "input.path", root)
     if _inside(keys, target):
         raise _overlap_error(cfg, target, "keys.keyring", keys)
+    if cfg.privacy is not None and cfg.privacy.ledger and _inside(cfg.privacy.ledger, target):
+        raise _overlap_error(cfg, target, "privacy.ledger", cfg.privacy.ledger)
     check_replaceable(cfg.source, target)
     return target
 
@@ -121,7 +123,7 @@ def _overlap_error(cfg: RunConfig, target: str, key: str, path: str) -> ConfigEr
         cfg.source,
         "output.path",
         f"{target} overlaps {key} ({path}): a run replaces its output directory as a whole, "
-        "so it must not hold the run's inputs or keys",
+        "so it must not hold the run's inputs, keys or epsilon ledger",
     )
 
 

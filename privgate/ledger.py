@@ -175,6 +175,20 @@ class EpsilonLedger:
         """
         return [LedgerEntry(**e) for e in self._load()["datasets"].get(dataset, [])]
 
+    def datasets_with_memo_suffix(self, suffix: str) -> list[str]:
+        """Datasets with a memoized run whose memo id ends with `suffix` (an input fingerprint).
+
+        Raises:
+            LedgerError: the ledger file is unreadable.
+        """
+        return sorted(
+            name
+            for name, entries in self._load()["datasets"].items()
+            if any(
+                e.get("memoized") and str(e.get("memo_id") or "").endswith(suffix) for e in entries
+            )
+        )
+
     def spent(self, dataset: str) -> float:
         """Total epsilon charged to `dataset` so far (0 for an unknown dataset).
 

@@ -360,13 +360,35 @@ def test_repeated_record_keys_across_files_and_batches_refuse_memoized_ldp(tmp_p
 
 def test_the_dataset_name_is_in_the_noise_domain(tmp_path, keyring_path):
     """Issue 13.2: two datasets protected under one keyring draw independent noise, so their
-    ldp outputs cannot be matched row by row to link records across them."""
+    ldp outputs cannot be matched row by row to link records across them. (Each keeps its own
+    ledger: in one ledger the same rows under a second name are refused, see below.)"""
     data = _keyed_csv(tmp_path / "in.csv")
     outputs = []
     for dataset in ("clinic_a", "clinic_b"):
-        cfg = _keyed_config(tmp_path, data, keyring_path, lifetime_max=10)
+        ledger = tmp_path / f"ledger-{dataset}.json"
+        cfg = _keyed_config(tmp_path, data, keyring_path, lifetime_max=10, ledger=ledger)
         text = open(cfg).read().replace("dataset: test_ds", f"dataset: {dataset}")
         open(cfg, "w").write(text)
         out = run(cfg, show_progress=False)["output_dir"]
         outputs.append(read_table(out, keyring=keyring_path).column("income").to_pylist())
     assert sum(a == b for a, b in zip(*outputs, strict=True)) < 10
+
+
+def test_renaming_the_dataset_does_not_buy_fresh_noise_for_the_same_rows(tmp_path, keyring_path):
+    """A careless (or clever) rename: the same rows under a new `dataset:` name would get new
+    noise (the dataset is in the noise domain) and a budget of their own. The ledger knows the
+    input's fingerprint under the old name: the run is refused naming it, publishes nothing
+    and records nothing."""
+    from privgate.errors import ConfigError
+
+    data = _keyed_csv(tmp_path / "in.csv")
+    cfg = _keyed_config(tmp_path, data, keyring_path)
+    run(cfg, show_progress=False)
+    published = (tmp_path / "out" / "manifest.json").read_text()
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(open(cfg).read().replace("dataset: test_ds", "dataset: test_ds_v2"))
+    with pytest.raises(ConfigError, match="dataset: .*'test_ds'"):
+        run(str(renamed), show_progress=False)
+    assert (tmp_path / "out" / "manifest.json").read_text() == published
+    datasets = json.loads((tmp_path / "ledger.json").read_text())["datasets"]
+    assert list(datasets) == ["test_ds"]

@@ -194,3 +194,21 @@ def test_a_concurrent_runs_live_staging_survives_another_runs_start(tmp_path):
     # its owner is gone: the next run's start removes it
     with Staging(target) as mine:
         assert not os.path.exists(live) and os.path.isdir(mine.path)
+
+
+def test_an_epsilon_ledger_inside_the_output_is_refused(tmp_path, keyring_path):
+    """The ledger must outlive the output it is replaced with: one inside `output.path` would
+    be written there (budget spent), then make the target unreplaceable for every later run."""
+    cfg = _config(tmp_path, keyring_path)
+    text = (
+        open(cfg)
+        .read()
+        .replace(
+            "lifetime_epsilon_max: 1000}",
+            f"lifetime_epsilon_max: 1000, ledger: {tmp_path}/out/l.json}}",
+        )
+    )
+    open(cfg, "w").write(text)
+    with pytest.raises(ConfigError, match=r"output.path: .*overlaps privacy.ledger"):
+        run(cfg, show_progress=False)
+    assert not (tmp_path / "out").exists()
