@@ -10,8 +10,8 @@ Layout of the key hierarchy:
   authenticated whenever the keyring is opened: a local keyring's header (which holds it) is
   the AES-GCM AAD of the payload, and the public key must be the signing key's; an external
   keyring holds the public key also wrapped under the `footer` master key (which every reader
-  needs) with the keyring id as AAD. A public key read without opening the keyring
-  (`read_public_key`) is not authenticated.
+  needs) with the keyring id as AAD. A public key read without opening the keyring is not
+  authenticated, so nothing here offers one.
 
 The keyring file is JSON, AES-256-GCM encrypted under a key derived from the passphrase in
 `PRIVGATE_KEYRING_PASSPHRASE` with scrypt (memory-hard), written 0600 and refused when
@@ -553,15 +553,6 @@ def keyring_kms(path: str) -> tuple[str, dict]:
     """The KMS kind and (non-secret) settings a keyring file names."""
     doc = _read_doc(path)
     return doc["kms"], doc.get("kms_settings", {})
-
-
-def read_public_key(path: str) -> bytes:
-    """The signing public key stored in clear in a keyring file (no passphrase needed).
-
-    Not authenticated: whoever can edit the file can replace it. `open_keyring(path)
-    .public_key_bytes` is the authenticated key.
-    """
-    return _clear_public_key(path, _read_doc(path))
 
 
 def _payload(path: str) -> dict:

@@ -67,20 +67,6 @@ def load(output_dir: str) -> dict:
     return doc
 
 
-def verify(output_dir: str, public_key_bytes: bytes, check_files: bool = True) -> dict:
-    """Check the manifest signature and (optionally) the whole tree and every file's hash;
-    return the body.
-
-    Raises:
-        VerifyError: bad signature, wrong key, missing/extra/modified file.
-    """
-    body = verify_signature(output_dir, public_key_bytes)
-    if check_files:
-        verify_tree(output_dir, body)
-        verify_files(output_dir, listed_files(body))
-    return body
-
-
 def verify_signature(output_dir: str, public_key_bytes: bytes) -> dict:
     """The manifest body, once its format and Ed25519 signature by `public_key_bytes` hold.
 

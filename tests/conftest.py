@@ -138,3 +138,27 @@ def test_kms(monkeypatch, tmp_path):
         kms_mod.KmsBackend("tests.fake_kms", "FakeKms", None, "none"),
     )
     return {"store": str(tmp_path / "kms-store.json")}
+
+
+def key_forms(keyring_path) -> list[bytes]:
+    """Every data-protection key and the signing key of a keyring, raw and as hex (both
+    cases), base64 and base64url (padded or not): what a scan for leaked keys looks for."""
+    import base64
+
+    from privgate.keyring import open_keyring
+
+    kr = open_keyring(keyring_path)
+    keys = [kr.data_key(n) for n in ("token", "siv", "date_shift", "ldp")]
+    keys.append(kr.signing_key().private_bytes_raw())
+    forms = []
+    for k in keys:
+        assert len(k) >= 32
+        forms += [
+            k,
+            k.hex().encode(),
+            k.hex().upper().encode(),
+            base64.b64encode(k),
+            base64.urlsafe_b64encode(k),
+            base64.urlsafe_b64encode(k).rstrip(b"="),
+        ]
+    return forms

@@ -15,8 +15,7 @@ import pytest
 
 from pipelines.run import run
 from privgate.errors import ConfigError
-from privgate.keyring import open_keyring
-from tests.conftest import PASSPHRASE, ROOT, cli, write_config
+from tests.conftest import PASSPHRASE, ROOT, cli, key_forms, write_config
 
 DATAFLOW = [
     "--runner",
@@ -50,24 +49,6 @@ def _on_gcs(cfg_path, tmp_path, *, output="gs://demo-bucket/protected/test_ds", 
     with open(cfg_path, "w") as f:
         f.write(text)
     return cfg_path
-
-
-def _key_forms(keyring_path) -> list[bytes]:
-    kr = open_keyring(keyring_path)
-    keys = [kr.data_key(n) for n in ("token", "siv", "date_shift", "ldp")]
-    keys.append(kr.signing_key().private_bytes_raw())
-    forms = []
-    for k in keys:
-        assert len(k) >= 32
-        forms += [
-            k,
-            k.hex().encode(),
-            k.hex().upper().encode(),
-            base64.b64encode(k),
-            base64.urlsafe_b64encode(k),
-            base64.urlsafe_b64encode(k).rstrip(b"="),
-        ]
-    return forms
 
 
 def _unpacked(blob: bytes) -> list[bytes]:
@@ -121,7 +102,7 @@ def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, keyri
     assert os.path.abspath(keyring_path).encode() in text
     assert b"ProtectColumnsFn" in text and doc["staging"].encode() in text
     assert os.path.abspath(keyring_path).encode() not in blob  # only inside the pickles
-    for form in _key_forms(keyring_path):
+    for form in key_forms(keyring_path):
         assert form not in text
     assert PASSPHRASE.encode() not in text
 

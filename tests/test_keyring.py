@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from privgate.errors import KeyringError
-from privgate.keyring import PASSPHRASE_ENV, init_keyring, open_keyring, read_public_key
+from privgate.keyring import PASSPHRASE_ENV, init_keyring, open_keyring
 
 
 def test_init_writes_0600_and_reopens(tmp_path):
@@ -19,7 +19,9 @@ def test_init_writes_0600_and_reopens(tmp_path):
     assert again.keyring_id == kr.keyring_id
     assert again.data_key("token") == kr.data_key("token")
     assert len(kr.data_key("siv")) == 64
-    assert read_public_key(path) == kr.public_key_bytes
+    from privgate import keyring as k
+
+    assert k._clear_public_key(path, k._read_doc(path)) == kr.public_key_bytes  # readable
     with pytest.raises(KeyringError, match="already exists"):
         init_keyring(path)
 

@@ -6,7 +6,6 @@ arrays at every action; faults (SIGKILL mid-run, a full disk) must leave the tar
 absent or untouched; logs at DEBUG must carry no value and no key byte.
 """
 
-import base64
 import errno
 import json
 import os
@@ -24,11 +23,10 @@ from hypothesis import HealthCheck, example, given, settings
 
 from pipelines.run import run
 from privgate.errors import DataError, SchemaMismatchError
-from privgate.keyring import open_keyring
 from privgate.reader import read_table, verify
 from schemas.columns import parse_schema
 from schemas.config import InputSpec
-from tests.conftest import ROOT, cli, write_config
+from tests.conftest import ROOT, cli, key_forms, write_config
 from transforms.actions import ACTIONS, ActionContext, KeyedOps
 from transforms.contract import check_batch
 from transforms.limits import out_of_range
@@ -455,15 +453,6 @@ def test_cli_reports_os_errors_without_data(tmp_path, keyring_path, demo_csv):
 # --------------------------------------------------------------------------- secrets hygiene
 
 
-def _key_forms(keyring_path):
-    kr = open_keyring(keyring_path)
-    forms = []
-    for name in ("token", "siv", "date_shift", "ldp"):
-        k = kr.data_key(name)
-        forms += [k, k.hex().encode(), base64.b64encode(k), base64.urlsafe_b64encode(k)]
-    return forms
-
-
 def test_debug_run_logs_no_value_and_no_key(tmp_path, keyring_path, demo_csv):
     import csv
 
@@ -480,7 +469,7 @@ def test_debug_run_logs_no_value_and_no_key(tmp_path, keyring_path, demo_csv):
     manifest = (tmp_path / "out" / "manifest.json").read_bytes()
     for v in values:
         assert v.encode() not in logs and v.encode() not in manifest
-    for form in _key_forms(keyring_path):
+    for form in key_forms(keyring_path):
         assert form not in logs and form not in manifest
     assert os.environ["PRIVGATE_KEYRING_PASSPHRASE"].encode() not in logs + manifest
 
@@ -498,7 +487,7 @@ def test_pipeline_graph_and_options_carry_no_key(tmp_path, keyring_path, demo_cs
     assert any(keyring_path.encode() in b for b in blobs[1:])  # the unpacking reaches them
     options = json.dumps(p.options.get_all_options(), default=str).encode()
     passphrase = os.environ["PRIVGATE_KEYRING_PASSPHRASE"].encode()
-    for form in _key_forms(keyring_path) + [passphrase]:
+    for form in key_forms(keyring_path) + [passphrase]:
         assert form not in options
         assert not any(form in b for b in blobs)
     assert pickle.dumps(cfg)  # config models are plain data

@@ -1,9 +1,9 @@
 """`privgate verify` / `read_table` against swapped, replayed, padded and re-signed outputs.
 
 Three runs share one keyring: A and A2 of dataset `test_ds` (A2 on fewer rows), B of
-dataset `other_ds`. Each test changes a copy of an output the way an attacker with write
-access to the directory (or to the reader's keyring file) could, and checks the reader
-refuses it or reads only what the signed manifest vouches for.
+dataset `other_ds` (other rows). Each test changes a copy of an output the way an attacker
+with write access to the directory (or to the reader's keyring file) could, and checks the
+reader refuses it or reads only what the signed manifest vouches for.
 """
 
 from __future__ import annotations
@@ -43,11 +43,14 @@ def runs(tmp_path_factory, demo_csv, keyring_path):
         lines = f.readlines()
     fewer = tmp / "fewer.csv"
     fewer.write_text("".join(lines[:101]), encoding="utf-8")
+    # B holds other records: the ledger refuses the same records under a second name
+    others = tmp / "others.csv"
+    others.write_text("".join(lines[:1] + lines[101:]), encoding="utf-8")
     out = {}
     for name, path, dataset in (
         ("a", demo_csv, "test_ds"),
         ("a2", str(fewer), "test_ds"),
-        ("b", demo_csv, "other_ds"),
+        ("b", str(others), "other_ds"),
     ):
         d = tmp / name
         d.mkdir()
