@@ -1,6 +1,6 @@
 """Staging on an object store: a run's prefix beside its target, committed manifest-last.
 
-gs:// and s3:// have no rename, so a run stages under `<parent>/.<name>.privgate-tmp-<run id>/`
+gs:// and s3:// have no rename, so a run stages under `<parent>/.<name>.privgate-tmp/<run id>/`
 (its `_work/run.json` first: what `privgate finalize` needs, never a secret) and the commit
 copies the staged objects onto the target with `manifest.json` written last
 (`ObjectStaging.publish`). A reader refuses the target at every step before the manifest
@@ -37,18 +37,39 @@ def crash_point(step: str) -> None:
         os._exit(70)
 
 
-def staging_name(target: str, run_id: str) -> str:
+def staging_root(target: str) -> str:
+    """Where a target's object-store stagings live: `<parent>/.<name>.privgate-tmp/`, one
+    prefix per run under it (so they are found by one recursive listing: stores list
+    prefixes unevenly)."""
     parent, name = storage.split(target)
-    return storage.join(parent, f".{name}{STAGING_TAG}{run_id}")
+    return storage.join(parent, f".{name}{STAGING_TAG.rstrip('-')}")
+
+
+def staging_name(target: str, run_id: str) -> str:
+    return storage.join(staging_root(target), run_id)
 
 
 def target_of_staging(staging: str) -> tuple[str, str] | None:
-    """(target, run id) a staging path belongs to, or None when it is not one."""
+    """(target, run id) a staging path belongs to, or None when it is not one: local
+    `<parent>/.<name>.privgate-tmp-<run id>`, object store
+    `<parent>/.<name>.privgate-tmp/<run id>`."""
     parent, name = storage.split(staging)
+    tag = STAGING_TAG.rstrip("-")
+    if storage.is_url(staging):
+        grand, root = storage.split(parent)
+        if root.startswith(".") and root.endswith(tag) and len(root) > len(tag) + 1:
+            return storage.join(grand, root[1 : -len(tag)]), name
+        return None
     if not name.startswith(".") or STAGING_TAG not in name:
         return None
     base, run_id = name[1:].split(STAGING_TAG, 1)
     return storage.join(parent, base), run_id
+
+
+def list_stagings(target: str) -> list[str]:
+    """The object-store staging prefixes of `target` (one recursive listing)."""
+    root = staging_root(target)
+    return sorted({storage.join(root, rel.split("/", 1)[0]) for rel in storage.list_objects(root)})
 
 
 def launcher_identity() -> dict:
@@ -192,10 +213,9 @@ def committed_run_id(target: str) -> str | None:
 def clean_stale(target: str) -> list[str]:
     """Remove staging prefixes beside `target` whose run is provably dead (`run_is_dead`);
     return them. A prefix without a readable run record is left: its run may be starting."""
-    parent, name = storage.split(target)
     committed = committed_run_id(target)
     removed = []
-    for prefix in storage.list_prefixes(parent, f".{name}{STAGING_TAG}"):
+    for prefix in list_stagings(target):
         try:
             record = json.loads(storage.read_bytes(storage.join(prefix, RUN_RECORD)))
         except (OSError, ValueError):
