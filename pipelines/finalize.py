@@ -149,6 +149,7 @@ def finalize(staging_or_output: str, *, keyring=None) -> dict:
     with staging:
         staging.fetch()  # refuses an incomplete output before any key or worker is opened
         cfg = load_run_config(record["config"]["path"])
+        staging.source = cfg.source  # errors name the config's output.path
         _check_unchanged(cfg, record)
         keyring = keyring or open_run_keyring(cfg)
         use_beam_options()  # the input head is read again, through Beam's filesystems
