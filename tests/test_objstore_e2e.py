@@ -5,10 +5,12 @@ GCS emulator and on moto's S3 (both on loopback, started here)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import MULTI_PROCESS, cli
+from tests.conftest import MULTI_PROCESS, ROOT, cli
 from tests.objstore_peers import bucket_config, bucket_store, stagings, verify_summary
 from tests.test_pipeline import raw_rows
 
@@ -62,6 +64,8 @@ def test_a_bucket_run_on_two_processes_is_finalized_by_another_process(
 
 
 def test_a_bucket_run_finalizes_in_one_command(config, keyring_path):
+    """...and a training job reads it from the bucket without loading Beam (the consumer API
+    uses pyarrow's clients, checked in a fresh interpreter after real calls)."""
     from pipelines.run import run
 
     cfg, out = config
@@ -70,6 +74,18 @@ def test_a_bucket_run_finalizes_in_one_command(config, keyring_path):
     summary = verify_summary(out, keyring_path)
     assert summary["run_id"] == doc["manifest"]["run_id"]
     assert stagings(out) == []
+    code = f"""
+import json, sys
+import privgate
+body = privgate.verify({out!r}, keyring={keyring_path!r})
+table = privgate.read_table({out!r}, keyring={keyring_path!r}, columns=["plan"])
+print(json.dumps({{"run_id": body["run_id"], "rows": table.num_rows,
+    "beam": [m for m in sys.modules if m.startswith("apache_beam")]}}))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    assert seen == {"run_id": summary["run_id"], "rows": 300, "beam": []}
 
 
 def test_finalize_refuses_an_incomplete_job_output_and_keeps_its_staging(config, keyring_path):
