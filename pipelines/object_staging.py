@@ -23,7 +23,6 @@ from privgate.errors import ConfigError, DataError, PrivgateError
 STAGING_TAG = ".privgate-tmp-"
 RUN_RECORD = "_work/run.json"
 PUBLISHING = "_work/publishing"  # in the staging: its commit has begun to change the target
-RUN_FORMAT = "privgate-run/1"
 SINKS = ("data/part", "quarantine/part", "_work/stats")  # every Beam sink of the job
 _SHARD = re.compile(r"^-(\d{5})-of-(\d{5})(\.[a-z]+)?$")
 CRASH_ENV = "PRIVGATE_TEST_CRASH_AT"
