@@ -97,13 +97,11 @@ def evaluate_texts(det, stock, data, repeats: int, timed: bool) -> dict:
     else:
         scrubbed = scrub_array(arr, analyzer=det).to_pylist()
         theirs = stock_spans(stock, texts)
-    ours = [[(s.start, s.end, s.entity) for s in sp] for sp in det.detect(texts)]
+    spans = det.detect(texts)
+    ours = [[(s.start, s.end, s.entity) for s in sp] for sp in spans]
     # The scored spans must be the ones scrub replaced (the default operator is replace).
-    from transforms.detect.engine import Span
-
     mismatches = sum(
-        apply_spans(t, [Span(*p, 1.0) for p in sp]) != out
-        for t, sp, out in zip(texts, ours, scrubbed, strict=True)
+        apply_spans(t, sp) != out for t, sp, out in zip(texts, spans, scrubbed, strict=True)
     )
     out = {
         "texts": len(texts),

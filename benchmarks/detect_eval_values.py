@@ -93,6 +93,11 @@ class Values:
             f = Faker(loc)
             f.seed_instance(f"{seed}:faker:{loc}")
             self.fakers[loc] = f
+        # Faker's it_IT city list is built from a set: its order (so the city a seed draws)
+        # changed with the process's hash seed. Sorted, the material is the same every run.
+        for provider in self.fakers["it_IT"].providers:
+            if isinstance(getattr(provider, "cities", None), list):
+                provider.cities = sorted(provider.cities)
         self.mimesis = {
             loc: Generic(Locale(loc), seed=f"{seed}:mimesis:{loc}") for loc in MIMESIS_LOCALES
         }
