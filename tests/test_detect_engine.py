@@ -187,15 +187,18 @@ SAME_WORDS = [
     "The tenant, Tom Lee, Danish by birth, moved out.",
     # `Cisneros, Quinn` cuts the place NER reads in `Quinn Daugherty`: its rest stays.
     "Attendees: Stephanie Cisneros, Quinn Daugherty and Rev English.",
+    # a date whose month is also a given name (`Jan`, `Mar`): the date is not merged into it
+    "Born 18 Jan 1939 in Leeds.",
+    "He was born 17 Mar 1991, she on 15 Sep 1921.",
 ]
-NER_FLOOR = {"PERSON", "LOCATION", "NRP", "ORGANIZATION"}
+NER_FLOOR = {"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"}
 
 
 @pytest.mark.parametrize("text", SAME_WORDS + FLOOR[:1])
 def test_every_presidio_ner_finding_keeps_its_entity(det, stock, text):
-    """Recall floor by entity: a name, place, group or organization stock Presidio reports
-    is reported with that entity, even where a privgate rule reads the same words as
-    another entity (both findings are kept; scrub replaces the words once)."""
+    """Recall floor by entity: a name, place, group, organization or date stock Presidio
+    reports is reported with that entity, even where a privgate rule reads the same words
+    as another entity (both findings are kept; scrub replaces the words once)."""
     ours = det.detect([text])[0]
     theirs = [
         r

@@ -428,14 +428,15 @@ def _plausible_ner(
     number as DATE_TIME, a GUID fragment as PERSON), which would beat validated-format
     spans in overlap resolution. A name or group with a digit is impossible and goes; a
     span with at least as many digits as letters is kept at the threshold score (Presidio
-    reports it too). A span with a digit that a pattern span overlaps is merged into it
-    (`SSN 123456789`, the `ed8e:5d0c` of an IPv6 address).
+    reports it too). A span with a digit that a pattern span overlaps on a digit is merged
+    into it (`SSN 123456789`, the `ed8e:5d0c` of an IPv6 address); a name over a word of it
+    (`Jan` of `18 Jan 1939`) does not merge it.
     """
     out = []
     for s in ner:
         piece = text[s.start : s.end]
         digits = sum(c.isdigit() for c in piece)
-        if digits and any(p.start < s.end and s.start < p.end for p in patterns):
+        if digits and any(_shares_a_digit(text, s, p) for p in patterns):
             continue
         if s.entity == "ORGANIZATION" and (
             piece.upper() in _FIELD_LABELS
@@ -448,6 +449,10 @@ def _plausible_ner(
             s = s._replace(score=min(s.score, threshold))
         out.append(s)
     return out
+
+
+def _shares_a_digit(text: str, a: Span, b: Span) -> bool:
+    return any(c.isdigit() for c in text[max(a.start, b.start) : min(a.end, b.end)])
 
 
 _FIELD_LABELS = frozenset(
@@ -469,6 +474,7 @@ def _names_mislabelled(text: str, ner: list[Span]) -> list[Span]:
         Span(s.start, s.end, "PERSON", min(1.0, s.score + 0.01))
         for s in ner
         if s.entity in _RELABEL
+        and not any(c.isdigit() for c in text[s.start : s.end])  # `18 Jan 1939` is a date
         and reads_as_person(text[s.start : s.end])
         and not _FIRM_TAIL.match(text, s.end)
     ]
