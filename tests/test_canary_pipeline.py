@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -192,3 +193,23 @@ def test_a_release_without_canaries_is_refused_by_the_commands(tmp_path, keyring
     r = cli("canaries", doc["output_dir"], "--keyring", keyring_path, "-o", str(tmp_path / "x"))
     assert r.returncode == 1 and "has no canaries" in r.stderr
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_secret_canaries_report_exposure_against_their_references(tmp_path, keyring_path):
+    spec = "canaries: {count: 60, kind: secret, field: motto, references: 40}"
+    doc = run(_config(tmp_path, keyring_path, canaries=spec), show_progress=False)
+    export = read_canaries(doc["output_dir"], keyring_path)
+    assert export.column("id").to_pylist() == list(range(100))
+    assert export.column("reference").to_pylist() == [False] * 60 + [True] * 40
+    c = _coins(keyring_path, 60)
+    released = set(read_table(doc["output_dir"], keyring=keyring_path).column("motto").to_pylist())
+    secrets_ = export.column("motto").to_pylist()
+    assert [s in released for s in secrets_[:60]] == c.tolist()
+    assert not released & set(secrets_[60:])  # references are never released
+    # a model that memorized the planted secrets ranks them above every reference
+    scores = {i: (2.0 if i < 60 and c[i] else 0.0) for i in range(60)}
+    scores.update({60 + j: 1.0 for j in range(40)})
+    r = audit_output(doc["output_dir"], scores, keyring_path)
+    e = r["exposure"]
+    assert e["planted"]["mean"] == pytest.approx(math.log2(41))
+    assert e["left_out"]["max"] == pytest.approx(0.0)
