@@ -140,3 +140,16 @@ def test_exposure_of_a_top_ranked_secret_is_maximal():
     s = exposure_summary(np.array([5000.0, -1.0]), np.array([True, False]), refs)
     assert s["planted"]["mean"] == pytest.approx(10.0)
     assert s["left_out"]["max"] == pytest.approx(0.0)
+
+
+def test_the_grid_finds_a_model_sure_only_of_its_members():
+    # 70% of members memorized (top score), the other members scored lowest (label noise),
+    # non-members in between: even splits are near chance, "in"-only guesses are all right
+    rng = np.random.default_rng(21)
+    coins = rng.random(2000) < 0.5
+    remembered = rng.random(2000) < 0.7
+    scores = np.where(coins, np.where(remembered, 1.0, -1.0), 0.0)
+    r = audit(scores, coins)
+    assert (r.best.k_out, r.best.correct) == (0, r.best.guesses)
+    assert r.epsilon_lower_bound > 3 and r.p_value < 1e-50
+    assert audit(scores, coins, [(500, 500)]).epsilon_lower_bound < r.epsilon_lower_bound / 2

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 ALPHA = 0.05
-# Default guess counts: fractions of m, half guessed "in" (top scores), half "out" (bottom).
+# Default guess counts: fractions of m guessed, half "in" (top scores) and half "out" (bottom),
+# and the same numbers all "in" (`default_guess_counts`).
 DEFAULT_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
@@ -121,13 +122,15 @@ def provenance_p_value(correct: int, guesses: int) -> float:
 
 
 def default_guess_counts(m: int) -> list[tuple[int, int]]:
-    """The stated grid: for each fraction f of m, r = f*m guesses split evenly in/out."""
+    """The stated grid: for each fraction f of m, r = f*m guesses split evenly in/out, and
+    (for r <= m/2) r guesses all "in" (a model may be sure of its members without being sure
+    of anything about the others, e.g. under label noise)."""
     counts = []
     for f in DEFAULT_FRACTIONS:
-        r = max(2, int(round(f * m)))
-        pair = (r // 2, r - r // 2) if r <= m else (m // 2, m - m // 2)
-        if pair not in counts:
-            counts.append(pair)
+        r = min(m, max(2, int(round(f * m))))
+        for pair in ((r // 2, r - r // 2), (r, 0) if r <= m // 2 else None):
+            if pair is not None and pair not in counts:
+                counts.append(pair)
     return counts
 
 
