@@ -165,3 +165,22 @@ def test_a_profile_needs_rows_and_a_label_with_two_values():
     head = _head().set_column(3, "label", pa.array(["no"] * 1000))
     with pytest.raises(DataError, match="label column 'label' has fewer than two values"):
         build_profile(head, SCHEMA, MISLABELED)
+
+
+def test_a_string_record_key_gets_at_least_64_random_bits():
+    schema = parse_schema(
+        {
+            "record_key": "cid",
+            "columns": {
+                "cid": {"type": "string", "action": "tokenize"},
+                "label": {"type": "string", "action": "keep"},
+            },
+        }
+    )
+    head = pa.table({"cid": [f"C{100000 + i}" for i in range(1000)], "label": ["a", "b"] * 500})
+    spec = CanarySpec(count=4000, kind="mislabeled", label="label")
+    t = candidates(KEY, "ds", schema, spec, build_profile(head, schema, spec), 0, 4000)
+    keys = t.column("cid").to_pylist()
+    assert len(set(keys)) == 4000 and not set(keys) & set(head.column("cid").to_pylist())
+    # "A999999" is ~24.5 bits: lengthened by "-" and 9 base-26 letters (42 bits)
+    assert all(len(k) == 17 and k[7] == "-" and k[8:].isalpha() for k in keys)

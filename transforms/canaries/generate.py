@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import struct
 from collections import Counter
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ ID = "id"  # the candidate's index in `privgate canaries` exports and score file
 REFERENCE = "reference"  # secret canaries' exports: True on reference rows
 SECRET_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # base32: 5 bits a character
 SECRET_LENGTH = 12  # 60 bits
+KEY_BITS = 64  # a string record key's candidates: random enough never to meet a real key
 MIN_CATEGORY_COUNT = 3  # a categorical value seen fewer times in the sample is never copied
 _QUANTILES = 101
 _HKDF_SALT = b"privgate canaries v1"
@@ -151,11 +153,21 @@ def _marginal(spec: ColumnSpec, arr: pa.Array, is_record_key: bool) -> Marginal:
                 null_rate,
             )
     shapes = Counter(_shape(v) for v in valid.to_pylist())
+    if is_record_key:  # unique keys: a short shape is lengthened to >= KEY_BITS bits
+        lengthened = Counter()
+        for k, c in shapes.items():
+            lengthened[_long_enough(k)] += c
+        shapes = lengthened
     ordered = sorted(shapes.items())
     total = sum(c for _, c in ordered)
     return Marginal(
         "shapes", tuple(s for s, _ in ordered), tuple(c / total for _, c in ordered), null_rate
     )
+
+
+def _long_enough(shape: str) -> str:
+    bits = sum(4.7 if c in "Aa" else 3.3 if c == "9" else 0 for c in shape)
+    return shape if bits >= KEY_BITS else shape + "-" + "a" * math.ceil((KEY_BITS - bits) / 4.7)
 
 
 def _label_values(spec: ColumnSpec, arr: pa.Array) -> tuple:
