@@ -184,3 +184,26 @@ def test_a_string_record_key_gets_at_least_64_random_bits():
     assert len(set(keys)) == 4000 and not set(keys) & set(head.column("cid").to_pylist())
     # "A999999" is ~24.5 bits: lengthened by "-" and 9 base-26 letters (42 bits)
     assert all(len(k) == 17 and k[7] == "-" and k[8:].isalpha() for k in keys)
+
+
+def test_an_ldp_string_column_draws_from_its_declared_categories():
+    schema = parse_schema(
+        {
+            "columns": {
+                "g": {
+                    "type": "string",
+                    "action": "ldp",
+                    "epsilon": 1.0,
+                    "categories": ["a", "b", "c"],
+                },
+                "label": {"type": "string", "action": "keep"},
+            },
+        }
+    )
+    # "c" never seen, "z" outside the list (the map bucket's case): only declared ones drawn
+    head = pa.table({"g": ["a"] * 50 + ["b"] * 48 + ["z"] * 2, "label": ["x", "y"] * 50})
+    spec = CanarySpec(count=3000, kind="mislabeled", label="label")
+    t = candidates(KEY, "ds", schema, spec, build_profile(head, schema, spec), 0, 3000)
+    drawn = t.column("g").to_pylist()
+    assert set(drawn) == {"a", "b", "c"}
+    assert drawn.count("c") / 3000 < 0.05  # weight 1/101: 4 sd of Bin(3000, 0.01) ~ 0.007

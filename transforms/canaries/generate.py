@@ -141,6 +141,13 @@ def _marginal(spec: ColumnSpec, arr: pa.Array, is_record_key: bool) -> Marginal:
             _numeric(valid, spec.type).astype(np.float64), np.linspace(0, 1, _QUANTILES)
         )
         return Marginal("quantiles", values=tuple(float(x) for x in q), null_rate=null_rate)
+    declared = spec.params.get("categories") if spec.action == "ldp" else None
+    if spec.type == "string" and declared:  # public categories: each possible, as seen (+1)
+        counts = Counter(valid.to_pylist())
+        w = [counts.get(str(c), 0) + 1 for c in declared]
+        return Marginal(
+            "categories", tuple(str(c) for c in declared), tuple(x / sum(w) for x in w), null_rate
+        )
     if spec.type == "string" and _copyable(spec) and not is_record_key:
         counts = Counter(valid.to_pylist())
         common = sorted((v, c) for v, c in counts.items() if c >= MIN_CATEGORY_COUNT)
