@@ -107,3 +107,26 @@ def test_no_coin_in_any_unencrypted_file_log_or_report(tmp_path, keyring_path):
         values = t.column(col).to_pylist()
         assert values != [bool(b) for b in bits] and values != [int(b) for b in bits], col
     assert json.loads(audit_json.stdout)["p_value"] < 1e-20  # the coins were really used
+
+
+def test_the_dataflow_job_holds_the_planting_step_and_no_key_or_coin(
+    network_refused, tmp_path, keyring_path, demo_csv
+):
+    from pipelines.run import run
+    from tests.conftest import key_forms
+    from tests.test_dataflow import DATAFLOW, _on_gcs, _unpacked
+
+    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+    with open(cfg, "a") as f:
+        f.write("canaries: {count: 300, kind: mislabeled, label: plan}\n")
+    doc = run(_on_gcs(cfg, tmp_path), [*DATAFLOW, "--dry_run=True"], show_progress=False)
+    job = doc["result"].job
+    names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
+    assert {"Protect/PlantCanaries", "Protect/WriteCanaries", "Protect/WithCanaries"} <= names
+    blob = job.proto_pipeline.SerializeToString() + type(job.proto).serialize(job.proto)
+    blob += json.dumps(job.options.get_all_options(), default=str).encode()
+    text = b"\n".join(_unpacked(blob))
+    assert b"PlantCanariesFn" in text  # the scan sees inside the pickled DoFns
+    key = canary_key(open_keyring(keyring_path).data_key("token"), "test_ds")
+    for form in _coin_forms(coins(key, "test_ds", 300), key) + key_forms(keyring_path):
+        assert form not in text
