@@ -97,17 +97,18 @@ class Profile:
     label_values: tuple = ()  # every label value but the most frequent (mislabeled canaries)
 
 
+_CLASSES = {
+    "A": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "a": "abcdefghijklmnopqrstuvwxyz",
+    "9": "0123456789",
+}
+
+
 def _shape(v: str) -> str:
-    return "".join(
-        "A"
-        if c.isascii() and c.isupper()
-        else "a"
-        if c.isascii() and c.islower()
-        else "9"
-        if c.isascii() and c.isdigit()
-        else c
-        for c in v
-    )
+    """`Ab-12` -> `Aa-99`: ASCII letters and digits by class, anything else kept."""
+    for cls, chars in _CLASSES.items():
+        v = v.translate(str.maketrans(chars, cls * len(chars)))
+    return v
 
 
 def _copyable(spec: ColumnSpec) -> bool:
@@ -213,15 +214,14 @@ def build_profile(head: pa.Table, schema: Schema, spec: CanarySpec) -> Profile:
 
 def _from_shapes(rng: np.random.Generator, shapes: tuple, weights: tuple, n: int) -> list[str]:
     picks = rng.choice(len(shapes), size=n, p=np.asarray(weights))
-    upper, lower, digit = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz", "0123456789"
     out = []
     for k in picks:
         s = shapes[k]
-        r = rng.integers(0, 26, size=len(s))
+        u = rng.random(len(s))
         out.append(
             "".join(
-                upper[x] if c == "A" else lower[x] if c == "a" else digit[x % 10] if c == "9" else c
-                for c, x in zip(s, r, strict=True)
+                _CLASSES[c][int(x * len(_CLASSES[c]))] if c in _CLASSES else c
+                for c, x in zip(s, u, strict=True)
             )
         )
     return out
