@@ -4,8 +4,9 @@
     body = privgate.verify("out/demo_customers", public_key="privgate.pub")
     table = privgate.read_table("out/demo_customers", columns=["plan", "zip"])
 
-`read_table` verifies the manifest signature, the whole directory tree and every file hash,
-and parses each file from the very bytes it hashed.
+`read_table` verifies the manifest signature, the whole directory tree (on gs:// / s3://: every
+object under the prefix) and every file hash, and parses each file from the very bytes it
+hashed.
 Least privilege: reading only columns under the `data` key needs the `data` and `footer`
 master keys, never `pii` (columns are read with `ParquetFile.iter_batches(columns=...)`,
 which unwraps only the requested columns' keys).
@@ -85,7 +86,8 @@ def verify(
     8601), so a caller can log what it trains on and tell an older, replayed output apart.
 
     Args:
-        output: the output directory.
+        output: the output directory, or a gs:// / s3:// prefix (read through pyarrow's
+            clients, `privgate.storage`).
         public_key: PEM file from `privgate keys export-public` (pinned), or
         keyring: a keyring path or an opened Keyring; `$PRIVGATE_KEYRING` when neither is
             given. A path is opened (passphrase or KMS needed), which authenticates the
@@ -117,7 +119,7 @@ def read_table(
     hashed and parsed from those same bytes (nothing changed after the check is read).
 
     Args:
-        output: the output directory of `privgate run`.
+        output: the output directory (or gs:// / s3:// prefix) of `privgate run`.
         columns: subset of columns to read (None: all).
         keyring: keyring path or opened Keyring (default `$PRIVGATE_KEYRING`).
         limit: stop after this many rows.
