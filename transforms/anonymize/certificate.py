@@ -19,6 +19,9 @@ from schemas.anonymize import AnonymizeSpec
 from transforms.gates.metrics import SIZE_BUCKETS, size_histogram
 
 CERTIFICATE_LINE = "anonymize_certificate"
+# NCP sums are kept as integers in units of 2**-40 records, so they add up to the same total
+# in any order (float sums would differ in the last bit with the worker count)
+_SCALE = 2**40
 
 
 def empty_partial(qis: Sequence[str]) -> dict:
@@ -28,7 +31,7 @@ def empty_partial(qis: Sequence[str]) -> dict:
         "classes": 0,
         "min_class": None,
         "min_l": None,
-        "ncp_sum": {q: 0.0 for q in qis},
+        "ncp_sum": {q: 0 for q in qis},
         "discernibility": 0,
         "histogram": [[0, 0] for _ in SIZE_BUCKETS],
     }
@@ -51,7 +54,7 @@ def class_partial(
         "classes": int(sizes.size),
         "min_class": int(sizes.min()) if sizes.size else None,
         "min_l": int(distinct.min()) if distinct is not None and sizes.size else None,
-        "ncp_sum": {q: float((sizes * ncp[q]).sum()) for q in qis},
+        "ncp_sum": {q: sum(np.rint(sizes * ncp[q] * _SCALE).astype(np.int64).tolist()) for q in qis},
         "discernibility": int((sizes * sizes).sum()),
         "histogram": [[h["classes"], h["records"]] for h in hist],
     }
@@ -85,7 +88,9 @@ def finish(partial: dict, spec: AnonymizeSpec) -> dict:
         [{"size", "classes", "records"}], "config"}.
     """
     n, s = partial["records"], partial["suppressed"]
-    ncp = {q: ((partial["ncp_sum"][q] + s) / n if n else 0.0) for q in spec.quasi_identifiers}
+    ncp = {
+        q: ((partial["ncp_sum"][q] / _SCALE + s) / n if n else 0.0) for q in spec.quasi_identifiers
+    }
     hist = size_histogram(np.array([], dtype=np.int64))
     for row, (classes, records) in zip(hist, partial["histogram"]):
         row["classes"], row["records"] = classes, records
