@@ -81,7 +81,7 @@ def _check_release(raw: pa.Table, out: pa.Table, k: int, l=None):  # noqa: E741
     assert out["id"].to_pylist() == raw["id"].to_pylist()
     qis = ["age", "score", "edu"]
     groups: dict[tuple, list[str]] = {}
-    for row in zip(*(out[c].to_pylist() for c in [*qis, "dx"])):
+    for row in zip(*(out[c].to_pylist() for c in [*qis, "dx"]), strict=True):
         groups.setdefault(row[:3], []).append(row[3])
     for key, members in groups.items():
         assert len(members) >= k, key

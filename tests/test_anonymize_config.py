@@ -72,15 +72,36 @@ def test_parse_anonymize_full(tmp_path):
         ({"k": 5, "quasi_identifiers": ["nope"]}, "anonymize.quasi_identifiers"),
         ({"k": 5, "quasi_identifiers": ["zip"]}, "anonymize.hierarchies.zip"),
         ({"k": 5, "quasi_identifiers": ["born"]}, "anonymize.hierarchies.born"),
-        ({"k": 5, "quasi_identifiers": ["age"], "hierarchies": {"zip": "z"}}, "anonymize.hierarchies.zip"),
-        ({"k": 5, "quasi_identifiers": ["age"], "hierarchies": {"age": "h.csv"}}, "anonymize.hierarchies.age"),
-        ({"k": 5, "quasi_identifiers": ["zip"], "hierarchies": {"zip": "missing.csv"}}, "anonymize.hierarchies.zip"),
+        (
+            {"k": 5, "quasi_identifiers": ["age"], "hierarchies": {"zip": "z"}},
+            "anonymize.hierarchies.zip",
+        ),
+        (
+            {"k": 5, "quasi_identifiers": ["age"], "hierarchies": {"age": "h.csv"}},
+            "anonymize.hierarchies.age",
+        ),
+        (
+            {"k": 5, "quasi_identifiers": ["zip"], "hierarchies": {"zip": "missing.csv"}},
+            "anonymize.hierarchies.zip",
+        ),
         ({"k": 5, "quasi_identifiers": ["age"], "max_suppression": 2}, "anonymize.max_suppression"),
-        ({"k": 5, "quasi_identifiers": ["age"], "numeric_output": "mean"}, "anonymize.numeric_output"),
+        (
+            {"k": 5, "quasi_identifiers": ["age"], "numeric_output": "mean"},
+            "anonymize.numeric_output",
+        ),
         ({"k": 5, "quasi_identifiers": ["age"], "bogus": 1}, "anonymize.bogus"),
-        ({"k": 5, "quasi_identifiers": ["age"], "l_diversity": {"sensitive": "age", "l": 2}}, "anonymize.l_diversity.sensitive"),
-        ({"k": 5, "quasi_identifiers": ["age"], "l_diversity": {"sensitive": "dx", "l": 1}}, "anonymize.l_diversity.l"),
-        ({"k": 5, "quasi_identifiers": ["age"], "l_diversity": {"sensitive": "name", "l": 2}}, "anonymize.l_diversity.sensitive"),
+        (
+            {"k": 5, "quasi_identifiers": ["age"], "l_diversity": {"sensitive": "age", "l": 2}},
+            "anonymize.l_diversity.sensitive",
+        ),
+        (
+            {"k": 5, "quasi_identifiers": ["age"], "l_diversity": {"sensitive": "dx", "l": 1}},
+            "anonymize.l_diversity.l",
+        ),
+        (
+            {"k": 5, "quasi_identifiers": ["age"], "l_diversity": {"sensitive": "name", "l": 2}},
+            "anonymize.l_diversity.sensitive",
+        ),
     ],
 )
 def test_parse_anonymize_errors_name_the_key_path(tmp_path, data, key_path):

@@ -47,7 +47,9 @@ def test_golden_table_worked_by_hand():
     # {41,45} {52,60}.
     spec = AnonymizeSpec(k=2, quasi_identifiers=("age", "edu"), hierarchies=(("edu", EDU),))
     out, cert = anonymize_table(golden_table(), spec)
-    rows = sorted(zip(out["id"].to_pylist(), out["age"].to_pylist(), out["edu"].to_pylist()))
+    rows = sorted(
+        zip(out["id"].to_pylist(), out["age"].to_pylist(), out["edu"].to_pylist(), strict=True)
+    )
     assert rows == [
         (0, "[23, 29]", "Bachelors"),
         (1, "[25, 27]", "Higher"),
@@ -69,7 +71,9 @@ def test_golden_table_worked_by_hand():
 
 def test_numeric_outputs_lower_and_midpoint():
     t = pa.table({"age": [20, 22, 30, 34]})
-    low, _ = anonymize_table(t, AnonymizeSpec(k=2, quasi_identifiers=("age",), numeric_output="lower"))
+    low, _ = anonymize_table(
+        t, AnonymizeSpec(k=2, quasi_identifiers=("age",), numeric_output="lower")
+    )
     mid, _ = anonymize_table(
         t, AnonymizeSpec(k=2, quasi_identifiers=("age",), numeric_output="midpoint")
     )
@@ -81,15 +85,21 @@ def test_unplaceable_rows_suppressed_and_topped_up_to_k():
     # one null age: the suppressed class would hold 1 < k=3 record, so the smallest released
     # class joins it (3 + 1 = 4 suppressed), and every released class still has >= 3
     t = pa.table({"age": [1, 2, 3, 10, 11, 12, 13, None], "v": list(range(8))})
-    out, cert = anonymize_table(t, AnonymizeSpec(k=3, quasi_identifiers=("age",), max_suppression=0.5))
+    out, cert = anonymize_table(
+        t, AnonymizeSpec(k=3, quasi_identifiers=("age",), max_suppression=0.5)
+    )
     assert cert["suppressed"] == 4 and cert["k_reached"] == 4
-    nulls = [v for a, v in zip(out["age"].to_pylist(), out["v"].to_pylist()) if a is None]
+    nulls = [
+        v for a, v in zip(out["age"].to_pylist(), out["v"].to_pylist(), strict=True) if a is None
+    ]
     assert sorted(nulls) == [0, 1, 2, 7]
     assert cert["within_max_suppression"]
 
 
 def test_too_small_input_is_wholly_suppressed():
-    out, cert = anonymize_table(pa.table({"age": [1, 2]}), AnonymizeSpec(k=5, quasi_identifiers=("age",)))
+    out, cert = anonymize_table(
+        pa.table({"age": [1, 2]}), AnonymizeSpec(k=5, quasi_identifiers=("age",))
+    )
     assert out["age"].null_count == 2 and cert["k_reached"] is None
     assert not cert["within_max_suppression"]
 
@@ -155,7 +165,9 @@ def test_release_properties(rows, k, l):  # noqa: E741
     assert out.num_rows == t.num_rows and out["id"].to_pylist() == list(range(len(rows)))
     classes: dict[tuple, list[int]] = {}
     suppressed = []
-    for i, (a, s, e) in enumerate(zip(*(out[c].to_pylist() for c in ("age", "score", "edu")))):
+    for i, (a, s, e) in enumerate(
+        zip(*(out[c].to_pylist() for c in ("age", "score", "edu")), strict=True)
+    ):
         if a is None:
             assert s is None and e is None  # a suppressed record loses every QI
             suppressed.append(i)

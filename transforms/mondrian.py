@@ -149,7 +149,7 @@ class KeyLeafFn(beam.DoFn):
             order = np.argsort(leaf, kind="stable")
             sorted_leaf = leaf[order]
             bounds = np.flatnonzero(np.r_[True, sorted_leaf[1:] != sorted_leaf[:-1], True])
-            for a, b in zip(bounds[:-1], bounds[1:]):
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
                 part = table.take(pa.array(order[a:b]))
                 i = int(sorted_leaf[a])
                 if i >= 0:
@@ -157,8 +157,13 @@ class KeyLeafFn(beam.DoFn):
                     continue
                 classes = np.full(part.num_rows, SUPPRESSED, dtype=np.int64)
                 released, partial = generalize(
-                    part, c.dims, c.encode(part), classes, c.spec,
-                    rounds.global_ranges(c.dims, ranges), c.out_schema,
+                    part,
+                    c.dims,
+                    c.encode(part),
+                    classes,
+                    c.spec,
+                    rounds.global_ranges(c.dims, ranges),
+                    c.out_schema,
                 )
                 out.append(beam.pvalue.TaggedOutput(RELEASED, released))
                 out.append(beam.pvalue.TaggedOutput(CERTIFICATE, partial))
@@ -240,11 +245,7 @@ class EnforceKAnonymity(beam.PTransform):
             (keyed[CERTIFICATE], finished[CERTIFICATE])
             | "CollectCertificates" >> beam.Flatten()
             | "MergeCertificates"
-            >> beam.CombineGlobally(
-                lambda parts: merge_partials(parts, spec.quasi_identifiers)
-            )
-            | "Certificate"
-            >> beam.Map(lambda p: json.dumps({CERTIFICATE_LINE: finish(p, spec)}))
+            >> beam.CombineGlobally(lambda parts: merge_partials(parts, spec.quasi_identifiers))
+            | "Certificate" >> beam.Map(lambda p: json.dumps({CERTIFICATE_LINE: finish(p, spec)}))
         )
         return released, certificate
-

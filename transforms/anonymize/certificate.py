@@ -54,7 +54,9 @@ def class_partial(
         "classes": int(sizes.size),
         "min_class": int(sizes.min()) if sizes.size else None,
         "min_l": int(distinct.min()) if distinct is not None and sizes.size else None,
-        "ncp_sum": {q: sum(np.rint(sizes * ncp[q] * _SCALE).astype(np.int64).tolist()) for q in qis},
+        "ncp_sum": {
+            q: sum(np.rint(sizes * ncp[q] * _SCALE).astype(np.int64).tolist()) for q in qis
+        },
         "discernibility": int((sizes * sizes).sum()),
         "histogram": [[h["classes"], h["records"]] for h in hist],
     }
@@ -74,7 +76,9 @@ def merge_partials(partials: Iterable[dict], qis: Sequence[str]) -> dict:
         out["min_l"] = _min(out["min_l"], p["min_l"])
         for q in qis:
             out["ncp_sum"][q] += p["ncp_sum"][q]
-        out["histogram"] = [[a + c, b + d] for (a, b), (c, d) in zip(out["histogram"], p["histogram"])]
+        out["histogram"] = [
+            [a + c, b + d] for (a, b), (c, d) in zip(out["histogram"], p["histogram"], strict=True)
+        ]
     return out
 
 
@@ -92,7 +96,7 @@ def finish(partial: dict, spec: AnonymizeSpec) -> dict:
         q: ((partial["ncp_sum"][q] / _SCALE + s) / n if n else 0.0) for q in spec.quasi_identifiers
     }
     hist = size_histogram(np.array([], dtype=np.int64))
-    for row, (classes, records) in zip(hist, partial["histogram"]):
+    for row, (classes, records) in zip(hist, partial["histogram"], strict=True):
         row["classes"], row["records"] = classes, records
     share = s / n if n else 0.0
     return {

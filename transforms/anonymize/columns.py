@@ -12,7 +12,9 @@ import pyarrow.compute as pc
 from schemas.anonymize import AnonymizeSpec
 from transforms.anonymize.hierarchy import UNKNOWN, Hierarchy
 
-_NULL_CODE = int.from_bytes(hashlib.blake2b(b"\x00null", digest_size=8).digest(), "big", signed=True)
+_NULL_CODE = int.from_bytes(
+    hashlib.blake2b(b"\x00null", digest_size=8).digest(), "big", signed=True
+)
 
 
 @dataclass
@@ -34,7 +36,9 @@ def dimensions(spec: AnonymizeSpec, arrow_schema: pa.Schema) -> list[Dimension]:
     for q in spec.quasi_identifiers:
         h = spec.hierarchy(q)
         out.append(
-            Dimension(q, Hierarchy(h) if h else None, pa.types.is_integer(arrow_schema.field(q).type))
+            Dimension(
+                q, Hierarchy(h) if h else None, pa.types.is_integer(arrow_schema.field(q).type)
+            )
         )
     return out
 

@@ -34,7 +34,9 @@ class Hierarchy:
             self.names.append(list(codes))
         self.size = len(rows)
         # leaves under each node, per level
-        self.leaves_under = [np.bincount(a, minlength=len(n)) for a, n in zip(self.ancestor, self.names)]
+        self.leaves_under = [
+            np.bincount(a, minlength=len(n)) for a, n in zip(self.ancestor, self.names, strict=True)
+        ]
 
     def encode(self, values: pa.Array) -> np.ndarray:
         """Leaf codes of `values` (UNKNOWN for nulls and values not in the hierarchy)."""

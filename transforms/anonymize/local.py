@@ -55,7 +55,7 @@ def widths(dims: Sequence[Dimension], values: list[np.ndarray], ranges: Sequence
     """Normalized width of each dimension over the given values (`ranges`: global (lo, hi)
     of numeric dimensions, None for categorical ones)."""
     out = []
-    for d, v, r in zip(dims, values, ranges):
+    for d, v, r in zip(dims, values, ranges, strict=True):
         if d.numeric:
             span = r[1] - r[0] if r else 0.0
             out.append(float((v.max() - v.min()) / span) if span > 0 else 0.0)

@@ -44,8 +44,10 @@ def value_ranges(dims: Sequence[Dimension], enc: Encoded) -> list:
     """(lo, hi) of each numeric dimension over the placeable rows (None: categorical/none)."""
     rows = enc.placeable
     out = []
-    for d, v in zip(dims, enc.values):
-        out.append((float(v[rows].min()), float(v[rows].max())) if d.numeric and rows.any() else None)
+    for d, v in zip(dims, enc.values, strict=True):
+        out.append(
+            (float(v[rows].min()), float(v[rows].max())) if d.numeric and rows.any() else None
+        )
     return out
 
 
@@ -80,7 +82,7 @@ def generalize(
     sizes = np.diff(np.r_[starts, order.size]).astype(np.int64)
     ncp: dict[str, np.ndarray] = {}
     columns = {}
-    for d, v, r in zip(dims, enc.values, ranges):
+    for d, v, r in zip(dims, enc.values, ranges, strict=True):
         field = out_schema.field(d.name)
         if order.size:
             per_class, ncp[d.name] = _per_class(d, v[order], starts, r, spec.numeric_output)
@@ -93,14 +95,15 @@ def generalize(
     if enc.sensitive is not None and order.size:
         s = enc.sensitive[order]
         distinct = np.array(
-            [len(np.unique(s[a:b])) for a, b in zip(starts, np.r_[starts[1:], order.size])]
+            [
+                len(np.unique(s[a:b]))
+                for a, b in zip(starts, np.r_[starts[1:], order.size], strict=True)
+            ]
         )
     out = table
     for name, col in columns.items():
         out = out.set_column(out.schema.get_field_index(name), out_schema.field(name), col)
-    partial = class_partial(
-        [d.name for d in dims], sizes, ncp, distinct, int((~placed).sum())
-    )
+    partial = class_partial([d.name for d in dims], sizes, ncp, distinct, int((~placed).sum()))
     return out, partial
 
 
@@ -119,7 +122,9 @@ def _per_class(d: Dimension, v: np.ndarray, starts: np.ndarray, r, numeric_outpu
         span = (r[1] - r[0]) if r else 0.0
         ncp = (hi - lo) / span if span > 0 else np.zeros(len(lo))
         if numeric_output == "interval":
-            vals = [f"[{_fmt(a, d.is_int)}, {_fmt(b, d.is_int)}]" for a, b in zip(lo, hi)]
+            vals = [
+                f"[{_fmt(a, d.is_int)}, {_fmt(b, d.is_int)}]" for a, b in zip(lo, hi, strict=True)
+            ]
         elif numeric_output == "midpoint":
             vals = ((lo + hi) / 2).tolist()
         else:
@@ -132,9 +137,11 @@ def _per_class(d: Dimension, v: np.ndarray, starts: np.ndarray, r, numeric_outpu
         same = np.minimum.reduceat(a, starts) == np.maximum.reduceat(a, starts)
         level = np.where(same, lv, level)
     first = v[starts].astype(np.int64)
-    nodes = [h.ancestor[lv][leaf] for lv, leaf in zip(level, first)]
-    vals = [h.names[lv][node] for lv, node in zip(level, nodes)]
-    under = np.array([h.leaves_under[lv][node] for lv, node in zip(level, nodes)], dtype=float)
+    nodes = [h.ancestor[lv][leaf] for lv, leaf in zip(level, first, strict=True)]
+    vals = [h.names[lv][node] for lv, node in zip(level, nodes, strict=True)]
+    under = np.array(
+        [h.leaves_under[lv][node] for lv, node in zip(level, nodes, strict=True)], dtype=float
+    )
     ncp = (under - 1) / (h.size - 1) if h.size > 1 else np.zeros(len(starts))
     return vals, ncp
 

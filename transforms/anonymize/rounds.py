@@ -42,8 +42,14 @@ def ranges_stats(dims: Sequence[Dimension], enc: Encoded, l: int | None) -> dict
     return {
         "rows": int(len(p)),
         "placeable": int(p.sum()),
-        "lo": [float(v[p].min()) if d.numeric and p.any() else math.inf for d, v in zip(dims, enc.values)],
-        "hi": [float(v[p].max()) if d.numeric and p.any() else -math.inf for d, v in zip(dims, enc.values)],
+        "lo": [
+            float(v[p].min()) if d.numeric and p.any() else math.inf
+            for d, v in zip(dims, enc.values, strict=True)
+        ],
+        "hi": [
+            float(v[p].max()) if d.numeric and p.any() else -math.inf
+            for d, v in zip(dims, enc.values, strict=True)
+        ],
         "sens": _truncate(np.unique(s[p]).tolist(), l) if s is not None else [],
         "unplaced_sens": _truncate(np.unique(s[~p]).tolist(), l) if s is not None else [],
     }
@@ -61,8 +67,8 @@ def merge_ranges(parts: Iterable[dict], n_dims: int, l: int | None) -> dict:  # 
     for p in parts:
         out["rows"] += p["rows"]
         out["placeable"] += p["placeable"]
-        out["lo"] = [min(a, b) for a, b in zip(out["lo"], p["lo"])]
-        out["hi"] = [max(a, b) for a, b in zip(out["hi"], p["hi"])]
+        out["lo"] = [min(a, b) for a, b in zip(out["lo"], p["lo"], strict=True)]
+        out["hi"] = [max(a, b) for a, b in zip(out["hi"], p["hi"], strict=True)]
         out["sens"] = _truncate(out["sens"] + p["sens"], l)
         out["unplaced_sens"] = _truncate(out["unplaced_sens"] + p["unplaced_sens"], l)
     return out
@@ -131,7 +137,7 @@ def partition_stats(dims: Sequence[Dimension], enc: Encoded, rows: np.ndarray, r
     with l the sensitive codes (at most l) of the partition, of each bin and of each leaf."""
     s = None if enc.sensitive is None else enc.sensitive[rows]
     out = {"count": int(len(rows)), "min": [], "max": [], "counts": [], "sets": []}
-    for d, v, r in zip(dims, enc.values, region):
+    for d, v, r in zip(dims, enc.values, region, strict=True):
         v = v[rows]
         out["min"].append(float(v.min()))
         out["max"].append(float(v.max()))
@@ -141,7 +147,7 @@ def partition_stats(dims: Sequence[Dimension], enc: Encoded, rows: np.ndarray, r
         if s is not None:
             pairs = np.unique(np.stack([cells, s]), axis=1)
             sets: dict[int, list[int]] = {}
-            for c, code in zip(pairs[0].tolist(), pairs[1].tolist()):
+            for c, code in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
                 if len(sets.setdefault(c, [])) < l:
                     sets[c].append(code)
             out["sets"].append(sets)
@@ -158,10 +164,10 @@ def merge_stats(parts: Iterable[dict], l: int | None) -> dict | None:  # noqa: E
             out["sets"] = [{c: list(s) for c, s in d.items()} for d in p["sets"]]
             continue
         out["count"] += p["count"]
-        out["min"] = [min(a, b) for a, b in zip(out["min"], p["min"])]
-        out["max"] = [max(a, b) for a, b in zip(out["max"], p["max"])]
-        out["counts"] = [a + b for a, b in zip(out["counts"], p["counts"])]
-        for mine, theirs in zip(out["sets"], p["sets"]):
+        out["min"] = [min(a, b) for a, b in zip(out["min"], p["min"], strict=True)]
+        out["max"] = [max(a, b) for a, b in zip(out["max"], p["max"], strict=True)]
+        out["counts"] = [a + b for a, b in zip(out["counts"], p["counts"], strict=True)]
+        for mine, theirs in zip(out["sets"], p["sets"], strict=True):
             for c, codes in theirs.items():
                 mine[c] = _truncate(mine.get(c, []) + codes, l)
         out["sens"] = _truncate(out["sens"] + p["sens"], l)
