@@ -191,6 +191,7 @@ class FinishPartitionFn(beam.DoFn):
             if pid == tree["top_up"]:
                 classes = suppress_smallest(classes)
             released, partial = generalize(table, c.dims, enc, classes, c.spec, spans, c.out_schema)
+            partial["partitions"] = 1
         yield released
         yield beam.pvalue.TaggedOutput(CERTIFICATE, partial)
 

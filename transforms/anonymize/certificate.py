@@ -27,6 +27,7 @@ _SCALE = 2**40
 def empty_partial(qis: Sequence[str]) -> dict:
     return {
         "records": 0,
+        "partitions": 0,
         "suppressed": 0,
         "classes": 0,
         "min_class": None,
@@ -50,6 +51,7 @@ def class_partial(
     hist = size_histogram(sizes)
     return {
         "records": int(sizes.sum()) + int(suppressed),
+        "partitions": 0,  # set to 1 by the caller that finishes a partition
         "suppressed": int(suppressed),
         "classes": int(sizes.size),
         "min_class": int(sizes.min()) if sizes.size else None,
@@ -70,7 +72,7 @@ def merge_partials(partials: Iterable[dict], qis: Sequence[str]) -> dict:
     """Sum and minimum of partial certificates (order does not matter)."""
     out = empty_partial(qis)
     for p in partials:
-        for key in ("records", "suppressed", "classes", "discernibility"):
+        for key in ("records", "partitions", "suppressed", "classes", "discernibility"):
             out[key] += p[key]
         out["min_class"] = _min(out["min_class"], p["min_class"])
         out["min_l"] = _min(out["min_l"], p["min_l"])
@@ -86,7 +88,8 @@ def finish(partial: dict, spec: AnonymizeSpec) -> dict:
     """The certificate's figures from the merged partial.
 
     Returns:
-        {"k", "k_reached" (smallest released class; None when none), "classes", "records",
+        {"k", "k_reached" (smallest released class; None when none), "partitions" (finished
+        by the exact local Mondrian), "classes", "records",
         "released", "suppressed", "suppressed_share", "max_suppression", "within_max_suppression",
         "ncp" {qi: GCP on it}, "gcp", "discernibility", "l", "l_reached", "histogram"
         [{"size", "classes", "records"}], "config"}.
@@ -102,6 +105,7 @@ def finish(partial: dict, spec: AnonymizeSpec) -> dict:
     return {
         "k": spec.k,
         "k_reached": partial["min_class"],
+        "partitions": partial["partitions"],
         "classes": partial["classes"],
         "records": n,
         "released": n - s,

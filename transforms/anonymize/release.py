@@ -183,4 +183,5 @@ def anonymize_table(table: pa.Table, spec: AnonymizeSpec) -> tuple[pa.Table, dic
     out, partial = generalize(
         table, dims, enc, classes, spec, ranges, released_schema(table.schema, spec)
     )
+    partial["partitions"] = 1
     return out, finish(merge_partials([partial], spec.quasi_identifiers), spec)
