@@ -5,10 +5,11 @@
    k = 10: the exact in-memory Mondrian beside the Beam rounds (FnApiRunner in process,
    `local_rows` small enough that distributed cuts run before the local finishes): smallest
    class, suppression, GCP per QI and overall, and the ratio of the two GCPs.
-2. Scale (`--rows`): bootstrap rows of Adult written as CSV, then `privgate run` as a
-   subprocess with and without the `anonymize:` section (same schema, same input, same run):
-   wall time and the peak resident memory of the process tree (sampled from /proc, summed
-   over the CLI and Beam's workers; see bench_memory.py).
+2. Scale (`--rows`): bootstrap rows of Adult (its `fnlwgt` jittered by +-500 and added as a
+   seventh QI, so records are nearly unique and Mondrian must cut deep) written as CSV, then
+   `privgate run` as a subprocess with and without the `anonymize:` section (same schema,
+   same input, same run): wall time and the peak resident memory of the process tree
+   (sampled from /proc, summed over the CLI and Beam's workers; see bench_memory.py).
 
     .venv/bin/python benchmarks/bench_mondrian.py                     # Adult + 1e6 rows
     .venv/bin/python benchmarks/bench_mondrian.py --rows 1000000 4000000
@@ -124,6 +125,7 @@ unknown_columns: drop
 columns:
   id: {type: string, action: keep}
   age: {type: int, action: keep}
+  fnlwgt: {type: int, action: keep}
   sex: {type: string, action: keep}
   race: {type: string, action: keep}
   marital-status: {type: string, action: keep}
@@ -137,14 +139,18 @@ def write_bootstrap(data_dir: str, rows: int, chunk: int = 500_000) -> None:
     """`rows` Adult rows drawn with replacement (seed 0), with a unique id, as CSV files."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute  # noqa: F401  (pa.compute)
     import pyarrow.csv as pcsv
 
-    adult = pcsv.read_csv(adult_csv()).select([*QIS, "salary-class"])
+    adult = pcsv.read_csv(adult_csv()).select([*QIS, "fnlwgt", "salary-class"])
     rng = np.random.default_rng(0)
     os.makedirs(data_dir, exist_ok=True)
     for n, start in enumerate(range(0, rows, chunk)):
         size = min(chunk, rows - start)
         t = adult.take(pa.array(rng.integers(0, adult.num_rows, size)))
+        jitter = pa.array(rng.integers(-500, 501, size))
+        i = t.schema.get_field_index("fnlwgt")
+        t = t.set_column(i, "fnlwgt", pa.compute.add(t.column("fnlwgt"), jitter))
         ids = pa.array([f"r{i}" for i in range(start, start + size)])
         pcsv.write_csv(t.add_column(0, "id", ids), os.path.join(data_dir, f"part-{n:04d}.csv"))
 
@@ -159,9 +165,10 @@ def scale_figures(work: str, rows_list: list[int]) -> None:
         f.write(SCHEMA)
     hier = ", ".join(f"{q}: {os.path.join(HIERARCHIES, q + '.csv')}" for q in QIS[1:])
     section = (
-        f"anonymize: {{k: 5, quasi_identifiers: [{', '.join(QIS)}], hierarchies: {{{hier}}}}}\n"
+        f"anonymize: {{k: 5, quasi_identifiers: [{', '.join(QIS)}, fnlwgt], "
+        f"hierarchies: {{{hier}}}}}\n"
     )
-    print("\nscale: bootstrap Adult rows, `privgate run` (FnApiRunner), k = 5")
+    print("\nscale: bootstrap Adult rows + jittered fnlwgt QI, `privgate run` (FnApiRunner), k = 5")
     print(f"{'rows':>10} {'anonymize':>9} {'seconds':>8} {'rows/s':>9} {'peak RSS (tree)':>16}")
     for rows in rows_list:
         data_dir = os.path.join(work, f"data-{rows}")

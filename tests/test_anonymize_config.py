@@ -123,3 +123,21 @@ def test_bad_hierarchy_file_exits_2_naming_file_and_line(tmp_path, keyring_path,
     assert r.returncode == 2, r.stderr
     assert f"{hier}: line 3: has 3 fields" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "name, leaves, top",
+    [
+        ("adult/education.csv", 16, "*"),
+        ("adult/marital-status.csv", 7, "*"),
+        ("adult/race.csv", 5, "*"),
+        ("adult/sex.csv", 2, "*"),
+        ("adult/native-country.csv", 41, "*"),
+        ("demo/zip3.csv", 1000, "*"),
+    ],
+)
+def test_shipped_hierarchies_parse(name, leaves, top):
+    from tests.conftest import ROOT
+
+    h = parse_hierarchy(f"{ROOT}/configs/hierarchies/{name}")
+    assert len(h.leaves) == leaves and {r[-1] for r in h.rows} == {top}
