@@ -57,3 +57,18 @@ def test_more_suppression_than_allowed_publishes_nothing(tmp_path, keyring_path,
     assert not (tmp_path / "out").exists()
     r = cli("run", path, "--no-progress")
     assert r.returncode == 1 and "max_suppression" in r.stderr
+
+
+def test_two_worker_processes_release_the_same_records(tmp_path, keyring_path, demo_1000):
+    from tests.conftest import MULTI_PROCESS
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = run(_demo_config(tmp_path / "a", keyring_path, demo_1000), show_progress=False)
+    cfg = _demo_config(tmp_path / "b", keyring_path, demo_1000)
+    r = cli("run", cfg, "--no-progress", *MULTI_PROCESS)
+    assert r.returncode == 0, r.stderr
+    cols = ["customer_id", "age", "zip", "smoker"]
+    a = read_table(one["output_dir"], keyring=keyring_path).select(cols).sort_by("customer_id")
+    b = read_table(str(tmp_path / "b" / "out"), keyring=keyring_path).select(cols)
+    assert a.equals(b.sort_by("customer_id"))
