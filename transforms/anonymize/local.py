@@ -33,7 +33,7 @@ def _numeric_cut(rule: Rule, v: np.ndarray, s: np.ndarray | None) -> np.ndarray 
 
 def _categorical_cut(rule: Rule, d: Dimension, codes: np.ndarray, s: np.ndarray | None):
     """Side index per record of the categorical cut, or None."""
-    present = np.unique(codes)
+    present = _present(d, codes)
     level, child_of_leaf = d.hierarchy.child_groups(present)
     if level < 0:
         return None
@@ -60,8 +60,13 @@ def widths(dims: Sequence[Dimension], values: list[np.ndarray], ranges: Sequence
             span = r[1] - r[0] if r else 0.0
             out.append(float((v.max() - v.min()) / span) if span > 0 else 0.0)
         else:
-            out.append(d.hierarchy.width(np.unique(v)))
+            out.append(d.hierarchy.width(_present(d, v)))
     return out
+
+
+def _present(d: Dimension, codes: np.ndarray) -> np.ndarray:
+    """The leaf codes present (sorted): a bincount, faster than np.unique on small domains."""
+    return np.flatnonzero(np.bincount(codes, minlength=d.hierarchy.size))
 
 
 def mondrian(
