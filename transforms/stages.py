@@ -171,13 +171,22 @@ class ProtectDataset(beam.PTransform):
                 )
             )
 
+        rows, census, stats = protected.rows, protected[CENSUS], [read[STATS], checked[CONTRACT]]
+        if cfg.canaries is not None:  # keyed canaries join the rows (transforms/canaries)
+            from transforms.canaries.plant import plant_canaries
+
+            rows, census, planted = plant_canaries(
+                files.pipeline, cfg, rows, census, sink, STATS, CENSUS
+            )
+            stats.append(planted)
         groups = {c.name: c.key_group for c in schema.output_columns}
-        released, data_schema, certificate = protected.rows, output_schema(schema), None
-        if cfg.anonymize is not None:  # k-anonymity enforced on the protected values
-            released, certificate = protected.rows | "Anonymize" >> EnforceKAnonymity(
+        released, data_schema = rows, output_schema(schema)
+        if cfg.anonymize is not None:  # k-anonymity enforced on the released rows (+canaries)
+            released, certificate = rows | "Anonymize" >> EnforceKAnonymity(
                 cfg.anonymize, data_schema
             )
             data_schema = released_schema(data_schema, cfg.anonymize)
+            stats.append(certificate)
         released | "WriteProtected" >> sink("data", data_schema, groups)
         q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
         (
@@ -185,17 +194,13 @@ class ProtectDataset(beam.PTransform):
             | "CollectQuarantine" >> beam.Flatten()
             | "WriteQuarantine" >> sink("quarantine", QUARANTINE_SCHEMA, q_groups)
         )
-        stats = [read[STATS], checked[CONTRACT], protected[LEAKS]]
-        if certificate is not None:
-            stats.append(certificate)
+        stats.append(protected[LEAKS])
         if memoized_ldp(schema):  # repeated record keys are counted over the whole input
-            stats.append(
-                protected[CENSUS] | "CountRecordKeys" >> beam.CombineGlobally(CountRecordKeysFn())
-            )
+            stats.append(census | "CountRecordKeys" >> beam.CombineGlobally(CountRecordKeysFn()))
         (
             tuple(stats)
             | "CollectStats" >> beam.Flatten()
             | "WriteStats"
             >> beam.io.WriteToText(f"{self._staging}/_work/stats", file_name_suffix=".jsonl")
         )
-        return released
+        return protected.rows
