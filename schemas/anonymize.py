@@ -16,7 +16,7 @@ from schemas.columns import Schema
 from schemas.kit import Node, read_file, resolve_path
 
 NUMERIC_OUTPUTS = ("interval", "lower", "midpoint")
-NUMERIC_TYPES = ("int", "float")
+NUMERIC_TYPES = ("int", "float", "date")
 HIERARCHY_TYPES = ("string", "bool")
 
 

@@ -71,7 +71,7 @@ def test_parse_anonymize_full(tmp_path):
         ({"k": 5, "quasi_identifiers": ["name"]}, "anonymize.quasi_identifiers"),
         ({"k": 5, "quasi_identifiers": ["nope"]}, "anonymize.quasi_identifiers"),
         ({"k": 5, "quasi_identifiers": ["zip"]}, "anonymize.hierarchies.zip"),
-        ({"k": 5, "quasi_identifiers": ["born"]}, "anonymize.hierarchies.born"),
+        ({"k": 5, "quasi_identifiers": ["seen"]}, "anonymize.hierarchies.seen"),
         (
             {"k": 5, "quasi_identifiers": ["age"], "hierarchies": {"zip": "z"}},
             "anonymize.hierarchies.zip",

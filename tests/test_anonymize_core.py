@@ -204,3 +204,27 @@ def test_class_numbering_does_not_depend_on_row_order():
     perm = rng.permutation(500)
     b, _ = anonymize_table(t.take(perm), spec)
     assert a.sort_by("id").equals(b.sort_by("id"))
+
+
+def test_date_quasi_identifier_is_cut_by_its_range():
+    import datetime as dt
+
+    days = [dt.date(1980, 1, 1), dt.date(1980, 6, 1), dt.date(1990, 1, 1), dt.date(1991, 1, 1)]
+    t = pa.table({"born": pa.array(days, pa.date32())})
+    out, cert = anonymize_table(t, AnonymizeSpec(k=2, quasi_identifiers=("born",)))
+    assert (
+        out["born"].to_pylist()
+        == ["[1980-01-01, 1980-06-01]"] * 2 + ["[1990-01-01, 1991-01-01]"] * 2
+    )
+    assert cert["ncp"]["born"] == pytest.approx(
+        (152 + 365) / (dt.date(1991, 1, 1) - days[0]).days / 2
+    )
+    low, _ = anonymize_table(
+        t, AnonymizeSpec(k=2, quasi_identifiers=("born",), numeric_output="lower")
+    )
+    assert low.schema.field("born").type == pa.date32()
+    assert low["born"].to_pylist() == [days[0], days[0], days[2], days[2]]
+    mid, _ = anonymize_table(
+        t, AnonymizeSpec(k=2, quasi_identifiers=("born",), numeric_output="midpoint")
+    )
+    assert mid["born"].to_pylist()[0] == dt.date(1980, 3, 17)  # 152 days / 2, rounded down

@@ -33,11 +33,13 @@ def test_demo_release_is_k_anonymous_certified_and_gated(tmp_path, keyring_path,
     assert cert["suppressed"] <= 0.01 * cert["records"]
     out = read_table(doc["output_dir"], keyring=keyring_path)
     assert out.num_rows == body["output"]["rows"]
-    classes = collections.Counter(zip(out["age"].to_pylist(), out["zip"].to_pylist(), strict=True))
-    released = {key: n for key, n in classes.items() if key != (None, None)}
+    qis = ("age", "zip", "birth_date")
+    classes = collections.Counter(zip(*(out[q].to_pylist() for q in qis), strict=True))
+    released = {key: n for key, n in classes.items() if key != (None, None, None)}
     assert min(released.values()) == cert["k_reached"] and len(released) == cert["classes"]
-    assert classes.get((None, None), 0) == cert["suppressed"]
-    assert all(re.fullmatch(r"\[\d+, \d+\]", a) for a, _ in released)
+    assert classes.get((None, None, None), 0) == cert["suppressed"]
+    assert all(re.fullmatch(r"\[\d+, \d+\]", a) for a, _, _ in released)
+    assert all(re.fullmatch(r"\[\d{4}-01-01, \d{4}-01-01\]", b) for _, _, b in released)
     html = open(os.path.join(doc["output_dir"], "report", "index.html"), encoding="utf-8").read()
     assert "Enforced k-anonymity (certificate)" in html
     assert f"{cert['gcp']:.2%}" in html
@@ -68,7 +70,7 @@ def test_two_worker_processes_release_the_same_records(tmp_path, keyring_path, d
     cfg = _demo_config(tmp_path / "b", keyring_path, demo_1000)
     r = cli("run", cfg, "--no-progress", *MULTI_PROCESS)
     assert r.returncode == 0, r.stderr
-    cols = ["customer_id", "age", "zip", "smoker"]
+    cols = ["customer_id", "age", "zip", "birth_date", "smoker"]
     a = read_table(one["output_dir"], keyring=keyring_path).select(cols).sort_by("customer_id")
     b = read_table(str(tmp_path / "b" / "out"), keyring=keyring_path).select(cols)
     assert a.equals(b.sort_by("customer_id"))

@@ -23,7 +23,8 @@ class Dimension:
 
     name: str
     hierarchy: Hierarchy | None
-    is_int: bool = False
+    is_int: bool = False  # integer values (ints, and dates as days since 1970-01-01)
+    is_date: bool = False
 
     @property
     def numeric(self) -> bool:
@@ -35,11 +36,14 @@ def dimensions(spec: AnonymizeSpec, arrow_schema: pa.Schema) -> list[Dimension]:
     out = []
     for q in spec.quasi_identifiers:
         h = spec.hierarchy(q)
+        ftype = arrow_schema.field(q).type
+        is_date = pa.types.is_date32(ftype)
         out.append(
             Dimension(
-                q, Hierarchy(h) if h else None, pa.types.is_integer(arrow_schema.field(q).type)
+                q, Hierarchy(h) if h else None, pa.types.is_integer(ftype) or is_date, is_date
             )
         )
+
     return out
 
 
@@ -58,6 +62,8 @@ def encode(table: pa.Table, dims: list[Dimension], sensitive: str | None) -> Enc
     for d in dims:
         col = table.column(d.name)
         if d.numeric:
+            if d.is_date:
+                col = pc.cast(col, pa.int32())
             v = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
             placeable &= ~np.isnan(v)  # nulls arrive as NaN
             values.append(np.where(np.isnan(v), 0.0, v))

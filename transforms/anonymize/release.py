@@ -7,6 +7,7 @@ covers every value of the class.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,8 @@ from transforms.anonymize.columns import Dimension, Encoded, dimensions, encode
 from transforms.anonymize.cut import Rule
 from transforms.anonymize.local import SUPPRESSED, mondrian
 
+_EPOCH = dt.date(1970, 1, 1)
+
 
 def rule_of(spec: AnonymizeSpec) -> Rule:
     return Rule(spec.k, spec.l_diversity.l if spec.l_diversity else None)
@@ -26,7 +29,9 @@ def rule_of(spec: AnonymizeSpec) -> Rule:
 def released_type(d: Dimension, field: pa.Field, numeric_output: str) -> pa.DataType:
     if not d.numeric or numeric_output == "interval":
         return pa.string()
-    return pa.float64() if numeric_output == "midpoint" else field.type
+    if numeric_output == "midpoint" and not d.is_date:
+        return pa.float64()
+    return field.type
 
 
 def released_schema(arrow_schema: pa.Schema, spec: AnonymizeSpec) -> pa.Schema:
@@ -51,8 +56,10 @@ def value_ranges(dims: Sequence[Dimension], enc: Encoded) -> list:
     return out
 
 
-def _fmt(x: float, is_int: bool) -> str:
-    return str(int(x)) if is_int else repr(float(x))
+def _fmt(x: float, d: Dimension) -> str:
+    if d.is_date:
+        return (_EPOCH + dt.timedelta(days=int(x))).isoformat()
+    return str(int(x)) if d.is_int else repr(float(x))
 
 
 def generalize(
@@ -86,7 +93,9 @@ def generalize(
         field = out_schema.field(d.name)
         if order.size:
             per_class, ncp[d.name] = _per_class(d, v[order], starts, r, spec.numeric_output)
-            values = pa.array(per_class, field.type).take(pa.array(np.where(placed, classes, 0)))
+            if not isinstance(per_class, pa.Array):
+                per_class = pa.array(per_class, field.type)
+            values = per_class.take(pa.array(np.where(placed, classes, 0)))
             columns[d.name] = _null_where(values, ~placed)
         else:
             ncp[d.name] = np.zeros(0)
@@ -122,13 +131,13 @@ def _per_class(d: Dimension, v: np.ndarray, starts: np.ndarray, r, numeric_outpu
         span = (r[1] - r[0]) if r else 0.0
         ncp = (hi - lo) / span if span > 0 else np.zeros(len(lo))
         if numeric_output == "interval":
-            vals = [
-                f"[{_fmt(a, d.is_int)}, {_fmt(b, d.is_int)}]" for a, b in zip(lo, hi, strict=True)
-            ]
+            vals = [f"[{_fmt(a, d)}, {_fmt(b, d)}]" for a, b in zip(lo, hi, strict=True)]
         elif numeric_output == "midpoint":
-            vals = ((lo + hi) / 2).tolist()
+            vals = [int(x) for x in (lo + hi) // 2] if d.is_date else ((lo + hi) / 2).tolist()
         else:
             vals = [int(x) for x in lo] if d.is_int else lo.tolist()
+        if d.is_date and numeric_output != "interval":
+            vals = pa.array(vals, pa.int32()).cast(pa.date32())
         return vals, ncp
     h = d.hierarchy
     level = np.full(len(starts), h.levels - 1, dtype=np.int64)
