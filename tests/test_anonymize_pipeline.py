@@ -74,3 +74,22 @@ def test_two_worker_processes_release_the_same_records(tmp_path, keyring_path, d
     a = read_table(one["output_dir"], keyring=keyring_path).select(cols).sort_by("customer_id")
     b = read_table(str(tmp_path / "b" / "out"), keyring=keyring_path).select(cols)
     assert a.equals(b.sort_by("customer_id"))
+
+
+def test_dataflow_dry_run_builds_the_rounds(network_refused, tmp_path, keyring_path, demo_csv):
+    from tests.conftest import ROOT, write_config
+    from tests.test_dataflow import DATAFLOW, _on_gcs
+
+    cfg = _on_gcs(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path)
+    zip3 = os.path.join(ROOT, "configs", "hierarchies", "demo", "zip3.csv")
+    with open(cfg, "a") as f:
+        f.write(
+            "anonymize:\n  k: 5\n  quasi_identifiers: [age, zip]\n"
+            f"  hierarchies: {{zip: {zip3}}}\n  rounds: 3\n"
+        )
+    doc = run(cfg, [*DATAFLOW, "--dry_run=True"], show_progress=False)
+    job = doc["result"].job
+    names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
+    for step in ("GlobalRanges", "PartitionStats2", "Cut2", "GroupLeaves", "FinishLeaves"):
+        assert any(n.endswith(f"Anonymize/{step}") for n in names), step
+    assert not any("PartitionStats3" in n for n in names)
