@@ -130,9 +130,23 @@ class MergeStatsFn(beam.CombineFn):
         return acc
 
 
+def _pack(table: pa.Table) -> bytes:
+    """A table as zstd-compressed Arrow IPC: the group-by holds every record (in memory on
+    FnApiRunner, in the shuffle on Dataflow), so it holds fewer bytes."""
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _unpack(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
 class KeyLeafFn(beam.DoFn):
-    """Table -> (leaf id, rows) for placeable rows; unplaceable rows released suppressed at
-    once, with their partial certificate (tagged)."""
+    """Table -> (leaf id, packed rows) for placeable rows; unplaceable rows released
+    suppressed at once, with their partial certificate (tagged)."""
 
     def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
         self._c = _Compiled(spec, arrow_schema)
@@ -153,7 +167,7 @@ class KeyLeafFn(beam.DoFn):
                 part = table.take(pa.array(order[a:b]))
                 i = int(sorted_leaf[a])
                 if i >= 0:
-                    out.append((tree["nodes"][i]["id"], part))
+                    out.append((tree["nodes"][i]["id"], _pack(part)))
                     continue
                 classes = np.full(part.num_rows, SUPPRESSED, dtype=np.int64)
                 released, partial = generalize(
@@ -184,7 +198,7 @@ class FinishPartitionFn(beam.DoFn):
         pid, tables = element
         c = self._c
         with value_free_errors("anonymize: local Mondrian"):
-            table = pa.concat_tables(list(tables))
+            table = pa.concat_tables([_unpack(t) for t in tables])
             enc = c.encode(table)
             spans = rounds.global_ranges(c.dims, ranges)
             classes, _ = mondrian(c.dims, enc, c.rule, spans)
