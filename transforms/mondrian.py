@@ -30,8 +30,8 @@ from transforms.anonymize.release import (
     suppress_smallest,
 )
 
-RELEASED = "released"
 CERTIFICATE = "certificate"
+UNPLACED = ""  # the group-by key of rows with a null QI or a value outside its hierarchy
 
 
 class _Compiled:
@@ -145,8 +145,8 @@ def _unpack(data: bytes) -> pa.Table:
 
 
 class KeyLeafFn(beam.DoFn):
-    """Table -> (leaf id, packed rows) for placeable rows; unplaceable rows released
-    suppressed at once, with their partial certificate (tagged)."""
+    """Table -> (leaf id, packed rows); unplaceable rows under `UNPLACED` (one group, at most
+    max_suppression of the records in a run that succeeds)."""
 
     def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
         self._c = _Compiled(spec, arrow_schema)
@@ -154,39 +154,24 @@ class KeyLeafFn(beam.DoFn):
     def setup(self):
         self._c.setup()
 
-    def process(self, table: pa.Table, tree: dict, ranges: dict):
+    def process(self, table: pa.Table, tree: dict):
         c = self._c
         with value_free_errors("anonymize: partitions"):
-            enc = c.encode(table)
-            leaf = rounds.assign(tree, c.dims, enc)
+            leaf = rounds.assign(tree, c.dims, c.encode(table))
             out = []
             order = np.argsort(leaf, kind="stable")
             sorted_leaf = leaf[order]
             bounds = np.flatnonzero(np.r_[True, sorted_leaf[1:] != sorted_leaf[:-1], True])
             for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-                part = table.take(pa.array(order[a:b]))
                 i = int(sorted_leaf[a])
-                if i >= 0:
-                    out.append((tree["nodes"][i]["id"], _pack(part)))
-                    continue
-                classes = np.full(part.num_rows, SUPPRESSED, dtype=np.int64)
-                released, partial = generalize(
-                    part,
-                    c.dims,
-                    c.encode(part),
-                    classes,
-                    c.spec,
-                    rounds.global_ranges(c.dims, ranges),
-                    c.out_schema,
-                )
-                out.append(beam.pvalue.TaggedOutput(RELEASED, released))
-                out.append(beam.pvalue.TaggedOutput(CERTIFICATE, partial))
+                key = tree["nodes"][i]["id"] if i >= 0 else UNPLACED
+                out.append((key, _pack(table.take(pa.array(order[a:b])))))
         yield from out
 
 
 class FinishPartitionFn(beam.DoFn):
-    """(leaf id, tables) -> the leaf's released table by the exact local Mondrian (tagged
-    with its partial certificate)."""
+    """(leaf id, packed tables) -> the leaf's released table by the exact local Mondrian
+    (unplaceable rows: suppressed), tagged with its partial certificate."""
 
     def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
         self._c = _Compiled(spec, arrow_schema)
@@ -201,11 +186,14 @@ class FinishPartitionFn(beam.DoFn):
             table = pa.concat_tables([_unpack(t) for t in tables])
             enc = c.encode(table)
             spans = rounds.global_ranges(c.dims, ranges)
-            classes, _ = mondrian(c.dims, enc, c.rule, spans)
-            if pid == tree["top_up"]:
-                classes = suppress_smallest(classes)
+            if pid == UNPLACED:
+                classes = np.full(table.num_rows, SUPPRESSED, dtype=np.int64)
+            else:
+                classes, _ = mondrian(c.dims, enc, c.rule, spans)
+                if pid == tree["top_up"]:
+                    classes = suppress_smallest(classes)
             released, partial = generalize(table, c.dims, enc, classes, c.spec, spans, c.out_schema)
-            partial["partitions"] = 1
+            partial["partitions"] = int(pid != UNPLACED)
         yield released
         yield beam.pvalue.TaggedOutput(CERTIFICATE, partial)
 
@@ -244,23 +232,19 @@ class EnforceKAnonymity(beam.PTransform):
             lambda t, rg: rounds.choose_top_up(t, rule, rg), ranges_si
         )
         tree_si = beam.pvalue.AsSingleton(tree)
-        keyed = rows | "KeyLeaves" >> beam.ParDo(
-            KeyLeafFn(spec, schema), tree_si, ranges_si
-        ).with_outputs(RELEASED, CERTIFICATE, main="keyed")
         finished = (
-            keyed.keyed
+            rows
+            | "KeyLeaves" >> beam.ParDo(KeyLeafFn(spec, schema), tree_si)
             | "GroupLeaves" >> beam.GroupByKey()
             | "FinishLeaves"
             >> beam.ParDo(FinishPartitionFn(spec, schema), tree_si, ranges_si).with_outputs(
                 CERTIFICATE, main="released"
             )
         )
-        released = (keyed[RELEASED], finished.released) | "CollectReleased" >> beam.Flatten()
         certificate = (
-            (keyed[CERTIFICATE], finished[CERTIFICATE])
-            | "CollectCertificates" >> beam.Flatten()
+            finished[CERTIFICATE]
             | "MergeCertificates"
             >> beam.CombineGlobally(lambda parts: merge_partials(parts, spec.quasi_identifiers))
             | "Certificate" >> beam.Map(lambda p: json.dumps({CERTIFICATE_LINE: finish(p, spec)}))
         )
-        return released, certificate
+        return finished.released, certificate
