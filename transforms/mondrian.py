@@ -52,8 +52,22 @@ class _Compiled:
         return encode(table, self.dims, self.sensitive)
 
 
+def _pack(table: pa.Table) -> bytes:
+    """A table as zstd-compressed Arrow IPC. Every round reads the records and the group-by
+    holds them again (in memory on FnApiRunner, in the shuffle on Dataflow): fewer bytes."""
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _unpack(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
 class RangesFn(beam.CombineFn):
-    """Tables -> global ranges and counts (`rounds.ranges_stats`)."""
+    """Packed tables -> global ranges and counts (`rounds.ranges_stats`)."""
 
     def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
         self._c = _Compiled(spec, arrow_schema)
@@ -66,11 +80,11 @@ class RangesFn(beam.CombineFn):
     def create_accumulator(self):
         return rounds.merge_ranges([], self._n, self._l)
 
-    def add_input(self, acc, table):
+    def add_input(self, acc, packed: bytes):
         if not hasattr(self._c, "dims"):  # runners that skip CombineFn.setup
             self._c.setup()
         with value_free_errors("anonymize: ranges"):
-            part = rounds.ranges_stats(self._c.dims, self._c.encode(table), self._l)
+            part = rounds.ranges_stats(self._c.dims, self._c.encode(_unpack(packed)), self._l)
         return rounds.merge_ranges([acc, part], self._n, self._l)
 
     def merge_accumulators(self, accs):
@@ -81,7 +95,7 @@ class RangesFn(beam.CombineFn):
 
 
 class PartitionStatsFn(beam.DoFn):
-    """Table -> (partition id, statistics) for each partition still being cut."""
+    """Packed table -> (partition id, statistics) for each partition still being cut."""
 
     def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
         self._c = _Compiled(spec, arrow_schema)
@@ -89,12 +103,12 @@ class PartitionStatsFn(beam.DoFn):
     def setup(self):
         self._c.setup()
 
-    def process(self, table: pa.Table, tree: dict):
+    def process(self, packed: bytes, tree: dict):
         nodes = tree["nodes"]
         if not any(n.get("active") for n in nodes):
             return
         with value_free_errors("anonymize: partition statistics"):
-            enc = self._c.encode(table)
+            enc = self._c.encode(_unpack(packed))
             leaf = rounds.assign(tree, self._c.dims, enc)
             out = []
             for i in np.unique(leaf[leaf >= 0]).tolist():
@@ -130,22 +144,8 @@ class MergeStatsFn(beam.CombineFn):
         return acc
 
 
-def _pack(table: pa.Table) -> bytes:
-    """A table as zstd-compressed Arrow IPC: the group-by holds every record (in memory on
-    FnApiRunner, in the shuffle on Dataflow), so it holds fewer bytes."""
-    sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _unpack(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-
-
 class KeyLeafFn(beam.DoFn):
-    """Table -> (leaf id, packed rows); unplaceable rows under `UNPLACED` (one group, at most
+    """Packed table -> (leaf id, packed rows); unplaceable rows under `UNPLACED` (one group, at most
     max_suppression of the records in a run that succeeds)."""
 
     def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
@@ -154,9 +154,10 @@ class KeyLeafFn(beam.DoFn):
     def setup(self):
         self._c.setup()
 
-    def process(self, table: pa.Table, tree: dict):
+    def process(self, packed: bytes, tree: dict):
         c = self._c
         with value_free_errors("anonymize: partitions"):
+            table = _unpack(packed)
             leaf = rounds.assign(tree, c.dims, c.encode(table))
             out = []
             order = np.argsort(leaf, kind="stable")
@@ -210,6 +211,7 @@ class EnforceKAnonymity(beam.PTransform):
         dims = dimensions(spec, schema)
         rule = rule_of(spec)
         l = spec.l_diversity.l if spec.l_diversity else None  # noqa: E741
+        rows = rows | "Pack" >> beam.Map(_pack)  # every round reads the records
         ranges = rows | "GlobalRanges" >> beam.CombineGlobally(RangesFn(spec, schema))
         ranges_si = beam.pvalue.AsSingleton(ranges)
         tree = ranges | "RootPartition" >> beam.Map(
