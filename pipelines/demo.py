@@ -48,6 +48,14 @@ def main(argv=None) -> int:
             )
         )
         print(f"demo: dropped columns {body['dropped_columns']}")
+        cert = body.get("anonymize")
+        if cert:
+            qis = ", ".join(cert["config"]["quasi_identifiers"])
+            print(
+                f"demo: k-anonymous release (Mondrian over {qis}): k {cert['k']} asked, "
+                f"smallest class {cert['k_reached']}, {cert['classes']:,} classes, "
+                f"{cert['suppressed']} suppressed, GCP {cert['gcp']:.1%} (see the report)"
+            )
         print("demo: first protected rows (decrypted for a key holder):")
         sample = read_table(out, keyring=cfg.keys.keyring, limit=3).to_pandas()
         print(sample.to_string(max_colwidth=40))

@@ -202,7 +202,12 @@ class Gates:
         sensitive = gates.l_diversity.sensitive if gates.l_diversity else None
         class_cols = qis + ([sensitive] if sensitive else [])
         detect_cols = _detect_columns(schema)
-        plot_cols = [c for c in schema.output_columns if c.action in ("ldp", "generalize")]
+        anonymized = set(cfg.anonymize.quasi_identifiers) if cfg.anonymize else set()
+        plot_cols = [
+            c
+            for c in schema.output_columns
+            if c.action in ("ldp", "generalize") and c.name not in anonymized
+        ]
         output_suite = gx.load_suite(gates.expectations) if gates.expectations else None
 
         files = _output_files(staging, keyring.kms.bound(kek_context(cfg.dataset)))
@@ -241,7 +246,12 @@ class Gates:
         whole = None if output_suite is not None else list(dict.fromkeys(class_cols + ldp_names))
         from transforms.protect import output_schema
 
-        for table in _batches(files, whole, output_schema(schema).empty_table()):
+        released = output_schema(schema)
+        if cfg.anonymize:  # the quasi-identifiers' released types (ranges are strings)
+            from transforms.anonymize.release import released_schema
+
+            released = released_schema(released, cfg.anonymize)
+        for table in _batches(files, whole, released.empty_table()):
             if class_cols:
                 partial_classes.append(metrics.class_counts(table, class_cols))
             if ldp_names:
@@ -257,7 +267,7 @@ class Gates:
         checks = [] if guard is None else [ck.KeepGuardCheck.build(guard)]
         rec = body["reconciliation"]
         checks += [
-            ck.OutputColumnsCheck.build(out_schema or pa.schema([]), schema),
+            ck.OutputColumnsCheck.build(out_schema or pa.schema([]), schema, released),
             ck.OutputRowsCheck.build(
                 rec["input_rows"], rec["output_rows"], rec["quarantined_rows"]
             ),

@@ -13,6 +13,7 @@ from privgate import manifest as mf
 from privgate.errors import DataError
 from privgate.kms import kek_context
 from schemas.config import RunConfig
+from transforms.anonymize.certificate import CERTIFICATE_LINE
 from transforms.canaries.generate import CANARY_LINE
 from transforms.contract import COUNTS_LINE, merge_contract_counts
 from transforms.gates.leaks import LEAKS_LINE, merge_own_row_leaks
@@ -56,7 +57,7 @@ def _work_lines(staging: str) -> list[dict]:
 
 
 def _read_stats(staging: str) -> list[dict]:
-    skip = (COUNTS_LINE, LEAKS_LINE, CENSUS_LINE, CANARY_LINE)
+    skip = (COUNTS_LINE, LEAKS_LINE, CENSUS_LINE, CANARY_LINE, CERTIFICATE_LINE)
     stats = [s for s in _work_lines(staging) if not any(k in s for k in skip)]
     return sorted(stats, key=lambda s: s["path"])
 
@@ -65,6 +66,23 @@ def read_census(staging: str) -> dict | None:
     """The record-key census of a memoized ldp run (`census_summary`), or None without one."""
     lines = [s[CENSUS_LINE] for s in _work_lines(staging) if CENSUS_LINE in s]
     return lines[0] if len(lines) == 1 else None
+
+
+def read_certificate(staging: str) -> dict | None:
+    """The k-anonymity certificate of an `anonymize:` run (`transforms.anonymize`), or None.
+
+    Raises:
+        DataError: the release suppressed more records than `anonymize.max_suppression`.
+    """
+    lines = [s[CERTIFICATE_LINE] for s in _work_lines(staging) if CERTIFICATE_LINE in s]
+    cert = lines[0] if len(lines) == 1 else None
+    if cert is not None and not cert["within_max_suppression"]:
+        raise DataError(
+            f"anonymize: {cert['suppressed']} of {cert['records']} records would be suppressed "
+            f"({cert['suppressed_share']:.2%}), more than max_suppression "
+            f"{cert['max_suppression']:.2%}; output not published"
+        )
+    return cert
 
 
 def read_contract_counts(staging: str) -> dict:
@@ -189,5 +207,6 @@ def build_manifest(
             "master_key_versions": keyring.kms.versions(),
             "kek_context": kek_context(cfg.dataset),
         },
+        "anonymize": read_certificate(staging),
         "gate": None,
     }

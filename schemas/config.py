@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from privgate.kms import kms_kinds
+from schemas.anonymize import AnonymizeSpec, parse_anonymize
 from schemas.canaries import CanarySpec, parse_canaries
 from schemas.columns import Schema, load_schema
 from schemas.detection import GuardConfig, parse_guard
@@ -81,6 +82,7 @@ class RunConfig:
     guard: GuardConfig = GuardConfig()  # the keep-guard (default: fail above 1%)
     gates: GatesSpec | None = None  # None: no gate, no report
     canaries: CanarySpec | None = None  # None: no canaries planted
+    anonymize: AnonymizeSpec | None = None  # None: no enforced k-anonymous release
 
 
 def _parse_input(node: Node, source: str) -> InputSpec:
@@ -162,7 +164,18 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
         data,
         source,
         "",
-        ("dataset", "input", "schema", "output", "keys", "privacy", "guard", "gates", "canaries"),
+        (
+            "dataset",
+            "input",
+            "schema",
+            "output",
+            "keys",
+            "privacy",
+            "guard",
+            "gates",
+            "canaries",
+            "anonymize",
+        ),
     )
     dataset = node.str("dataset", required=True, pattern=NAME_RE)
     input_spec = _parse_input(node, source)
@@ -183,8 +196,22 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
     canaries = None
     if node.get("canaries") is not None:
         canaries = parse_canaries(node.get("canaries"), source, schema)
+    anonymize = None
+    if node.get("anonymize") is not None:
+        anonymize = parse_anonymize(node.get("anonymize"), source, schema)
     return RunConfig(
-        dataset, input_spec, schema, output, keys, source, sha256, privacy, guard, gates, canaries
+        dataset,
+        input_spec,
+        schema,
+        output,
+        keys,
+        source,
+        sha256,
+        privacy,
+        guard,
+        gates,
+        canaries,
+        anonymize,
     )
 
 

@@ -32,6 +32,8 @@ def _demo_config(tmp_path, keyring, demo_csv, **changes):
     cfg["privacy"]["ledger"] = str(tmp_path / "ledger.json")
     for key, value in changes.items():
         cfg["gates"][key] = value
+    for col, rel in cfg.get("anonymize", {}).get("hierarchies", {}).items():
+        cfg["anonymize"]["hierarchies"][col] = os.path.join(ROOT, "configs", rel)
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)

@@ -18,6 +18,7 @@ from privgate.kms import kek_context
 from schemas.columns import Schema
 from schemas.config import InputSpec, RunConfig
 from transforms import progress
+from transforms.anonymize.release import released_schema
 from transforms.contract import COUNTS_LINE, QUARANTINE_SCHEMA, contract_check
 from transforms.gates.leaks import LEAKS_LINE, leak_plan, own_row_leaks
 from transforms.ldp.census import (
@@ -28,6 +29,7 @@ from transforms.ldp.census import (
     merge_census,
     table_census,
 )
+from transforms.mondrian import EnforceKAnonymity
 from transforms.protect import detector_for, keyed_ops, output_schema, protect_table
 from transforms.read import FileStats, RawBatch, read_file
 from transforms.write import EncryptedParquetSink
@@ -133,8 +135,8 @@ class ProtectDataset(beam.PTransform):
 
     Writes `<staging>/data/part-*.parquet`, `<staging>/quarantine/part-*.parquet` and
     `<staging>/_work/stats*.jsonl` (a line per input file, a `contract` and an
-    `own_row_leaks` line per batch, and with memoized ldp one `ldp_census` line for the whole
-    input);
+    `own_row_leaks` line per batch, with memoized ldp one `ldp_census` line for the whole
+    input, and with `anonymize:` one `anonymize_certificate` line);
     the launcher reconciles and signs them afterwards.
     """
 
@@ -178,7 +180,14 @@ class ProtectDataset(beam.PTransform):
             )
             stats.append(planted)
         groups = {c.name: c.key_group for c in schema.output_columns}
-        rows | "WriteProtected" >> sink("data", output_schema(schema), groups)
+        released, data_schema = rows, output_schema(schema)
+        if cfg.anonymize is not None:  # k-anonymity enforced on the released rows (+canaries)
+            released, certificate = rows | "Anonymize" >> EnforceKAnonymity(
+                cfg.anonymize, data_schema
+            )
+            data_schema = released_schema(data_schema, cfg.anonymize)
+            stats.append(certificate)
+        released | "WriteProtected" >> sink("data", data_schema, groups)
         q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
         (
             (read[QUARANTINE], checked[QUARANTINE])

@@ -237,6 +237,45 @@ def _section_k(validation: Mapping) -> str:
     return "".join(out)
 
 
+def _section_anonymize(body: Mapping) -> str:
+    cert = body.get("anonymize")
+    if not cert:
+        return "<p class='note'>Not enforced (no <code>anonymize:</code> section).</p>"
+    cfg = cert.get("config") or {}
+    ldiv = cfg.get("l_diversity")
+    figures = [
+        ["k asked / reached (smallest class)", f"{cert['k']} / {_int(cert['k_reached'])}"],
+        ["equivalence classes", _int(cert["classes"])],
+        ["records released / suppressed", f"{_int(cert['released'])} / {_int(cert['suppressed'])}"],
+        [
+            "suppressed share (max)",
+            f"{cert['suppressed_share']:.2%} ({cert['max_suppression']:.2%})",
+        ],
+        ["information loss, GCP (all quasi-identifiers)", f"{cert['gcp']:.2%}"],
+        *[[f"NCP {q}", f"{v:.2%}"] for q, v in cert["ncp"].items()],
+        ["discernibility metric", _int(cert["discernibility"])],
+    ]
+    if ldiv:
+        figures.append(
+            [f"l asked / reached ({ldiv['sensitive']})", f"{cert['l']} / {_int(cert['l_reached'])}"]
+        )
+    out = [
+        f"<p>Multidimensional Mondrian (strict partitioning) over "
+        f"{_e(', '.join(cfg.get('quasi_identifiers') or []))}; numeric quasi-identifiers "
+        f"released as {_e(cfg.get('numeric_output', ''))}. Suppressed records keep their other "
+        "columns with every quasi-identifier empty. k-anonymity is not differential privacy: "
+        "it does not protect against linkage with data the attacker holds beyond the "
+        "quasi-identifiers, nor against a class sharing one sensitive value without "
+        "l-diversity.</p>",
+        _table(["figure", "value"], figures, numeric=(1,)),
+    ]
+    if cert.get("histogram") and cert.get("released"):
+        out.append(
+            f"<div class='chart'>{_k_histogram_svg(cert['histogram'], int(cert['k']))}</div>"
+        )
+    return "".join(out)
+
+
 def _section_ldp(validation: Mapping) -> str:
     c = _find(validation, gate_checks.LdpDomainCheck.name)
     if c is None:
@@ -422,6 +461,8 @@ def build_html(validation: Mapping, manifest_body: Mapping, plots: Mapping) -> s
         _section_pii(validation),
         "<h2>k-anonymity</h2>",
         _section_k(validation),
+        "<h2>Enforced k-anonymity (certificate)</h2>",
+        _section_anonymize(manifest_body),
         "<h2>ldp domains</h2>",
         _section_ldp(validation) or "<p class='note'>Not checked.</p>",
         "<h2>Distributions before and after</h2>",

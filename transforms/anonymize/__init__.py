@@ -1,0 +1,1 @@
+"""Enforced k-anonymity: the pure cores of multidimensional Mondrian (no Beam here)."""
