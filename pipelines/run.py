@@ -10,7 +10,7 @@ from pipelines.dataflow import dataflow_dry_run, is_dataflow
 from pipelines.graph import run_pipeline
 from pipelines.guard import KeepGuard
 from pipelines.inputs import InputHead, input_head, match_inputs, precheck_headers
-from pipelines.keys import open_run_keyring
+from pipelines.keys import check_keyring_placement, open_run_keyring
 from pipelines.publish import Staging, local_target
 from pipelines.reconcile import build_manifest, read_census
 from pipelines.workers import SideWorkers
@@ -39,6 +39,7 @@ def run(
     """
     cfg = load_run_config(config) if isinstance(config, str) else check_plugins(config)
     beam_args = list(beam_args or [])
+    check_keyring_placement(cfg, beam_args)  # only a cloud-KMS keyring leaves this machine
     if is_dataflow(beam_args):  # builds and validates the job; submits nothing
         return dataflow_dry_run(cfg, beam_args)
     target = local_target(cfg)
