@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run even past privacy.lifetime_epsilon_max (recorded in the manifest and the ledger)",
     )
 
+    fin = sub.add_parser(
+        "finalize",
+        help="reconcile, gate, sign and commit a staged run (manifest last); idempotent",
+    )
+    fin.add_argument("output", metavar="OUTPUT_OR_STAGING")
+    fin.add_argument("--keyring", help="opened instead of the config's keys.keyring")
+
     sc = sub.add_parser("scan", help="propose a schema (types, detected PII, actions)")
     sc.add_argument("input")
     sc.add_argument("--format", choices=("csv", "jsonl", "parquet"), required=True)
@@ -206,7 +213,28 @@ def _run(args, beam_args) -> int:
         )
     )
     print(f"privgate: output   {doc['output_dir']}")
-    print(f"privgate: manifest {os.path.join(doc['output_dir'], 'manifest.json')}")
+    from privgate.storage import join
+
+    print(f"privgate: manifest {join(doc['output_dir'], 'manifest.json')}")
+    return 0
+
+
+def _finalize(args) -> int:
+    from pipelines.finalize import finalize
+
+    keyring = None
+    if args.keyring:
+        from privgate.keyring import open_keyring
+
+        keyring = open_keyring(args.keyring)
+    doc = finalize(args.output, keyring=keyring)
+    r = doc["manifest"]["reconciliation"]
+    state = "already finalized" if doc["already_finalized"] else "finalized"
+    print(
+        f"privgate: {state} run {doc['manifest']['run_id']}: {r['input_rows']:,} rows in, "
+        f"{r['output_rows']:,} protected, {r['quarantined_rows']:,} quarantined"
+    )
+    print(f"privgate: output   {doc['output_dir']}")
     return 0
 
 
@@ -343,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, extra)
         if args.command == "scan":
             return _scan(args)
+        if args.command == "finalize":
+            return _finalize(args)
         if args.command == "verify":
             return _verify(args)
         if args.command == "read":

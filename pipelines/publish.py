@@ -1,13 +1,18 @@
-"""Atomic publication: a run writes into a hidden staging directory swapped onto its target.
+"""Atomic publication: a run writes into staging beside its target, committed only when whole.
 
-Everything is written to `.<name>.privgate-tmp-<run id>` beside the target; only after the
-pipeline finished, every input row was reconciled and the manifest was signed is the staging
-directory renamed onto the target. A failed or killed run leaves the target as it was. The
-target is replaced only when it is absent, empty or a previous privgate output (nothing in it
-but the files its manifest lists), and never when it overlaps the run's input or keys.
-Each run holds an flock on its staging directory, so another run's start removes only the
-staging of runs that are gone; creating, cleaning and swapping happen under an flock on the
-parent directory.
+Local directories: everything is written to `.<name>.privgate-tmp-<run id>` beside the
+target; only after the pipeline finished, every input row was reconciled and the manifest was
+signed is the staging directory renamed onto the target. A failed or killed run leaves the
+target as it was. The target is replaced only when it is absent, empty or a previous privgate
+output (nothing in it but the files its manifest lists), and never when it overlaps the run's
+input or keys. Each run holds an flock on its staging directory, so another run's start
+removes only the staging of runs that are gone; creating, cleaning and swapping happen under
+an flock on the parent directory.
+
+Object stores (gs://, s3://) have no rename: `ObjectStaging` stages under the prefix
+`.<name>.privgate-tmp-<run id>/` beside the target and commits by copying, with
+`manifest.json` written last (`ObjectStaging.publish` lists the steps); readers refuse a prefix
+without a manifest or with any object missing, extra or changed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,35 @@ from privgate.errors import ConfigError, VerifyError
 from schemas.config import RunConfig
 
 _GLOB_CHARS = "*?["
+
+
+def output_target(cfg: RunConfig) -> str:
+    """The checked output: a local directory (`local_target`) or an object-store prefix
+    (`object_staging.check_object_target`)."""
+    if "://" in cfg.output.path:
+        from pipelines.object_staging import check_object_target
+
+        return check_object_target(cfg)
+    return local_target(cfg)
+
+
+def open_staging(target: str, source: str):
+    """A new run's staging beside `target`: `Staging` (local) or `ObjectStaging`."""
+    if "://" not in target:
+        return Staging(target, source)
+    from pipelines.object_staging import ObjectStaging, clean_stale
+
+    started = dt.datetime.now(dt.UTC)
+    clean_stale(target)
+    return ObjectStaging(target, source, new_run_id(started), _iso(started), owned=True)
+
+
+def new_run_id(started: dt.datetime) -> str:
+    return started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.isoformat(timespec="seconds")
 
 
 def local_target(cfg: RunConfig) -> str:
@@ -137,12 +171,24 @@ class Staging:
         source: the config file, for errors naming `output.path`.
     """
 
-    def __init__(self, target: str, source: str = "<config>"):
+    def __init__(self, target: str, source: str = "<config>", adopt: dict | None = None):
         self.started = dt.datetime.now(dt.UTC)
-        self.run_id = self.started.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+        self.run_id = new_run_id(self.started)
+        self.started_at = _iso(self.started)
         self.target, self.source = os.path.abspath(target), source
+        self._owned = adopt is None
+        if adopt is not None:  # `privgate finalize` of a run whose launcher is gone
+            self.run_id, self.started_at = adopt["run_id"], adopt["started_at"]
         parent, name = os.path.split(self.target)
         self.path = os.path.join(parent, f".{name}.privgate-tmp-{self.run_id}")
+        self.job_path = self.path
+        if adopt is not None:
+            self._lock = _lock_nowait(self.path)
+            if self._lock is None:
+                from privgate.errors import DataError
+
+                raise DataError(f"{self.path}: a live run holds this staging; not finalized")
+            return
         os.makedirs(parent, exist_ok=True)
         with _locked(parent):
             _clean_stale(self.target)
@@ -153,9 +199,30 @@ class Staging:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
+        if exc_type is not None and self._owned:
             shutil.rmtree(self.path, ignore_errors=True)
         self._release()
+
+    def write_record(self, record: dict) -> None:
+        """The run record `_work/run.json` (what `privgate finalize` needs; no secret)."""
+        os.makedirs(os.path.join(self.path, "_work"), exist_ok=True)
+        with open(os.path.join(self.path, "_work", "run.json"), "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+
+    def fetch(self) -> None:
+        """An adopted staging: refuse it unless the job's output is whole (`check_complete`)."""
+        if not self._owned:
+            from pipelines.object_staging import check_complete
+
+            names = [
+                os.path.relpath(os.path.join(d, n), self.path).replace(os.sep, "/")
+                for d, _, files in os.walk(self.path)
+                for n in files
+            ]
+            check_complete(self.path, names)
+
+    def tidy(self) -> None:
+        """Nothing is left after a rename."""
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -178,7 +245,10 @@ class Staging:
         """
         parent, name = os.path.split(self.target)
         old = os.path.join(parent, f".{name}.privgate-old-{self.run_id}")
-        with _locked(parent) as parent_fd:
+        from pipelines.object_staging import crash_point
+
+        crash_point("removed-manifest")  # the local swap has no such step: a crash here
+        with _locked(parent) as parent_fd:  # leaves the old output, as before the swap
             check_replaceable(self.source, self.target)
             if os.path.lexists(self.target):
                 os.rename(self.target, old)

@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 
+from privgate import storage
 from privgate.errors import VerifyError
 
 MANIFEST = "manifest.json"
@@ -54,10 +55,13 @@ def file_sha256(path: str) -> str:
 
 
 def load(output_dir: str) -> dict:
-    path = os.path.join(output_dir, MANIFEST)
+    path = storage.join(output_dir, MANIFEST)
     try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read())
+        if storage.is_url(path):
+            doc = json.loads(storage.read_bytes(path))
+        else:
+            with open(path, "rb") as f:
+                doc = json.loads(f.read())
     except FileNotFoundError:
         raise VerifyError(f"{output_dir}: no {MANIFEST}: not a complete privgate output") from None
     except (OSError, ValueError):
@@ -109,6 +113,9 @@ def verify_tree(output_dir: str, body: dict) -> None:
         VerifyError: an unlisted file or directory, a symbolic link, or a missing file.
     """
     files = {f["path"] for f in listed_files(body)} | {MANIFEST}
+    if storage.is_url(output_dir):  # a store has objects only; prefixes are not things
+        _verify_objects(output_dir, files)
+        return
     dirs = set(LAYOUT_DIRS)
     for path in files:
         parts = path.split("/")[:-1]
@@ -131,6 +138,19 @@ def verify_tree(output_dir: str, body: dict) -> None:
             raise VerifyError(f"{output_dir}: {path} is missing")
 
 
+def _verify_objects(output_dir: str, files: set[str]) -> None:
+    """`verify_tree` on an object store: the objects under the prefix are exactly `files`."""
+    try:
+        present = storage.list_objects(output_dir)
+    except OSError:
+        raise VerifyError(f"{output_dir}: cannot list this prefix to verify it") from None
+    for path in sorted(present):
+        if path not in files:
+            raise VerifyError(f"{output_dir}: {path} is not in the manifest")
+    for path in sorted(files - set(present)):
+        raise VerifyError(f"{output_dir}: {path} is missing")
+
+
 def verify_files(output_dir: str, files: list[dict]) -> None:
     """Check the sha256 of each listed file in `files` (entries of `listed_files`).
 
@@ -139,7 +159,10 @@ def verify_files(output_dir: str, files: list[dict]) -> None:
     """
     for f in files:
         try:
-            digest = file_sha256(os.path.join(output_dir, f["path"]))
+            if storage.is_url(output_dir):
+                digest = storage.sha256(storage.join(output_dir, f["path"]))
+            else:
+                digest = file_sha256(os.path.join(output_dir, f["path"]))
         except OSError:
             raise VerifyError(f"{output_dir}: {f['path']} is missing or unreadable") from None
         _check_sha256(output_dir, f, digest)
@@ -152,10 +175,13 @@ def read_verified(output_dir: str, entry: dict) -> bytes:
     Raises:
         VerifyError: a missing or modified file.
     """
-    path = os.path.join(output_dir, entry["path"])
+    path = storage.join(output_dir, entry["path"])
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        if storage.is_url(path):
+            data = storage.read_bytes(path)
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
     except OSError:
         raise VerifyError(f"{output_dir}: {entry['path']} is missing or unreadable") from None
     _check_sha256(output_dir, entry, hashlib.sha256(data).hexdigest())
