@@ -32,7 +32,7 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from privgate.errors import KeyringError
+from privgate.errors import KeyringError, PrivgateError
 from privgate.kms import MASTER_KEYS, Kms, external_kms, remote_kms_kinds
 
 PASSPHRASE_ENV = "PRIVGATE_KEYRING_PASSPHRASE"
@@ -535,30 +535,15 @@ def is_object_path(path: str) -> bool:
 
 
 def _read_object(path: str) -> bytes:
-    """The bytes of a keyring in an object store: gs:// through google-cloud-storage (an
-    anonymous client when `STORAGE_EMULATOR_HOST` names an emulator, else Application Default
-    Credentials), s3:// through boto3 (its standard credential chain and endpoint settings,
-    e.g. `AWS_ENDPOINT_URL_S3`). No Beam here: the consumer API opens keyrings too."""
-    scheme, _, rest = path.partition("://")
-    bucket, _, name = rest.partition("/")
-    if scheme not in ("gs", "s3") or not bucket or not name:
-        raise KeyringError(f"{path}: a keyring must be a local file, gs://BUCKET/NAME or s3://...")
+    """The bytes of a keyring in an object store, through `privgate.storage` (pyarrow.fs; no
+    Beam, as the consumer API opens keyrings too; endpoints from the environment)."""
+    from privgate import storage
+
     try:
-        if scheme == "gs":
-            from google.cloud import storage
-
-            client = (
-                storage.Client.create_anonymous_client()
-                if os.environ.get("STORAGE_EMULATOR_HOST")
-                else storage.Client()
-            )
-            return client.bucket(bucket).blob(name).download_as_bytes()
-        import boto3
-
-        return boto3.client("s3").get_object(Bucket=bucket, Key=name)["Body"].read()
-    except Exception as e:  # the clients' errors name the object, never its bytes
-        if type(e).__name__ in ("NotFound", "NoSuchKey"):
-            raise KeyringError(f"{path}: keyring not found") from None
+        return storage.read_bytes(path)
+    except FileNotFoundError:
+        raise KeyringError(f"{path}: keyring not found") from None
+    except (OSError, PrivgateError) as e:  # the store's errors name the object, not its bytes
         raise KeyringError(f"{path}: cannot read keyring object ({type(e).__name__})") from None
 
 

@@ -47,15 +47,39 @@ class GcsEmulator:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(str(workdir), "gcs-emulator.log")
+        self.adc_path = os.path.join(str(workdir), "fake-adc.json")
         self.proc: subprocess.Popen | None = None
         self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def env(self) -> dict[str, str]:
+        """The emulator for every client, and fake Application Default Credentials (a token
+        that never expires): Beam's GCS filesystem insists on credentials and would otherwise
+        retry the lookup, and probe the GCE metadata server, for ~25 s per process."""
         no_proxy = ",".join(x for x in (os.environ.get("NO_PROXY"), "127.0.0.1,localhost") if x)
-        return {"STORAGE_EMULATOR_HOST": self.endpoint, "NO_PROXY": no_proxy, "no_proxy": no_proxy}
+        return {
+            "STORAGE_EMULATOR_HOST": self.endpoint,
+            "GOOGLE_APPLICATION_CREDENTIALS": self.adc_path,
+            "GOOGLE_CLOUD_PROJECT": "demo-proj",
+            "NO_GCE_CHECK": "True",
+            "NO_PROXY": no_proxy,
+            "no_proxy": no_proxy,
+        }
 
     def start(self, timeout: float = 30.0) -> GcsEmulator:
         exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
+        with open(self.adc_path, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "type": "authorized_user",
+                    "client_id": "test",
+                    "client_secret": "test",
+                    "refresh_token": "test",
+                    "token": "test-token",
+                    "expiry": "2999-01-01T00:00:00Z",
+                    "token_uri": "http://127.0.0.1:9/token",  # never called: closed port
+                },
+                f,
+            )
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [exe, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory"]
@@ -145,3 +169,124 @@ def loopback_only(monkeypatch) -> list:
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
     return refused
+
+
+def _job_path(path: str) -> list[str]:
+    """['projects', P, 'locations', L, 'jobs', ID, ...] of a v1b3 request path."""
+    return urllib.parse.urlparse(path).path.split("/")[2:]
+
+
+class FakeDataflow:
+    """A fake Dataflow v1b3 REST endpoint on loopback that records jobs and can run them.
+
+    Beam's client talks REST to it when `--dataflow_endpoint` contains `localhost` (any other
+    host gets gRPC), so tests pass `http://localhost:PORT`. `auto_run`: a submitted job runs
+    at once (in a thread; the job reports RUNNING, then DONE or FAILED); otherwise it stays
+    QUEUED until `run_job(job_id)`.
+    """
+
+    def __init__(self, gcs: GcsEmulator, auto_run: bool = True, workers: int = 2):
+        self.gcs, self.auto_run, self.workers = gcs, auto_run, workers
+        self.jobs: dict[str, dict] = {}  # id -> {"body": bytes, "job": dict, "state": str}
+        self.requests: list[tuple[str, str]] = []
+        self.errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.port = self._server.server_address[1]
+        self.endpoint = f"http://localhost:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> FakeDataflow:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def state(self, job_id: str) -> str:
+        return self.jobs[job_id]["state"]
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, code: int, doc: dict) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                fake.requests.append(("POST", self.path))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                parts = _job_path(self.path)
+                if len(parts) != 5 or parts[4] != "jobs":
+                    return self._send(404, {"error": {"code": 404, "message": "not faked"}})
+                job = json.loads(body)
+                with fake._lock:
+                    job_id = f"fake-job-{len(fake.jobs) + 1}"
+                    fake.jobs[job_id] = {"body": body, "job": job, "state": "JOB_STATE_QUEUED"}
+                if fake.auto_run:
+                    threading.Thread(target=fake.run_job, args=(job_id,), daemon=True).start()
+                return self._send(200, fake._job_doc(job_id, parts[1], parts[3]))
+
+            def do_GET(self):
+                fake.requests.append(("GET", self.path))
+                parts = _job_path(self.path)
+                if len(parts) < 6 or parts[5] not in fake.jobs:
+                    return self._send(404, {"error": {"code": 404, "message": "no such job"}})
+                if len(parts) == 7 and parts[6] in ("messages", "metrics"):
+                    return self._send(200, {})
+                return self._send(200, fake._job_doc(parts[5], parts[1], parts[3]))
+
+        return Handler
+
+    def _job_doc(self, job_id: str, project: str, location: str) -> dict:
+        entry = self.jobs[job_id]
+        return {
+            "id": job_id,
+            "projectId": project,
+            "location": location,
+            "name": entry["job"].get("name", ""),
+            "clientRequestId": entry["job"].get("clientRequestId", ""),
+            "labels": entry["job"].get("labels", {}),
+            "currentState": entry["state"],
+        }
+
+    def options(self, job_id: str) -> dict:
+        """The pipeline options the job was submitted with."""
+        return self.jobs[job_id]["job"]["environment"]["sdkPipelineOptions"]["options"]
+
+    def run_job(self, job_id: str) -> None:
+        """Run the job as Dataflow would: the staged Runner API proto, executed by Beam's
+        FnApiRunner in worker subprocesses (nothing of the launcher's process state)."""
+        from apache_beam.options.pipeline_options import PipelineOptions
+        from apache_beam.portability import python_urns
+        from apache_beam.portability.api import beam_runner_api_pb2
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        self.jobs[job_id]["state"] = "JOB_STATE_RUNNING"
+        try:
+            options = self.options(job_id)
+            proto = beam_runner_api_pb2.Pipeline.FromString(
+                self.gcs.download(options["pipelineUrl"])
+            )
+            command = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main"
+            for env in proto.components.environments.values():  # Dataflow's container -> a process
+                env.urn, env.payload = python_urns.SUBPROCESS_SDK, command.encode()
+            runner = FnApiRunner()
+            runner._num_workers = self.workers  # what --direct_num_workers sets
+            # the job's options are not re-parsed (JSON turns ints into floats Beam refuses):
+            # privgate's DoFns read none; workers find the emulators from the environment
+            result = runner.run_via_runner_api(proto, PipelineOptions([]))
+            result.wait_until_finish()
+            self.jobs[job_id]["state"] = "JOB_STATE_DONE"
+        except BaseException as e:  # the job failed (argparse exits): report it as Dataflow would
+            self.errors[job_id] = f"{type(e).__name__}: {e}"
+            self.jobs[job_id]["state"] = "JOB_STATE_FAILED"
