@@ -6,7 +6,7 @@ import logging
 
 from pipelines.budget import open_budget
 from pipelines.config import check_plugins, load_run_config
-from pipelines.dataflow import dataflow_run, is_dataflow
+from pipelines.dataflow import COMMAND_LINE, dataflow_run, is_dataflow
 from pipelines.finalize import finish, head_rows, run_record, start_gates
 from pipelines.graph import run_pipeline
 from pipelines.guard import KeepGuard
@@ -15,6 +15,7 @@ from pipelines.keys import check_keyring_placement, open_run_keyring
 from pipelines.object_staging import crash_point
 from pipelines.publish import open_staging, output_target
 from pipelines.workers import SideWorkers
+from privgate.errors import ConfigError
 from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.run")
@@ -46,6 +47,8 @@ def run(
         return dataflow_run(
             cfg, beam_args, no_wait=no_wait, allow_budget_overrun=allow_budget_overrun
         )
+    if no_wait:
+        raise ConfigError(COMMAND_LINE, "--no_wait", "only with --runner DataflowRunner")
     target = output_target(cfg)  # a local directory or a gs:// / s3:// prefix
     keyring = open_run_keyring(cfg)  # keys first: fails before any data is read
     files = match_inputs(cfg)

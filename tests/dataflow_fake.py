@@ -140,7 +140,9 @@ class GcsEmulator:
         names, token = [], None
         while True:
             q = {"prefix": prefix} | ({"pageToken": token} if token else {})
-            doc = json.loads(self._get(f"/storage/v1/b/{self.bucket}/o?{urllib.parse.urlencode(q)}"))
+            doc = json.loads(
+                self._get(f"/storage/v1/b/{self.bucket}/o?{urllib.parse.urlencode(q)}")
+            )
             names += [f"gs://{self.bucket}/{o['name']}" for o in doc.get("items", [])]
             token = doc.get("nextPageToken")
             if not token:

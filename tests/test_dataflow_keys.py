@@ -2,6 +2,8 @@
 or opened by the workers of a non-local runner (others are config errors, exit 2); workers in
 their own processes open an aws-kms keyring from the GCS emulator in setup()."""
 
+# ruff: noqa: F401, F811 -- fixtures imported from other test modules, used as arguments
+
 import os
 
 import pytest
@@ -11,7 +13,7 @@ from privgate.errors import ConfigError, KeyringError
 from privgate.keyring import init_keyring, open_keyring
 from tests.conftest import MULTI_PROCESS, cli, write_config
 from tests.dataflow_fake import GcsEmulator
-from tests.test_kms_aws import created_settings, moto  # noqa: F401 (the moto fixture)
+from tests.test_kms_aws import created_settings, moto
 
 DATAFLOW_DRY = [
     "--runner=DataflowRunner",
@@ -117,7 +119,7 @@ def test_a_local_keyring_copied_to_an_object_store_is_refused_when_opened(gcs, k
 
 
 @pytest.fixture(scope="module")
-def aws_keyring_on_gcs(gcs, moto, tmp_path_factory):  # noqa: F811
+def aws_keyring_on_gcs(gcs, moto, tmp_path_factory):
     """An aws-kms keyring (moto) that exists only in the GCS emulator."""
     local = str(tmp_path_factory.mktemp("aws-keys") / "keyring.json")
     settings = created_settings(moto)
@@ -130,7 +132,7 @@ def aws_keyring_on_gcs(gcs, moto, tmp_path_factory):  # noqa: F811
 
 
 def test_workers_open_an_aws_kms_keyring_from_the_gcs_emulator(
-    tmp_path, demo_csv, aws_keyring_on_gcs, moto  # noqa: F811
+    tmp_path, demo_csv, aws_keyring_on_gcs, moto
 ):
     from privgate.reader import read_table, verify
 
@@ -152,6 +154,6 @@ def test_workers_open_an_aws_kms_keyring_from_the_gcs_emulator(
     body = verify(doc["output_dir"], keyring=uri)
     assert body["encryption"]["keyring_id"] == open_keyring(uri).keyring_id
     assert body["encryption"]["kms"] == "aws-kms"
-    assert read_table(doc["output_dir"], keyring=uri).num_rows == body["reconciliation"][
-        "output_rows"
-    ]
+    assert (
+        read_table(doc["output_dir"], keyring=uri).num_rows == body["reconciliation"]["output_rows"]
+    )

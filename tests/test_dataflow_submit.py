@@ -4,6 +4,8 @@ in worker processes, then the launcher finalizes; `--no_wait` submits and exits 
 `privgate finalize` (another process) commits. Nothing reaches a non-loopback host, and the
 submitted job and staged artifacts hold no key byte."""
 
+# ruff: noqa: F401, F811 -- fixtures imported from other test modules, used as arguments
+
 import re
 
 import pytest
@@ -15,14 +17,14 @@ from privgate import storage
 from tests.conftest import cli, key_forms, write_config
 from tests.dataflow_fake import FakeDataflow, loopback_only
 from tests.test_dataflow import _unpacked
-from tests.test_dataflow_keys import aws_keyring_on_gcs, gcs  # noqa: F401 (fixtures)
-from tests.test_kms_aws import moto  # noqa: F401 (the moto fixture)
+from tests.test_dataflow_keys import aws_keyring_on_gcs, gcs
+from tests.test_kms_aws import moto
 
 BUCKET = "gs://demo-bucket"
 
 
 @pytest.fixture(scope="module")
-def gcs_input(gcs, demo_csv):  # noqa: F811
+def gcs_input(gcs, demo_csv):
     uri = f"{BUCKET}/raw/customers.csv"
     with open(demo_csv, "rb") as f:
         gcs.upload(uri, f.read())
@@ -60,13 +62,13 @@ def _dataflow_args(fake: FakeDataflow) -> list[str]:
 
 
 @pytest.fixture
-def fake_dataflow(gcs, request):  # noqa: F811
+def fake_dataflow(gcs, request):
     fake = FakeDataflow(gcs, auto_run=getattr(request, "param", True)).start()
     yield fake
     fake.stop()
 
 
-def _scan_for_keys(fake, gcs, job_id, keyring_uri):  # noqa: F811
+def _scan_for_keys(fake, gcs, job_id, keyring_uri):
     """The submitted job's JSON and every object staged under temp_location, pickles
     unpacked: no key byte; the keyring *path* is there (so the scan sees inside pickles)."""
     blobs = [fake.jobs[job_id]["body"]]
@@ -80,7 +82,7 @@ def _scan_for_keys(fake, gcs, job_id, keyring_uri):  # noqa: F811
 
 
 def test_dataflow_run_submits_waits_then_finalizes(
-    monkeypatch, tmp_path, gcs, gcs_input, aws_keyring_on_gcs, fake_dataflow  # noqa: F811
+    monkeypatch, tmp_path, gcs, gcs_input, aws_keyring_on_gcs, fake_dataflow
 ):
     from privgate.reader import read_table, verify
 
@@ -116,7 +118,7 @@ def test_dataflow_run_submits_waits_then_finalizes(
 
 @pytest.mark.parametrize("fake_dataflow", [False], indirect=True)  # the job waits for run_job
 def test_no_wait_submits_unsigned_and_finalize_commits_after_the_job(
-    monkeypatch, capsys, tmp_path, gcs, gcs_input, aws_keyring_on_gcs, fake_dataflow  # noqa: F811
+    monkeypatch, capsys, tmp_path, gcs, gcs_input, aws_keyring_on_gcs, fake_dataflow
 ):
     from pipelines.cli import main
 
@@ -152,3 +154,14 @@ def test_no_wait_submits_unsigned_and_finalize_commits_after_the_job(
     ver = cli("verify", output, "--keyring", aws_keyring_on_gcs[0])
     assert ver.returncode == 0, ver.stderr[-2000:]
     _scan_for_keys(fake_dataflow, gcs, job_id, aws_keyring_on_gcs[0])
+
+
+def test_the_loopback_guard_refuses_a_google_host(monkeypatch):
+    import socket
+
+    refused = loopback_only(monkeypatch)
+    with pytest.raises(OSError, match="non-loopback"):
+        socket.create_connection(("dataflow.googleapis.com", 443), timeout=1)
+    with pytest.raises(OSError, match="non-loopback"):
+        socket.socket().connect(("142.250.0.1", 443))
+    assert refused == ["dataflow.googleapis.com", "142.250.0.1"]
