@@ -574,10 +574,12 @@ def _read_local(path: str) -> bytes:
         raise KeyringError(f"{path}: cannot read keyring file") from None
 
 
-def _read_doc(path: str) -> dict:
-    """The keyring document. An object-store keyring has no file mode (the bucket's IAM says
-    who reads it) and must name a remote KMS: its master keys then stay in the cloud KMS."""
-    raw = _read_object(path) if is_object_path(path) else _read_local(path)
+def _read_doc(path: str, raw: bytes | None = None) -> dict:
+    """The keyring document (from `raw` when the bytes were read already). An object-store
+    keyring has no file mode (the bucket's IAM says who reads it) and must name a remote
+    KMS: its master keys then stay in the cloud KMS."""
+    if raw is None:
+        raw = _read_object(path) if is_object_path(path) else _read_local(path)
     try:
         doc = json.loads(raw.decode("utf-8"))
     except ValueError:
@@ -623,8 +625,8 @@ def _payload(path: str) -> dict:
         ) from None
 
 
-def _open_uncached(path: str) -> Keyring:
-    doc = _read_doc(path)
+def _open_uncached(path: str, raw: bytes | None = None) -> Keyring:
+    doc = _read_doc(path, raw)
     if doc.get("kms") != "local":
         return _open_external(path, doc)
     payload = _payload(path)
@@ -657,8 +659,10 @@ def open_keyring(path: str | None = None) -> Keyring:
     path = resolve_keyring_path(path)
     # the passphrase only as a digest: a cache key is no place for a secret
     passphrase_id = hashlib.sha256(os.environ.get(PASSPHRASE_ENV, "").encode()).digest()
-    if is_object_path(path):  # read once per process: requests do not grow with files
-        ident = (path, passphrase_id)
+    raw = None
+    if is_object_path(path):  # one small read per open; KMS calls only when the bytes change
+        raw = _read_object(path)
+        ident = (path, hashlib.sha256(raw).digest(), passphrase_id)
     else:
         path = os.path.abspath(path)
         try:
@@ -669,7 +673,7 @@ def open_keyring(path: str | None = None) -> Keyring:
     with _LOCK:
         if ident is not None and ident in _CACHE:
             return _CACHE[ident]
-        kr = _open_uncached(path)
+        kr = _open_uncached(path, raw)
         if ident is not None:
             _CACHE.clear()
             _CACHE[ident] = kr

@@ -157,3 +157,19 @@ def test_workers_open_an_aws_kms_keyring_from_the_gcs_emulator(
     assert (
         read_table(doc["output_dir"], keyring=uri).num_rows == body["reconciliation"]["output_rows"]
     )
+
+
+def test_a_replaced_keyring_object_is_read_again(gcs, moto, tmp_path):
+    """The per-process cache is keyed by the object's bytes: a keyring replaced at the same
+    URI (another run's, a rotation uploaded) is never answered from the stale copy."""
+    settings = created_settings(moto)
+    uri = "gs://demo-bucket/keys/replaced.json"
+    ids = []
+    for name in ("a.json", "b.json"):
+        local = str(tmp_path / name)
+        init_keyring(local, "aws-kms", settings)
+        with open(local, "rb") as f:
+            gcs.upload(uri, f.read())
+        ids.append(open_keyring(uri).keyring_id)
+        assert open_keyring(uri) is open_keyring(uri)  # unchanged bytes: cached
+    assert ids[0] != ids[1]
