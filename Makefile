@@ -50,6 +50,7 @@ bench: install
 	$(PY) benchmarks/bench_gates.py --repeat 3
 	$(PY) benchmarks/bench_ldp.py
 	$(PY) benchmarks/detect_eval.py
+	$(PY) benchmarks/train_and_audit.py --canaries 1000 --null-seeds 20
 
 # ~25 min and ~11 GB of temp disk: 10 GB of generated CSV, peak RSS with 1 and 2 workers.
 bench-memory: install

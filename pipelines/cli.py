@@ -124,7 +124,33 @@ def _parser() -> argparse.ArgumentParser:
     rid.add_argument("--column", required=True)
     rid.add_argument("--keyring")
     rid.add_argument("values", nargs="+", metavar="VALUE")
+    _canary_parsers(sub)
     return p
+
+
+def _canary_parsers(sub) -> None:
+    can = sub.add_parser(
+        "canaries", help="every canary candidate in its released form, with an id (key holders)"
+    )
+    can.add_argument("output")
+    can.add_argument("--keyring")
+    can.add_argument("--public-key", help="verify with this PEM instead of the keyring's key")
+    can.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    can.add_argument("-o", "--out", required=True, help="file to write (NOT encrypted)")
+    aud = sub.add_parser(
+        "audit", help="epsilon lower bound and provenance p-value from a model's canary scores"
+    )
+    aud.add_argument("output")
+    aud.add_argument("--scores", required=True, help="CSV `id,score` (higher = more likely in)")
+    aud.add_argument("--keyring")
+    aud.add_argument("--public-key", help="verify with this PEM instead of the keyring's key")
+    aud.add_argument(
+        "--guesses",
+        action="append",
+        metavar="K_IN:K_OUT",
+        help="pre-registered guess counts (repeatable; default: a Bonferroni-corrected grid)",
+    )
+    aud.add_argument("--json", action="store_true")
 
 
 def _keys(args) -> int:
@@ -392,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         if args.command == "read":
             return _read(args)
+        if args.command in ("canaries", "audit"):
+            from pipelines.canaries import cli_audit, cli_export
+
+            return cli_export(args) if args.command == "canaries" else cli_audit(args)
         return _reidentify(args)
     except Exception as e:  # noqa: BLE001 - the boundary: report without values
         err = _find_privgate_error(e)

@@ -41,6 +41,11 @@ def main(argv=None) -> int:
         print(
             f"demo: {r['input_rows']:,} rows in -> {r['output_rows']:,} protected + "
             f"{r['quarantined_rows']:,} quarantined {body['quarantine']['by_reason']}"
+            + (
+                f"; the protected rows include {r['canary_rows']:,} canaries"
+                if "canary_rows" in r
+                else ""
+            )
         )
         print(f"demo: dropped columns {body['dropped_columns']}")
         print("demo: first protected rows (decrypted for a key holder):")
@@ -53,6 +58,11 @@ def main(argv=None) -> int:
             f"demo: try       .venv/bin/privgate read {os.path.relpath(out)} "
             f"--keyring {os.path.relpath(cfg.keys.keyring)} --limit 5"
         )
+        if body.get("canaries"):
+            print(
+                f"demo: canaries  .venv/bin/privgate canaries {os.path.relpath(out)} -o "
+                'candidates.csv, then score them and run `privgate audit` (README "Canaries")'
+            )
         return 0
     except PrivgateError as e:
         print(f"demo: error: {e}", file=sys.stderr)

@@ -13,6 +13,7 @@ from privgate import manifest as mf
 from privgate.errors import DataError
 from privgate.kms import kek_context
 from schemas.config import RunConfig
+from transforms.canaries.generate import CANARY_LINE
 from transforms.contract import COUNTS_LINE, merge_contract_counts
 from transforms.gates.leaks import LEAKS_LINE, merge_own_row_leaks
 from transforms.ldp.census import CENSUS_LINE
@@ -55,7 +56,7 @@ def _work_lines(staging: str) -> list[dict]:
 
 
 def _read_stats(staging: str) -> list[dict]:
-    skip = (COUNTS_LINE, LEAKS_LINE, CENSUS_LINE)
+    skip = (COUNTS_LINE, LEAKS_LINE, CENSUS_LINE, CANARY_LINE)
     stats = [s for s in _work_lines(staging) if not any(k in s for k in skip)]
     return sorted(stats, key=lambda s: s["path"])
 
@@ -117,10 +118,19 @@ def build_manifest(
     input_rows = sum(s["rows"] for s in stats)
     output_rows = sum(f["rows"] for f in out_files)
     q_rows = sum(f["rows"] for f in q_files)
-    if input_rows != output_rows + q_rows:
+    canaries = None  # planted canaries are output rows that no input row accounts for
+    if cfg.canaries is not None:
+        from pipelines.canaries import manifest_section
+
+        c_files, _ = _describe_files(staging, "canaries", kek_kms)
+        canaries = manifest_section(cfg, keyring, c_files, _work_lines(staging))
+    planted = canaries["planted"] if canaries else 0
+    if input_rows + planted != output_rows + q_rows:
         raise DataError(
             f"row reconciliation failed: {input_rows} input rows, {output_rows} output rows, "
-            f"{q_rows} quarantined; output not published"
+            f"{q_rows} quarantined"
+            + (f", {planted} canaries" if canaries else "")
+            + "; output not published"
         )
     schema = cfg.schema
     undeclared = sorted({c for s in stats for c in s["undeclared"]})
@@ -161,7 +171,9 @@ def build_manifest(
             "output_rows": output_rows,
             "quarantined_rows": q_rows,
             "balanced": True,
+            **({"canary_rows": planted} if canaries else {}),
         },
+        **({"canaries": canaries} if canaries else {}),
         "encryption": {
             "scheme": "parquet-modular-encryption",
             "algorithm": "AES_GCM_V1",

@@ -99,7 +99,13 @@ def verify_signature(output_dir: str, public_key_bytes: bytes) -> dict:
 
 def listed_files(body: dict) -> list[dict]:
     report = (body.get("report") or {}).get("files", [])
-    return list(body["output"]["files"]) + list(body["quarantine"]["files"]) + list(report)
+    canaries = (body.get("canaries") or {}).get("files", [])  # every candidate, encrypted
+    return (
+        list(body["output"]["files"])
+        + list(body["quarantine"]["files"])
+        + list(report)
+        + list(canaries)
+    )
 
 
 def verify_tree(output_dir: str, body: dict) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from privgate.kms import kms_kinds
+from schemas.canaries import CanarySpec, parse_canaries
 from schemas.columns import Schema, load_schema
 from schemas.detection import GuardConfig, parse_guard
 from schemas.gates import GatesSpec, parse_gates, validate_against_schema
@@ -79,6 +80,7 @@ class RunConfig:
     privacy: PrivacySpec | None = None
     guard: GuardConfig = GuardConfig()  # the keep-guard (default: fail above 1%)
     gates: GatesSpec | None = None  # None: no gate, no report
+    canaries: CanarySpec | None = None  # None: no canaries planted
 
 
 def _parse_input(node: Node, source: str) -> InputSpec:
@@ -160,7 +162,7 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
         data,
         source,
         "",
-        ("dataset", "input", "schema", "output", "keys", "privacy", "guard", "gates"),
+        ("dataset", "input", "schema", "output", "keys", "privacy", "guard", "gates", "canaries"),
     )
     dataset = node.str("dataset", required=True, pattern=NAME_RE)
     input_spec = _parse_input(node, source)
@@ -178,8 +180,11 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
     if node.get("gates") is not None:
         gates = parse_gates(node.get("gates"), source)
         validate_against_schema(gates, schema, source)
+    canaries = None
+    if node.get("canaries") is not None:
+        canaries = parse_canaries(node.get("canaries"), source, schema)
     return RunConfig(
-        dataset, input_spec, schema, output, keys, source, sha256, privacy, guard, gates
+        dataset, input_spec, schema, output, keys, source, sha256, privacy, guard, gates, canaries
     )
 
 

@@ -169,19 +169,25 @@ class ProtectDataset(beam.PTransform):
                 )
             )
 
+        rows, census, stats = protected.rows, protected[CENSUS], [read[STATS], checked[CONTRACT]]
+        if cfg.canaries is not None:  # keyed canaries join the rows (transforms/canaries)
+            from transforms.canaries.plant import plant_canaries
+
+            rows, census, planted = plant_canaries(
+                files.pipeline, cfg, rows, census, sink, STATS, CENSUS
+            )
+            stats.append(planted)
         groups = {c.name: c.key_group for c in schema.output_columns}
-        protected.rows | "WriteProtected" >> sink("data", output_schema(schema), groups)
+        rows | "WriteProtected" >> sink("data", output_schema(schema), groups)
         q_groups = {name: "pii" for name in QUARANTINE_SCHEMA.names}
         (
             (read[QUARANTINE], checked[QUARANTINE])
             | "CollectQuarantine" >> beam.Flatten()
             | "WriteQuarantine" >> sink("quarantine", QUARANTINE_SCHEMA, q_groups)
         )
-        stats = [read[STATS], checked[CONTRACT], protected[LEAKS]]
+        stats.append(protected[LEAKS])
         if memoized_ldp(schema):  # repeated record keys are counted over the whole input
-            stats.append(
-                protected[CENSUS] | "CountRecordKeys" >> beam.CombineGlobally(CountRecordKeysFn())
-            )
+            stats.append(census | "CountRecordKeys" >> beam.CombineGlobally(CountRecordKeysFn()))
         (
             tuple(stats)
             | "CollectStats" >> beam.Flatten()
