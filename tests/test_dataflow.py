@@ -45,17 +45,18 @@ STAGES = (
 @pytest.fixture(scope="module")
 def cloud_keyring(moto, tmp_path_factory):
     """An aws-kms keyring (moto; the only kinds a Dataflow job may use are cloud KMSs): its
-    path, settings and every form of its keys (computed before a test refuses the network)."""
+    path, settings, every form of its keys and its token key (taken before a test refuses the
+    network)."""
     from privgate.keyring import init_keyring
 
     path = str(tmp_path_factory.mktemp("cloud-keys") / "keyring.json")
     settings = created_settings(moto)
-    init_keyring(path, "aws-kms", settings)
-    return path, settings, key_forms(path)
+    token = init_keyring(path, "aws-kms", settings).data_key("token")
+    return path, settings, key_forms(path), token
 
 
 def _config(tmp_path, demo_csv, cloud_keyring) -> str:
-    path, settings, _ = cloud_keyring
+    path, settings, *_ = cloud_keyring
     return write_config(
         tmp_path, input_path=demo_csv, keyring=path, kms="aws-kms", kms_settings=settings
     )
@@ -121,7 +122,7 @@ def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, cloud
     text = b"\n".join(parts)
     # The scan sees inside the pickled DoFns: the keyring *path* and the staging prefix are
     # there (workers open the keyring in setup()), so a key would be found too.
-    keyring_path, _, forms = cloud_keyring
+    keyring_path, _, forms, _ = cloud_keyring
     assert os.path.abspath(keyring_path).encode() in text
     assert b"ProtectColumnsFn" in text and doc["staging"].encode() in text
     assert os.path.abspath(keyring_path).encode() not in blob  # only inside the pickles
