@@ -116,8 +116,9 @@ def finalize(staging_or_output: str, *, keyring=None) -> dict:
     `already_finalized: True`, and a commit interrupted after its manifest is tidied).
 
     Args:
-        staging_or_output: the staging (`<parent>/.<name>.privgate-tmp-<run id>`) or the
-            output it commits to (exactly one staged run beside it, or a committed one).
+        staging_or_output: the staging (`<parent>/.<name>.privgate-tmp-<run id>` locally,
+            `<parent>/.<name>.privgate-tmp/<run id>` on a store) or the output it commits
+            to (exactly one staged run beside it, or a committed one).
         keyring: an opened Keyring (default: the config's `keys.keyring`).
     Returns:
         The signed manifest document plus `output_dir` (and `already_finalized`).
@@ -131,7 +132,7 @@ def finalize(staging_or_output: str, *, keyring=None) -> dict:
     from pipelines.budget import open_budget
     from pipelines.config import load_run_config
     from pipelines.guard import KeepGuard
-    from pipelines.inputs import input_head
+    from pipelines.inputs import input_head, use_beam_options
     from pipelines.keys import open_run_keyring
     from pipelines.workers import SideWorkers
 
@@ -148,8 +149,10 @@ def finalize(staging_or_output: str, *, keyring=None) -> dict:
     with staging:
         staging.fetch()  # refuses an incomplete output before any key or worker is opened
         cfg = load_run_config(record["config"]["path"])
+        staging.source = cfg.source  # errors name the config's output.path
         _check_unchanged(cfg, record)
         keyring = keyring or open_run_keyring(cfg)
+        use_beam_options()  # the input head is read again, through Beam's filesystems
         with SideWorkers() as side:
             head = input_head(cfg, record["input_files"], *head_rows(cfg))
             guard = KeepGuard(cfg, head.valid, side.detect)
@@ -163,7 +166,7 @@ def finalize(staging_or_output: str, *, keyring=None) -> dict:
 
 def _locate(path: str) -> tuple[str | None, str]:
     """(staging or None, target) for a staging or output path."""
-    from pipelines.object_staging import STAGING_TAG, target_of_staging
+    from pipelines.object_staging import STAGING_TAG, list_stagings, target_of_staging
 
     path = path.rstrip("/") if storage.is_url(path) else os.path.abspath(path)
     own = target_of_staging(path)
@@ -171,7 +174,7 @@ def _locate(path: str) -> tuple[str | None, str]:
         return path, own[0]
     parent, name = storage.split(path)
     if storage.is_url(path):
-        found = storage.list_prefixes(parent, f".{name}{STAGING_TAG}")
+        found = list_stagings(path)
     else:
         prefix = f".{name}{STAGING_TAG}"
         found = sorted(

@@ -11,9 +11,26 @@ from privgate.errors import ConfigError
 from schemas.config import RunConfig
 
 
-def match_inputs(cfg: RunConfig) -> list[str]:
+def use_beam_options(beam_args: list[str] | tuple = ()) -> None:
+    """Give Beam's filesystems in this process the run's options: the launcher (and
+    `privgate finalize`) lists and reads inputs before any pipeline sets them, and Beam's S3
+    filesystem refuses to work without options (`--s3_endpoint_url`, or boto3's
+    `AWS_ENDPOINT_URL`)."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions(list(beam_args)))
+
+
+def match_inputs(cfg: RunConfig, beam_args: list[str] | tuple = ()) -> list[str]:
+    """The input files `input.path` matches (local, gs:// or s3://), sorted.
+
+    Raises:
+        ConfigError (exit 2): nothing matches.
+    """
     from apache_beam.io.filesystems import FileSystems
 
+    use_beam_options(beam_args)
     try:
         results = FileSystems.match([cfg.input.path])[0].metadata_list
     except Exception:  # Beam raises BeamIOError with the pattern; keep it generic

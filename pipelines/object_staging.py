@@ -1,11 +1,10 @@
 """Staging on an object store: a run's prefix beside its target, committed manifest-last.
 
-gs:// and s3:// have no rename, so a run stages under `<parent>/.<name>.privgate-tmp-<run id>/`
+gs:// and s3:// have no rename, so a run stages under `<parent>/.<name>.privgate-tmp/<run id>/`
 (its `_work/run.json` first: what `privgate finalize` needs, never a secret) and the commit
 copies the staged objects onto the target with `manifest.json` written last
 (`ObjectStaging.publish`). A reader refuses the target at every step before the manifest
-lands: no manifest, or an object the manifest does not list (the `.privgate-publishing` marker
-while a commit is under way).
+lands: it has no manifest from the commit's first step on.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from privgate import storage
 from privgate.errors import ConfigError, DataError, PrivgateError
 
 STAGING_TAG = ".privgate-tmp-"
-PUBLISHING = ".privgate-publishing"  # marker object while a commit is under way
 RUN_RECORD = "_work/run.json"
+PUBLISHING = "_work/publishing"  # in the staging: its commit has begun to change the target
 RUN_FORMAT = "privgate-run/1"
 SINKS = ("data/part", "quarantine/part", "_work/stats")  # every Beam sink of the job
 _SHARD = re.compile(r"^-(\d{5})-of-(\d{5})(\.[a-z]+)?$")
@@ -37,18 +36,39 @@ def crash_point(step: str) -> None:
         os._exit(70)
 
 
-def staging_name(target: str, run_id: str) -> str:
+def staging_root(target: str) -> str:
+    """Where a target's object-store stagings live: `<parent>/.<name>.privgate-tmp/`, one
+    prefix per run under it (so they are found by one recursive listing: stores list
+    prefixes unevenly)."""
     parent, name = storage.split(target)
-    return storage.join(parent, f".{name}{STAGING_TAG}{run_id}")
+    return storage.join(parent, f".{name}{STAGING_TAG.rstrip('-')}")
+
+
+def staging_name(target: str, run_id: str) -> str:
+    return storage.join(staging_root(target), run_id)
 
 
 def target_of_staging(staging: str) -> tuple[str, str] | None:
-    """(target, run id) a staging path belongs to, or None when it is not one."""
+    """(target, run id) a staging path belongs to, or None when it is not one: local
+    `<parent>/.<name>.privgate-tmp-<run id>`, object store
+    `<parent>/.<name>.privgate-tmp/<run id>`."""
     parent, name = storage.split(staging)
+    tag = STAGING_TAG.rstrip("-")
+    if storage.is_url(staging):
+        grand, root = storage.split(parent)
+        if root.startswith(".") and root.endswith(tag) and len(root) > len(tag) + 1:
+            return storage.join(grand, root[1 : -len(tag)]), name
+        return None
     if not name.startswith(".") or STAGING_TAG not in name:
         return None
     base, run_id = name[1:].split(STAGING_TAG, 1)
     return storage.join(parent, base), run_id
+
+
+def list_stagings(target: str) -> list[str]:
+    """The object-store staging prefixes of `target` (one recursive listing)."""
+    root = staging_root(target)
+    return sorted({storage.join(root, rel.split("/", 1)[0]) for rel in storage.list_objects(root)})
 
 
 def launcher_identity() -> dict:
@@ -155,13 +175,14 @@ def _under(path: str, prefix: str) -> bool:
 
 def check_replaceable_objects(source: str, target: str) -> None:
     """Refuse a prefix a run must not replace: only an empty prefix, a previous privgate output
-    (what `verify` accepts but for the signature) or an unfinished commit (the marker) is.
+    (what `verify` accepts but for the signature) or one a commit of ours left half done (a
+    staging of this target holds the `_work/publishing` marker) is.
 
     Raises:
         ConfigError (exit 2): naming `output.path` and why.
     """
     objects = storage.list_objects(target)
-    if not objects or PUBLISHING in objects:
+    if not objects or _half_committed(target):
         return
     try:
         body = mf.load(target)["manifest"]
@@ -181,6 +202,11 @@ def check_replaceable_objects(source: str, target: str) -> None:
     )
 
 
+def _half_committed(target: str) -> bool:
+    root = staging_root(target)
+    return any(rel.split("/", 1)[1] == PUBLISHING for rel in storage.list_objects(root))
+
+
 def committed_run_id(target: str) -> str | None:
     """The run id in the target's manifest, or None without a readable one."""
     try:
@@ -191,16 +217,23 @@ def committed_run_id(target: str) -> str | None:
 
 def clean_stale(target: str) -> list[str]:
     """Remove staging prefixes beside `target` whose run is provably dead (`run_is_dead`);
-    return them. A prefix without a readable run record is left: its run may be starting."""
-    parent, name = storage.split(target)
+    return them. Left: a prefix without a readable run record (its run may be starting), and
+    a dead run's staging whose commit began while the target has no manifest (`privgate
+    finalize` of that staging completes the commit)."""
     committed = committed_run_id(target)
+    root = staging_root(target)
+    objects = storage.list_objects(root)
     removed = []
-    for prefix in storage.list_prefixes(parent, f".{name}{STAGING_TAG}"):
+    for run_id in sorted({rel.split("/", 1)[0] for rel in objects}):
+        prefix = storage.join(root, run_id)
         try:
             record = json.loads(storage.read_bytes(storage.join(prefix, RUN_RECORD)))
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and run_is_dead(record, committed):
+        publishing = f"{run_id}/{PUBLISHING}" in objects
+        if not isinstance(record, dict) or (publishing and committed is None):
+            continue
+        if run_is_dead(record, committed):
             storage.delete_prefix(prefix)
             removed.append(prefix)
     return removed
@@ -264,12 +297,12 @@ class ObjectStaging:
         self._doc = doc  # written last, by publish()
 
     def publish(self) -> None:
-        """Commit: (1) remove the target's manifest (a reader refuses it from here on),
-        (2) write the marker, (3) remove the old objects, (4) copy the staged data and
-        quarantine (server side) and upload the report, (5) write `manifest.json`: the
-        commit point, (6) remove the marker and the staging prefix. A crash leaves the old
-        output (before 1) or a prefix `verify` refuses (1-5, and 5-6 until a rerun of
-        `privgate finalize` tidies it).
+        """Commit: (1) mark the staging as publishing, (2) remove the target's manifest (a
+        reader refuses the target from here on), (3) remove the old objects, (4) copy the
+        staged data and quarantine (server side) and upload the report, (5) write
+        `manifest.json`: the commit point, (6) remove the staging. A crash leaves the old
+        output (before 2) or a prefix `verify` refuses (2-5); `privgate finalize` of the
+        staging completes it, and a later run may replace it (the marker proves it ours).
 
         Raises:
             ConfigError (exit 2): the target became something a run must not replace.
@@ -277,12 +310,11 @@ class ObjectStaging:
         body = self._doc["manifest"]
         target = self.target
         check_replaceable_objects(self.source, target)
+        storage.write_bytes(storage.join(self.job_path, PUBLISHING), self.run_id.encode())
         storage.delete(storage.join(target, mf.MANIFEST))
         crash_point("removed-manifest")
-        storage.write_bytes(storage.join(target, PUBLISHING), self.run_id.encode())
         for rel in storage.list_objects(target):
-            if rel != PUBLISHING:
-                storage.delete(storage.join(target, rel))
+            storage.delete(storage.join(target, rel))
         crash_point("removed-old")
         for f in body["output"]["files"] + body["quarantine"]["files"]:
             storage.copy(storage.join(self.job_path, f["path"]), storage.join(target, f["path"]))
@@ -299,6 +331,5 @@ class ObjectStaging:
         self.tidy()
 
     def tidy(self) -> None:
-        """After the commit: remove the marker and the staging prefix."""
-        storage.delete(storage.join(self.target, PUBLISHING))
+        """After the commit: remove the staging."""
         storage.delete_prefix(self.job_path)

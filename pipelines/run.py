@@ -51,7 +51,7 @@ def run(
         raise ConfigError(COMMAND_LINE, "--no_wait", "only with --runner DataflowRunner")
     target = output_target(cfg)  # a local directory or a gs:// / s3:// prefix
     keyring = open_run_keyring(cfg)  # keys first: fails before any data is read
-    files = match_inputs(cfg)
+    files = match_inputs(cfg, beam_args)
     precheck_headers(cfg, files)
     with SideWorkers() as side:  # fixed-cost checks run beside the pipeline
         head = input_head(cfg, files, *head_rows(cfg))

@@ -43,9 +43,20 @@ def _csv_table(path: str, spec: InputSpec, max_rows: int) -> pa.Table:
     return pa.concat_tables(parts).slice(0, max_rows)
 
 
+def _open(path: str):
+    """A local file, or an object (gs://, s3://) through Beam's filesystems."""
+    if "://" not in path:
+        return open(path, "rb")
+    from pipelines.inputs import use_beam_options
+    from transforms.read import _open as open_input
+
+    use_beam_options()
+    return open_input(path)
+
+
 def _jsonl_table(path: str, max_rows: int) -> pa.Table:
     rows = []
-    with open(path, "rb") as f:
+    with _open(path) as f:
         for line in f:
             if len(rows) >= max_rows:
                 break
@@ -72,7 +83,7 @@ def _jsonl_table(path: str, max_rows: int) -> pa.Table:
 def _parquet_table(path: str, max_rows: int) -> pa.Table:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(_open(path) if "://" in path else path)
     parts, n = [], 0
     for batch in pf.iter_batches(batch_size=min(max_rows, 65536)):
         parts.append(pa.Table.from_batches([batch]))
@@ -101,6 +112,10 @@ def scan(
     from transforms.detect.engine import get_detector
     from transforms.detect.propose import propose_schema
 
+    if "://" in path:
+        from pipelines.inputs import use_beam_options
+
+        use_beam_options()  # inputs on gs:// or s3:// are read through Beam's filesystems
     if fmt == "csv":
         spec = InputSpec(path, "csv", CsvOptions(delimiter, encoding))
         table = _csv_table(path, spec, max_rows)

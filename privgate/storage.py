@@ -176,20 +176,6 @@ def list_objects(prefix: str) -> dict[str, int]:
     return {i.path[start:]: i.size for i in infos if i.type == pafs.FileType.File}
 
 
-def list_prefixes(parent: str, name_prefix: str) -> list[str]:
-    """URLs of the direct children of `parent` whose name starts with `name_prefix` (one
-    listing, not recursive)."""
-    fs, path = _fs(parent)
-    import pyarrow.fs as pafs
-
-    _count("list")
-    infos = fs.get_file_info(pafs.FileSelector(path + "/", recursive=False, allow_not_found=True))
-    scheme = _split(parent)[0]
-    return sorted(
-        f"{scheme}://{i.path}" for i in infos if posixpath.basename(i.path).startswith(name_prefix)
-    )
-
-
 def delete(url: str) -> None:
     """Delete one object; an absent object is not an error."""
     fs, path = _fs(url)

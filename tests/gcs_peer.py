@@ -1,0 +1,119 @@
+"""A GCS peer for tests: `gcp-storage-emulator` on loopback, started and stopped by us.
+
+`GcsEmulator(workdir).start()` runs `.venv/bin/gcp-storage-emulator start -H 127.0.0.1 --port
+<free port> --in-memory` and waits until it answers. `client_env()` is what a client needs:
+`STORAGE_EMULATOR_HOST` (Google's client library, and so Beam's GCS filesystem, and privgate's
+pyarrow client point there) and a fake Application Default Credentials file holding an
+access token that never expires, so Beam finds credentials at once (without one it retries
+the credential lookup for ~25 s per process) and nothing ever asks a token server. The
+emulator logs every request; `requests()` counts them (what the benchmark reports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+from tests.moto_peer import _die_with_parent, free_port
+
+PROJECT = "privgate-test"
+_REQUEST = re.compile(r'"(GET|POST|PUT|DELETE|PATCH) ')
+
+
+class GcsEmulator:
+    def __init__(self, workdir):
+        self.workdir = str(workdir)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(self.workdir, "gcs_emulator.log")
+        self.adc_path = os.path.join(self.workdir, "fake-adc.json")
+        self.proc: subprocess.Popen | None = None
+        self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def start(self, timeout: float = 30.0) -> GcsEmulator:
+        exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
+        if not os.path.exists(exe):
+            raise RuntimeError(f"{exe} not found: install gcp-storage-emulator into the venv")
+        with open(self.adc_path, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "type": "authorized_user",
+                    "client_id": "test",
+                    "client_secret": "test",
+                    "refresh_token": "test",
+                    "token": "test-token",
+                    "expiry": "2999-01-01T00:00:00Z",
+                    "token_uri": "http://127.0.0.1:9/token",  # never called: closed port
+                },
+                f,
+            )
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [exe, "start", "-H", "127.0.0.1", "--port", str(self.port), "--in-memory"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gcp-storage-emulator exited ({self.proc.returncode})")
+            try:
+                self._request("GET", "/")
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"gcp-storage-emulator did not answer in {timeout}s"
+                    ) from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def _request(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        req = urllib.request.Request(
+            self.endpoint + path,
+            data=body,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with self._http.open(req, timeout=10) as r:
+            return r.read()
+
+    def create_bucket(self, name: str) -> str:
+        self._request(
+            "POST", f"/storage/v1/b?project={PROJECT}", json.dumps({"name": name}).encode()
+        )
+        return f"gs://{name}"
+
+    def requests(self) -> int:
+        """Requests the emulator has answered so far (from its log)."""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return sum(1 for line in f if _REQUEST.search(line))
+
+    def client_env(self) -> dict[str, str]:
+        no_proxy = ",".join(x for x in (os.environ.get("NO_PROXY"), "127.0.0.1,localhost") if x)
+        return {
+            "STORAGE_EMULATOR_HOST": self.endpoint,
+            "GOOGLE_APPLICATION_CREDENTIALS": self.adc_path,
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "NO_GCE_CHECK": "True",
+            "NO_PROXY": no_proxy,
+            "no_proxy": no_proxy,
+        }
