@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import posixpath
-import uuid
 
 from pipelines.graph import build_pipeline, runner_name
 from pipelines.inputs import match_inputs, precheck_headers
 from pipelines.keys import check_keyring_matches
+from pipelines.object_staging import staging_name
+from pipelines.publish import new_run_id
 from privgate.errors import ConfigError
 from schemas.config import RunConfig
 
@@ -181,8 +182,11 @@ def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
         )
     if "://" not in parent:
         notes.append("output is a local directory: Dataflow workers cannot write it")
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
-    staging = f"{parent}/.{name}.privgate-tmp-{run_id}"
+    run_id = new_run_id(dt.datetime.now(dt.UTC))
+    if "://" in parent:  # where a real run's job would write (`object_staging`)
+        staging = staging_name(f"{parent}/{name}", run_id)
+    else:
+        staging = os.path.join(parent, f".{name}.privgate-tmp-{run_id}")
     result = build_pipeline(cfg, files, staging, beam_args).run()
     job = result.job
     return {

@@ -110,7 +110,7 @@ def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, cloud
     doc = run(cfg, [*DATAFLOW, "--dry_run=True"], show_progress=False)
     assert doc["dry_run"] is True
     assert doc["output_dir"] == "gs://demo-bucket/protected/test_ds"
-    assert doc["staging"].startswith("gs://demo-bucket/protected/.test_ds.privgate-tmp-")
+    assert doc["staging"].startswith("gs://demo-bucket/protected/.test_ds.privgate-tmp/")
     job = doc["result"].job
     names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
     assert set(STAGES) <= names

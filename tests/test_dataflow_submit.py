@@ -134,7 +134,7 @@ def test_no_wait_submits_unsigned_and_finalize_commits_after_the_job(
     assert fake_dataflow.state(job_id) == "JOB_STATE_QUEUED"
     staging = re.search(r"staging +(\S+)", out).group(1)
     assert f"submitted Dataflow job {job_id}" in out and f"privgate finalize {staging}" in out
-    assert staging.startswith(f"{BUCKET}/protected/.nowait.privgate-tmp-")
+    assert staging.startswith(f"{BUCKET}/protected/.nowait.privgate-tmp/")
     assert not storage.exists(storage.join(output, "manifest.json"))
     monkeypatch.undo()  # the finalize processes below sign for real
 
@@ -145,8 +145,8 @@ def test_no_wait_submits_unsigned_and_finalize_commits_after_the_job(
     fake_dataflow.run_job(job_id)
     assert fake_dataflow.state(job_id) == "JOB_STATE_DONE", fake_dataflow.errors
     listed = gcs.list("protected/")
-    assert any("/.nowait.privgate-tmp-" in u for u in listed), listed
-    done = cli("finalize", staging)
+    assert any(u.startswith(staging) for u in listed), listed
+    done = cli("finalize", output)  # by the output path: the one staging beside it
     assert done.returncode == 0, done.stderr[-2000:]
     assert storage.exists(storage.join(output, "manifest.json"))
     again = cli("finalize", output)
