@@ -11,7 +11,7 @@ from pipelines.inputs import match_inputs, precheck_headers
 from pipelines.keys import check_keyring_matches
 from pipelines.object_staging import staging_name
 from pipelines.publish import new_run_id
-from privgate.errors import ConfigError
+from privgate.errors import ConfigError, DataError
 from schemas.config import RunConfig
 
 COMMAND_LINE = "command line"
@@ -106,9 +106,9 @@ def dataflow_run(
         `output_dir` (as `privgate run` returns for a local run).
     Raises:
         ConfigError (exit 2): usage (see `_check_dataflow_options`), a local input or
-        output path; KeyringError / DataError (exit 1), BudgetExceeded (exit 3); Beam's
-        DataflowRuntimeException (exit 1) when the job fails: nothing is committed, and the
-        staging stays for `privgate finalize` or removal.
+        output path; KeyringError (exit 1), BudgetExceeded (exit 3); DataError (exit 1):
+        the job failed or was cancelled (nothing committed, the staging kept) or finalize
+        refused; GateError (exit 3) from finalize.
     """
     if _check_dataflow_options(beam_args):
         return dataflow_dry_run(cfg, beam_args)
@@ -137,7 +137,14 @@ def dataflow_run(
     }
     if no_wait:
         return submitted
-    result.wait_until_finish()  # raises when the job failed or was cancelled
+    try:
+        result.wait_until_finish()
+    except Exception as e:  # Beam's text may quote a worker's traceback: name the state only
+        raise DataError(
+            f"Dataflow job {submitted['job_id']} (run {staging.run_id}) did not finish "
+            f"({type(e).__name__}, state {result.state}): nothing was committed; the staging "
+            f"{staging.job_path} is kept (see the job's logs; remove it, or rerun)"
+        ) from None
     return finalize(staging.job_path, keyring=keyring)
 
 

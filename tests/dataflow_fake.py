@@ -184,10 +184,11 @@ class FakeDataflow:
     Beam's client talks REST to it when `--dataflow_endpoint` contains `localhost` (any other
     host gets gRPC), so tests pass `http://localhost:PORT`. `auto_run`: a submitted job runs
     at once (in a thread; the job reports RUNNING, then DONE or FAILED); otherwise it stays
-    QUEUED until `run_job(job_id)`.
+    QUEUED until `run_job(job_id)`; "fail": it fails at once, with an error message.
     """
 
-    def __init__(self, gcs: GcsEmulator, auto_run: bool = True, workers: int = 2):
+    def __init__(self, gcs: GcsEmulator, auto_run: bool | str = True, workers: int = 2):
+        # auto_run: True runs each job, False leaves it queued, "fail" fails it at once
         self.gcs, self.auto_run, self.workers = gcs, auto_run, workers
         self.jobs: dict[str, dict] = {}  # id -> {"body": bytes, "job": dict, "state": str}
         self.requests: list[tuple[str, str]] = []
@@ -234,7 +235,9 @@ class FakeDataflow:
                 with fake._lock:
                     job_id = f"fake-job-{len(fake.jobs) + 1}"
                     fake.jobs[job_id] = {"body": body, "job": job, "state": "JOB_STATE_QUEUED"}
-                if fake.auto_run:
+                if fake.auto_run == "fail":
+                    fake.fail_job(job_id, "Traceback: the worker failed (fake)")
+                elif fake.auto_run:
                     threading.Thread(target=fake.run_job, args=(job_id,), daemon=True).start()
                 return self._send(200, fake._job_doc(job_id, parts[1], parts[3]))
 
@@ -243,7 +246,9 @@ class FakeDataflow:
                 parts = _job_path(self.path)
                 if len(parts) < 6 or parts[5] not in fake.jobs:
                     return self._send(404, {"error": {"code": 404, "message": "no such job"}})
-                if len(parts) == 7 and parts[6] in ("messages", "metrics"):
+                if len(parts) == 7 and parts[6] == "messages":
+                    return self._send(200, fake._messages(parts[5]))
+                if len(parts) == 7 and parts[6] == "metrics":
                     return self._send(200, {})
                 return self._send(200, fake._job_doc(parts[5], parts[1], parts[3]))
 
@@ -260,6 +265,26 @@ class FakeDataflow:
             "labels": entry["job"].get("labels", {}),
             "currentState": entry["state"],
         }
+
+    def _messages(self, job_id: str) -> dict:
+        """A failed job's error, as Dataflow reports one (Beam stops polling on it)."""
+        if job_id not in self.errors:
+            return {}
+        return {
+            "jobMessages": [
+                {
+                    "id": "1",
+                    "time": "2026-12-04T00:00:00Z",
+                    "messageText": self.errors[job_id],
+                    "messageImportance": "JOB_MESSAGE_ERROR",
+                }
+            ]
+        }
+
+    def fail_job(self, job_id: str, error: str) -> None:
+        """End a job as failed without running it (a worker crash, a cancelled job)."""
+        self.errors[job_id] = error
+        self.jobs[job_id]["state"] = "JOB_STATE_FAILED"
 
     def options(self, job_id: str) -> dict:
         """The pipeline options the job was submitted with."""

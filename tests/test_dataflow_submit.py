@@ -156,6 +156,24 @@ def test_no_wait_submits_unsigned_and_finalize_commits_after_the_job(
     _scan_for_keys(fake_dataflow, gcs, job_id, aws_keyring_on_gcs[0])
 
 
+@pytest.mark.parametrize("fake_dataflow", ["fail"], indirect=True)
+def test_a_failed_job_commits_nothing_and_keeps_its_staging(
+    monkeypatch, tmp_path, gcs, gcs_input, aws_keyring_on_gcs, fake_dataflow
+):
+    from privgate.errors import DataError
+
+    cfg, output = _config(tmp_path, gcs_input, aws_keyring_on_gcs, "failed")
+    refused = loopback_only(monkeypatch)
+    with pytest.raises(DataError) as e:
+        run(cfg, _dataflow_args(fake_dataflow), show_progress=False)
+    assert refused == []
+    (job_id,) = fake_dataflow.jobs
+    assert f"Dataflow job {job_id}" in str(e.value) and "nothing was committed" in str(e.value)
+    assert "Traceback" not in str(e.value)  # the job's error text is not repeated
+    assert not storage.exists(storage.join(output, "manifest.json"))
+    assert any("/.failed.privgate-tmp/" in u for u in gcs.list("protected/")), "staging kept"
+
+
 def test_the_loopback_guard_refuses_a_google_host(monkeypatch):
     import socket
 
