@@ -16,7 +16,7 @@ BUCKET = "privgate-test"
 
 @contextlib.contextmanager
 def bucket_store(kind: str, workdir):
-    """Yield (bucket URL, client environment) of a peer started for the block; the
+    """Yield (bucket URL, client environment, peer) of a peer started for the block; the
     environment is set in this process meanwhile (CLI subprocesses inherit it)."""
     if kind == "gs":
         peer = GcsEmulator(workdir).start()
@@ -32,7 +32,7 @@ def bucket_store(kind: str, workdir):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        yield bucket, env
+        yield bucket, env, peer
     finally:
         for k, v in saved.items():
             if v is None:

@@ -128,7 +128,7 @@ def test_verify_refuses_an_extra_missing_or_changed_object(config, keyring_path)
 
 
 def test_scan_reads_an_input_in_a_bucket(store):
-    bucket, _ = store
+    bucket = store[0]
     from privgate import storage
 
     storage.write_bytes(f"{bucket}/scan/people.jsonl", b'{"email": "ann@example.com", "n": 1}\n')
