@@ -91,12 +91,14 @@ def span_scores(data, predicted: list[list[tuple]]) -> dict:
         predicted: per text, [(start, end, entity, ...)].
     Returns:
         {"entities": {gold entity: {gold, found, covered, recall, coverage}},
-         "forms": {"ENTITY[form]": recall}, "types": {predicted type: {predicted, correct,
+         "forms": {"ENTITY[form]": recall}, "sources": {"ENTITY[source]": {gold, found}},
+         "types": {predicted type: {predicted, correct,
          precision}},
          "negatives": {total, hit}, "gold_total", "found_total"}
     """
     ents = {e: Counter() for e in GOLD_ENTITIES}
     forms: dict[tuple, Counter] = {}
+    sources: dict[tuple, Counter] = {}
     types: dict[str, Counter] = {}
     neg_total = neg_hit = 0
     for item, pred in zip(data, predicted, strict=True):
@@ -109,6 +111,10 @@ def span_scores(data, predicted: list[list[tuple]]) -> dict:
             f = forms.setdefault((g.entity, g.form), Counter())
             f["gold"] += 1
             f["found"] += found
+            if g.source:
+                f = sources.setdefault((g.entity, g.source), Counter())
+                f["gold"] += 1
+                f["found"] += found
         for p in pred:
             c = types.setdefault(p[2], Counter())
             c["predicted"] += 1
@@ -137,6 +143,10 @@ def span_scores(data, predicted: list[list[tuple]]) -> dict:
     return {
         "entities": out_e,
         "forms": {f"{e}[{k}]": c["found"] / c["gold"] for (e, k), c in sorted(forms.items())},
+        "sources": {
+            f"{e}[{k}]": {"gold": c["gold"], "found": c["found"]}
+            for (e, k), c in sorted(sources.items())
+        },
         "types": out_t,
         "negatives": {"total": neg_total, "hit": neg_hit},
         "gold_total": sum(c["gold"] for c in ents.values()),

@@ -2,8 +2,12 @@
 
 The templates are this benchmark's own (clinical, HR, police, social-media, genealogy,
 banking and chat notes), none of them from `tests/labelled_data.py`; each template belongs
-to exactly one half, and each half draws its values from Faker and mimesis under its own
-seed. Gold spans are exact character offsets of the inserted values.
+to exactly one part, and each part draws its values from Faker and mimesis under its own
+seed. Three parts: `tuning` (rules may be tuned on it), `heldout` (the first held-out half,
+seen while tuning: "held-out (old)") and `fresh` (templates written after the old
+held-out's figures were known, without reading privgate's rules; its names come whole from
+one library, so PERSON recall is reported for Faker and mimesis names apart). Gold spans
+are exact character offsets of the inserted values.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from benchmarks.detect_eval_values import Values
+from benchmarks.detect_eval_values import TITLES, Values, in_faker_name_lists
 
-HALVES = ("tuning", "heldout")
+HALVES = ("tuning", "heldout", "fresh")
 
 # Gold entity -> the predicted entity types that count as finding it. Presidio has no
 # street-address, zip, age, user-name or CVV recognizer: its LOCATION, DATE_TIME and URL
@@ -159,18 +163,84 @@ TEMPLATE_PAIRS: tuple[tuple[str, str], ...] = (
         "Release {~version} ships order {~order} with {~qty} licences for {~amount}.",
     ),
 )
-TEMPLATES = {half: tuple(p[i] for p in TEMPLATE_PAIRS) for i, half in enumerate(HALVES)}
+# The fresh held-out part: written at once, committed before it was first run, without
+# reading privgate's recognizers (only their README summary was known). New settings:
+# discharge notes, references, KYC, court, forum moderation, obituaries, campaigns, vets,
+# pharmacy labels, councils, payroll...
+FRESH_TEMPLATES: tuple[str, ...] = (
+    "Discharge summary: {PERSON} ({AGE}) left the ward with her daughter; GP surgery phone "
+    "{PHONE_NUMBER}.",
+    "Landlord reference for {PERSON:first_last}, who rented {STREET_ADDRESS} in "
+    "{LOCATION:city} for three years.",
+    "{ORGANIZATION} confirmed that {PERSON} resigned from the board on Friday.",
+    "Donation of {~amount} received from {PERSON:titled}; thank-you letter posted to "
+    "{STREET_ADDRESS}, {LOCATION}.",
+    "KYC check for {PERSON:first_middle_last}: DOB {DATE_OF_BIRTH}, SSN {US_SSN}, reference "
+    "{~order}.",
+    "The court heard that {PERSON:last_first}, a {NRP:nationality} citizen living in "
+    "{LOCATION:city}, had overstayed his visa.",
+    "Refund of {~amount} issued to card {CREDIT_CARD}; the customer read out the security "
+    "number {CVV} over the phone.",
+    "Forum moderator {USERNAME:plain} banned {USERNAME:handle} for doxxing {PERSON}.",
+    "Wire transfer to {IBAN_CODE} flagged; the beneficiary, {PERSON}, works at {ORGANIZATION}.",
+    "Login from an unknown device at {IP_ADDRESS}; if this was not you, {PERSON:given}, "
+    "reset your password.",
+    "Obituary: {PERSON:first_middle_last}, {AGE:num}, of {LOCATION:city}, a lifelong "
+    "{NRP:religion} and volunteer at {ORGANIZATION}.",
+    "Campaign volunteer sign-up: {PERSON}, registered {NRP:party}, phone {PHONE_NUMBER}, "
+    "email {EMAIL_ADDRESS}.",
+    "Vet clinic: the owner of the dog Biscuit, {PERSON:titled}, lives at "
+    "{STREET_ADDRESS:intl}, {ZIP_CODE:intl} {LOCATION:city}.",
+    "Boarding pass reissued for {PERSON:last_title_first} after seat {~room} was "
+    "double-booked, fare {~amount}.",
+    "Conference badge: {PERSON:initial_last}, {ORGANIZATION}, {LOCATION}.",
+    "Reminder: the interview with {PERSON:given} is moved to Tuesday; reach her at "
+    "{EMAIL_ADDRESS} or {PHONE_NUMBER:intl}.",
+    "Tenant {PERSON:surname} disputes the deposit deduction for the flat at "
+    "{STREET_ADDRESS}, {ZIP_CODE}.",
+    "Firewall blocked {IP_ADDRESS} after repeated attempts against the account of "
+    "{USERNAME:plain}.",
+    "Our records show {PERSON:last_first} (born {DATE_OF_BIRTH}) as the named driver on "
+    "policy {~policy}.",
+    "The {NRP:nationality} delegation was led by {PERSON}, who later met {ORGANIZATION} "
+    "executives in {LOCATION:city}.",
+    "Parish newsletter: congratulations to {PERSON} and {PERSON} on their wedding at St "
+    "Mary's; the couple is {NRP:religion}.",
+    "Pharmacy label: {PERSON:initials_last}, {AGE}, take one tablet twice daily; prescriber "
+    "{PERSON:titled}.",
+    "Unsubscribe request from {EMAIL_ADDRESS}, who says {ORGANIZATION} kept mailing "
+    "{STREET_ADDRESS:intl} after the move.",
+    "Streamer {USERNAME:handle} posted the home address of {PERSON}; the clip is still up "
+    "at {USERNAME:url}.",
+    "Payroll correction: {PERSON:first_last}, SSN {US_SSN}, was paid twice in March into "
+    "{IBAN_CODE}.",
+    "Zip code {ZIP_CODE} has the highest claim rate this quarter, see ticket {~ticket}.",
+    "Councillor {PERSON}, elected as a {NRP:party} candidate in {LOCATION}, declared gifts "
+    "from {ORGANIZATION}.",
+    "Invoice {~order} covers {~qty} seats of {~sku}, build {~version}, total {~amount}.",
+    "Subscription renewed on card {CREDIT_CARD}, CVV2 {CVV}, for {USERNAME:url}.",
+    "Case {~case}: {PERSON:given} said the stalker knew her date of birth, {DATE_OF_BIRTH}, "
+    "and her zip, {ZIP_CODE}.",
+)
+TEMPLATES = {half: tuple(p[i] for p in TEMPLATE_PAIRS) for i, half in enumerate(HALVES[:2])}
+TEMPLATES["fresh"] = FRESH_TEMPLATES
+# PERSON sources in the fresh part: a whole name from Faker, from mimesis, or from mimesis
+# with no word in any of Faker's name lists (so not in privgate's name gazetteer).
+PERSON_SOURCES = ("faker", "mimesis", "mimesis-unlisted")
 _SLOT = re.compile(r"\{(~?)(\w+)(?::(\w+))?\}")
+_TITLE_WORDS = frozenset(t.lower() for t in TITLES)
 
 
 class Gold(NamedTuple):
-    """A labelled span: text[start:end] == value, in a named form (`last_first`, `intl`)."""
+    """A labelled span: text[start:end] == value, in a named form (`last_first`, `intl`),
+    from a named source (`PERSON_SOURCES`, fresh part only; else "")."""
 
     start: int
     end: int
     entity: str
     value: str
     form: str = ""
+    source: str = ""
 
 
 class LabelledText(NamedTuple):
@@ -182,14 +252,26 @@ class LabelledText(NamedTuple):
     template: int
 
 
-def _value(v: Values, entity: str, fmt: str | None) -> tuple[str, str]:
-    """(form, value) for a gold slot; the form names the value's format (`last_first`)."""
+def _person_source(lib: str, name: str) -> str:
+    if lib == "faker":
+        return "faker"
+    words = [w for w in re.findall(r"[^\W\d_]{2,}", name) if w.lower() not in _TITLE_WORDS]
+    return "mimesis" if any(in_faker_name_lists(w) for w in words) else "mimesis-unlisted"
+
+
+def _value(v: Values, entity: str, fmt: str | None, half: str) -> tuple[str, str, str]:
+    """(form, value, source) for a gold slot; the form names the value's format
+    (`last_first`), the source where a fresh part's name came from."""
     if entity == "PERSON":
-        return v.person_as(fmt or "any")
+        if half != "fresh":
+            return (*v.person_as(fmt or "any"), "")
+        lib = v.rng.choice(("faker", "mimesis"))
+        form, name = v.person_as(fmt or "any", lib=lib)
+        return form, name, _person_source(lib, name)
     if entity == "LOCATION" and fmt != "city":
         if v.rng.random() < 0.7:
-            return "state", v.state()
-        return "city_state", f"{v.city()}, {v.state_abbr()}"
+            return "state", v.state(), ""
+        return "city_state", f"{v.city()}, {v.state_abbr()}", ""
     make = {
         "EMAIL_ADDRESS": v.email,
         "PHONE_NUMBER": lambda: v.phone(intl=fmt == "intl"),
@@ -207,17 +289,19 @@ def _value(v: Values, entity: str, fmt: str | None) -> tuple[str, str]:
         "DATE_OF_BIRTH": v.birth_date,
         "USERNAME": {"handle": v.handle, "url": v.profile_url}.get(fmt, v.username),
     }[entity]
-    return fmt or "default", make()
+    return fmt or "default", make(), ""
 
 
-def fill(template: str, v: Values) -> tuple[str, list[Gold], list[Gold]]:
+def fill(template: str, v: Values, half: str = "") -> tuple[str, list[Gold], list[Gold]]:
     """One sentence from a template: (text, gold spans, negative spans)."""
     text, gold, neg, pos = "", [], [], 0
     for m in _SLOT.finditer(template):
         text += template[pos : m.start()]
         negative, name, fmt = m.group(1), m.group(2), m.group(3)
-        form, value = (name, v.negative(name)) if negative else _value(v, name, fmt)
-        span = Gold(len(text), len(text) + len(value), name, value, form)
+        form, value, source = (
+            (name, v.negative(name), "") if negative else _value(v, name, fmt, half)
+        )
+        span = Gold(len(text), len(text) + len(value), name, value, form, source)
         (neg if negative else gold).append(span)
         text += value
         pos = m.end()
@@ -229,8 +313,8 @@ def make_texts(n: int, seed: int | str, half: str) -> list[LabelledText]:
 
     Args:
         n: sentences.
-        seed: base seed; each half derives its own (same seed, same sentences).
-        half: "tuning" or "heldout".
+        seed: base seed; each part derives its own (same seed, same sentences).
+        half: "tuning", "heldout" or "fresh".
     Returns:
         LabelledText list; templates are used round-robin, so every entity of the half
         appears once `n` >= the number of templates.
@@ -245,7 +329,7 @@ def make_texts(n: int, seed: int | str, half: str) -> list[LabelledText]:
         if i % len(order) == 0:
             v.rng.shuffle(order)
         t = order[i % len(order)]
-        text, gold, neg = fill(templates[t], v)
+        text, gold, neg = fill(templates[t], v, half)
         out.append(LabelledText(text, gold, neg, t))
     return out
 

@@ -93,6 +93,11 @@ class Values:
             f = Faker(loc)
             f.seed_instance(f"{seed}:faker:{loc}")
             self.fakers[loc] = f
+        # Faker's it_IT city list is built from a set: its order (so the city a seed draws)
+        # changed with the process's hash seed. Sorted, the material is the same every run.
+        for provider in self.fakers["it_IT"].providers:
+            if isinstance(getattr(provider, "cities", None), list):
+                provider.cities = sorted(provider.cities)
         self.mimesis = {
             loc: Generic(Locale(loc), seed=f"{seed}:mimesis:{loc}") for loc in MIMESIS_LOCALES
         }
@@ -118,13 +123,17 @@ class Values:
 
     # ----------------------------------------------------------------- names
 
-    def given(self, locale: str | None = None) -> str:
-        if self.rng.random() < 0.5:
+    def _use_faker(self, lib: str | None) -> bool:
+        # lib None: either library, drawn per call (the tuning and old held-out halves).
+        return self.rng.random() < 0.5 if lib is None else lib == "faker"
+
+    def given(self, locale: str | None = None, lib: str | None = None) -> str:
+        if self._use_faker(lib):
             return self.faker(locale and _faker_locale(locale)).first_name()
         return self.mim(locale and _mimesis_locale(locale)).person.first_name()
 
-    def surname(self, locale: str | None = None) -> str:
-        if self.rng.random() < 0.5:
+    def surname(self, locale: str | None = None, lib: str | None = None) -> str:
+        if self._use_faker(lib):
             return self.faker(locale and _faker_locale(locale)).last_name()
         return self.mim(locale and _mimesis_locale(locale)).person.last_name()
 
@@ -132,52 +141,62 @@ class Values:
         """A person's name in a named real-world format (see `person_as`)."""
         return self.person_as(fmt, locale)[1]
 
-    def person_as(self, fmt: str = "any", locale: str | None = None) -> tuple[str, str]:
+    def person_as(
+        self, fmt: str = "any", locale: str | None = None, lib: str | None = None
+    ) -> tuple[str, str]:
         """(format, name): a person's name in a named real-world format.
 
         Formats: first_last, first_middle_last, last_first (`Smith, John`),
         last_title_first (`Braund, Mr. Owen Harris`, sometimes with a maiden name in
         brackets), titled (`Dr. Smith`, `Mrs Jane Smith`), initial_last (`J. Smith`),
         initials_last (`J.R. Smith`), given, surname, lower (`john smith`), any (a mix
-        weighted towards first_last, as running text has it).
+        weighted towards first_last, as running text has it). With `lib` ("faker" or
+        "mimesis") every part of the name comes from that library.
         """
         r = self.rng
+
+        def given():
+            return self.given(locale, lib)
+
+        def surname():
+            return self.surname(locale, lib)
+
         if fmt == "any":
             fmt = r.choices(
                 ("first_last", "first_middle_last", "titled", "initial_last", "last_first"),
                 (0.55, 0.15, 0.12, 0.1, 0.08),
             )[0]
         if fmt == "first_last":
-            if r.random() < 0.4:
+            if lib != "mimesis" and r.random() < 0.4:
                 return fmt, _one_line(self.faker(locale and _faker_locale(locale)).name())
-            return fmt, f"{self.given(locale)} {self.surname(locale)}"
+            return fmt, f"{given()} {surname()}"
         if fmt == "first_middle_last":
-            return fmt, f"{self.given(locale)} {self.given(locale)} {self.surname(locale)}"
+            return fmt, f"{given()} {given()} {surname()}"
         if fmt == "last_first":
-            return fmt, f"{self.surname(locale)}, {self.given(locale)}"
+            return fmt, f"{surname()}, {given()}"
         if fmt == "last_title_first":
             title = r.choice(TITLES)
-            given = " ".join(self.given(locale) for _ in range(r.choice((1, 1, 2, 3))))
-            name = f"{self.surname(locale)}, {title}. {given}"
+            givens = " ".join(given() for _ in range(r.choice((1, 1, 2, 3))))
+            name = f"{surname()}, {title}. {givens}"
             if title in ("Mrs", "Mme") and r.random() < 0.5:
-                name += f" ({self.given(locale)} {self.surname(locale)})"
+                name += f" ({given()} {surname()})"
             return fmt, name
         if fmt == "titled":
             title = r.choice(TITLES)
             dot = r.choice((".", ""))
             if r.random() < 0.5:
-                return fmt, f"{title}{dot} {self.surname(locale)}"
-            return fmt, f"{title}{dot} {self.given(locale)} {self.surname(locale)}"
+                return fmt, f"{title}{dot} {surname()}"
+            return fmt, f"{title}{dot} {given()} {surname()}"
         if fmt == "initial_last":
-            return fmt, f"{self.given(locale)[0]}. {self.surname(locale)}"
+            return fmt, f"{given()[0]}. {surname()}"
         if fmt == "initials_last":
-            return fmt, f"{self.given(locale)[0]}.{self.given(locale)[0]}. {self.surname(locale)}"
+            return fmt, f"{given()[0]}.{given()[0]}. {surname()}"
         if fmt == "given":
-            return fmt, self.given(locale)
+            return fmt, given()
         if fmt == "surname":
-            return fmt, self.surname(locale)
+            return fmt, surname()
         if fmt == "lower":
-            return fmt, f"{self.given(locale)} {self.surname(locale)}".lower()
+            return fmt, f"{given()} {surname()}".lower()
         raise ValueError(fmt)
 
     # ----------------------------------------------------------------- places
@@ -419,6 +438,31 @@ class Values:
         if kind == "sku":
             return f"SKU-{r.randint(10000, 99999)}-{r.choice('XYZW')}"
         raise ValueError(kind)
+
+
+_FAKER_NAME_WORDS: set | None = None
+
+
+def in_faker_name_lists(word: str) -> bool:
+    """Whether a word is a first or last name in any locale of Faker's person providers
+    (the lists privgate's name gazetteer is drawn from), case-insensitively."""
+    global _FAKER_NAME_WORDS
+    if _FAKER_NAME_WORDS is None:
+        import importlib
+        import pkgutil
+
+        import faker.providers.person as person
+
+        words = set()
+        for mod in pkgutil.iter_modules(person.__path__):
+            provider = importlib.import_module(f"{person.__name__}.{mod.name}").Provider
+            for attr in dir(provider):
+                names = getattr(provider, attr)
+                if attr.startswith(("first_names", "last_names")) and not callable(names):
+                    if isinstance(names, (dict, list, tuple, set, frozenset)):
+                        words.update(str(w).lower() for w in names)
+        _FAKER_NAME_WORDS = words
+    return word.lower() in _FAKER_NAME_WORDS
 
 
 def _one_line(s: str) -> str:

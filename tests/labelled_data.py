@@ -90,3 +90,81 @@ def fake_for(seed: int, locale: str = "en_US"):
     fake = Faker(locale)
     fake.seed_instance(seed)
     return fake
+
+
+def officials_table(rows: int = 300, seed: int = 41) -> tuple[pa.Table, dict[str, str]]:
+    """A public-officials list shaped like the public ones (office street addresses in
+    Senate / House office buildings, social handles with and without `@`, channel names,
+    a party column), and each column's class (direct / quasi / other). Faker only."""
+    import random
+
+    fake = fake_for(seed)
+    rng = random.Random(seed)
+    buildings = ("Hart Senate Office Building", "Russell Senate Office Building")
+    buildings += ("Rayburn House Office Building", "Longworth House Office Building")
+
+    def handle() -> str:
+        first, last = fake.first_name(), fake.last_name()
+        name = rng.choice((f"Sen{last}", f"Rep{first}{last}", f"{first}{last}{rng.randint(1, 99)}"))
+        return "".join(c for c in name if c.isalnum())[:15]
+
+    cols = {
+        "last_name": ("direct", fake.last_name),
+        "first_name": ("direct", fake.first_name),
+        "full_name": (
+            "direct",
+            lambda: f"{fake.first_name()} {fake.first_name()} {fake.last_name()}",
+        ),
+        "birthday": ("quasi", lambda: fake.date_of_birth(minimum_age=30).isoformat()),
+        "gender": ("quasi", lambda: rng.choice("MF")),
+        "type": ("other", lambda: rng.choice(("sen", "rep"))),
+        "state": ("quasi", fake.state_abbr),
+        "party": ("quasi", lambda: rng.choice(("Democrat", "Republican", "Independent"))),
+        "address": (
+            "direct",
+            lambda: (
+                f"{rng.randint(100, 999)} {rng.choice(buildings)} Washington DC "
+                f"{rng.choice(('20510', '20515'))}"
+            ),
+        ),
+        "phone": ("direct", lambda: f"202-22{rng.randint(4, 5)}-{rng.randint(0, 9999):04d}"),
+        "twitter": ("direct", handle),
+        "instagram": ("direct", lambda: "@" + handle()),
+        "youtube": ("direct", handle),
+        "bioguide_id": ("direct", lambda: f"{fake.last_name()[0]}{rng.randint(0, 999999):06d}"),
+    }
+    table = pa.table({n: [make() for _ in range(rows)] for n, (_, make) in cols.items()})
+    return table, {n: k for n, (k, _) in cols.items()}
+
+
+def passengers_table(rows: int = 300, seed: int = 43) -> tuple[pa.Table, dict[str, str]]:
+    """A historical passenger list: names as `Surname, Title. Given Names (Maiden Name)`,
+    ticket numbers that look like ids, fares, cabins, and each column's class. Faker only."""
+    import random
+
+    fake = fake_for(seed)
+    rng = random.Random(seed)
+
+    def name() -> str:
+        title = rng.choice(("Mr", "Mrs", "Miss", "Master", "Rev", "Dr"))
+        given = " ".join(fake.first_name() for _ in range(rng.choice((1, 2, 3))))
+        out = f"{fake.last_name()}, {title}. {given}"
+        return out + (f" ({fake.first_name()} {fake.last_name()})" if title == "Mrs" else "")
+
+    prefixes = ("A/5", "PC", "STON/O2.", "C.A.", "SOTON/OQ", "")
+    cols = {
+        "Survived": ("other", lambda: str(rng.randint(0, 1))),
+        "Pclass": ("other", lambda: str(rng.randint(1, 3))),
+        "Name": ("direct", name),
+        "Sex": ("quasi", lambda: rng.choice(("male", "female"))),
+        "Age": ("quasi", lambda: str(rng.randint(1, 80))),
+        "Ticket": (
+            "other",
+            lambda: f"{rng.choice(prefixes)} {rng.randint(1000, 3999999)}".strip(),
+        ),
+        "Fare": ("other", lambda: f"{rng.uniform(5, 260):.4f}"),
+        "Cabin": ("other", lambda: f"{rng.choice('ABCDEF')}{rng.randint(1, 130)}"),
+        "Embarked": ("other", lambda: rng.choice("SCQ")),
+    }
+    table = pa.table({n: [make() for _ in range(rows)] for n, (_, make) in cols.items()})
+    return table, {n: k for n, (k, _) in cols.items()}

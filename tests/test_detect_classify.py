@@ -161,3 +161,32 @@ def test_a_low_cardinality_column_is_never_a_direct_identifier(det):
 def test_only_an_id_token_makes_an_identifier_name(name, is_id):
     got = name_evidence(name)
     assert (got is not None and got[1] == "identifier") == is_id
+
+
+def _codes(kind: str, rng: random.Random) -> list[str]:
+    if kind == "member":  # one letter and six digits, one per person (`S000148`)
+        return [f"{rng.choice('ABCDEFGHKLMPRSTW')}{rng.randint(0, 999999):06d}" for _ in range(300)]
+    if kind == "cabin":  # deck letter and a short number
+        return [f"{rng.choice('ABCDEFG')}{rng.randint(1, 130)}" for _ in range(300)]
+    if kind == "ticket":  # prefixed ticket numbers
+        return [
+            f"{rng.choice(('PC', 'A/5', 'C.A.'))} {rng.randint(1000, 399999)}" for _ in range(300)
+        ]
+    if kind == "sku":  # product codes repeat across rows
+        skus = [f"SKU{rng.randint(10000, 99999)}" for _ in range(40)]
+        return [rng.choice(skus) for _ in range(300)]
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind, direct", [("member", True), ("cabin", False), ("ticket", False), ("sku", False)]
+)
+def test_a_column_of_unique_letter_digit_codes_is_a_record_identifier(det, kind, direct):
+    """Under a header that says nothing (`Bioguide`, `Badge`), a column whose values are
+    distinct letter+digit codes is a per-record identifier; short, spaced or repeating
+    codes (cabins, tickets, SKUs) are not."""
+    vals = _codes(kind, random.Random(5))
+    cls = classify_class("Badge", classify_column("Badge", vals, detector=det), vals)
+    assert (cls.klass == "direct") == direct, (kind, cls)
+    if direct:
+        assert "unique" in cls.reason and cls.entity is None

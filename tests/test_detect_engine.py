@@ -175,6 +175,47 @@ def test_every_presidio_finding_is_covered(det, stock, text):
         assert any(s.start < r.end and r.start < s.end for s in ours), r.entity_type
 
 
+# Sentences (written here) where a privgate rule reads the words of a stock NER finding as
+# another entity: organizations whose words are gazetteer names (relabelled PERSON), and a
+# nationality that is also a given name after a name and a comma (read as `Last, First`).
+SAME_WORDS = [
+    "Claim filed by Tom Cooper; employer Morgan Stanley.",
+    "She left Reece Limited in May after six years.",
+    "The contract went to Valero Energy Corporation last year.",
+    "Offer letter for Anna Berg at Morgan Advanced: salary to account 12.",
+    "Passport holder Anna Berg, French by birth, renewed it.",
+    "The tenant, Tom Lee, Danish by birth, moved out.",
+    # `Cisneros, Quinn` cuts the place NER reads in `Quinn Daugherty`: its rest stays.
+    "Attendees: Stephanie Cisneros, Quinn Daugherty and Rev English.",
+    # a date whose month is also a given name (`Jan`, `Mar`): the date is not merged into it
+    "Born 18 Jan 1939 in Leeds.",
+    "He was born 17 Mar 1991, she on 15 Sep 1921.",
+]
+NER_FLOOR = {"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"}
+
+
+@pytest.mark.parametrize("text", SAME_WORDS + FLOOR[:1])
+def test_every_presidio_ner_finding_keeps_its_entity(det, stock, text):
+    """Recall floor by entity: a name, place, group, organization or date stock Presidio
+    reports is reported with that entity, even where a privgate rule reads the same words
+    as another entity (both findings are kept; scrub replaces the words once)."""
+    ours = det.detect([text])[0]
+    theirs = [
+        r
+        for r in stock.analyze(text, language="en")
+        if r.score >= 0.4 and r.entity_type in NER_FLOOR
+    ]
+    assert theirs, "the sentence must hold a finding of an NER entity"
+    for r in theirs:
+        assert any(
+            s.entity == r.entity_type and s.start < r.end and r.start < s.end for s in ours
+        ), (r.entity_type, [(s.entity, s.start, s.end) for s in ours])
+    # What scrub replaces is still one piece per covered stretch of words.
+    scrubbed = scrub_array(pa.array([text]), analyzer=det).to_pylist()[0]
+    for r in theirs:
+        assert text[r.start : r.end] not in scrubbed
+
+
 OVERLAPS = [
     # higher score wins
     ([Span(0, 10, "A", 0.9), Span(5, 15, "B", 0.5)], [Span(0, 10, "A", 0.9)]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -11,28 +12,57 @@ from benchmarks.detect_eval_tables import CLASSES, CONCEPTS, SHAPES, LabelledCol
 from benchmarks.detect_eval_texts import (
     GOLD_ENTITIES,
     HALVES,
+    PERSON_SOURCES,
     TEMPLATES,
     Gold,
     LabelledText,
     entities_in,
     make_texts,
 )
+from benchmarks.detect_eval_values import TITLES
+
+TITLE_WORDS = frozenset(t.lower() for t in TITLES)
 
 
-def test_halves_share_no_template_header_or_sentence():
-    assert not set(TEMPLATES["tuning"]) & set(TEMPLATES["heldout"])
-    tuning = {h.lower() for _, h in headers("tuning")}
-    heldout = {h.lower() for _, h in headers("heldout")}
-    assert len(tuning) > 50 and not tuning & heldout
-    texts = {h: {t.text for t in make_texts(200, 7, h)} for h in HALVES}
-    assert not texts["tuning"] & texts["heldout"]
-    for half in HALVES:
+def _spelling(header: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", header.lower())  # `First Name` == `FirstName`
+
+
+@pytest.mark.parametrize("a, b", list(itertools.combinations(HALVES, 2)))
+def test_parts_share_no_template_header_or_sentence(a, b):
+    assert not set(TEMPLATES[a]) & set(TEMPLATES[b])
+    # The fresh part differs from both others even ignoring case and separators (the old
+    # pair only ignoring case: `email` / `E-Mail`).
+    spell = _spelling if "fresh" in (a, b) else str.lower
+    ha = {spell(h) for _, h in headers(a)}
+    hb = {spell(h) for _, h in headers(b)}
+    assert len(ha) > 50 and not ha & hb
+    texts = {h: {t.text for t in make_texts(200, 7, h)} for h in (a, b)}
+    assert not texts[a] & texts[b]
+    for half in (a, b):
         assert entities_in(half) == set(GOLD_ENTITIES), half
     # Every column's class is a known one, and the tables together hold every class.
     for shape, specs in SHAPES.items():
-        classes = {CONCEPTS[c].klass for c, _, _ in specs}
+        classes = {CONCEPTS[spec[0]].klass for spec in specs}
         assert classes <= set(CLASSES), shape
-    assert {CONCEPTS[c].klass for specs in SHAPES.values() for c, _, _ in specs} == set(CLASSES)
+    assert {CONCEPTS[spec[0]].klass for specs in SHAPES.values() for spec in specs} == set(CLASSES)
+
+
+def test_fresh_names_come_whole_from_one_library():
+    """PERSON recall is reported per source: every fresh name is labelled with its library,
+    and a mimesis name is `unlisted` exactly when no word of it is in Faker's name lists."""
+    from benchmarks.detect_eval_values import in_faker_name_lists
+
+    names = [g for t in make_texts(300, 7, "fresh") for g in t.gold if g.entity == "PERSON"]
+    assert {g.source for g in names} == set(PERSON_SOURCES)
+    for g in names:
+        words = [w for w in re.findall(r"[^\W\d_]{2,}", g.value) if w.lower() not in TITLE_WORDS]
+        unlisted = not any(in_faker_name_lists(w) for w in words)
+        if g.source.startswith("mimesis"):
+            assert (g.source == "mimesis-unlisted") == unlisted, g.value
+    assert in_faker_name_lists("John") and not in_faker_name_lists("Zzyzxq")
+    # Old parts' names mix libraries within a name: no source.
+    assert {g.source for t in make_texts(60, 7, "heldout") for g in t.gold} == {""}
 
 
 def test_material_is_deterministic_per_seed():
@@ -127,11 +157,11 @@ def test_column_outcome(klass, free_text, spec, protects, destroys):
 def test_report_has_every_entity_both_systems_and_both_halves():
     from benchmarks.detect_eval import format_report, run
 
-    n = len(TEMPLATES["heldout"])  # every template, so every entity, once per half
+    n = max(len(t) for t in TEMPLATES.values())  # every template, so every entity
     results = run(texts=n, rows=20, seed=7, sample=100, baseline_sample=2, repeats=1)
     report = format_report(results)
-    heldout, tuning = report.index("HELD-OUT half"), report.index("TUNING half")
-    assert heldout < tuning
+    fresh, old = report.index("FRESH HELD-OUT part"), report.index("OLD HELD-OUT half")
+    assert fresh < old < report.index("TUNING half")
     num = r"\s+(\d\.\d{3}|-)"
     for half in HALVES:
         scrub = results[half]["scrub"]
@@ -145,7 +175,46 @@ def test_report_has_every_entity_both_systems_and_both_halves():
     for e in GOLD_ENTITIES:
         # entity, gold count, privgate R cov P n | Presidio R cov P n: both sides, both halves
         row = re.compile(rf"^  {e}\s+\d+ \|{num}{num}{num}\s+\d+ \|{num}{num}{num}\s+\d+ \|", re.M)
-        assert len(row.findall(report)) == 2, e
+        assert len(row.findall(report)) == len(HALVES), e
     for k in CLASSES:
-        assert len(re.findall(rf"^  {k}\s+\d+\s+\S.*\d+/\d+\s+\d+/\d+", report, re.M)) == 2, k
-    assert "throughput: privgate scrub" in report and "Issue 12 figures" in report
+        rows = re.findall(rf"^  {k}\s+\d+\s+\S.*\d+/\d+\s+\d+/\d+", report, re.M)
+        assert len(rows) == len(HALVES), k
+    assert "throughput: privgate scrub" in report
+    # PERSON recall by source, both systems, on the fresh part only.
+    by_source = re.findall(r"PERSON recall by source, privgate/Presidio: (.*)", report)
+    assert len(by_source) == 1
+    for k in ("Faker names", "mimesis names", "mimesis names with no word in Faker's lists"):
+        assert re.search(rf"{re.escape(k)} \d\.\d{{3}}/\d\.\d{{3}} \(n=\d+\)", by_source[0]), k
+    # Issue 12's figures for both held-out parts, the fresh one (timed) first.
+    targets = re.findall(r"^Issue 12 figures on the (.*)$", report, re.M)
+    assert [t.split()[0] for t in targets] == ["FRESH", "OLD"]
+    assert len(re.findall(r"scrub throughput >= ", report)) == 1
+
+
+def test_material_does_not_depend_on_the_hash_seed():
+    """Same seed, same sentences and tables in every process (Faker's it_IT city list is
+    built from a set: its order followed PYTHONHASHSEED until sorted)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib; from benchmarks.detect_eval_texts import make_texts; "
+        "from benchmarks.detect_eval_tables import make_tables; h = hashlib.sha1(); "
+        "[h.update(t.text.encode()) for t in make_texts(120, 7, 'fresh')]; "
+        "[h.update(repr(c.values).encode()) for c in make_tables(60, 7, 'fresh')['europe']]; "
+        "print(h.hexdigest())"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": str(h), "PYTHONPATH": root},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for h in (1, 2)
+    }
+    assert len(out) == 1

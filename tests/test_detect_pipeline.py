@@ -174,6 +174,8 @@ def test_scan_of_an_identity_export_runs_as_is(keyring_path, tmp_path):
     cols = {c.name: c for c in parse_schema(yaml.safe_load(text), "proposed.yaml").columns}
     assert all(cols[n].action != "keep" for n, k in classes.items() if k == "direct")
     assert cols["CCNumber"].action == "drop" and "scientific notation" in text
+    # country, nationality, party and name-set columns are kept as they are (not tokenized)
+    assert {cols[n].action for n in ("CountryFull", "Nationality", "Party", "NameSet")} == {"keep"}
     (tmp_path / "proposed.yaml").write_text(text)
     cfg = write_config(
         tmp_path, input_path=data, keyring=keyring_path, schema=str(tmp_path / "proposed.yaml")
@@ -181,4 +183,45 @@ def test_scan_of_an_identity_export_runs_as_is(keyring_path, tmp_path):
     body = run(cfg, show_progress=False)["manifest"]
     assert body["keep_guard"]["passed"] and body["keep_guard"]["findings"] == []
     assert {w["column"] for w in body["keep_guard"]["warnings"]} >= {"CountryFull", "Party"}
+    assert body["reconciliation"]["balanced"]
+
+
+DESTROYING = {"drop", "redact", "mask", "tokenize", "encrypt"}
+
+
+@pytest.mark.parametrize(
+    "make, kept",
+    [
+        ("officials_table", {"party", "state", "gender", "type"}),
+        ("passengers_table", {"Sex", "Survived", "Pclass", "Embarked"}),
+    ],
+)
+def test_scan_of_officials_and_passenger_lists_protects_identifiers_and_runs_as_is(
+    make, kept, keyring_path, tmp_path
+):
+    """Issue 12's public-records shapes: every identifier (office street addresses,
+    handles with and without `@`, `Last, Title. First` names, member ids) is protected;
+    party and other categories stay as they are; ticket numbers and fares are not
+    scrubbed as phone numbers; the proposal runs through the pipeline unedited."""
+    import tests.labelled_data as labelled
+
+    table, classes = getattr(labelled, make)()
+    data = _write_csv(tmp_path / f"{make}.csv", table)
+    text = scan(data, "csv", sample=300)
+    cols = {c.name: c for c in parse_schema(yaml.safe_load(text), "proposed.yaml").columns}
+    assert set(cols) == set(classes)
+    for name, klass in classes.items():
+        if klass == "direct":
+            assert cols[name].action != "keep", name
+        else:
+            assert cols[name].action not in DESTROYING | {"scrub"}, (name, cols[name].action)
+    assert all(cols[n].action == "keep" for n in kept)
+    for name in [n for n, k in classes.items() if k == "direct"]:
+        assert not any(str(v) in text for v in table.column(name).to_pylist()[:50]), name
+    (tmp_path / "proposed.yaml").write_text(text)
+    cfg = write_config(
+        tmp_path, input_path=data, keyring=keyring_path, schema=str(tmp_path / "proposed.yaml")
+    )
+    body = run(cfg, show_progress=False)["manifest"]
+    assert body["keep_guard"]["passed"] and body["keep_guard"]["findings"] == []
     assert body["reconciliation"]["balanced"]

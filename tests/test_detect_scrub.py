@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from transforms.actions import KeyedOps
-from transforms.detect.scrub import scrub_array
+from transforms.detect.engine import Span
+from transforms.detect.scrub import apply_spans, scrub_array
 
 
 def _ops(seed: bytes = b"a") -> KeyedOps:
@@ -80,3 +81,26 @@ def test_scrub_tokenize_needs_keys_and_known_operators(det):
         scrub_array(pa.array(["x"]), analyzer=det, operator="tokenize")
     with pytest.raises(ValueError, match="unknown scrub operator"):
         scrub_array(pa.array(["x"]), analyzer=det, operators={"PERSON": "hash"})
+
+
+NESTED_TEXT = "Employer Morgan Stanley, passport holder Berg, French."
+NESTED = [
+    # two readings of the same words: the higher-scored one names the replacement
+    (
+        [Span(9, 23, "ORGANIZATION", 0.85), Span(9, 23, "PERSON", 0.86)],
+        "Employer <PERSON>, passport holder Berg, French.",
+    ),
+    # a finding inside a covering span of another entity is hidden by it, once
+    (
+        [Span(41, 53, "PERSON", 0.86), Span(47, 53, "NRP", 0.85)],
+        "Employer Morgan Stanley, passport holder <PERSON>.",
+    ),
+]
+
+
+@pytest.mark.parametrize("spans, expected", NESTED)
+@pytest.mark.parametrize("order", [1, -1])
+def test_apply_spans_replaces_a_covering_span_once(spans, expected, order):
+    assert apply_spans(NESTED_TEXT, spans[::order]) == expected
+    masked = apply_spans(NESTED_TEXT, spans[::order], operator="mask")
+    assert len(masked) == len(NESTED_TEXT)

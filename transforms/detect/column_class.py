@@ -257,6 +257,8 @@ _ID_TOKENS = ("id", "uuid", "guid", "key")
 
 _SCI_CARD = re.compile(r"^\s*[1-9]\.\d{2,}[eE]\+?(1[2-8])\s*$")
 _CVV_SHAPE = re.compile(r"^\s*\d{3,4}\s*$")
+# A record code: a short letter prefix and 5+ digits, no space (`S000148`, `U-204391`).
+_RECORD_CODE = re.compile(r"^\s*[A-Za-z]{1,4}[-_]?\d{5,}\s*$")
 _STREET_SHAPE = re.compile(
     r"^\s*(?:\d+[A-Za-z]?[\s,]+\S.*|.*\b(?:street|st\.|road|rd\.|avenue|ave\.?|boulevard|blvd|"
     r"lane|drive|dr\.|court|place|way|strasse|straße|str\.|weg|gasse|platz|allee|rue|avenue|"
@@ -372,7 +374,8 @@ def classify_class(
     Validated value entities (e-mail, card, IBAN, IP, SSN) win over the name; then shapes
     (card numbers in scientific notation, 3-4 digit codes under a cvv/cvc name, street
     addresses, @handles); then the name; then the values' NER entities, where a column of
-    few distinct values is a category and never a direct identifier.
+    few distinct values is a category and never a direct identifier; a column with neither
+    is a record id when its values are distinct letter+digit codes (`S000148`).
 
     Args:
         name: column name.
@@ -446,6 +449,10 @@ def classify_class(
         why = f"name '{tok}'" + (f", {ent} {seen}" if ent else "")
         return ColumnClass(klass, entity if klass == QUASI else None, concept, why, "name")
     if ent is None:
+        codes = _share(_RECORD_CODE, vals)
+        if n >= 50 and codes >= 0.9 and distinct >= 0.95 * n:
+            why = f"{codes:.0%} of sampled values are unique letter+digit codes (a record id)"
+            return ColumnClass(DIRECT, None, "identifier", why, "values")
         return ColumnClass(OTHER, None, "", "", "none")
     if few:
         return ColumnClass(

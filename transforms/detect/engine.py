@@ -323,6 +323,7 @@ class Detector:
                         score = min(score, score_threshold)  # kept, loses overlaps
                     found[i].append(Span(r.start, r.end, r.entity_type, score))
         ner_ents = wanted & self.ner_entities
+        ner_kept: list[list[Span]] = [[] for _ in range(n)]
         if use_ner and ner_ents:
             ner_found: list[list[Span]] = [[] for _ in range(n)]
             self._ner(py, ner_found, ner_ents, batch_size, n_process)
@@ -330,18 +331,23 @@ class Detector:
                 if spans:
                     claimed = [p for p in found[i] if p.score >= score_threshold]
                     spans = _plausible_ner(py[i], spans, claimed, score_threshold)
+                    ner_kept[i] = spans
                     found[i].extend(spans)
                     if "PERSON" in wanted:
                         found[i].extend(_names_mislabelled(py[i], spans))
         allow = frozenset(allow_list)
         out = []
-        for text, spans in zip(py, found, strict=True):
+        for text, spans, ner in zip(py, found, ner_kept, strict=True):
             spans = [
                 s
                 for s in spans
                 if s.score >= score_threshold and not (allow and text[s.start : s.end] in allow)
             ]
-            out.append(resolve_overlaps(spans) if resolve else sorted(spans))
+            if not resolve:
+                out.append(sorted(spans))
+                continue
+            ner = [s for s in ner if s in spans]
+            out.append(keep_ner_findings(text, resolve_overlaps(spans), ner, score_threshold))
         return out
 
     def warm(self) -> None:
@@ -422,14 +428,15 @@ def _plausible_ner(
     number as DATE_TIME, a GUID fragment as PERSON), which would beat validated-format
     spans in overlap resolution. A name or group with a digit is impossible and goes; a
     span with at least as many digits as letters is kept at the threshold score (Presidio
-    reports it too). A span with a digit that a pattern span overlaps is merged into it
-    (`SSN 123456789`, the `ed8e:5d0c` of an IPv6 address).
+    reports it too). A span with a digit that a pattern span overlaps on a digit is merged
+    into it (`SSN 123456789`, the `ed8e:5d0c` of an IPv6 address); a name over a word of it
+    (`Jan` of `18 Jan 1939`) does not merge it.
     """
     out = []
     for s in ner:
         piece = text[s.start : s.end]
         digits = sum(c.isdigit() for c in piece)
-        if digits and any(p.start < s.end and s.start < p.end for p in patterns):
+        if digits and any(_shares_a_digit(text, s, p) for p in patterns):
             continue
         if s.entity == "ORGANIZATION" and (
             piece.upper() in _FIELD_LABELS
@@ -442,6 +449,10 @@ def _plausible_ner(
             s = s._replace(score=min(s.score, threshold))
         out.append(s)
     return out
+
+
+def _shares_a_digit(text: str, a: Span, b: Span) -> bool:
+    return any(c.isdigit() for c in text[max(a.start, b.start) : min(a.end, b.end)])
 
 
 _FIELD_LABELS = frozenset(
@@ -463,6 +474,7 @@ def _names_mislabelled(text: str, ner: list[Span]) -> list[Span]:
         Span(s.start, s.end, "PERSON", min(1.0, s.score + 0.01))
         for s in ner
         if s.entity in _RELABEL
+        and not any(c.isdigit() for c in text[s.start : s.end])  # `18 Jan 1939` is a date
         and reads_as_person(text[s.start : s.end])
         and not _FIRM_TAIL.match(text, s.end)
     ]
@@ -493,6 +505,65 @@ def _window_before(text: str, start: int) -> str:
     if len(words) > CONTEXT_WORDS_BEFORE:
         head = head[words[-CONTEXT_WORDS_BEFORE].start() :]
     return head
+
+
+# NER entities a privgate rule may also claim (name forms, gazetteer names, labelled
+# postcodes): Presidio's own finding of one of these is the recall floor.
+_NER_FLOOR = frozenset({"PERSON", "NRP", "ORGANIZATION", "LOCATION"})
+
+
+def _covers(a: Span, b: Span) -> bool:
+    return a.start <= b.start and b.end <= a.end
+
+
+def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: float) -> list[Span]:
+    """Resolved spans plus what they took from stock NER findings of another reading.
+
+    A privgate rule may outscore spaCy's fixed 0.85 over the same words (an organization
+    whose words are gazetteer names relabelled PERSON, `Berg, French` read as `Last,
+    First`), but Presidio's finding is the recall floor: a finding covered by a span of
+    another NER entity stays reported with its own entity, nested (scrub replaces the
+    covering span once); one the other reading cuts keeps its words outside it as its own
+    entity (`Daugherty` of a place `Quinn Daugherty` cut by `Cisneros, Quinn`). A finding
+    a span of its own entity or a format span (a street address, a user name) overlaps is
+    merged into it, and findings kept at the threshold (digit-heavy) lose every overlap, as
+    before.
+
+    Args:
+        text: the text.
+        kept: `resolve_overlaps` output.
+        ner: the text's NER findings (after the score threshold and allow list).
+        threshold: the detection threshold.
+    Returns:
+        Sorted spans: disjoint, except for findings nested in the span that covers them.
+    """
+    extra = []
+    for n in ner:
+        if n.entity not in _NER_FLOOR or n.score <= threshold or n in kept:
+            continue
+        over = [k for k in kept if k.start < n.end and n.start < k.end]
+        # Only another reading of the same kind of words (a name, group, firm or place)
+        # keeps the finding; a format span (street address, user name) merges it as before.
+        if not over or any(k.entity == n.entity or k.entity not in _NER_FLOOR for k in over):
+            continue
+        if any(_covers(k, n) for k in over):
+            extra.append(n)
+            continue
+        pos = n.start
+        for k in sorted(over):
+            extra.extend(_words_between(text, pos, k.start, n))
+            pos = max(pos, k.end)
+        extra.extend(_words_between(text, pos, n.end, n))
+    return sorted(kept + extra) if extra else kept
+
+
+def _words_between(text: str, start: int, end: int, finding: Span) -> list[Span]:
+    """`finding`'s entity over text[start:end] trimmed to its letters and digits, if any."""
+    while start < end and not text[start].isalnum():
+        start += 1
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return [finding._replace(start=start, end=end)] if end > start else []
 
 
 def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:

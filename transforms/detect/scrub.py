@@ -104,11 +104,15 @@ def apply_spans(
     operators: Mapping[str, str] | None = None,
     pseudonyms: Mapping[str, str] | None = None,
 ) -> str:
-    """Rewrite `text` with each (non-overlapping) span replaced by its operator's output.
+    """Rewrite `text` with each span replaced by its operator's output.
+
+    A span inside another one (a finding the detector keeps beside a covering span of
+    another entity) is hidden by the covering span: the outermost span is replaced, and of
+    spans over the same words the higher-scored one names the replacement.
 
     Args:
         text: the cell.
-        spans: non-overlapping spans (e.g. from `resolve_overlaps`).
+        spans: spans that are disjoint or nested (`Detector.detect` output).
         operator: default operator.
         operators: per-entity overrides.
         pseudonyms: span text -> hex, for tokenize.
@@ -117,7 +121,9 @@ def apply_spans(
     """
     operators = operators or {}
     parts, pos = [], 0
-    for s in sorted(spans):
+    for s in sorted(spans, key=lambda s: (s.start, -s.end, -s.score, s.entity)):
+        if s.start < pos:
+            continue  # inside the span just replaced
         parts.append(text[pos : s.start])
         op = operators.get(s.entity, operator)
         piece = text[s.start : s.end]
