@@ -131,6 +131,32 @@ def aws_keyring_on_gcs(gcs, moto, tmp_path_factory):
     return uri, settings
 
 
+@pytest.fixture(scope="module")
+def gcp_keyring_on_gcs(gcs, tmp_path_factory):
+    """A gcp-kms keyring (the Cloud KMS fake: gRPC on 127.0.0.1, reachable from worker
+    processes through the `endpoint` setting) that exists only in the GCS emulator."""
+    import uuid
+
+    from privgate.kms import MASTER_KEYS
+    from tests.gcp_kms_fake import FakeCloudKms
+
+    server = FakeCloudKms()
+    server.start()
+    ring = f"projects/demo-proj/locations/europe-west1/keyRings/r-{uuid.uuid4().hex[:8]}"
+    keys = {m: f"{ring}/cryptoKeys/{m}" for m in MASTER_KEYS}
+    for name in keys.values():
+        server.add_key(name)
+    settings = {"keys": keys, "endpoint": server.endpoint, "timeout": 5}
+    local = str(tmp_path_factory.mktemp("gcp-keys") / "keyring.json")
+    init_keyring(local, "gcp-kms", settings)
+    uri = "gs://demo-bucket/keys/gcp-keyring.json"
+    with open(local, "rb") as f:
+        gcs.upload(uri, f.read())
+    os.remove(local)
+    yield uri, settings
+    server.stop()
+
+
 def test_workers_open_an_aws_kms_keyring_from_the_gcs_emulator(
     tmp_path, demo_csv, aws_keyring_on_gcs, moto
 ):

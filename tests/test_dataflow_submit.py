@@ -17,7 +17,7 @@ from privgate import storage
 from tests.conftest import cli, key_forms, write_config
 from tests.dataflow_fake import FakeDataflow, loopback_only
 from tests.test_dataflow import _unpacked
-from tests.test_dataflow_keys import aws_keyring_on_gcs, gcs
+from tests.test_dataflow_keys import aws_keyring_on_gcs, gcp_keyring_on_gcs, gcs
 from tests.test_kms_aws import moto
 
 BUCKET = "gs://demo-bucket"
@@ -31,13 +31,13 @@ def gcs_input(gcs, demo_csv):
     return uri
 
 
-def _config(tmp_path, gcs_input, keyring, name: str) -> tuple[str, str]:
+def _config(tmp_path, gcs_input, keyring, name: str, kms: str = "aws-kms") -> tuple[str, str]:
     uri, settings = keyring
     cfg = write_config(
         tmp_path,
         input_path=gcs_input,
         keyring=uri,
-        kms="aws-kms",
+        kms=kms,
         kms_settings=settings,
         privacy="{record_epsilon_max: 3.0, lifetime_epsilon_max: 1000, "
         f"ledger: {tmp_path}/ledger.json}}",
@@ -81,12 +81,14 @@ def _scan_for_keys(fake, gcs, job_id, keyring_uri):
         assert form not in text
 
 
+@pytest.mark.parametrize("kms", ["aws-kms", "gcp-kms"])
 def test_dataflow_run_submits_waits_then_finalizes(
-    monkeypatch, tmp_path, gcs, gcs_input, aws_keyring_on_gcs, fake_dataflow
+    monkeypatch, request, tmp_path, gcs, gcs_input, fake_dataflow, kms
 ):
     from privgate.reader import read_table, verify
 
-    cfg, output = _config(tmp_path, gcs_input, aws_keyring_on_gcs, "waited")
+    keyring = request.getfixturevalue(f"{kms[:3]}_keyring_on_gcs")
+    cfg, output = _config(tmp_path, gcs_input, keyring, f"waited-{kms}", kms)
     manifest_uri = storage.join(output, "manifest.json")
     at_finalize = []
     real_finalize = pipelines.finalize.finalize
@@ -105,15 +107,16 @@ def test_dataflow_run_submits_waits_then_finalizes(
     # finalize ran once, after the job was done and before any manifest existed
     assert at_finalize == [("JOB_STATE_DONE", False)]
     assert doc["output_dir"] == output and storage.exists(manifest_uri)
-    body = verify(output, keyring=aws_keyring_on_gcs[0])
+    body = verify(output, keyring=keyring[0])
     assert body["run_id"] == doc["manifest"]["run_id"]
     r = body["reconciliation"]
+    assert body["encryption"]["kms"] == kms
     assert r["input_rows"] >= 300 and r["output_rows"] + r["quarantined_rows"] == r["input_rows"]
-    assert read_table(output, keyring=aws_keyring_on_gcs[0]).num_rows == r["output_rows"]
+    assert read_table(output, keyring=keyring[0]).num_rows == r["output_rows"]
     job = fake_dataflow.jobs[job_id]["job"]
     assert job["labels"]["privgate-run"] == body["run_id"].lower()
     assert fake_dataflow.requests[0][0] == "POST"
-    _scan_for_keys(fake_dataflow, gcs, job_id, aws_keyring_on_gcs[0])
+    _scan_for_keys(fake_dataflow, gcs, job_id, keyring[0])
 
 
 @pytest.mark.parametrize("fake_dataflow", [False], indirect=True)  # the job waits for run_job
