@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.graph import LOCAL_RUNNERS, runner_name
+from pipelines.graph import is_local_runner, runner_name
 from privgate.errors import ConfigError
 from privgate.keyring import is_object_path, open_keyring
 from privgate.kms import remote_kms_kinds
@@ -42,8 +42,8 @@ def check_keyring_placement(cfg: RunConfig, beam_args: list[str]) -> None:
             f"is an object-store path, but a {kind} keyring must stay a local file ({why}); "
             f"keep it local, or use a keyring of a cloud KMS ({', '.join(remote)})",
         )
-    runner = runner_name(beam_args)
-    if runner not in LOCAL_RUNNERS:
+    if not is_local_runner(beam_args):
+        runner = runner_name(beam_args)
         raise ConfigError(
             cfg.source,
             "keys.kms",

@@ -199,3 +199,23 @@ def test_a_replaced_keyring_object_is_read_again(gcs, moto, tmp_path):
         ids.append(open_keyring(uri).keyring_id)
         assert open_keyring(uri) is open_keyring(uri)  # unchanged bytes: cached
     assert ids[0] != ids[1]
+
+
+@pytest.mark.parametrize(
+    "args, local",
+    [
+        ([], True),
+        (["--runner", "DirectRunner"], True),
+        (["--runner=direct"], True),  # Beam accepts any case, with or without the suffix
+        (["--runner=apache_beam.runners.direct.direct_runner.DirectRunner"], True),
+        (["--runner=FnApiRunner"], True),
+        (["--runner=DataflowRunner"], False),
+        (["--runner", "dataflow"], False),
+        (["--runner=PortableRunner"], False),
+        (["--runner=FlinkRunner"], False),
+    ],
+)
+def test_which_runners_keep_the_workers_on_this_machine(args, local):
+    from pipelines.graph import is_local_runner
+
+    assert is_local_runner(args) is local
