@@ -1,152 +1,31 @@
-"""Loopback peers for Dataflow runs: a GCS emulator process and a fake Dataflow v1b3 endpoint.
+"""A fake Dataflow v1b3 endpoint on loopback, and a guard that refuses any other host.
 
-`GcsEmulator(workdir).start()` runs `gcp-storage-emulator` (in memory) on 127.0.0.1; clients
-find it through `STORAGE_EMULATOR_HOST` (`env()`), which google-cloud-storage and Beam's
-anonymous GCS client honour. `FakeDataflow(gcs)` answers the REST calls Beam's Dataflow
-client makes (`projects.locations.jobs.create`, `get`, `messages.list`), records each submitted
-job, and "runs" a job the way Dataflow would: it fetches the staged Runner API pipeline
-(`pipeline.pb`) from the emulator and executes that proto with Beam's FnApiRunner in worker
-*subprocesses*, with the job's own pipeline options, so workers hold only what the job
-carries. `loopback_only(monkeypatch)` makes any non-loopback connection in this process fail
-the test.
+With the GCS emulator of `tests/gcs_peer.py` serving gs://, `FakeDataflow()` answers the REST
+calls Beam's Dataflow client makes (`projects.locations.jobs.create`, `get`, `messages`),
+records each submitted job, and "runs" a job the way Dataflow would: it fetches the staged
+Runner API pipeline (`pipeline.pb`) from the bucket and executes that proto with Beam's
+FnApiRunner in worker *subprocesses*, so workers hold only what the job carries.
+`loopback_only(monkeypatch)` makes any non-loopback connection in this process fail the test.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.moto_peer import free_port
-
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def _die_with_parent() -> None:  # Linux: the emulator goes when the test process dies
-    try:
-        import ctypes
+def gcs_objects(prefix: str) -> list[str]:
+    """gs:// URIs of every object under `prefix` (through privgate.storage)."""
+    from privgate import storage
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-class GcsEmulator:
-    """`gcp-storage-emulator` on loopback, in memory, with one bucket."""
-
-    def __init__(self, workdir, bucket: str = "demo-bucket"):
-        self.bucket = bucket
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(str(workdir), "gcs-emulator.log")
-        self.adc_path = os.path.join(str(workdir), "fake-adc.json")
-        self.proc: subprocess.Popen | None = None
-        self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def env(self) -> dict[str, str]:
-        """The emulator for every client, and fake Application Default Credentials (a token
-        that never expires): Beam's GCS filesystem insists on credentials and would otherwise
-        retry the lookup, and probe the GCE metadata server, for ~25 s per process."""
-        no_proxy = ",".join(x for x in (os.environ.get("NO_PROXY"), "127.0.0.1,localhost") if x)
-        return {
-            "STORAGE_EMULATOR_HOST": self.endpoint,
-            "GOOGLE_APPLICATION_CREDENTIALS": self.adc_path,
-            "GOOGLE_CLOUD_PROJECT": "demo-proj",
-            "NO_GCE_CHECK": "True",
-            "NO_PROXY": no_proxy,
-            "no_proxy": no_proxy,
-        }
-
-    def start(self, timeout: float = 30.0) -> GcsEmulator:
-        exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-        with open(self.adc_path, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "type": "authorized_user",
-                    "client_id": "test",
-                    "client_secret": "test",
-                    "refresh_token": "test",
-                    "token": "test-token",
-                    "expiry": "2999-01-01T00:00:00Z",
-                    "token_uri": "http://127.0.0.1:9/token",  # never called: closed port
-                },
-                f,
-            )
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [exe, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory"]
-                + ["--default-bucket", self.bucket, "-q"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gcp-storage-emulator exited ({self.proc.returncode})")
-            try:
-                self._get(f"/storage/v1/b/{self.bucket}")
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("gcp-storage-emulator did not start") from None
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def _get(self, path: str) -> bytes:
-        with self._http.open(self.endpoint + path, timeout=10) as r:
-            return r.read()
-
-    def _object(self, uri: str) -> tuple[str, str]:
-        assert uri.startswith("gs://"), uri
-        bucket, name = uri[5:].split("/", 1)
-        return bucket, urllib.parse.quote(name, safe="")
-
-    def upload(self, uri: str, data: bytes) -> None:
-        bucket, name = self._object(uri)
-        req = urllib.request.Request(
-            f"{self.endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}",
-            data=data,
-            method="POST",
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        with self._http.open(req, timeout=10) as r:
-            r.read()
-
-    def download(self, uri: str) -> bytes:
-        bucket, name = self._object(uri)
-        return self._get(f"/download/storage/v1/b/{bucket}/o/{name}?alt=media")
-
-    def list(self, prefix: str = "") -> list[str]:
-        """gs:// URIs of the bucket's objects under `prefix` (a name prefix, no gs://)."""
-        names, token = [], None
-        while True:
-            q = {"prefix": prefix} | ({"pageToken": token} if token else {})
-            doc = json.loads(
-                self._get(f"/storage/v1/b/{self.bucket}/o?{urllib.parse.urlencode(q)}")
-            )
-            names += [f"gs://{self.bucket}/{o['name']}" for o in doc.get("items", [])]
-            token = doc.get("nextPageToken")
-            if not token:
-                return names
+    return [storage.join(prefix, rel) for rel in sorted(storage.list_objects(prefix))]
 
 
 def loopback_only(monkeypatch) -> list:
@@ -187,9 +66,9 @@ class FakeDataflow:
     QUEUED until `run_job(job_id)`; "fail": it fails at once, with an error message.
     """
 
-    def __init__(self, gcs: GcsEmulator, auto_run: bool | str = True, workers: int = 2):
+    def __init__(self, auto_run: bool | str = True, workers: int = 2):
         # auto_run: True runs each job, False leaves it queued, "fail" fails it at once
-        self.gcs, self.auto_run, self.workers = gcs, auto_run, workers
+        self.auto_run, self.workers = auto_run, workers
         self.jobs: dict[str, dict] = {}  # id -> {"body": bytes, "job": dict, "state": str}
         self.requests: list[tuple[str, str]] = []
         self.errors: dict[str, str] = {}
@@ -298,11 +177,13 @@ class FakeDataflow:
         from apache_beam.portability.api import beam_runner_api_pb2
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+        from privgate import storage
+
         self.jobs[job_id]["state"] = "JOB_STATE_RUNNING"
         try:
             options = self.options(job_id)
             proto = beam_runner_api_pb2.Pipeline.FromString(
-                self.gcs.download(options["pipelineUrl"])
+                storage.read_bytes(options["pipelineUrl"])
             )
             command = f"{sys.executable} -m apache_beam.runners.worker.sdk_worker_main"
             for env in proto.components.environments.values():  # Dataflow's container -> a process

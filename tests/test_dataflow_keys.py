@@ -9,10 +9,11 @@ import os
 import pytest
 
 from pipelines.run import run
+from privgate import storage
 from privgate.errors import ConfigError, KeyringError
 from privgate.keyring import init_keyring, open_keyring
 from tests.conftest import MULTI_PROCESS, cli, write_config
-from tests.dataflow_fake import GcsEmulator
+from tests.gcs_peer import GcsEmulator
 from tests.test_kms_aws import created_settings, moto
 
 DATAFLOW_DRY = [
@@ -33,8 +34,9 @@ PKCS11 = {
 def gcs(tmp_path_factory):
     emulator = GcsEmulator(tmp_path_factory.mktemp("gcs")).start()
     try:
+        emulator.create_bucket("demo-bucket")
         with pytest.MonkeyPatch.context() as mp:
-            for k, v in emulator.env().items():
+            for k, v in emulator.client_env().items():
                 mp.setenv(k, v)
             yield emulator
     finally:
@@ -111,7 +113,7 @@ def test_keyrings_are_not_created_or_rotated_in_an_object_store():
 
 def test_a_local_keyring_copied_to_an_object_store_is_refused_when_opened(gcs, keyring_path):
     with open(keyring_path, "rb") as f:
-        gcs.upload("gs://demo-bucket/keys/local.json", f.read())
+        storage.write_bytes("gs://demo-bucket/keys/local.json", f.read())
     with pytest.raises(KeyringError, match="cannot be opened from an object store"):
         open_keyring("gs://demo-bucket/keys/local.json")
     with pytest.raises(KeyringError, match="keyring not found"):
@@ -126,7 +128,7 @@ def aws_keyring_on_gcs(gcs, moto, tmp_path_factory):
     init_keyring(local, "aws-kms", settings)
     uri = "gs://demo-bucket/keys/aws-keyring.json"
     with open(local, "rb") as f:
-        gcs.upload(uri, f.read())
+        storage.write_bytes(uri, f.read())
     os.remove(local)
     return uri, settings
 
@@ -151,7 +153,7 @@ def gcp_keyring_on_gcs(gcs, tmp_path_factory):
     init_keyring(local, "gcp-kms", settings)
     uri = "gs://demo-bucket/keys/gcp-keyring.json"
     with open(local, "rb") as f:
-        gcs.upload(uri, f.read())
+        storage.write_bytes(uri, f.read())
     os.remove(local)
     yield uri, settings
     server.stop()
@@ -195,7 +197,7 @@ def test_a_replaced_keyring_object_is_read_again(gcs, moto, tmp_path):
         local = str(tmp_path / name)
         init_keyring(local, "aws-kms", settings)
         with open(local, "rb") as f:
-            gcs.upload(uri, f.read())
+            storage.write_bytes(uri, f.read())
         ids.append(open_keyring(uri).keyring_id)
         assert open_keyring(uri) is open_keyring(uri)  # unchanged bytes: cached
     assert ids[0] != ids[1]

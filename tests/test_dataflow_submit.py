@@ -15,7 +15,7 @@ from pipelines.run import run
 from privgate import manifest as mf
 from privgate import storage
 from tests.conftest import cli, key_forms, write_config
-from tests.dataflow_fake import FakeDataflow, loopback_only
+from tests.dataflow_fake import FakeDataflow, gcs_objects, loopback_only
 from tests.test_dataflow import _unpacked
 from tests.test_dataflow_keys import aws_keyring_on_gcs, gcp_keyring_on_gcs, gcs
 from tests.test_kms_aws import moto
@@ -27,7 +27,7 @@ BUCKET = "gs://demo-bucket"
 def gcs_input(gcs, demo_csv):
     uri = f"{BUCKET}/raw/customers.csv"
     with open(demo_csv, "rb") as f:
-        gcs.upload(uri, f.read())
+        storage.write_bytes(uri, f.read())
     return uri
 
 
@@ -63,7 +63,7 @@ def _dataflow_args(fake: FakeDataflow) -> list[str]:
 
 @pytest.fixture
 def fake_dataflow(gcs, request):
-    fake = FakeDataflow(gcs, auto_run=getattr(request, "param", True)).start()
+    fake = FakeDataflow(auto_run=getattr(request, "param", True)).start()
     yield fake
     fake.stop()
 
@@ -72,9 +72,9 @@ def _scan_for_keys(fake, gcs, job_id, keyring_uri):
     """The submitted job's JSON and every object staged under temp_location, pickles
     unpacked: no key byte; the keyring *path* is there (so the scan sees inside pickles)."""
     blobs = [fake.jobs[job_id]["body"]]
-    staged = gcs.list("tmp/")
+    staged = gcs_objects(f"{BUCKET}/tmp")
     assert any(u.endswith("/pipeline.pb") for u in staged), staged
-    blobs += [gcs.download(u) for u in staged]
+    blobs += [storage.read_bytes(u) for u in staged]
     text = b"\n".join(part for blob in blobs for part in _unpacked(blob))
     assert keyring_uri.encode() in text and b"ProtectColumnsFn" in text
     for form in key_forms(keyring_uri):
@@ -147,7 +147,7 @@ def test_no_wait_submits_unsigned_and_finalize_commits_after_the_job(
 
     fake_dataflow.run_job(job_id)
     assert fake_dataflow.state(job_id) == "JOB_STATE_DONE", fake_dataflow.errors
-    listed = gcs.list("protected/")
+    listed = gcs_objects(f"{BUCKET}/protected")
     assert any(u.startswith(staging) for u in listed), listed
     done = cli("finalize", output)  # by the output path: the one staging beside it
     assert done.returncode == 0, done.stderr[-2000:]
@@ -174,7 +174,9 @@ def test_a_failed_job_commits_nothing_and_keeps_its_staging(
     assert f"Dataflow job {job_id}" in str(e.value) and "nothing was committed" in str(e.value)
     assert "Traceback" not in str(e.value)  # the job's error text is not repeated
     assert not storage.exists(storage.join(output, "manifest.json"))
-    assert any("/.failed.privgate-tmp/" in u for u in gcs.list("protected/")), "staging kept"
+    assert any("/.failed.privgate-tmp/" in u for u in gcs_objects(f"{BUCKET}/protected")), (
+        "staging kept"
+    )
 
 
 def test_the_loopback_guard_refuses_a_google_host(monkeypatch):
