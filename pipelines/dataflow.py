@@ -142,8 +142,8 @@ def dataflow_run(
     except Exception as e:  # Beam's text may quote a worker's traceback: name the state only
         raise DataError(
             f"Dataflow job {submitted['job_id']} (run {staging.run_id}) did not finish "
-            f"({type(e).__name__}, state {result.state}): nothing was committed; the staging "
-            f"{staging.job_path} is kept (see the job's logs; remove it, or rerun)"
+            f"({type(e).__name__}): nothing was committed; the staging {staging.job_path} is "
+            "kept (see the job's logs; remove it, or rerun)"
         ) from None
     return finalize(staging.job_path, keyring=keyring)
 
