@@ -23,7 +23,8 @@ demo: install
 
 # What the tests need beyond the lock file: SoftHSM2 (a PKCS#11 token the KMS tests set up
 # themselves) and OpenSSL headers (the optional C HMAC extension, privgate/_hmac.c), both
-# Debian packages. moto_server and the Cloud KMS gRPC fake come from the lock file.
+# Debian packages. moto_server, gcp-storage-emulator and the Cloud KMS gRPC fake come from
+# the lock file.
 SOFTHSM_LIB ?= /usr/lib/softhsm/libsofthsm2.so
 APT_PKGS := $(if $(wildcard $(SOFTHSM_LIB)),,softhsm2) \
             $(if $(wildcard /usr/include/openssl/sha.h),,libssl-dev)
@@ -51,6 +52,7 @@ bench: install
 	$(PY) benchmarks/bench_ldp.py
 	$(PY) benchmarks/detect_eval.py
 	$(PY) benchmarks/train_and_audit.py --canaries 1000 --null-seeds 20
+	$(PY) benchmarks/bench_objstore.py --rows 1000000 --repeat 3
 
 # ~25 min and ~11 GB of temp disk: 10 GB of generated CSV, peak RSS with 1 and 2 workers.
 bench-memory: install

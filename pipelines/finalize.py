@@ -76,10 +76,10 @@ def finish(cfg: RunConfig, keyring, staging, guard, gates, budget) -> dict:
             keep-guard failed (without a `gates:` section); BudgetExceeded. Nothing is
             committed then.
     """
-    from pipelines.object_staging import crash_point
+    from pipelines.object_staging import crash_point, job_sinks
     from pipelines.reconcile import build_manifest, read_census
 
-    staging.fetch()
+    staging.fetch(job_sinks(cfg))
     if budget:  # refuses repeated record keys; a memoized charge depends on the input
         budget.settle(read_census(staging.path))
     body = build_manifest(
@@ -134,6 +134,7 @@ def finalize(staging_or_output: str, *, keyring=None) -> dict:
     from pipelines.guard import KeepGuard
     from pipelines.inputs import input_head, use_beam_options
     from pipelines.keys import open_run_keyring
+    from pipelines.object_staging import job_sinks
     from pipelines.workers import SideWorkers
 
     staging_path, target = _locate(staging_or_output)
@@ -147,10 +148,10 @@ def finalize(staging_or_output: str, *, keyring=None) -> dict:
         raise DataError(f"{target}: no staged run and no committed output; nothing to finalize")
     staging = _adopt(staging_path, target, record)
     with staging:
-        staging.fetch()  # refuses an incomplete output before any key or worker is opened
         cfg = load_run_config(record["config"]["path"])
         staging.source = cfg.source  # errors name the config's output.path
         _check_unchanged(cfg, record)
+        staging.fetch(job_sinks(cfg))  # an incomplete output: refused before keys or workers
         keyring = keyring or open_run_keyring(cfg)
         use_beam_options()  # the input head is read again, through Beam's filesystems
         with SideWorkers() as side:

@@ -23,8 +23,8 @@ from privgate.errors import ConfigError, DataError, PrivgateError
 STAGING_TAG = ".privgate-tmp-"
 RUN_RECORD = "_work/run.json"
 PUBLISHING = "_work/publishing"  # in the staging: its commit has begun to change the target
-RUN_FORMAT = "privgate-run/1"
-SINKS = ("data/part", "quarantine/part", "_work/stats")  # every Beam sink of the job
+SINKS = ("data/part", "quarantine/part", "_work/stats")  # the Beam sinks of every job
+STAGED_DIRS = ("data", "quarantine", "canaries")  # what the finalize step reads and commits
 _SHARD = re.compile(r"^-(\d{5})-of-(\d{5})(\.[a-z]+)?$")
 CRASH_ENV = "PRIVGATE_TEST_CRASH_AT"
 
@@ -113,7 +113,12 @@ def run_is_dead(record: dict, committed_run_id: str | None) -> bool:
     return _pid_started(who.get("pid", -1)) != who.get("pid_started")
 
 
-def check_complete(where: str, names) -> None:
+def job_sinks(cfg) -> tuple[str, ...]:
+    """The file prefixes of the job's Beam sinks for this config."""
+    return SINKS + (("canaries/part",) if getattr(cfg, "canaries", None) is not None else ())
+
+
+def check_complete(where: str, names, sinks: tuple[str, ...] = SINKS) -> None:
     """Refuse a staged job output that is not whole: Beam temporary files left, or a sink's
     shards `-SSSSS-of-NNNNN` not all present (Beam writes at least one per sink).
 
@@ -126,7 +131,7 @@ def check_complete(where: str, names) -> None:
             f"{where}: the job's output is incomplete (Beam temporary files are present: the "
             "job is still running or it died); not finalized"
         )
-    for sink in SINKS:
+    for sink in sinks:
         shards: dict[int, int] = {}
         for n in names:
             if n.startswith(sink + "-") and (m := _SHARD.match(n[len(sink) :])):
@@ -272,9 +277,10 @@ class ObjectStaging:
             storage.join(self.job_path, RUN_RECORD), json.dumps(record, indent=1).encode()
         )
 
-    def fetch(self) -> None:
-        """Check the job's output is whole, then copy it into a local mirror (one request per
-        object), which reconciliation, gates and the report read. Idempotent.
+    def fetch(self, sinks: tuple[str, ...] = SINKS) -> None:
+        """Check the job's output is whole (`sinks`: `job_sinks(cfg)`), then copy it into a
+        local mirror (one request per object), which reconciliation, gates and the report
+        read. Idempotent.
 
         Raises:
             DataError: the output is incomplete (`check_complete`).
@@ -282,10 +288,10 @@ class ObjectStaging:
         if self.path is not None:
             return
         objects = storage.list_objects(self.job_path)
-        check_complete(self.job_path, objects)
+        check_complete(self.job_path, objects, sinks)
         self.path = tempfile.mkdtemp(prefix="privgate-finalize-")
         for rel in objects:
-            if rel.split("/", 1)[0] in ("data", "quarantine") or rel.startswith("_work/stats"):
+            if rel.split("/", 1)[0] in STAGED_DIRS or rel.startswith("_work/stats"):
                 local = os.path.join(self.path, *rel.split("/"))
                 os.makedirs(os.path.dirname(local), exist_ok=True)
                 storage.download(storage.join(self.job_path, rel), local)
@@ -299,7 +305,7 @@ class ObjectStaging:
     def publish(self) -> None:
         """Commit: (1) mark the staging as publishing, (2) remove the target's manifest (a
         reader refuses the target from here on), (3) remove the old objects, (4) copy the
-        staged data and quarantine (server side) and upload the report, (5) write
+        staged data, quarantine and canaries (server side) and upload the report, (5) write
         `manifest.json`: the commit point, (6) remove the staging. A crash leaves the old
         output (before 2) or a prefix `verify` refuses (2-5); `privgate finalize` of the
         staging completes it, and a later run may replace it (the marker proves it ours).
@@ -316,12 +322,13 @@ class ObjectStaging:
         for rel in storage.list_objects(target):
             storage.delete(storage.join(target, rel))
         crash_point("removed-old")
-        for f in body["output"]["files"] + body["quarantine"]["files"]:
-            storage.copy(storage.join(self.job_path, f["path"]), storage.join(target, f["path"]))
-        for f in (body.get("report") or {}).get("files", []):
-            storage.upload(
-                os.path.join(self.path, *f["path"].split("/")), storage.join(target, f["path"])
-            )
+        for f in mf.listed_files(body):  # the report was written here; the rest by the job
+            if f["path"].startswith("report/"):
+                local = os.path.join(self.path, *f["path"].split("/"))
+                storage.upload(local, storage.join(target, f["path"]))
+            else:
+                src = storage.join(self.job_path, f["path"])
+                storage.copy(src, storage.join(target, f["path"]))
         crash_point("copied")
         storage.write_bytes(
             storage.join(target, mf.MANIFEST),

@@ -209,17 +209,18 @@ class Staging:
         with open(os.path.join(self.path, "_work", "run.json"), "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1)
 
-    def fetch(self) -> None:
-        """An adopted staging: refuse it unless the job's output is whole (`check_complete`)."""
+    def fetch(self, sinks: tuple[str, ...] | None = None) -> None:
+        """An adopted staging: refuse it unless the job's output is whole (`check_complete`;
+        `sinks`: `object_staging.job_sinks(cfg)`)."""
         if not self._owned:
-            from pipelines.object_staging import check_complete
+            from pipelines.object_staging import SINKS, check_complete
 
             names = [
                 os.path.relpath(os.path.join(d, n), self.path).replace(os.sep, "/")
                 for d, _, files in os.walk(self.path)
                 for n in files
             ]
-            check_complete(self.path, names)
+            check_complete(self.path, names, sinks or SINKS)
 
     def tidy(self) -> None:
         """Nothing is left after a rename."""

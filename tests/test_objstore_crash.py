@@ -96,3 +96,29 @@ def test_a_new_run_replaces_a_half_committed_output(config, keyring_path):
     assert stagings(out) == [half]  # dead, but its commit had begun: kept until then
     assert cli("run", cfg, "--no-progress").returncode == 0
     assert stagings(out) == []  # the target is committed now: the dead staging goes
+
+
+def test_a_run_with_canaries_commits_them_on_a_bucket(store, tmp_path, keyring_path):
+    """The canary sink (`canaries/`) is a staged sink like the others: checked whole,
+    mirrored, copied, listed."""
+    from privgate import storage
+    from tests.canary_data import CANARIES, SCHEMA, write_customers
+    from tests.conftest import write_config
+
+    bucket = store[0]
+    storage.upload(write_customers(tmp_path / "customers.csv", 400), f"{bucket}/cin/c.csv")
+    cfg = write_config(
+        tmp_path, input_path=f"{bucket}/cin/*.csv", keyring=keyring_path, schema=SCHEMA
+    )
+    text = open(cfg).read().replace(f"path: {tmp_path / 'out'}", f"path: {bucket}/cout")
+    with open(cfg, "w") as f:
+        f.write(text + CANARIES + "\n")
+    assert cli("run", cfg, "--no-progress", env={CRASH: "pipeline"}).returncode == 70
+    done = cli("finalize", f"{bucket}/cout")
+    assert done.returncode == 0, done.stderr
+    summary = verify_summary(f"{bucket}/cout", keyring_path)
+    assert summary is not None
+    body = json.loads(storage.read_bytes(f"{bucket}/cout/manifest.json"))["manifest"]
+    assert body["canaries"]["files"] and body["reconciliation"]["canary_rows"] > 0
+    listed = {f["path"] for f in body["canaries"]["files"]}
+    assert listed <= set(storage.list_objects(f"{bucket}/cout"))
