@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run even past privacy.lifetime_epsilon_max (recorded in the manifest and the ledger)",
     )
+    run.add_argument(
+        "--no_wait",
+        "--no-wait",
+        action="store_true",
+        help="DataflowRunner: submit the job and exit (run `privgate finalize` after it ends)",
+    )
 
     fin = sub.add_parser(
         "finalize",
@@ -213,7 +219,16 @@ def _run(args, beam_args) -> int:
         beam_args,
         show_progress=False if args.no_progress else None,
         allow_budget_overrun=args.allow_budget_overrun,
+        no_wait=args.no_wait,
     )
+    if doc.get("submitted"):
+        print(f"privgate: submitted Dataflow job {doc['job_id']}, run {doc['run_id']}")
+        print(f"privgate: staging  {doc['staging']}")
+        print(
+            f"privgate: nothing is signed yet: once the job has finished, run "
+            f"`privgate finalize {doc['staging']}` (or the output path {doc['output_dir']})"
+        )
+        return 0
     if doc.get("dry_run"):
         print(
             f"privgate: dry run: {doc['runner']} job {doc['job_name']} built and validated "

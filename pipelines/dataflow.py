@@ -1,16 +1,17 @@
-"""The Dataflow dry run: the run's job built and validated offline, nothing submitted."""
+"""A run on Dataflow: the job submitted (then waited for and finalized), or a dry run."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import posixpath
-import uuid
 
 from pipelines.graph import build_pipeline, runner_name
 from pipelines.inputs import match_inputs, precheck_headers
 from pipelines.keys import check_keyring_matches
-from privgate.errors import ConfigError
+from pipelines.object_staging import staging_name
+from pipelines.publish import new_run_id
+from privgate.errors import ConfigError, DataError
 from schemas.config import RunConfig
 
 COMMAND_LINE = "command line"
@@ -38,21 +39,14 @@ def _dry_run_requested(options) -> bool:
     raise ConfigError(COMMAND_LINE, "--dry_run", "must be True or False")
 
 
-def _check_dataflow_options(beam_args: list[str]) -> None:
-    """Usage errors (exit 2) before Beam starts: a real run, or options whose absence makes
-    Beam fail late or hang (a missing or non-gs:// temp_location: ~120 s of credential
-    retries while it looks for a default bucket, even in a dry run)."""
+def _check_dataflow_options(beam_args: list[str]) -> bool:
+    """Usage errors (exit 2) before Beam starts: options whose absence makes Beam fail late
+    or hang (a missing or non-gs:// temp_location: ~120 s of credential retries while it
+    looks for a default bucket, even in a dry run). Returns True for a dry run."""
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
     options = PipelineOptions(beam_args)
-    if not _dry_run_requested(options):
-        raise ConfigError(
-            COMMAND_LINE,
-            "--dry_run",
-            "DataflowRunner: only dry runs (--dry_run=True) are supported so far; a real run "
-            "needs gs:// output with the manifest written last and the keyring on the workers "
-            "(see README, 'Running on Dataflow')",
-        )
+    dry_run = _dry_run_requested(options)
     gcp = options.view_as(GoogleCloudOptions)
     if not gcp.temp_location:
         raise ConfigError(
@@ -67,6 +61,19 @@ def _check_dataflow_options(beam_args: list[str]) -> None:
     for name in ("project", "region"):
         if not getattr(gcp, name):
             raise ConfigError(COMMAND_LINE, f"--{name}", "required with DataflowRunner")
+    return dry_run
+
+
+def _check_paths_on_gcs(cfg: RunConfig) -> None:
+    """A real job reads and writes where its workers can: object-store paths only."""
+    for key, path in (("input.path", cfg.input.path), ("output.path", cfg.output.path)):
+        if "://" not in path:
+            raise ConfigError(
+                cfg.source,
+                key,
+                f"is a local path ({path}): Dataflow workers cannot reach this machine's disk; "
+                "use gs://BUCKET/...",
+            )
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -74,6 +81,71 @@ def _split_target(target: str) -> tuple[str, str]:
         parent, name = posixpath.split(target.rstrip("/"))
         return parent, name
     return os.path.split(os.path.abspath(target))
+
+
+def dataflow_run(
+    cfg: RunConfig,
+    beam_args: list[str],
+    *,
+    no_wait: bool = False,
+    allow_budget_overrun: bool = False,
+) -> dict:
+    """`--runner DataflowRunner`: submit the job, wait for it, then finalize (`finalize`:
+    reconcile, gates, report, sign, manifest last); or, with `no_wait`, submit and return.
+
+    Before submitting, on the launcher: the config, the keyring opened (a cloud KMS: its
+    data keys unwrapped, so a missing permission fails here, not on the workers), the
+    epsilon budget checked, inputs matched and their headers checked, and the run record
+    (`_work/run.json`: run id, config path and hashes, input files; no secret) written
+    first into the staging prefix the job writes. The job carries the keyring's *path*;
+    workers open it in `setup()`. Nothing is signed before `finalize`.
+
+    Returns:
+        With `no_wait` (or a dry run): {"submitted": True, "job_id", "run_id", "staging",
+        "output_dir", "result"}; otherwise the finalized, signed manifest document plus
+        `output_dir` (as `privgate run` returns for a local run).
+    Raises:
+        ConfigError (exit 2): usage (see `_check_dataflow_options`), a local input or
+        output path; KeyringError (exit 1), BudgetExceeded (exit 3); DataError (exit 1):
+        the job failed or was cancelled (nothing committed, the staging kept) or finalize
+        refused; GateError (exit 3) from finalize.
+    """
+    if _check_dataflow_options(beam_args):
+        return dataflow_dry_run(cfg, beam_args)
+    from pipelines.budget import open_budget
+    from pipelines.finalize import finalize, run_record
+    from pipelines.keys import open_run_keyring
+    from pipelines.publish import open_staging, output_target
+
+    _check_paths_on_gcs(cfg)
+    target = output_target(cfg)
+    keyring = open_run_keyring(cfg)  # on the launcher: a KMS that refuses fails before submit
+    open_budget(cfg, keyring, allow_budget_overrun)  # refuses a run past the lifetime budget
+    files = match_inputs(cfg)
+    precheck_headers(cfg, files)
+    with open_staging(target, cfg.source) as staging:  # removed if the submit fails
+        staging.write_record(run_record(cfg, staging, files, allow_budget_overrun, "dataflow"))
+        labels = [f"--labels=privgate-run={staging.run_id.lower()}"]  # the run, from the job
+        result = build_pipeline(cfg, files, staging.job_path, [*beam_args, *labels]).run()
+    submitted = {
+        "submitted": True,
+        "job_id": result.job_id(),
+        "run_id": staging.run_id,
+        "staging": staging.job_path,
+        "output_dir": target,
+        "result": result,
+    }
+    if no_wait:
+        return submitted
+    try:
+        result.wait_until_finish()
+    except Exception as e:  # Beam's text may quote a worker's traceback: name the state only
+        raise DataError(
+            f"Dataflow job {submitted['job_id']} (run {staging.run_id}) did not finish "
+            f"({type(e).__name__}): nothing was committed; the staging {staging.job_path} is "
+            "kept (see the job's logs; remove it, or rerun)"
+        ) from None
+    return finalize(staging.job_path, keyring=keyring)
 
 
 def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
@@ -91,8 +163,8 @@ def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
         "staging", "notes", "result"}; `result.job` is Beam's Dataflow `Job`
         (`proto_pipeline`, `proto`).
     Raises:
-        ConfigError (exit 2): not a dry run (real Dataflow runs are not supported yet), or
-        --temp_location / --project / --region missing, or temp_location not on gs://.
+        ConfigError (exit 2): --temp_location / --project / --region missing, or
+        temp_location not on gs://.
     """
 
     _check_dataflow_options(beam_args)
@@ -100,8 +172,8 @@ def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
     # The clear header only: the file exists, is 0600 and names the configured KMS.
     check_keyring_matches(cfg)
     notes.append(
-        f"workers open the keyring file {cfg.keys.keyring} in setup(): it must "
-        "exist at that path on every worker"
+        f"workers open the keyring {cfg.keys.keyring} in setup(): it must be readable "
+        "there (an object-store path, or a file in the worker image)"
     )
     if "://" in cfg.input.path:
         files = [cfg.input.path]  # listing gs:// needs credentials; a real run lists at launch
@@ -117,8 +189,11 @@ def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:
         )
     if "://" not in parent:
         notes.append("output is a local directory: Dataflow workers cannot write it")
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
-    staging = f"{parent}/.{name}.privgate-tmp-{run_id}"
+    run_id = new_run_id(dt.datetime.now(dt.UTC))
+    if "://" in parent:  # where a real run's job would write (`object_staging`)
+        staging = staging_name(f"{parent}/{name}", run_id)
+    else:
+        staging = os.path.join(parent, f".{name}.privgate-tmp-{run_id}")
     result = build_pipeline(cfg, files, staging, beam_args).run()
     job = result.job
     return {

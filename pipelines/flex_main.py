@@ -3,8 +3,10 @@
 The template's launcher image runs this file (`FLEX_TEMPLATE_PYTHON_PY_FILE`) with the
 template parameters of `dataflow/metadata.json` and Dataflow's own options (project, region,
 temp and staging locations, setup file, job name) as `--name=value` arguments. It hands them
-to the same entry point as `privgate run`, so the same checks and exit codes apply: with
-DataflowRunner only `dry_run=true` succeeds so far (README, "Running on Dataflow").
+to the same entry point as `privgate run --no_wait`, so the same checks and exit codes apply:
+the launcher submits the job and exits (Dataflow's rule for templates: it must not wait), and
+nothing is signed until an orchestrator runs `privgate finalize OUTPUT_OR_STAGING` after the
+job has finished (README, "Running on Dataflow").
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         beam_args = ["--runner=DataflowRunner", *beam_args]  # a template only runs on Dataflow
     from pipelines.cli import main as privgate_main
 
-    return privgate_main(["run", args.config, "--no-progress", *beam_args])
+    return privgate_main(["run", args.config, "--no-progress", "--no_wait", *beam_args])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.config import RunConfig
 
-LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+LOCAL_RUNNERS = ("direct", "directrunner", "fnapirunner")  # lower case, as Beam matches
 
 
 def runner_name(beam_args: list[str]) -> str | None:
@@ -15,6 +15,13 @@ def runner_name(beam_args: list[str]) -> str | None:
         if a == "--runner" and i + 1 < len(beam_args):
             return beam_args[i + 1]
     return None
+
+
+def is_local_runner(beam_args: list[str]) -> bool:
+    """True when the pipeline runs on this machine: no `--runner`, or DirectRunner /
+    FnApiRunner in any case, with or without the `Runner` suffix or a dotted path."""
+    runner = runner_name(beam_args)
+    return runner is None or runner.rsplit(".", 1)[-1].lower() in LOCAL_RUNNERS
 
 
 def _without_runner(beam_args: list[str]) -> list[str]:
@@ -37,8 +44,7 @@ def build_pipeline(cfg: RunConfig, files: list[str], staging: str, beam_args: li
 
     from transforms.stages import ProtectDataset
 
-    runner = runner_name(beam_args)
-    if runner in LOCAL_RUNNERS:
+    if is_local_runner(beam_args):
         # FnApiRunner directly: Beam's DirectRunner would first try to download Prism.
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 

@@ -2,9 +2,55 @@
 
 from __future__ import annotations
 
+from pipelines.graph import is_local_runner, runner_name
 from privgate.errors import ConfigError
-from privgate.keyring import open_keyring
+from privgate.keyring import is_object_path, open_keyring
+from privgate.kms import remote_kms_kinds
 from schemas.config import RunConfig
+
+# why a keyring of this kind must stay on the launcher machine
+_BOUND_TO_THIS_MACHINE = {
+    "local": "its master keys are in the file itself, under a passphrase: every worker "
+    "would need both",
+    "pkcs11": "its master keys are on a PKCS#11 token, a device or library on one machine",
+}
+
+
+def check_keyring_placement(cfg: RunConfig, beam_args: list[str]) -> None:
+    """Only a keyring of a cloud KMS (aws-kms, gcp-kms) may leave the launcher machine: be
+    read from an object store, or be opened by the workers of a non-local runner.
+
+    Raises:
+        ConfigError (exit 2): `keys.keyring` is an object-store path, or the runner is not
+        local, and `keys.kms` is not a cloud KMS.
+    """
+    kind, remote = cfg.keys.kms, remote_kms_kinds()
+    if is_object_path(cfg.keys.keyring) and cfg.schema.ldp_columns and not cfg.privacy.ledger:
+        raise ConfigError(
+            cfg.source,
+            "privacy.ledger",
+            "required when keys.keyring is an object-store path: the default epsilon ledger "
+            "is a local file beside the keyring",
+        )
+    if kind in remote:
+        return
+    why = _BOUND_TO_THIS_MACHINE.get(kind, "its master keys are bound to this machine")
+    if is_object_path(cfg.keys.keyring):
+        raise ConfigError(
+            cfg.source,
+            "keys.keyring",
+            f"is an object-store path, but a {kind} keyring must stay a local file ({why}); "
+            f"keep it local, or use a keyring of a cloud KMS ({', '.join(remote)})",
+        )
+    if not is_local_runner(beam_args):
+        runner = runner_name(beam_args)
+        raise ConfigError(
+            cfg.source,
+            "keys.kms",
+            f"is {kind}, but --runner {runner} runs workers on other machines, which open the "
+            f"keyring in setup() and cannot use a {kind} keyring ({why}); use a keyring of a "
+            f"cloud KMS ({', '.join(remote)}): `privgate keys init --config` creates one",
+        )
 
 
 def check_keyring_matches(cfg: RunConfig) -> None:

@@ -6,15 +6,16 @@ import logging
 
 from pipelines.budget import open_budget
 from pipelines.config import check_plugins, load_run_config
-from pipelines.dataflow import dataflow_dry_run, is_dataflow
+from pipelines.dataflow import COMMAND_LINE, dataflow_run, is_dataflow
 from pipelines.finalize import finish, head_rows, run_record, start_gates
 from pipelines.graph import run_pipeline
 from pipelines.guard import KeepGuard
 from pipelines.inputs import input_head, match_inputs, precheck_headers
-from pipelines.keys import open_run_keyring
+from pipelines.keys import check_keyring_placement, open_run_keyring
 from pipelines.object_staging import crash_point
 from pipelines.publish import open_staging, output_target
 from pipelines.workers import SideWorkers
+from privgate.errors import ConfigError
 from schemas.config import RunConfig
 
 log = logging.getLogger("privgate.run")
@@ -25,10 +26,12 @@ def run(
     beam_args: list[str] | None = None,
     show_progress: bool | None = None,
     allow_budget_overrun: bool = False,
+    no_wait: bool = False,
 ) -> dict:
     """Run the protection pipeline; return the signed manifest document plus `output_dir`.
 
-    With `--runner DataflowRunner` only a dry run is possible so far (`dataflow_dry_run`).
+    With `--runner DataflowRunner` the job is submitted, waited for and finalized
+    (`dataflow_run`); `no_wait` returns once it is submitted (`privgate finalize` later).
 
     Raises:
         ConfigError (exit 2), KeyringError / DataError (exit 1; also repeated record keys
@@ -39,8 +42,13 @@ def run(
     """
     cfg = load_run_config(config) if isinstance(config, str) else check_plugins(config)
     beam_args = list(beam_args or [])
-    if is_dataflow(beam_args):  # builds and validates the job; submits nothing
-        return dataflow_dry_run(cfg, beam_args)
+    check_keyring_placement(cfg, beam_args)  # only a cloud-KMS keyring leaves this machine
+    if is_dataflow(beam_args):  # submits, waits and finalizes (no_wait: submits only)
+        return dataflow_run(
+            cfg, beam_args, no_wait=no_wait, allow_budget_overrun=allow_budget_overrun
+        )
+    if no_wait:
+        raise ConfigError(COMMAND_LINE, "--no_wait", "only with --runner DataflowRunner")
     target = output_target(cfg)  # a local directory or a gs:// / s3:// prefix
     keyring = open_run_keyring(cfg)  # keys first: fails before any data is read
     files = match_inputs(cfg, beam_args)

@@ -32,8 +32,8 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from privgate.errors import KeyringError
-from privgate.kms import MASTER_KEYS, Kms, external_kms
+from privgate.errors import KeyringError, PrivgateError
+from privgate.kms import MASTER_KEYS, Kms, external_kms, remote_kms_kinds
 
 PASSPHRASE_ENV = "PRIVGATE_KEYRING_PASSPHRASE"
 KEYRING_ENV = "PRIVGATE_KEYRING"
@@ -260,6 +260,7 @@ def init_keyring(path: str, kms: str = "local", settings: dict | None = None) ->
     backend's non-secret `settings`, the data-protection keys and the signing key wrapped by
     it, and the public key; it needs no passphrase.
     """
+    _refuse_object_write(path)
     if os.path.exists(path):
         raise KeyringError(f"{path}: a keyring already exists; refusing to overwrite it")
     if kms != "local":
@@ -439,6 +440,7 @@ def rotate_keyring(path: str, masters: tuple[str, ...] = MASTER_KEYS) -> dict[st
     unknown = [m for m in masters if m not in MASTER_KEYS]
     if unknown:
         raise KeyringError(f"unknown master key '{unknown[0]}' (have: {', '.join(MASTER_KEYS)})")
+    _refuse_object_write(path)
     kr = _open_uncached(path)
     doc = _read_doc(path)
     if doc["kms"] != "local":
@@ -527,7 +529,33 @@ def _wrapped_version(wrapped: str) -> int | str:
     return int(v) if v.isdigit() else v
 
 
-def _read_doc(path: str) -> dict:
+def is_object_path(path: str) -> bool:
+    """True for an object-store URI (gs://, s3://) rather than a local file."""
+    return "://" in path
+
+
+def _read_object(path: str) -> bytes:
+    """The bytes of a keyring in an object store, through `privgate.storage` (pyarrow.fs; no
+    Beam, as the consumer API opens keyrings too; endpoints from the environment)."""
+    from privgate import storage
+
+    try:
+        return storage.read_bytes(path)
+    except FileNotFoundError:
+        raise KeyringError(f"{path}: keyring not found") from None
+    except (OSError, PrivgateError) as e:  # the store's errors name the object, not its bytes
+        raise KeyringError(f"{path}: cannot read keyring object ({type(e).__name__})") from None
+
+
+def _refuse_object_write(path: str) -> None:
+    if is_object_path(path):
+        raise KeyringError(
+            f"{path}: keyrings are created and rotated in a local file; copy the file to the "
+            "object store afterwards (it holds no secret when its KMS is a cloud KMS)"
+        )
+
+
+def _read_local(path: str) -> bytes:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -540,12 +568,30 @@ def _read_doc(path: str) -> dict:
             f"{stat.S_IMODE(st.st_mode):o}); run `chmod 600 {path}`"
         )
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        raise KeyringError(f"{path}: cannot read keyring file") from None
+
+
+def _read_doc(path: str, raw: bytes | None = None) -> dict:
+    """The keyring document (from `raw` when the bytes were read already). An object-store
+    keyring has no file mode (the bucket's IAM says who reads it) and must name a remote
+    KMS: its master keys then stay in the cloud KMS."""
+    if raw is None:
+        raw = _read_object(path) if is_object_path(path) else _read_local(path)
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except ValueError:
         raise KeyringError(f"{path}: cannot read keyring file") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != 1:
         raise KeyringError(f"{path}: not a privgate keyring (version 1)")
+    if is_object_path(path) and doc.get("kms") not in remote_kms_kinds():
+        raise KeyringError(
+            f"{path}: a {doc.get('kms')} keyring cannot be opened from an object store: only "
+            f"keyrings of a cloud KMS ({', '.join(remote_kms_kinds())}) may leave the machine "
+            "that holds their master keys"
+        )
     return doc
 
 
@@ -579,8 +625,8 @@ def _payload(path: str) -> dict:
         ) from None
 
 
-def _open_uncached(path: str) -> Keyring:
-    doc = _read_doc(path)
+def _open_uncached(path: str, raw: bytes | None = None) -> Keyring:
+    doc = _read_doc(path, raw)
     if doc.get("kms") != "local":
         return _open_external(path, doc)
     payload = _payload(path)
@@ -610,18 +656,24 @@ def open_keyring(path: str | None = None) -> Keyring:
         KeyringError: missing file, unsafe permissions, missing passphrase, wrong passphrase,
             or a missing master key. Raised before any data is read.
     """
-    path = os.path.abspath(resolve_keyring_path(path))
-    try:
-        st = os.stat(path)
-        # the passphrase only as a digest: a cache key is no place for a secret
-        passphrase_id = hashlib.sha256(os.environ.get(PASSPHRASE_ENV, "").encode()).digest()
-        ident = (path, st.st_mtime_ns, st.st_size, passphrase_id)
-    except FileNotFoundError:
-        ident = None
+    path = resolve_keyring_path(path)
+    # the passphrase only as a digest: a cache key is no place for a secret
+    passphrase_id = hashlib.sha256(os.environ.get(PASSPHRASE_ENV, "").encode()).digest()
+    raw = None
+    if is_object_path(path):  # one small read per open; KMS calls only when the bytes change
+        raw = _read_object(path)
+        ident = (path, hashlib.sha256(raw).digest(), passphrase_id)
+    else:
+        path = os.path.abspath(path)
+        try:
+            st = os.stat(path)
+            ident = (path, st.st_mtime_ns, st.st_size, passphrase_id)
+        except FileNotFoundError:
+            ident = None
     with _LOCK:
         if ident is not None and ident in _CACHE:
             return _CACHE[ident]
-        kr = _open_uncached(path)
+        kr = _open_uncached(path, raw)
         if ident is not None:
             _CACHE.clear()
             _CACHE[ident] = kr

@@ -135,25 +135,36 @@ class KmsBackend:
             the KMS (KeyringError naming the setting, e.g. `keys.aws-kms.region: ...`);
             None when the backend checks its settings only when built.
         extra: the pip extra that installs the client library (`privgate[<extra>]`).
+        remote: the master keys are a network service reachable from any machine allowed
+            to use them (a cloud KMS), so the keyring may live in an object store and be
+            opened by the workers of a distributed runner; False for keys bound to one
+            machine (a PKCS#11 token) and for the local keyring.
     """
 
     module: str
     cls: str
     parse_settings: str | None
     extra: str
+    remote: bool = False
 
 
 # keys.kms kind -> backend: adding a backend is one module and one line here
 KMS_BACKENDS: dict[str, KmsBackend] = {
     "pkcs11": KmsBackend("privgate.kms_pkcs11", "Pkcs11Kms", "parse_settings", "pkcs11"),
-    "aws-kms": KmsBackend("privgate.kms_aws", "AwsKms", "parse_settings", "aws"),
-    "gcp-kms": KmsBackend("privgate.kms_gcp", "GcpKms", "parse_settings", "gcp"),
+    "aws-kms": KmsBackend("privgate.kms_aws", "AwsKms", "parse_settings", "aws", remote=True),
+    "gcp-kms": KmsBackend("privgate.kms_gcp", "GcpKms", "parse_settings", "gcp", remote=True),
 }
 
 
 def kms_kinds() -> tuple[str, ...]:
     """Every `keys.kms` value: `local` (the keyring file itself), then the registered backends."""
     return ("local", *KMS_BACKENDS)
+
+
+def remote_kms_kinds() -> tuple[str, ...]:
+    """The `keys.kms` values whose keyrings may leave the launcher machine (workers of a
+    distributed runner, an object-store keyring path): the cloud KMSs."""
+    return tuple(k for k, b in KMS_BACKENDS.items() if b.remote)
 
 
 def check_kms_settings(kind: str, settings: dict) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 from privgate.keyring import open_keyring
 from tests.canary_data import CANARIES, SCHEMA, write_customers
 from tests.conftest import cli, write_config
+from tests.test_dataflow import cloud_keyring, moto  # noqa: F401 (fixtures)
 from transforms.canaries.generate import canary_key, coins
 
 
@@ -110,13 +111,16 @@ def test_no_coin_in_any_unencrypted_file_log_or_report(tmp_path, keyring_path):
 
 
 def test_the_dataflow_job_holds_the_planting_step_and_no_key_or_coin(
-    network_refused, tmp_path, keyring_path, demo_csv
+    cloud_keyring,  # noqa: F811 (the fixture imported above)
+    network_refused,
+    tmp_path,
+    demo_csv,
 ):
     from pipelines.run import run
-    from tests.conftest import key_forms
-    from tests.test_dataflow import DATAFLOW, _on_gcs, _unpacked
+    from tests.test_dataflow import DATAFLOW, _config, _on_gcs, _unpacked
 
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+    _, _, key_forms, token = cloud_keyring  # Dataflow needs a cloud-KMS keyring
+    cfg = _config(tmp_path, demo_csv, cloud_keyring)
     with open(cfg, "a") as f:
         f.write("canaries: {count: 300, kind: mislabeled, label: plan}\n")
     doc = run(_on_gcs(cfg, tmp_path), [*DATAFLOW, "--dry_run=True"], show_progress=False)
@@ -127,6 +131,6 @@ def test_the_dataflow_job_holds_the_planting_step_and_no_key_or_coin(
     blob += json.dumps(job.options.get_all_options(), default=str).encode()
     text = b"\n".join(_unpacked(blob))
     assert b"PlantCanariesFn" in text  # the scan sees inside the pickled DoFns
-    key = canary_key(open_keyring(keyring_path).data_key("token"), "test_ds")
-    for form in _coin_forms(coins(key, "test_ds", 300), key) + key_forms(keyring_path):
+    key = canary_key(token, "test_ds")
+    for form in _coin_forms(coins(key, "test_ds", 300), key) + key_forms:
         assert form not in text

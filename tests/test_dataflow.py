@@ -3,6 +3,8 @@ the job without credentials or network and writes nothing; the job carries no ke
 errors that would make Beam hang are refused up front; the flex template's metadata names
 what its launcher accepts."""
 
+# ruff: noqa: F401, F811 -- fixtures imported from other test modules, used as arguments
+
 import base64
 import bz2
 import json
@@ -16,6 +18,7 @@ import pytest
 from pipelines.run import run
 from privgate.errors import ConfigError
 from tests.conftest import PASSPHRASE, ROOT, cli, key_forms, write_config
+from tests.test_kms_aws import created_settings, moto
 
 DATAFLOW = [
     "--runner",
@@ -37,6 +40,26 @@ STAGES = (
     "Protect/WriteQuarantine",
     "Protect/WriteStats",
 )
+
+
+@pytest.fixture(scope="module")
+def cloud_keyring(moto, tmp_path_factory):
+    """An aws-kms keyring (moto; the only kinds a Dataflow job may use are cloud KMSs): its
+    path, settings, every form of its keys and its token key (taken before a test refuses the
+    network)."""
+    from privgate.keyring import init_keyring
+
+    path = str(tmp_path_factory.mktemp("cloud-keys") / "keyring.json")
+    settings = created_settings(moto)
+    token = init_keyring(path, "aws-kms", settings).data_key("token")
+    return path, settings, key_forms(path), token
+
+
+def _config(tmp_path, demo_csv, cloud_keyring) -> str:
+    path, settings, *_ = cloud_keyring
+    return write_config(
+        tmp_path, input_path=demo_csv, keyring=path, kms="aws-kms", kms_settings=settings
+    )
 
 
 def _on_gcs(cfg_path, tmp_path, *, output="gs://demo-bucket/protected/test_ds", input=None):
@@ -68,8 +91,8 @@ def _unpacked(blob: bytes) -> list[bytes]:
     return out
 
 
-def test_dry_run_cli_validates_the_job_and_writes_nothing(tmp_path, keyring_path, demo_csv):
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+def test_dry_run_cli_validates_the_job_and_writes_nothing(tmp_path, cloud_keyring, demo_csv):
+    cfg = _config(tmp_path, demo_csv, cloud_keyring)
     before = sorted(os.listdir(tmp_path))
     t0 = time.monotonic()
     r = cli("run", cfg, *DATAFLOW, "--dry_run=True", "--setup_file", "./setup.py")
@@ -82,12 +105,12 @@ def test_dry_run_cli_validates_the_job_and_writes_nothing(tmp_path, keyring_path
     assert sorted(os.listdir(tmp_path)) == before  # no output, no staging directory
 
 
-def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, keyring_path, demo_csv):
-    cfg = _on_gcs(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path)
+def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, cloud_keyring, demo_csv):
+    cfg = _on_gcs(_config(tmp_path, demo_csv, cloud_keyring), tmp_path)
     doc = run(cfg, [*DATAFLOW, "--dry_run=True"], show_progress=False)
     assert doc["dry_run"] is True
     assert doc["output_dir"] == "gs://demo-bucket/protected/test_ds"
-    assert doc["staging"].startswith("gs://demo-bucket/protected/.test_ds.privgate-tmp-")
+    assert doc["staging"].startswith("gs://demo-bucket/protected/.test_ds.privgate-tmp/")
     job = doc["result"].job
     names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
     assert set(STAGES) <= names
@@ -99,17 +122,18 @@ def test_dry_run_job_holds_the_graph_and_no_key(network_refused, tmp_path, keyri
     text = b"\n".join(parts)
     # The scan sees inside the pickled DoFns: the keyring *path* and the staging prefix are
     # there (workers open the keyring in setup()), so a key would be found too.
+    keyring_path, _, forms, _ = cloud_keyring
     assert os.path.abspath(keyring_path).encode() in text
     assert b"ProtectColumnsFn" in text and doc["staging"].encode() in text
     assert os.path.abspath(keyring_path).encode() not in blob  # only inside the pickles
-    for form in key_forms(keyring_path):
+    for form in forms:
         assert form not in text
     assert PASSPHRASE.encode() not in text
 
 
-def test_dry_run_with_gs_input_lists_nothing(network_refused, tmp_path, keyring_path, demo_csv):
+def test_dry_run_with_gs_input_lists_nothing(network_refused, tmp_path, cloud_keyring, demo_csv):
     cfg = _on_gcs(
-        write_config(tmp_path, input_path=demo_csv, keyring=keyring_path),
+        _config(tmp_path, demo_csv, cloud_keyring),
         tmp_path,
         input="gs://demo-bucket/raw/*.csv",
     )
@@ -119,8 +143,8 @@ def test_dry_run_with_gs_input_lists_nothing(network_refused, tmp_path, keyring_
     assert os.listdir(tmp_path) == ["run.yaml"]
 
 
-def test_non_gs_temp_location_is_a_quick_usage_error(tmp_path, keyring_path, demo_csv):
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+def test_non_gs_temp_location_is_a_quick_usage_error(tmp_path, cloud_keyring, demo_csv):
+    cfg = _config(tmp_path, demo_csv, cloud_keyring)
     args = [a if a != "gs://demo-bucket/tmp" else str(tmp_path / "tmp") for a in DATAFLOW]
     t0 = time.monotonic()
     r = cli("run", cfg, *args, "--dry_run=True")
@@ -136,13 +160,13 @@ def test_non_gs_temp_location_is_a_quick_usage_error(tmp_path, keyring_path, dem
     [
         ("--temp_location", ["--dry_run=True"], "--temp_location"),  # missing: Beam would hang
         ("--project", ["--dry_run=True"], "--project"),
-        (None, ["--dry_run=False"], "--dry_run"),  # the string 'False' is truthy to Beam
-        (None, [], "--dry_run"),  # a real run: not supported yet
+        (None, ["--dry_run=False"], "input.path"),  # a real run ('False' is truthy to Beam)
+        (None, [], "input.path"),  # a real run: workers cannot read this machine's disk
         (None, ["--dry_run=maybe"], "--dry_run"),
     ],
 )
-def test_dataflow_usage_errors_exit_2(tmp_path, keyring_path, demo_csv, drop, extra, key):
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+def test_dataflow_usage_errors_exit_2(tmp_path, cloud_keyring, demo_csv, drop, extra, key):
+    cfg = _config(tmp_path, demo_csv, cloud_keyring)
     args = list(DATAFLOW)
     if drop:
         i = args.index(drop)
@@ -155,25 +179,29 @@ def test_dataflow_usage_errors_exit_2(tmp_path, keyring_path, demo_csv, drop, ex
 
 @pytest.mark.parametrize("output", ["gs://demo-bucket", "gs://demo-bucket/"])
 def test_dry_run_output_at_a_bucket_root_is_a_config_error(
-    tmp_path, keyring_path, demo_csv, output
+    tmp_path, cloud_keyring, demo_csv, output
 ):
-    cfg = _on_gcs(
-        write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path, output=output
-    )
+    cfg = _on_gcs(_config(tmp_path, demo_csv, cloud_keyring), tmp_path, output=output)
     with pytest.raises(ConfigError) as e:
         run(cfg, [*DATAFLOW, "--dry_run=True"], show_progress=False)
     assert e.value.key_path == "output.path"
 
 
-def test_real_dataflow_run_is_refused_by_the_cli(tmp_path, keyring_path, demo_csv):
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+def test_real_dataflow_run_with_local_paths_is_refused_by_the_cli(
+    tmp_path, cloud_keyring, demo_csv
+):
+    cfg = _config(tmp_path, demo_csv, cloud_keyring)
     r = cli("run", cfg, *DATAFLOW, "--dry_run=False")
     assert r.returncode == 2
-    assert "only dry runs" in r.stderr and "Traceback" not in r.stderr
+    assert "input.path" in r.stderr and "Dataflow workers cannot reach" in r.stderr
+    assert "Traceback" not in r.stderr
+    cfg = _on_gcs(cfg, tmp_path, input="gs://demo-bucket/raw/*.csv", output=str(tmp_path / "o"))
+    r = cli("run", cfg, *DATAFLOW)
+    assert r.returncode == 2 and "output.path" in r.stderr, r.stderr[-2000:]
 
 
 def test_flex_template_metadata_matches_the_launcher(
-    network_refused, tmp_path, keyring_path, demo_csv, capsys
+    network_refused, tmp_path, cloud_keyring, demo_csv, capsys
 ):
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -190,7 +218,7 @@ def test_flex_template_metadata_matches_the_launcher(
     for name, p in params.items():
         assert name in launcher or name in beam, name
         assert p["label"] and p["helpText"]
-    cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+    cfg = _config(tmp_path, demo_csv, cloud_keyring)
     assert re.fullmatch(params["config"]["regexes"][0], cfg)
     # What the launcher VM runs: template parameters plus Dataflow's options, no --runner.
     argv = [f"--config={cfg}", "--dry_run=true"] + [
@@ -202,3 +230,21 @@ def test_flex_template_metadata_matches_the_launcher(
         docker = f.read()
     assert 'ENV FLEX_TEMPLATE_PYTHON_PY_FILE="${WORKDIR}/pipelines/flex_main.py"' in docker
     assert "--require-hashes" in docker and "FLEX_TEMPLATE_PYTHON_SETUP_FILE" in docker
+
+
+def test_flex_template_launcher_submits_without_waiting(monkeypatch):
+    from pipelines import cli, flex_main
+
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv) or 0)
+    assert flex_main.main(["--config=/template/configs/x.yaml", "--project=p"]) == 0
+    (argv,) = seen
+    assert argv[:2] == ["run", "/template/configs/x.yaml"]
+    assert "--no_wait" in argv and "--runner=DataflowRunner" in argv
+
+
+def test_no_wait_with_a_local_runner_is_a_usage_error(tmp_path, cloud_keyring, demo_csv):
+    cfg = _config(tmp_path, demo_csv, cloud_keyring)
+    with pytest.raises(ConfigError) as e:
+        run(cfg, [], show_progress=False, no_wait=True)
+    assert e.value.key_path == "--no_wait"
