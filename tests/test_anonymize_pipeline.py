@@ -13,6 +13,7 @@ from pipelines.run import run
 from privgate.errors import DataError
 from privgate.reader import read_table
 from tests.conftest import cli
+from tests.test_dataflow import cloud_keyring, moto  # noqa: F401 (fixtures)
 from tests.test_gates_pipeline import _demo_config
 
 
@@ -76,11 +77,16 @@ def test_two_worker_processes_release_the_same_records(tmp_path, keyring_path, d
     assert a.equals(b.sort_by("customer_id"))
 
 
-def test_dataflow_dry_run_builds_the_rounds(network_refused, tmp_path, keyring_path, demo_csv):
-    from tests.conftest import ROOT, write_config
-    from tests.test_dataflow import DATAFLOW, _on_gcs
+def test_dataflow_dry_run_builds_the_rounds(
+    cloud_keyring,  # noqa: F811 (the fixture imported above; Dataflow needs a cloud KMS)
+    network_refused,
+    tmp_path,
+    demo_csv,
+):
+    from tests.conftest import ROOT
+    from tests.test_dataflow import DATAFLOW, _config, _on_gcs
 
-    cfg = _on_gcs(write_config(tmp_path, input_path=demo_csv, keyring=keyring_path), tmp_path)
+    cfg = _on_gcs(_config(tmp_path, demo_csv, cloud_keyring), tmp_path)
     zip3 = os.path.join(ROOT, "configs", "hierarchies", "demo", "zip3.csv")
     with open(cfg, "a") as f:
         f.write(
