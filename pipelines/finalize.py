@@ -199,11 +199,7 @@ def _read_record(staging: str) -> dict | None:
 
     where = storage.join(staging, *RUN_RECORD.split("/"))
     try:
-        if storage.is_url(where):
-            raw = storage.read_bytes(where)
-        else:
-            with open(where, "rb") as f:
-                raw = f.read()
+        raw = storage.read_bytes(where)
     except FileNotFoundError:
         return None
     try:

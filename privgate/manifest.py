@@ -57,11 +57,7 @@ def file_sha256(path: str) -> str:
 def load(output_dir: str) -> dict:
     path = storage.join(output_dir, MANIFEST)
     try:
-        if storage.is_url(path):
-            doc = json.loads(storage.read_bytes(path))
-        else:
-            with open(path, "rb") as f:
-                doc = json.loads(f.read())
+        doc = json.loads(storage.read_bytes(path))
     except FileNotFoundError:
         raise VerifyError(f"{output_dir}: no {MANIFEST}: not a complete privgate output") from None
     except (OSError, ValueError):
@@ -183,11 +179,7 @@ def read_verified(output_dir: str, entry: dict) -> bytes:
     """
     path = storage.join(output_dir, entry["path"])
     try:
-        if storage.is_url(path):
-            data = storage.read_bytes(path)
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
+        data = storage.read_bytes(path)
     except OSError:
         raise VerifyError(f"{output_dir}: {entry['path']} is missing or unreadable") from None
     _check_sha256(output_dir, entry, hashlib.sha256(data).hexdigest())

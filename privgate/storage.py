@@ -11,7 +11,8 @@ code runs against the loopback emulators of the tests:
 * s3://: `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (the variables boto3, and so Beam's S3
   filesystem, honour) override the endpoint; credentials and region as for the AWS SDK.
 
-Local paths are never routed here: callers keep their plain `os` code (and its speed).
+Local paths are never sent to a store client: `read_bytes` reads them with `open`; other
+callers keep their plain `os` code (and its speed) for local paths.
 Every call that reaches a store counts itself in `REQUESTS` (a benchmark reads the count).
 """
 
@@ -96,11 +97,14 @@ def _count(op: str) -> None:
 
 
 def read_bytes(url: str) -> bytes:
-    """The whole object (one request).
+    """The whole object (one request), or the whole file for a local path.
 
     Raises:
-        FileNotFoundError: no such object; OSError: the store failed.
+        FileNotFoundError: no such object or file; OSError: the store or disk failed.
     """
+    if not is_url(url):
+        with open(url, "rb") as f:
+            return f.read()
     fs, path = _fs(url)
     _count("get")
     with fs.open_input_stream(path) as f:
