@@ -14,26 +14,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
-import time
-import urllib.request
 
-from tests.moto_peer import _die_with_parent, free_port
+from tests.loopback import LoopbackServer
 
 PROJECT = "privgate-test"
 _REQUEST = re.compile(r'"(GET|POST|PUT|DELETE|PATCH) ')
 
 
-class GcsEmulator:
+class GcsEmulator(LoopbackServer):
+    NAME = "gcp-storage-emulator"
+
     def __init__(self, workdir):
-        self.workdir = str(workdir)
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(self.workdir, "gcs_emulator.log")
+        super().__init__(workdir, "gcs_emulator.log")
         self.adc_path = os.path.join(self.workdir, "fake-adc.json")
-        self.proc: subprocess.Popen | None = None
-        self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def start(self, timeout: float = 30.0) -> GcsEmulator:
         exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
@@ -52,49 +46,10 @@ class GcsEmulator:
                 },
                 f,
             )
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [exe, "start", "-H", "127.0.0.1", "--port", str(self.port), "--in-memory"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+        self._launch(
+            [exe, "start", "-H", "127.0.0.1", "--port", str(self.port), "--in-memory"], timeout
         )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gcp-storage-emulator exited ({self.proc.returncode})")
-            try:
-                self._request("GET", "/")
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"gcp-storage-emulator did not answer in {timeout}s"
-                    ) from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-
-    def _request(self, method: str, path: str, body: bytes | None = None) -> bytes:
-        req = urllib.request.Request(
-            self.endpoint + path,
-            data=body,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with self._http.open(req, timeout=10) as r:
-            return r.read()
+        return self
 
     def create_bucket(self, name: str) -> str:
         self._request(

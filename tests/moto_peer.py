@@ -14,42 +14,22 @@ import base64
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+
+from tests.loopback import LoopbackServer
 
 REGION = "eu-west-1"
 FAKE_ACCESS_KEY, FAKE_SECRET = "testing", "testing"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class MotoServer(LoopbackServer):
+    NAME = "moto_server"
+    READY_PATH = "/moto-api/data.json"
+    CONTENT_TYPE = "text/plain"
 
-
-def _die_with_parent() -> None:  # Linux: the server goes when the test process dies
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-class MotoServer:
     def __init__(self, workdir):
-        self.workdir = str(workdir)
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(self.workdir, "moto_server.log")
+        super().__init__(workdir, "moto_server.log")
         self.recording_path = os.path.join(self.workdir, "recording.jsonl")
-        self.proc: subprocess.Popen | None = None
-        # urllib without proxies: the server is on loopback
-        self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def start(self, timeout: float = 30.0) -> MotoServer:
         exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
@@ -57,53 +37,8 @@ class MotoServer:
             raise RuntimeError(f"{exe} not found: install moto[server] into the venv")
         env = dict(os.environ, MOTO_RECORDER_FILEPATH=self.recording_path)
         env.pop("MOTO_ENABLE_RECORDING", None)
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited ({self.proc.returncode}): {self._tail()}")
-            try:
-                self._request("GET", "/moto-api/data.json", timeout=1)
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"moto_server did not answer in {timeout}s: {self._tail()}"
-                    ) from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-
-    def _tail(self) -> str:
-        with open(self.log_path, "rb") as f:
-            return f.read()[-2000:].decode("utf-8", "replace")
-
-    def _request(
-        self, method: str, path: str, body: bytes | None = None, timeout: float = 10
-    ) -> bytes:
-        req = urllib.request.Request(
-            self.endpoint + path, data=body, method=method, headers={"Content-Type": "text/plain"}
-        )
-        with self._http.open(req, timeout=timeout) as r:
-            return r.read()
+        self._launch([exe, "-H", "127.0.0.1", "-p", str(self.port)], timeout, env)
+        return self
 
     def client_env(self) -> dict[str, str]:
         """Environment for a boto3 client of this server (test process and subprocesses)."""

@@ -27,7 +27,8 @@ from tests.kms_contract import (
     check_unknown_master_key,
     write_and_read_files,
 )
-from tests.moto_peer import REGION, MotoServer, free_port
+from tests.loopback import free_port
+from tests.moto_peer import REGION, MotoServer
 
 
 @pytest.fixture(scope="session")

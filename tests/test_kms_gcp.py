@@ -25,7 +25,7 @@ from tests.kms_contract import (
     check_unknown_master_key,
     write_and_read_files,
 )
-from tests.moto_peer import free_port
+from tests.loopback import free_port
 
 
 @pytest.fixture(scope="module")
