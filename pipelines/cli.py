@@ -11,9 +11,9 @@ import io
 import json
 import logging
 import os
-import re
 import sys
 
+from pipelines.beam_logs import ValueFreeBeamLogs
 from privgate.errors import PrivgateError
 
 log = logging.getLogger("privgate")
@@ -442,45 +442,6 @@ def main(argv: list[str] | None = None) -> int:
 def _drop_beam_import_noise(record: logging.LogRecord) -> bool:
     # Beam's GCP IO logs this on import even when GCP is not used; it only confuses users.
     return not str(record.msg).startswith("apitools not found")
-
-
-class ValueFreeBeamLogs(logging.Filter):
-    """Scrub Beam's error records down to what failed and where, without the text.
-
-    Beam logs a failing DoFn's exception at ERROR with its message and traceback (and an SDK
-    worker logs the traceback's text) before the CLI's value-free handler sees it; messages
-    of libraries such as pyarrow quote values. Such a record keeps its level, logger, the
-    exception's type and the pipeline step; a PrivgateError keeps its (value-free) message.
-    With PRIVGATE_DEBUG=1 records pass whole, like the CLI's traceback.
-    """
-
-    _STEP = re.compile(r"\[while running '([^']*)'\]")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        # Beam's loggers, and log entries of SDK worker processes relayed on the root logger
-        beam = record.name.startswith("apache_beam") or (
-            record.name == "root" and str(record.msg).startswith("severity:")
-        )
-        if not beam or os.environ.get("PRIVGATE_DEBUG") == "1":
-            return True
-        if record.levelno < logging.ERROR and not record.exc_info:
-            return True
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, PrivgateError):
-            message = str(exc)
-        else:
-            try:
-                step = self._STEP.search(record.getMessage())
-            except Exception:  # noqa: BLE001 - a malformed record is scrubbed all the same
-                step = None
-            message = (
-                (type(exc).__name__ if exc is not None else "an error")
-                + (f" [while running '{step.group(1)}']" if step else "")
-                + " (details withheld: they may quote a value; PRIVGATE_DEBUG=1 shows them)"
-            )
-        record.msg, record.args = message, None
-        record.exc_info = record.exc_text = record.stack_info = None
-        return True
 
 
 def _find_privgate_error(e: BaseException) -> PrivgateError | None:

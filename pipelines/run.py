@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pipelines.beam_logs import value_free_beam_logs
 from pipelines.budget import open_budget
 from pipelines.config import check_plugins, load_run_config
 from pipelines.dataflow import COMMAND_LINE, dataflow_run, is_dataflow
@@ -40,6 +41,11 @@ def run(
         found PII in a `keep` column). On any failure the output path is left
         as it was and no budget is spent.
     """
+    with value_free_beam_logs():  # also for callers without the CLI's log handlers
+        return _run(config, beam_args, show_progress, allow_budget_overrun, no_wait)
+
+
+def _run(config, beam_args, show_progress, allow_budget_overrun, no_wait) -> dict:
     cfg = load_run_config(config) if isinstance(config, str) else check_plugins(config)
     beam_args = list(beam_args or [])
     check_keyring_placement(cfg, beam_args)  # only a cloud-KMS keyring leaves this machine

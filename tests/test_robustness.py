@@ -583,7 +583,7 @@ def test_cli_scrubs_exception_text_from_beam_error_logs():
     import io
     import logging
 
-    from pipelines.cli import ValueFreeBeamLogs
+    from pipelines.beam_logs import ValueFreeBeamLogs
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -676,3 +676,38 @@ def test_undecodable_ragged_row_leaves_no_decoder_message_on_stderr(tmp_path, ke
     assert r.returncode == 0, r.stderr[-2000:]
     assert "1 quarantined" in r.stdout
     assert "decode" not in r.stderr and "0xff" not in r.stderr and "Q7" not in r.stderr
+
+
+def test_run_called_from_python_scrubs_beam_error_logs(
+    tmp_path, keyring_path, demo_csv, monkeypatch
+):
+    """A notebook or test calling `run()` gets no CLI handler: run() installs the filter itself
+    on the handlers that see Beam's records, and removes it afterwards."""
+    import io
+    import logging
+
+    import pipelines.run as run_module
+
+    def failing_pipeline(*args, **kwargs):
+        try:
+            _boom()
+        except pa.ArrowInvalid as exn:
+            logging.getLogger("apache_beam.runners.common").exception(
+                type(exn)(f"{exn} [while running 'Protect/ProtectColumns']")
+            )
+        raise RuntimeError("the pipeline failed")
+
+    monkeypatch.setattr(run_module, "run_pipeline", failing_pipeline)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # what a notebook's logging.basicConfig sets up
+    logging.getLogger().addHandler(handler)
+    try:
+        cfg = write_config(tmp_path, input_path=demo_csv, keyring=keyring_path)
+        with pytest.raises(RuntimeError):
+            run(cfg, show_progress=False)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    assert "ArrowInvalid" in text and "Protect/ProtectColumns" in text  # what and where
+    assert _SECRET not in text and "Traceback" not in text
+    assert not handler.filters  # removed after the run
