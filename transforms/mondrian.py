@@ -1,24 +1,32 @@
 """The Beam wiring of enforced k-anonymity: Mondrian's distributed rounds, then local finishes.
 
 `EnforceKAnonymity` takes the protected tables and returns the released tables and one JSON
-certificate line. Global ranges come from a combine; each round keys the records of
-partitions still being cut by partition id and merges their statistics with a per-key
-combiner, and the new cut tree reaches the next round as a side input; the leaves are then
-grouped and finished by the exact local Mondrian (`transforms.anonymize`). Every merge is a
-sum, a minimum or a bounded sorted set, so the release does not depend on the worker count.
-No key material: Mondrian works on already-protected values.
+certificate line. The records are written once to encrypted spill files under the run's
+`_work/` (`transforms.spill`) while their global ranges are combined; every later stage
+reads the files and passes references, so the in-process runners hold file names and
+statistics, never the records (a PCollection read by several stages, and a GroupByKey's
+values, stay in their memory). Each round reads the QI columns of every file and merges the
+statistics of partitions still being cut with a per-key combiner; the new cut tree reaches the
+next round as a side input. Then each file's rows are sorted by leaf into one spill file (a
+row group per leaf), the row-group references are grouped by leaf, and each leaf is read and
+finished by the exact local Mondrian (`transforms.anonymize`). Every merge is a sum, a minimum
+or a bounded sorted set, so the release does not depend on the worker count.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+from apache_beam.transforms import window
+from apache_beam.utils.windowed_value import WindowedValue
 
 from privgate.errors import value_free_errors
 from schemas.anonymize import AnonymizeSpec
+from transforms import spill
 from transforms.anonymize import rounds
 from transforms.anonymize.certificate import CERTIFICATE_LINE, finish, merge_partials
 from transforms.anonymize.columns import dimensions, encode
@@ -31,14 +39,25 @@ from transforms.anonymize.release import (
 )
 
 CERTIFICATE = "certificate"
+RANGES = "ranges"
 UNPLACED = ""  # the group-by key of rows with a null QI or a value outside its hierarchy
+ROLL_ROWS = 1 << 18  # rows per spill file of records: what one worker holds to sort by leaf
+
+
+class SpillPlace:
+    """Where the spill files go and how workers open their key: a directory under the run's
+    `_work/`, the keyring *path* and the KEK context (no secret)."""
+
+    def __init__(self, directory: str, keyring_path: str, kek_context: str = ""):
+        self.directory, self.keyring_path, self.kek_context = directory, keyring_path, kek_context
 
 
 class _Compiled:
-    """What every DoFn derives from the spec: dimensions, rule, sensitive column."""
+    """What every DoFn derives from the spec: dimensions, rule, sensitive column, and the
+    spill files' key (opened in `setup()` from the keyring path)."""
 
-    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
-        self.spec, self.arrow_schema = spec, arrow_schema
+    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema, work: SpillPlace):
+        self.spec, self.arrow_schema, self.work = spec, arrow_schema, work
 
     def setup(self):
         self.dims = dimensions(self.spec, self.arrow_schema)
@@ -47,44 +66,63 @@ class _Compiled:
         self.sensitive = ld.sensitive if ld else None
         self.l = ld.l if ld else None
         self.out_schema = released_schema(self.arrow_schema, self.spec)
+        self.columns = [d.name for d in self.dims] + ([self.sensitive] if self.sensitive else [])
+        self.kms = spill.open_kms(self.work.keyring_path, self.work.kek_context)
 
     def encode(self, table: pa.Table):
         return encode(table, self.dims, self.sensitive)
 
 
-def _pack(table: pa.Table) -> bytes:
-    """A table as zstd-compressed Arrow IPC. Every round reads the records and the group-by
-    holds them again (in memory on FnApiRunner, in the shuffle on Dataflow): fewer bytes."""
-    sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _unpack(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-
-
-class RangesFn(beam.CombineFn):
-    """Packed tables -> global ranges and counts (`rounds.ranges_stats`)."""
-
-    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
-        self._c = _Compiled(spec, arrow_schema)
-        self._n = len(spec.quasi_identifiers)
-        self._l = spec.l_diversity.l if spec.l_diversity else None
+class _MondrianFn(beam.DoFn):
+    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema, work: SpillPlace):
+        self._c = _Compiled(spec, arrow_schema, work)
 
     def setup(self):
         self._c.setup()
 
+
+class SpillRowsFn(_MondrianFn):
+    """Protected tables -> spill file paths (a file per bundle, rolled every ROLL_ROWS rows),
+    each table's global range statistics tagged RANGES."""
+
+    def start_bundle(self):
+        self._writer = None
+
+    def process(self, table: pa.Table):
+        c = self._c
+        with value_free_errors("anonymize: staging the records"):
+            part = rounds.ranges_stats(c.dims, c.encode(table), c.l)
+            if table.num_rows:
+                if self._writer is None:
+                    self._writer = spill.SpillWriter(
+                        c.kms, table.schema, f"{c.work.directory}/rows"
+                    )
+                self._writer.write(table)
+        yield beam.pvalue.TaggedOutput(RANGES, part)
+        if self._writer is not None and self._writer.rows >= ROLL_ROWS:
+            yield self._close()
+
+    def _close(self) -> str:
+        with value_free_errors("anonymize: staging the records"):
+            path, self._writer = self._writer.close(), None
+        return path
+
+    def finish_bundle(self):
+        if self._writer is not None:
+            gw = window.GlobalWindow()
+            yield WindowedValue(self._close(), gw.max_timestamp(), (gw,))
+
+
+class MergeRangesFn(beam.CombineFn):
+    """Per-table global ranges merged (sums, minima, maxima, bounded sets)."""
+
+    def __init__(self, n_dims: int, l):  # noqa: E741
+        self._n, self._l = n_dims, l
+
     def create_accumulator(self):
         return rounds.merge_ranges([], self._n, self._l)
 
-    def add_input(self, acc, packed: bytes):
-        if not hasattr(self._c, "dims"):  # runners that skip CombineFn.setup
-            self._c.setup()
-        with value_free_errors("anonymize: ranges"):
-            part = rounds.ranges_stats(self._c.dims, self._c.encode(_unpack(packed)), self._l)
+    def add_input(self, acc, part):
         return rounds.merge_ranges([acc, part], self._n, self._l)
 
     def merge_accumulators(self, accs):
@@ -94,35 +132,28 @@ class RangesFn(beam.CombineFn):
         return acc
 
 
-class PartitionStatsFn(beam.DoFn):
-    """Packed table -> (partition id, statistics) for each partition still being cut."""
+class PartitionStatsFn(_MondrianFn):
+    """Spill file -> (partition id, statistics) for each partition still being cut, read a
+    batch of QI columns at a time."""
 
-    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
-        self._c = _Compiled(spec, arrow_schema)
-
-    def setup(self):
-        self._c.setup()
-
-    def process(self, packed: bytes, tree: dict):
+    def process(self, path: str, tree: dict):
         nodes = tree["nodes"]
         if not any(n.get("active") for n in nodes):
             return
+        c = self._c
+        merged: dict[int, dict] = {}
         with value_free_errors("anonymize: partition statistics"):
-            enc = self._c.encode(_unpack(packed))
-            leaf = rounds.assign(tree, self._c.dims, enc)
-            out = []
-            for i in np.unique(leaf[leaf >= 0]).tolist():
-                if nodes[i].get("active"):
-                    rows = np.flatnonzero(leaf == i)
-                    out.append(
-                        (
-                            nodes[i]["id"],
-                            rounds.partition_stats(
-                                self._c.dims, enc, rows, nodes[i]["region"], self._c.l
-                            ),
+            for table in spill.read_batches(c.kms, path, c.columns):
+                enc = c.encode(table)
+                leaf = rounds.assign(tree, c.dims, enc)
+                for i in np.unique(leaf[leaf >= 0]).tolist():
+                    if nodes[i].get("active"):
+                        st = rounds.partition_stats(
+                            c.dims, enc, np.flatnonzero(leaf == i), nodes[i]["region"], c.l
                         )
-                    )
-        yield from out
+                        merged[i] = rounds.merge_stats([merged[i], st], c.l) if i in merged else st
+        for i, st in merged.items():
+            yield nodes[i]["id"], st
 
 
 class MergeStatsFn(beam.CombineFn):
@@ -144,47 +175,46 @@ class MergeStatsFn(beam.CombineFn):
         return acc
 
 
-class KeyLeafFn(beam.DoFn):
-    """Packed table -> (leaf id, packed rows); unplaceable rows under `UNPLACED` (one group, at most
-    max_suppression of the records in a run that succeeds)."""
+class KeyLeafFn(_MondrianFn):
+    """Spill file -> its rows sorted by leaf into a new spill file, a row group per leaf ->
+    (leaf id, (file, row groups)); unplaceable rows under `UNPLACED` (one group, at most
+    max_suppression of the records in a run that succeeds). Holds one file's rows."""
 
-    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
-        self._c = _Compiled(spec, arrow_schema)
-
-    def setup(self):
-        self._c.setup()
-
-    def process(self, packed: bytes, tree: dict):
+    def process(self, path: str, tree: dict):
         c = self._c
+        out = []
         with value_free_errors("anonymize: partitions"):
-            table = _unpack(packed)
+            table = spill.read_groups(c.kms, path)
             leaf = rounds.assign(tree, c.dims, c.encode(table))
-            out = []
             order = np.argsort(leaf, kind="stable")
             sorted_leaf = leaf[order]
             bounds = np.flatnonzero(np.r_[True, sorted_leaf[1:] != sorted_leaf[:-1], True])
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-                i = int(sorted_leaf[a])
-                key = tree["nodes"][i]["id"] if i >= 0 else UNPLACED
-                out.append((key, _pack(table.take(pa.array(order[a:b])))))
+            writer = spill.SpillWriter(c.kms, table.schema, f"{c.work.directory}/leaves")
+            try:
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                    i = int(sorted_leaf[a])
+                    key = tree["nodes"][i]["id"] if i >= 0 else UNPLACED
+                    groups = writer.write(table.take(pa.array(order[a:b])))
+                    out.append((key, (writer.path, groups)))
+            finally:
+                writer.close()
         yield from out
 
 
-class FinishPartitionFn(beam.DoFn):
-    """(leaf id, packed tables) -> the leaf's released table by the exact local Mondrian
-    (unplaceable rows: suppressed), tagged with its partial certificate."""
-
-    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
-        self._c = _Compiled(spec, arrow_schema)
-
-    def setup(self):
-        self._c.setup()
+class FinishPartitionFn(_MondrianFn):
+    """(leaf id, row-group references) -> the leaf's released table by the exact local Mondrian
+    (unplaceable rows: suppressed), tagged with its partial certificate. Holds one leaf."""
 
     def process(self, element, tree: dict, ranges: dict):
-        pid, tables = element
+        pid, pieces = element
         c = self._c
         with value_free_errors("anonymize: local Mondrian"):
-            table = pa.concat_tables([_unpack(t) for t in tables])
+            by_file: dict[str, list[int]] = defaultdict(list)
+            for path, groups in pieces:
+                by_file[path].extend(groups)
+            table = pa.concat_tables(
+                [spill.read_groups(c.kms, p, sorted(by_file[p])) for p in sorted(by_file)]
+            )
             enc = c.encode(table)
             spans = rounds.global_ranges(c.dims, ranges)
             if pid == UNPLACED:
@@ -200,28 +230,40 @@ class FinishPartitionFn(beam.DoFn):
 
 
 class EnforceKAnonymity(beam.PTransform):
-    """Protected tables -> (released tables, one JSON certificate line)."""
+    """Protected tables -> (released tables, one JSON certificate line).
 
-    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema):
+    Args:
+        spec: the `anonymize:` section.
+        arrow_schema: the protected tables' schema.
+        work: where the encrypted spill files go (a directory under the run's `_work/`) and
+            the keyring path their key is opened from.
+    """
+
+    def __init__(self, spec: AnonymizeSpec, arrow_schema: pa.Schema, work: SpillPlace):
         super().__init__()
-        self._spec, self._schema = spec, arrow_schema
+        self._spec, self._schema, self._work = spec, arrow_schema, work
 
     def expand(self, rows):
-        spec, schema = self._spec, self._schema
+        spec, schema, work = self._spec, self._schema, self._work
         dims = dimensions(spec, schema)
         rule = rule_of(spec)
         l = spec.l_diversity.l if spec.l_diversity else None  # noqa: E741
-        rows = rows | "Pack" >> beam.Map(_pack)  # every round reads the records
-        ranges = rows | "GlobalRanges" >> beam.CombineGlobally(RangesFn(spec, schema))
+        staged = rows | "SpillRecords" >> beam.ParDo(SpillRowsFn(spec, schema, work)).with_outputs(
+            RANGES, main="files"
+        )
+        files = staged.files  # every later stage reads the records from these files
+        ranges = staged[RANGES] | "GlobalRanges" >> beam.CombineGlobally(
+            MergeRangesFn(len(dims), l)
+        )
         ranges_si = beam.pvalue.AsSingleton(ranges)
         tree = ranges | "RootPartition" >> beam.Map(
             lambda r: rounds.root_tree(dims, r, rule, spec.local_rows)
         )
         for r in range(spec.rounds):
             stats = (
-                rows
+                files
                 | f"KeyPartitions{r}"
-                >> beam.ParDo(PartitionStatsFn(spec, schema), beam.pvalue.AsSingleton(tree))
+                >> beam.ParDo(PartitionStatsFn(spec, schema, work), beam.pvalue.AsSingleton(tree))
                 | f"PartitionStats{r}" >> beam.CombinePerKey(MergeStatsFn(l))
                 | f"CollectStats{r}" >> beam.combiners.ToList()
             )
@@ -235,11 +277,11 @@ class EnforceKAnonymity(beam.PTransform):
         )
         tree_si = beam.pvalue.AsSingleton(tree)
         finished = (
-            rows
-            | "KeyLeaves" >> beam.ParDo(KeyLeafFn(spec, schema), tree_si)
+            files
+            | "SortByLeaf" >> beam.ParDo(KeyLeafFn(spec, schema, work), tree_si)
             | "GroupLeaves" >> beam.GroupByKey()
             | "FinishLeaves"
-            >> beam.ParDo(FinishPartitionFn(spec, schema), tree_si, ranges_si).with_outputs(
+            >> beam.ParDo(FinishPartitionFn(spec, schema, work), tree_si, ranges_si).with_outputs(
                 CERTIFICATE, main="released"
             )
         )

@@ -29,7 +29,7 @@ from transforms.ldp.census import (
     merge_census,
     table_census,
 )
-from transforms.mondrian import EnforceKAnonymity
+from transforms.mondrian import EnforceKAnonymity, SpillPlace
 from transforms.protect import detector_for, keyed_ops, output_schema, protect_table
 from transforms.read import FileStats, RawBatch, read_file
 from transforms.write import EncryptedParquetSink
@@ -182,8 +182,11 @@ class ProtectDataset(beam.PTransform):
         groups = {c.name: c.key_group for c in schema.output_columns}
         released, data_schema = rows, output_schema(schema)
         if cfg.anonymize is not None:  # k-anonymity enforced on the released rows (+canaries)
+            work = SpillPlace(
+                f"{self._staging}/_work/anonymize", cfg.keys.keyring, kek_context(cfg.dataset)
+            )
             released, certificate = rows | "Anonymize" >> EnforceKAnonymity(
-                cfg.anonymize, data_schema
+                cfg.anonymize, data_schema, work
             )
             data_schema = released_schema(data_schema, cfg.anonymize)
             stats.append(certificate)
