@@ -50,13 +50,13 @@ def adult_spec(k: int, local_rows: int = 100_000):
     return AnonymizeSpec(k=k, quasi_identifiers=QIS, hierarchies=hier, local_rows=local_rows)
 
 
-def beam_release(table, spec, work: str) -> tuple[dict, float]:
+def beam_release(table, spec, work: str, keyring: str) -> tuple[dict, float]:
     """The Beam rounds over `table` in 4,096-row batches: (certificate, seconds)."""
     import apache_beam as beam
     import pyarrow.parquet as pq
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    from transforms.mondrian import EnforceKAnonymity
+    from transforms.mondrian import EnforceKAnonymity, SpillPlace
 
     os.makedirs(work, exist_ok=True)
 
@@ -72,7 +72,10 @@ def beam_release(table, spec, work: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
     with beam.Pipeline(runner=FnApiRunner()) as p:
         released, cert = (
-            p | beam.Create(batches) | beam.Reshuffle() | EnforceKAnonymity(spec, table.schema)
+            p
+            | beam.Create(batches)
+            | beam.Reshuffle()
+            | EnforceKAnonymity(spec, table.schema, SpillPlace(f"{work}-spill", keyring))
         )
         released | "Write" >> beam.Map(write)
         cert | "Keep" >> beam.Map(keep)
@@ -83,7 +86,7 @@ def beam_release(table, spec, work: str) -> tuple[dict, float]:
         return json.load(f)["anonymize_certificate"], secs
 
 
-def adult_figures(work: str, local_rows: int) -> None:
+def adult_figures(work: str, local_rows: int, keyring: str) -> None:
     import pyarrow.csv as pcsv
 
     from transforms.anonymize.release import anonymize_table
@@ -98,7 +101,7 @@ def adult_figures(work: str, local_rows: int) -> None:
         _, exact = anonymize_table(table, adult_spec(k))
         exact_secs = time.perf_counter() - t0
         dist, dist_secs = beam_release(
-            table, adult_spec(k, local_rows), os.path.join(work, f"adult-{k}")
+            table, adult_spec(k, local_rows), os.path.join(work, f"adult-{k}"), keyring
         )
         for name, c, secs in (
             ("exact (local)", exact, exact_secs),
@@ -155,12 +158,7 @@ def write_bootstrap(data_dir: str, rows: int, chunk: int = 500_000) -> None:
         pcsv.write_csv(t.add_column(0, "id", ids), os.path.join(data_dir, f"part-{n:04d}.csv"))
 
 
-def scale_figures(work: str, rows_list: list[int]) -> None:
-    from privgate.keyring import init_keyring
-
-    os.environ.setdefault("PRIVGATE_KEYRING_PASSPHRASE", "benchmark-only-passphrase")
-    keyring = os.path.join(work, "keyring.json")
-    init_keyring(keyring)
+def scale_figures(work: str, rows_list: list[int], keyring: str) -> None:
     with open(os.path.join(work, "schema.yaml"), "w") as f:
         f.write(SCHEMA)
     hier = ", ".join(f"{q}: {os.path.join(HIERARCHIES, q + '.csv')}" for q in QIS[1:])
@@ -216,10 +214,15 @@ def main() -> None:
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="privgate-mondrian-")
     try:
+        from privgate.keyring import init_keyring
+
+        os.environ.setdefault("PRIVGATE_KEYRING_PASSPHRASE", "benchmark-only-passphrase")
+        keyring = os.path.join(work, "keyring.json")
+        init_keyring(keyring)
         if not args.no_adult:
-            adult_figures(work, args.local_rows)
+            adult_figures(work, args.local_rows, keyring)
         if args.rows:
-            scale_figures(work, args.rows)
+            scale_figures(work, args.rows, keyring)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
