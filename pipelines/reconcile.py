@@ -95,12 +95,15 @@ def read_own_row_leaks(staging: str) -> dict:
     return merge_own_row_leaks(s[LEAKS_LINE] for s in _work_lines(staging) if LEAKS_LINE in s)
 
 
-def _column_entry(c, n_rows: int) -> dict:
+def _column_entry(c, n_rows: int, anonymize) -> dict:
+    otype = c.output_type
+    if anonymize is not None and otype is not None:  # Mondrian's ranges and nodes are strings
+        otype = anonymize.released_output_type(c.name, otype)
     entry = dict(
         name=c.name,
         **c.to_dict(),
         key_group=c.key_group if c.action != "drop" else None,
-        output_type=c.output_type,
+        output_type=otype,
     )
     if c.action == "ldp":
         from privgate.estimate import ldp_utility
@@ -171,7 +174,7 @@ def build_manifest(
             "files": [{"path": s["path"], "sha256": s["sha256"], "rows": s["rows"]} for s in stats],
             "rows": input_rows,
         },
-        "columns": [_column_entry(c, output_rows) for c in schema.columns],
+        "columns": [_column_entry(c, output_rows, cfg.anonymize) for c in schema.columns],
         "privacy": budget.summary() if budget else None,
         "keep_guard": guard,
         "dropped_columns": {

@@ -73,6 +73,17 @@ class AnonymizeSpec:
     def hierarchy(self, column: str) -> HierarchySpec | None:
         return dict(self.hierarchies).get(column)
 
+    def released_output_type(self, column: str, declared: str) -> str:
+        """The type `column` is released as (`declared`: its output type before Mondrian): a
+        hierarchy node or an `interval` is a string, a `midpoint` of a non-date a float."""
+        if column not in self.quasi_identifiers:
+            return declared
+        if self.hierarchy(column) is not None or self.numeric_output == "interval":
+            return "string"
+        if self.numeric_output == "midpoint" and declared != "date":
+            return "float"
+        return declared
+
     def to_dict(self) -> dict:
         """JSON-ready form (the manifest's certificate carries it)."""
         return {

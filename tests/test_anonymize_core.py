@@ -81,6 +81,30 @@ def test_numeric_outputs_lower_and_midpoint():
     assert mid["age"].to_pylist() == [21.0, 21.0, 32.0, 32.0]
 
 
+@pytest.mark.parametrize("output", ["interval", "lower", "midpoint"])
+def test_released_types_are_the_ones_the_manifest_states(output):
+    # the manifest's columns[].output_type comes from the spec, the files from released_schema
+    from transforms.anonymize.release import released_schema
+    from transforms.arrow import ARROW_TYPES
+
+    declared = {"age": "int", "born": "date", "score": "float", "edu": "string", "n": "int"}
+    schema = pa.schema([(c, ARROW_TYPES[t]) for c, t in declared.items()])
+    spec = AnonymizeSpec(
+        k=2,
+        quasi_identifiers=("age", "born", "score", "edu"),
+        hierarchies=(("edu", EDU),),
+        numeric_output=output,
+    )
+    stated = {c: spec.released_output_type(c, t) for c, t in declared.items()}
+    assert released_schema(schema, spec) == pa.schema(
+        [(c, ARROW_TYPES[t]) for c, t in stated.items()]
+    )
+    assert stated["edu"] == "string" and stated["n"] == "int"
+    want = {"interval": "string", "lower": "int", "midpoint": "float"}[output]
+    assert stated["age"] == want
+    assert stated["born"] == {"interval": "string", "lower": "date", "midpoint": "date"}[output]
+
+
 def test_unplaceable_rows_suppressed_and_topped_up_to_k():
     # one null age: the suppressed class would hold 1 < k=3 record, so the smallest released
     # class joins it (3 + 1 = 4 suppressed), and every released class still has >= 3

@@ -34,6 +34,12 @@ def test_demo_release_is_k_anonymous_certified_and_gated(tmp_path, keyring_path,
     assert cert["suppressed"] <= 0.01 * cert["records"]
     out = read_table(doc["output_dir"], keyring=keyring_path)
     assert out.num_rows == body["output"]["rows"]
+    # the manifest states the released types (ranges are strings), the files agree
+    from transforms.arrow import ARROW_TYPES
+
+    types = {c["name"]: c["output_type"] for c in body["columns"] if c["output_type"]}
+    assert types["age"] == types["zip"] == types["birth_date"] == "string"
+    assert {f.name: f.type for f in out.schema} == {n: ARROW_TYPES[t] for n, t in types.items()}
     qis = ("age", "zip", "birth_date")
     classes = collections.Counter(zip(*(out[q].to_pylist() for q in qis), strict=True))
     released = {key: n for key, n in classes.items() if key != (None, None, None)}

@@ -18,6 +18,7 @@ from transforms.anonymize.certificate import class_partial, finish, merge_partia
 from transforms.anonymize.columns import Dimension, Encoded, dimensions, encode
 from transforms.anonymize.cut import Rule
 from transforms.anonymize.local import SUPPRESSED, mondrian
+from transforms.arrow import ARROW_TYPES
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -26,21 +27,15 @@ def rule_of(spec: AnonymizeSpec) -> Rule:
     return Rule(spec.k, spec.l_diversity.l if spec.l_diversity else None)
 
 
-def released_type(d: Dimension, field: pa.Field, numeric_output: str) -> pa.DataType:
-    if not d.numeric or numeric_output == "interval":
-        return pa.string()
-    if numeric_output == "midpoint" and not d.is_date:
-        return pa.float64()
-    return field.type
-
-
 def released_schema(arrow_schema: pa.Schema, spec: AnonymizeSpec) -> pa.Schema:
-    """The protected output schema with each quasi-identifier's released type."""
-    dims = {d.name: d for d in dimensions(spec, arrow_schema)}
+    """The protected output schema with each quasi-identifier's released type
+    (`AnonymizeSpec.released_output_type`, the type the manifest states)."""
+    type_names = {t: name for name, t in ARROW_TYPES.items()}
     fields = []
     for f in arrow_schema:
-        if f.name in dims:
-            f = f.with_type(released_type(dims[f.name], f, spec.numeric_output))
+        if f.name in spec.quasi_identifiers:
+            name = spec.released_output_type(f.name, type_names.get(f.type, ""))
+            f = f.with_type(ARROW_TYPES.get(name, f.type))  # "": a type the policy lacks, kept
         fields.append(f)
     return pa.schema(fields, metadata=arrow_schema.metadata)
 
