@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from privgate.errors import ConfigError
 from privgate.kms import kms_kinds
 from schemas.anonymize import AnonymizeSpec, parse_anonymize
 from schemas.canaries import CanarySpec, parse_canaries
@@ -199,6 +200,7 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
     anonymize = None
     if node.get("anonymize") is not None:
         anonymize = parse_anonymize(node.get("anonymize"), source, schema)
+    _gates_fit_release(gates, anonymize, source)
     return RunConfig(
         dataset,
         input_spec,
@@ -213,6 +215,39 @@ def parse_config(data: Any, source: str = "<config>", sha256: str = "") -> RunCo
         canaries,
         anonymize,
     )
+
+
+def _gates_fit_release(gates: GatesSpec | None, anonymize: AnonymizeSpec | None, source: str):
+    """With an enforced release, the k-anonymity gate must be one the release passes by
+    construction: classes over some of the enforced quasi-identifiers are unions of released
+    classes, so they hold at least anonymize.k records (and its l distinct sensitive values).
+    A gate over another column, or a larger k or l, would refuse what Mondrian made.
+
+    Raises:
+        ConfigError: naming the gate key and what the `anonymize:` section would need.
+    """
+    if gates is None or anonymize is None or gates.k_anonymity is None:
+        return
+    gate = gates.k_anonymity
+    others = [q for q in gate.quasi_identifiers if q not in anonymize.quasi_identifiers]
+    if others:
+        raise ConfigError(
+            source,
+            "gates.k_anonymity.quasi_identifiers",
+            f"{', '.join(others)} not in anonymize.quasi_identifiers: the release is not "
+            "generalized over it (add it there, or drop it from the gate)",
+        )
+    if gate.k > anonymize.k:
+        raise ConfigError(
+            source, "gates.k_anonymity.k", f"{gate.k} is above anonymize.k ({anonymize.k})"
+        )
+    want, have = gates.l_diversity, anonymize.l_diversity
+    if want is not None and (have is None or have.sensitive != want.sensitive or have.l < want.l):
+        raise ConfigError(
+            source,
+            "gates.l_diversity",
+            f"needs anonymize.l_diversity over {want.sensitive} with l >= {want.l}",
+        )
 
 
 def load_config(path: str) -> RunConfig:

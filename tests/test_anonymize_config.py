@@ -141,3 +141,38 @@ def test_shipped_hierarchies_parse(name, leaves, top):
 
     h = parse_hierarchy(f"{ROOT}/configs/hierarchies/{name}")
     assert len(h.leaves) == leaves and {r[-1] for r in h.rows} == {top}
+
+
+@pytest.mark.parametrize(
+    "change, key_path, says",
+    [
+        (
+            lambda c: c["gates"]["k_anonymity"]["quasi_identifiers"].append("gender"),
+            "gates.k_anonymity.quasi_identifiers",
+            "gender not in anonymize.quasi_identifiers",
+        ),
+        (lambda c: c["gates"]["k_anonymity"].update(k=6), "gates.k_anonymity.k", "above"),
+        (lambda c: c["gates"]["l_diversity"].update(l=3), "gates.l_diversity", "l >= 3"),
+        (lambda c: c["anonymize"].pop("l_diversity"), "gates.l_diversity", "smoker"),
+        (lambda c: c["gates"]["l_diversity"].update(sensitive="plan"), "gates.l_diversity", "plan"),
+    ],
+)
+def test_a_gate_the_enforced_release_cannot_pass_is_a_config_error(change, key_path, says):
+    import os
+
+    import yaml
+
+    from schemas.config import parse_config
+    from tests.conftest import ROOT
+
+    source = os.path.join(ROOT, "configs", "demo.yaml")
+    with open(source, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    parse_config(data, source)  # the shipped demo gates what it enforces
+    data["gates"]["k_anonymity"]["quasi_identifiers"] = ["zip", "age"]  # a subset passes too
+    data["gates"]["k_anonymity"]["k"] = 3
+    parse_config(data, source)
+    change(data)
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, source)
+    assert e.value.key_path == key_path and says in str(e.value)

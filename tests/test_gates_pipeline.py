@@ -86,6 +86,11 @@ def test_too_fine_quasi_identifiers_fail_the_gate_and_verify_refuses(
         demo_2000,
         k_anonymity={"quasi_identifiers": ["age", "zip", "gender"], "k": 5},
     )
+    with open(cfg) as f:  # measured, not enforced (with anonymize: a config error, below)
+        data = yaml.safe_load(f)
+    del data["anonymize"]
+    with open(cfg, "w") as f:
+        yaml.safe_dump(data, f)
     r = cli("run", cfg)
     assert r.returncode == 3, r.stderr
     assert "k_anonymity" in r.stderr
@@ -153,6 +158,12 @@ def test_gates_config_errors_name_the_key(tmp_path, keyring_path, demo_2000):
     r = cli("run", cfg)
     assert r.returncode == 2
     assert "gates.k_anonymity.quasi_identifiers" in r.stderr
+    cfg = _demo_config(  # a gate over a column the enforced release does not generalize
+        tmp_path, keyring_path, demo_2000, k_anonymity={"quasi_identifiers": ["gender"], "k": 5}
+    )
+    r = cli("run", cfg)
+    assert r.returncode == 2 and "not in anonymize.quasi_identifiers" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_kept_pii_column_fails_the_gate_with_a_report(tmp_path, keyring_path, demo_2000):
