@@ -123,6 +123,7 @@ def dataflow_run(
     open_budget(cfg, keyring, allow_budget_overrun)  # refuses a run past the lifetime budget
     files = match_inputs(cfg)
     precheck_headers(cfg, files)
+    guard_before_submit(cfg, files)
     with open_staging(target, cfg.source) as staging:  # removed if the submit fails
         staging.write_record(run_record(cfg, staging, files, allow_budget_overrun, "dataflow"))
         labels = [f"--labels=privgate-run={staging.run_id.lower()}"]  # the run, from the job
@@ -146,6 +147,24 @@ def dataflow_run(
             "kept (see the job's logs; remove it, or rerun)"
         ) from None
     return finalize(staging.job_path, keyring=keyring)
+
+
+def guard_before_submit(cfg: RunConfig, files: list[str]) -> None:
+    """The keep-guard on the launcher, before a job is paid for: a direct identifier kept in a
+    string column fails here (GateError, exit 3; nothing submitted, no staging) as it would
+    fail `finalize` after the job. With a `gates:` section the guard is part of the verdict
+    (the output is published as refused, with a report saying why), so it runs in finalize
+    only; so does a guard in `warn` mode (its warnings once, in the manifest)."""
+    from pipelines.guard import KeepGuard
+
+    if cfg.gates is not None or cfg.guard.mode != "fail" or not KeepGuard.kept_strings(cfg):
+        return
+    from pipelines.inputs import input_head
+    from pipelines.workers import SideWorkers
+
+    with SideWorkers() as side:
+        head = input_head(cfg, files, KeepGuard.rows_wanted(cfg), 0)
+        KeepGuard(cfg, head.valid, side.detect).result(raise_on_fail=True, log_warnings=False)
 
 
 def dataflow_dry_run(cfg: RunConfig, beam_args: list[str]) -> dict:

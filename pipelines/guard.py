@@ -22,11 +22,7 @@ class KeepGuard:
     def __init__(self, cfg: RunConfig, head, side):
         self.cfg = cfg
         schema = cfg.schema
-        self.columns = [
-            (c.name, c.action, c.type, c.pii)
-            for c in schema.columns
-            if c.action == "keep" and c.type == "string"
-        ]
+        self.columns = self.kept_strings(cfg)
         self._future = None
         self._sampled = 0
         if not self.columns or head is None:
@@ -44,15 +40,26 @@ class KeepGuard:
         )
 
     @staticmethod
+    def kept_strings(cfg: RunConfig) -> list[tuple]:
+        """(name, action, type, pii) of every `keep` string column: what the guard reviews."""
+        return [
+            (c.name, c.action, c.type, c.pii)
+            for c in cfg.schema.columns
+            if c.action == "keep" and c.type == "string"
+        ]
+
+    @staticmethod
     def rows_wanted(cfg: RunConfig) -> int:
         return cfg.guard.sample * 5
 
-    def result(self, raise_on_fail: bool = True) -> dict | None:
+    def result(self, raise_on_fail: bool = True, log_warnings: bool = True) -> dict | None:
         """The manifest's `keep_guard` section, or None when no column is kept as a string.
 
         Args:
             raise_on_fail: False when a `gates:` section folds the guard into the verdict
                 (the output is then published as refused, with a report saying why).
+            log_warnings: False for a check that runs again later (before a Dataflow
+                submit), so warnings are logged once.
         Raises:
             GateError (exit 3): PII above `guard.max_prevalence` in mode `fail`.
         """
@@ -78,8 +85,9 @@ class KeepGuard:
             message = guard_message(findings, guard.max_prevalence)
             if guard.mode == "fail" and raise_on_fail:
                 raise GateError(message)
-            log.warning("keep-guard (%s): %s", guard.mode, message)
-        if warnings:
+            if log_warnings:
+                log.warning("keep-guard (%s): %s", guard.mode, message)
+        if warnings and log_warnings:
             log.warning("%s", guard_warning_message(warnings))
         return section
 

@@ -188,3 +188,34 @@ def test_the_loopback_guard_refuses_a_google_host(monkeypatch):
     with pytest.raises(OSError, match="non-loopback"):
         socket.socket().connect(("142.250.0.1", 443))
     assert refused == ["dataflow.googleapis.com", "142.250.0.1"]
+
+
+def test_a_kept_direct_identifier_fails_before_a_job_is_submitted(
+    monkeypatch, tmp_path, gcs, gcs_input, aws_keyring_on_gcs, fake_dataflow
+):
+    """The keep-guard runs on the launcher before the submit (no gates: it would fail
+    finalize after a paid-for job): exit 3 naming the column, no job, no staging."""
+    import os
+
+    import yaml
+
+    from privgate.errors import GateError
+    from tests.conftest import ROOT
+
+    with open(os.path.join(ROOT, "schemas", "demo_customers.yaml")) as f:
+        schema = yaml.safe_load(f)
+    schema["columns"]["email"] = {"type": "string", "action": "keep"}
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(schema))
+    cfg, output = _config(tmp_path, gcs_input, aws_keyring_on_gcs, "kept-email")
+    text = open(cfg).read()
+    text = re.sub(r"(?m)^schema: .*$", f"schema: {tmp_path / 'schema.yaml'}", text)
+    open(cfg, "w").write(text)
+    refused = loopback_only(monkeypatch)
+    with pytest.raises(GateError, match="email") as e:
+        run(cfg, _dataflow_args(fake_dataflow), show_progress=False)
+    assert e.value.exit_code == 3 and "@" not in str(e.value)  # the column, not a value
+    assert refused == [] and fake_dataflow.jobs == {} and fake_dataflow.requests == []
+    assert not any("kept-email" in u for u in gcs_objects(f"{BUCKET}/protected"))
+    r = cli("run", cfg, *_dataflow_args(fake_dataflow), "--no-progress")
+    assert r.returncode == 3 and "email" in r.stderr, r.stderr
+    assert fake_dataflow.jobs == {}
