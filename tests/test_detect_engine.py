@@ -187,6 +187,8 @@ SAME_WORDS = [
     "The tenant, Tom Lee, Danish by birth, moved out.",
     # `Cisneros, Quinn` cuts the place NER reads in `Quinn Daugherty`: its rest stays.
     "Attendees: Stephanie Cisneros, Quinn Daugherty and Rev English.",
+    # `Hanson, German` read as `Last, First` cuts the name NER reads: `Jeffrey` was left
+    "Our new hire Jeffrey Hanson, German by birth, starts Monday.",
     # a date whose month is also a given name (`Jan`, `Mar`): the date is not merged into it
     "Born 18 Jan 1939 in Leeds.",
     "He was born 17 Mar 1991, she on 15 Sep 1921.",
@@ -214,6 +216,22 @@ def test_every_presidio_ner_finding_keeps_its_entity(det, stock, text):
     scrubbed = scrub_array(pa.array([text]), analyzer=det).to_pylist()[0]
     for r in theirs:
         assert text[r.start : r.end] not in scrubbed
+
+
+@pytest.mark.parametrize("text", SAME_WORDS + FLOOR[:1])
+def test_no_word_of_a_presidio_ner_finding_is_left_uncovered(det, stock, text):
+    """Where our reading of the words differs from stock Presidio's, every letter and digit of
+    its finding is still inside one of our spans: scrub leaves no part of it visible."""
+    ours = det.detect([text])[0]
+    for r in stock.analyze(text, language="en"):
+        if r.score < 0.4 or r.entity_type not in NER_FLOOR:
+            continue
+        bare = [
+            i
+            for i in range(r.start, r.end)
+            if text[i].isalnum() and not any(s.start <= i < s.end for s in ours)
+        ]
+        assert not bare, (r.entity_type, len(bare))
 
 
 OVERLAPS = [

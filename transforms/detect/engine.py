@@ -524,10 +524,10 @@ def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: f
     First`), but Presidio's finding is the recall floor: a finding covered by a span of
     another NER entity stays reported with its own entity, nested (scrub replaces the
     covering span once); one the other reading cuts keeps its words outside it as its own
-    entity (`Daugherty` of a place `Quinn Daugherty` cut by `Cisneros, Quinn`). A finding
-    a span of its own entity or a format span (a street address, a user name) overlaps is
-    merged into it, and findings kept at the threshold (digit-heavy) lose every overlap, as
-    before.
+    entity (`Daugherty` of a place `Quinn Daugherty` cut by `Cisneros, Quinn`), and so does
+    one cut by a span of its own entity or a format span (`Jeffrey` of `Jeffrey Hanson` cut
+    by `Hanson, German` read as `Last, First`). A finding such a span covers is merged into
+    it, and findings kept at the threshold (digit-heavy) lose every overlap, as before.
 
     Args:
         text: the text.
@@ -542,13 +542,17 @@ def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: f
         if n.entity not in _NER_FLOOR or n.score <= threshold or n in kept:
             continue
         over = [k for k in kept if k.start < n.end and n.start < k.end]
-        # Only another reading of the same kind of words (a name, group, firm or place)
-        # keeps the finding; a format span (street address, user name) merges it as before.
-        if not over or any(k.entity == n.entity or k.entity not in _NER_FLOOR for k in over):
+        if not over:
             continue
-        if any(_covers(k, n) for k in over):
-            extra.append(n)
+        covering = [k for k in over if _covers(k, n)]
+        if covering:
+            # inside a span of its own entity or a format span: merged; inside another
+            # reading of the same words (a name, group, firm or place): kept, nested
+            if not any(k.entity == n.entity or k.entity not in _NER_FLOOR for k in covering):
+                extra.append(n)
             continue
+        # cut by spans (`Hanson, German` read as `Last, First` in `Jeffrey Hanson, German`):
+        # its words outside them stay its own finding, so no part of it is left visible
         pos = n.start
         for k in sorted(over):
             extra.extend(_words_between(text, pos, k.start, n))
