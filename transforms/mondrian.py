@@ -26,7 +26,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from privgate.errors import value_free_errors
 from schemas.anonymize import AnonymizeSpec
-from transforms import spill
+from transforms import progress, spill
 from transforms.anonymize import rounds
 from transforms.anonymize.certificate import CERTIFICATE_LINE, finish, merge_partials
 from transforms.anonymize.columns import dimensions, encode
@@ -98,6 +98,7 @@ class SpillRowsFn(_MondrianFn):
                         c.kms, table.schema, f"{c.work.directory}/rows"
                     )
                 self._writer.write(table)
+        progress.add(anonymized=table.num_rows)
         yield beam.pvalue.TaggedOutput(RANGES, part)
         if self._writer is not None and self._writer.rows >= ROLL_ROWS:
             yield self._close()
@@ -134,12 +135,19 @@ class MergeRangesFn(beam.CombineFn):
 
 class PartitionStatsFn(_MondrianFn):
     """Spill file -> (partition id, statistics) for each partition still being cut, read a
-    batch of QI columns at a time."""
+    batch of QI columns at a time (`round_no`: shown in the progress line)."""
+
+    def __init__(
+        self, spec: AnonymizeSpec, arrow_schema: pa.Schema, work: SpillPlace, round_no: int
+    ):
+        super().__init__(spec, arrow_schema, work)
+        self._round = round_no
 
     def process(self, path: str, tree: dict):
         nodes = tree["nodes"]
         if not any(n.get("active") for n in nodes):
             return
+        progress.reach(anonymize_round=self._round)
         c = self._c
         merged: dict[int, dict] = {}
         with value_free_errors("anonymize: partition statistics"):
@@ -225,6 +233,7 @@ class FinishPartitionFn(_MondrianFn):
                     classes = suppress_smallest(classes)
             released, partial = generalize(table, c.dims, enc, classes, c.spec, spans, c.out_schema)
             partial["partitions"] = int(pid != UNPLACED)
+        progress.add(released=released.num_rows)
         yield released
         yield beam.pvalue.TaggedOutput(CERTIFICATE, partial)
 
@@ -263,7 +272,9 @@ class EnforceKAnonymity(beam.PTransform):
             stats = (
                 files
                 | f"KeyPartitions{r}"
-                >> beam.ParDo(PartitionStatsFn(spec, schema, work), beam.pvalue.AsSingleton(tree))
+                >> beam.ParDo(
+                    PartitionStatsFn(spec, schema, work, r + 1), beam.pvalue.AsSingleton(tree)
+                )
                 | f"PartitionStats{r}" >> beam.CombinePerKey(MergeStatsFn(l))
                 | f"CollectStats{r}" >> beam.combiners.ToList()
             )

@@ -1,4 +1,5 @@
-"""Progress for long local runs: rows read / written, shown on stderr only when it is a TTY.
+"""Progress for long local runs: rows read / written (and Mondrian's round and released rows),
+shown on stderr only when it is a TTY.
 
 DoFns call `add()`; in-process runners share this module with the launcher, which starts the
 display. In remote or multi-process workers nobody starts it and `add()` just counts.
@@ -10,7 +11,9 @@ import sys
 import threading
 import time
 
-_counts = {"read": 0, "written": 0, "quarantined": 0}
+_counts = dict.fromkeys(
+    ("read", "written", "quarantined", "anonymized", "anonymize_round", "released"), 0
+)
 _lock = threading.Lock()
 
 
@@ -18,6 +21,13 @@ def add(**kw: int) -> None:
     with _lock:
         for k, v in kw.items():
             _counts[k] += v
+
+
+def reach(**kw: int) -> None:
+    """Raise counters that mark a stage reached (`anonymize_round`) to at least the value."""
+    with _lock:
+        for k, v in kw.items():
+            _counts[k] = max(_counts[k], v)
 
 
 def snapshot() -> dict:
@@ -39,10 +49,14 @@ class Display:
     def line(self) -> str:
         c = snapshot()
         rate = c["read"] / max(time.monotonic() - self._t0, 1e-9)
-        return (
+        line = (
             f"privgate: read {c['read']:,} rows, protected {c['written']:,}, "
             f"quarantined {c['quarantined']:,} ({rate:,.0f} rows/s)"
         )
+        if c["anonymized"]:  # Mondrian's input (rows and planted canaries), after protection
+            rnd = f"round {c['anonymize_round']}, " if c["anonymize_round"] else ""
+            line += f"; k-anonymity: {rnd}released {c['released']:,} of {c['anonymized']:,}"
+        return line
 
     def _loop(self):
         while not self._stop.wait(self.interval):
