@@ -533,7 +533,7 @@ def test_names_and_spelled_dates_are_hidden_whole(det, text, pieces):
 
 
 def test_widening_takes_a_name_edge_only_where_it_may_be_part_of_the_name():
-    from transforms.detect.engine import widen_same_entity
+    from transforms.detect.spans import widen_same_entity
 
     text = "Applicant Smith, Jennifer and Mark Andres Jimenez"
     rule = Span(10, 25, "PERSON", 0.86)  # Smith, Jennifer
