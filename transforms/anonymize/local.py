@@ -12,32 +12,83 @@ from transforms.anonymize.cut import Rule, dimension_order, group_children, nume
 SUPPRESSED = -1
 
 
+class _Matrix:
+    """The quasi-identifiers as one float64 matrix, so a partition's values are one gather
+    and its minima and maxima two reductions: a numeric dimension's values, and for a
+    categorical one its node code at every level below the top (column 0: the leaf code),
+    so that the lowest level where minimum == maximum is the common node's level."""
+
+    def __init__(self, dims: Sequence[Dimension], enc: Encoded, ranges: Sequence):
+        cols, self.first, self.spans, self.hierarchies = [], [], [], []
+        for d, v, r in zip(dims, enc.values, ranges, strict=True):
+            self.first.append(len(cols))
+            self.hierarchies.append(d.hierarchy)
+            cols.append(v)
+            if d.numeric:
+                self.spans.append(r[1] - r[0] if r else 0.0)
+            else:
+                self.spans.append(None)
+                cols.extend(d.hierarchy.ancestor[lv][v] for lv in range(1, d.hierarchy.levels - 1))
+        self.values = np.column_stack(cols).astype(np.float64)
+        self.dims = list(zip(self.first, self.spans, self.hierarchies, strict=True))
+
+    def widths(self, lo: list[float], hi: list[float]) -> tuple[list[float], list[int]]:
+        """Normalized width per dimension from the columns' minima and maxima, and the
+        common node's level of each categorical one (0 for numeric ones)."""
+        widths, levels = [], []
+        for c, span, h in self.dims:
+            if h is None:
+                widths.append((hi[c] - lo[c]) / span if span > 0 else 0.0)
+                levels.append(0)
+                continue
+            level = h.levels - 1
+            for lv in range(level):
+                if lo[c + lv] == hi[c + lv]:
+                    level = lv
+                    break
+            under = h.leaves_under[level][h.ancestor[level][int(lo[c])]]
+            widths.append((under - 1) / (h.size - 1) if h.size > 1 else 0.0)
+            levels.append(level)
+        return widths, levels
+
+
 def _numeric_cut(rule: Rule, v: np.ndarray, s: np.ndarray | None) -> np.ndarray | None:
-    """Left mask of the exact numeric cut, or None."""
-    uniq, counts = np.unique(v, return_counts=True)
-    if len(uniq) < 2:
-        return None
-    left = np.cumsum(counts)[:-1]
-    ld = rd = None
+    """Left mask of the exact numeric cut of `v` (>= 2k values), or None."""
     if rule.l is not None:
-        order = np.argsort(v, kind="stable")
-        ss = s[order]
-        _, first = np.unique(ss, return_index=True)
-        _, last_rev = np.unique(ss[::-1], return_index=True)
-        last = len(ss) - 1 - last_rev
-        ld = np.searchsorted(np.sort(first), left, side="left")
-        rd = len(last) - np.searchsorted(np.sort(last), left, side="left")
-    j = numeric_threshold(rule, len(v), left, ld, rd)
-    return None if j is None else v <= uniq[j]
+        return _numeric_cut_l(rule, v, s)
+    # The valid threshold closest to half is the last value below the median or the median:
+    # every distinct boundary is at or below `below` or at or above `upto`, and with
+    # n >= 2k only `below` can be < k, only `upto` > n - k. Ties go to the lower threshold.
+    n = len(v)
+    median = np.partition(v, (n - 1) // 2)[(n - 1) // 2]
+    lt, le = v < median, v <= median
+    below, upto = int(np.count_nonzero(lt)), int(np.count_nonzero(le))
+    if below >= rule.k and (upto > n - rule.k or n - 2 * below <= 2 * upto - n):
+        return lt
+    return le if upto <= n - rule.k else None
 
 
-def _categorical_cut(rule: Rule, d: Dimension, codes: np.ndarray, s: np.ndarray | None):
-    """Side index per record of the categorical cut, or None."""
-    present = _present(d, codes)
-    level, child_of_leaf = d.hierarchy.child_groups(present)
-    if level < 0:
+def _numeric_cut_l(rule: Rule, v: np.ndarray, s: np.ndarray) -> np.ndarray | None:
+    """`_numeric_cut` with l-diversity: the distinct sensitive values of each side counted
+    for every threshold."""
+    order = np.argsort(v, kind="stable")
+    sv = v[order]
+    left = np.flatnonzero(sv[1:] != sv[:-1]) + 1  # records left of each distinct boundary
+    if not len(left):
         return None
-    child = child_of_leaf[codes]
+    ss = s[order]
+    _, first = np.unique(ss, return_index=True)
+    _, last_rev = np.unique(ss[::-1], return_index=True)
+    last = len(ss) - 1 - last_rev
+    ld = np.searchsorted(np.sort(first), left, side="left")
+    rd = len(last) - np.searchsorted(np.sort(last), left, side="left")
+    j = numeric_threshold(rule, len(v), left, ld, rd)
+    return None if j is None else v <= sv[left[j] - 1]
+
+
+def _categorical_cut(rule: Rule, child: np.ndarray, s: np.ndarray | None):
+    """Side index per record of the cut into the children `child` (a code per record), or
+    None."""
     kids, inverse, counts = np.unique(child, return_inverse=True, return_counts=True)
     sets = None
     if rule.l is not None:
@@ -49,24 +100,6 @@ def _categorical_cut(rule: Rule, d: Dimension, codes: np.ndarray, s: np.ndarray 
     for side, members in enumerate(sides):
         side_of_kid[members] = side
     return side_of_kid[inverse], len(sides)
-
-
-def widths(dims: Sequence[Dimension], values: list[np.ndarray], ranges: Sequence) -> list[float]:
-    """Normalized width of each dimension over the given values (`ranges`: global (lo, hi)
-    of numeric dimensions, None for categorical ones)."""
-    out = []
-    for d, v, r in zip(dims, values, ranges, strict=True):
-        if d.numeric:
-            span = r[1] - r[0] if r else 0.0
-            out.append(float((v.max() - v.min()) / span) if span > 0 else 0.0)
-        else:
-            out.append(d.hierarchy.width(_present(d, v)))
-    return out
-
-
-def _present(d: Dimension, codes: np.ndarray) -> np.ndarray:
-    """The leaf codes present (sorted): a bincount, faster than np.unique on small domains."""
-    return np.flatnonzero(np.bincount(codes, minlength=d.hierarchy.size))
 
 
 def mondrian(
@@ -90,10 +123,11 @@ def mondrian(
     root = np.flatnonzero(enc.placeable)
     if not rule.ok(len(root), _distinct(enc, root)):
         return out, 0
+    matrix = _Matrix(dims, enc, ranges)
     stack, n_classes = [root], 0
     while stack:
         idx = stack.pop()
-        parts = _cut(dims, enc, rule, ranges, idx) if len(idx) >= 2 * rule.k else None
+        parts = _cut(matrix, enc, rule, idx) if len(idx) >= 2 * rule.k else None
         if parts is None:
             out[idx] = n_classes
             n_classes += 1
@@ -106,16 +140,19 @@ def _distinct(enc: Encoded, idx: np.ndarray) -> int | None:
     return None if enc.sensitive is None else len(np.unique(enc.sensitive[idx]))
 
 
-def _cut(dims, enc: Encoded, rule: Rule, ranges, idx: np.ndarray) -> list[np.ndarray] | None:
-    vals = [v[idx] for v in enc.values]
+def _cut(matrix: _Matrix, enc: Encoded, rule: Rule, idx: np.ndarray):
+    """The parts of partition `idx` (row numbers) after the first valid cut, or None."""
+    sub = matrix.values[idx]
+    widths, levels = matrix.widths(sub.min(axis=0).tolist(), sub.max(axis=0).tolist())
     s = None if enc.sensitive is None else enc.sensitive[idx]
-    for i in dimension_order(widths(dims, vals, ranges)):
-        if dims[i].numeric:
-            left = _numeric_cut(rule, vals[i], s)
+    for i in dimension_order(widths):
+        c = matrix.first[i]
+        if matrix.spans[i] is not None:
+            left = _numeric_cut(rule, sub[:, c], s)
             if left is not None:
                 return [idx[left], idx[~left]]
-        else:
-            cut = _categorical_cut(rule, dims[i], vals[i], s)
+        elif levels[i] > 0:
+            cut = _categorical_cut(rule, sub[:, c + levels[i] - 1], s)
             if cut is not None:
                 side, n_sides = cut
                 return [idx[side == j] for j in range(n_sides)]
