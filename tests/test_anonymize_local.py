@@ -51,7 +51,10 @@ MIXED = HierarchySpec(
     ),
 )
 SEX = HierarchySpec("sex.csv", (("F", "*"), ("M", "*")))
-HIERARCHIES = (("edu", EDU), ("job", JOB), ("mixed", MIXED), ("sex", SEX))
+TOPS = HierarchySpec(  # a tree, but under two top nodes (built by hand too)
+    "tops.csv", (("u", "U", "T1"), ("v", "U", "T1"), ("w", "W", "T2"), ("z", "W", "T2"))
+)
+HIERARCHIES = (("edu", EDU), ("job", JOB), ("mixed", MIXED), ("sex", SEX), ("tops", TOPS))
 
 
 def _table(seed: int, n: int) -> pa.Table:
@@ -65,6 +68,7 @@ def _table(seed: int, n: int) -> pa.Table:
     job = rng.choice([r[0] for r in JOB.rows], n)
     mixed = rng.choice(["a", "b", "c", "d"], n)
     sex = rng.choice(["F", "M"], n)
+    tops = rng.choice(["u", "v", "w", "z"], n, p=[0.4, 0.3, 0.2, 0.1])
     dx = rng.choice(["flu", "cold", "none", "asthma"], n, p=[0.55, 0.25, 0.15, 0.05])
     t = pa.table(
         {
@@ -75,6 +79,7 @@ def _table(seed: int, n: int) -> pa.Table:
             "job": job.tolist(),
             "mixed": mixed.tolist(),
             "sex": sex.tolist(),
+            "tops": tops.tolist(),
             "dx": pa.array(dx.tolist(), pa.string(), mask=rng.random(n) < 0.02),
         }
     )
@@ -108,6 +113,7 @@ QI_SETS = [
     ("score", "born"),
     ("edu", "job", "sex"),
     ("job", "mixed"),
+    ("tops", "age", "sex"),
 ]
 
 
@@ -120,6 +126,19 @@ def test_same_classes_as_the_frozen_reference(seed, qis, k, l):  # noqa: E741
     assert got_n == want_n
     np.testing.assert_array_equal(got, want)
     assert got.dtype == want.dtype
+
+
+def test_hierarchies_that_are_not_one_tree_take_the_per_level_columns():
+    # the golden tables hold both kinds of categorical dimension
+    from transforms.anonymize.hierarchy import Hierarchy
+    from transforms.anonymize.local import _tree_order
+
+    assert _tree_order(Hierarchy(MIXED)) is None and _tree_order(Hierarchy(TOPS)) is None
+    # nodes coded in file order: health < trade < admin, care < metal < lab < pipes < office
+    order = _tree_order(Hierarchy(JOB))
+    assert [JOB.rows[i][0] for i in order] == [
+        "nurse", "doctor", "chemist", "welder", "smith", "plumber", "clerk"
+    ]  # fmt: skip
 
 
 def test_the_reference_tables_are_cut_deep():

@@ -12,44 +12,83 @@ from transforms.anonymize.cut import Rule, dimension_order, group_children, nume
 SUPPRESSED = -1
 
 
+def _tree_order(h) -> np.ndarray | None:
+    """Leaf codes in an order where every node's leaves are adjacent (depth first), or None
+    when there is none or several top nodes (a hand-built spec; parse_hierarchy accepts only
+    trees under one top)."""
+    order = np.lexsort(h.ancestor)  # the last key (the top) sorts first
+    for a in h.ancestor:
+        nodes = a[order]
+        runs = 1 + np.count_nonzero(nodes[1:] != nodes[:-1])
+        if runs != len(np.unique(nodes)):
+            return None
+    return order if len(np.unique(h.ancestor[-1])) == 1 else None
+
+
 class _Matrix:
     """The quasi-identifiers as one float64 matrix, so a partition's values are one gather
-    and its minima and maxima two reductions: a numeric dimension's values, and for a
-    categorical one its node code at every level below the top (column 0: the leaf code),
-    so that the lowest level where minimum == maximum is the common node's level."""
+    and its minima and maxima two reductions. A numeric dimension is one column of values.
+    A categorical one is one column of depth-first leaf ranks when its hierarchy is a tree:
+    the common node of a set of leaves is then that of its lowest and highest rank; else its
+    node code at every level below the top (column 0: the leaf code), the common node's level
+    being the lowest where minimum == maximum."""
 
     def __init__(self, dims: Sequence[Dimension], enc: Encoded, ranges: Sequence):
-        cols, self.first, self.spans, self.hierarchies = [], [], [], []
+        # per dimension: (first column, numeric span or None, hierarchy, node code per level
+        # per leaf rank or None)
+        cols, self.dims = [], []
         for d, v, r in zip(dims, enc.values, ranges, strict=True):
-            self.first.append(len(cols))
-            self.hierarchies.append(d.hierarchy)
-            cols.append(v)
+            c, h = len(cols), d.hierarchy
             if d.numeric:
-                self.spans.append(r[1] - r[0] if r else 0.0)
+                cols.append(v)
+                self.dims.append((c, r[1] - r[0] if r else 0.0, None, None))
+                continue
+            order = _tree_order(h)
+            if order is None:
+                cols.extend([v] + [h.ancestor[lv][v] for lv in range(1, h.levels - 1)])
+                self.dims.append((c, None, h, None))
             else:
-                self.spans.append(None)
-                cols.extend(d.hierarchy.ancestor[lv][v] for lv in range(1, d.hierarchy.levels - 1))
-        self.values = np.column_stack(cols).astype(np.float64)
-        self.dims = list(zip(self.first, self.spans, self.hierarchies, strict=True))
+                rank = np.empty(h.size, np.int64)
+                rank[order] = np.arange(h.size)
+                cols.append(rank[v])
+                self.dims.append((c, None, h, [a[order].tolist() for a in h.ancestor]))
+        self.values = np.stack(cols).astype(np.float64)  # a row per column: fast reductions
 
     def widths(self, lo: list[float], hi: list[float]) -> tuple[list[float], list[int]]:
         """Normalized width per dimension from the columns' minima and maxima, and the
         common node's level of each categorical one (0 for numeric ones)."""
         widths, levels = [], []
-        for c, span, h in self.dims:
+        for c, span, h, by_rank in self.dims:
             if h is None:
                 widths.append((hi[c] - lo[c]) / span if span > 0 else 0.0)
                 levels.append(0)
                 continue
             level = h.levels - 1
-            for lv in range(level):
-                if lo[c + lv] == hi[c + lv]:
-                    level = lv
-                    break
-            under = h.leaves_under[level][h.ancestor[level][int(lo[c])]]
+            if by_rank is None:
+                for lv in range(level):
+                    if lo[c + lv] == hi[c + lv]:
+                        level = lv
+                        break
+                node = h.ancestor[level][int(lo[c])]
+            else:
+                a, b = int(lo[c]), int(hi[c])
+                for lv in range(level):
+                    if by_rank[lv][a] == by_rank[lv][b]:
+                        level = lv
+                        break
+                node = by_rank[level][a]
+            under = h.leaves_under[level][node]
             widths.append((under - 1) / (h.size - 1) if h.size > 1 else 0.0)
             levels.append(level)
         return widths, levels
+
+    def children(self, i: int, level: int, sub: np.ndarray) -> np.ndarray:
+        """The code of the node below the common one (at `level` - 1) of each record in
+        `sub`, for categorical dimension `i`."""
+        c, _, _, by_rank = self.dims[i]
+        if by_rank is None:
+            return sub[c + level - 1]
+        return np.asarray(by_rank[level - 1])[sub[c].astype(np.int64)]
 
 
 def _numeric_cut(rule: Rule, v: np.ndarray, s: np.ndarray | None) -> np.ndarray | None:
@@ -142,17 +181,17 @@ def _distinct(enc: Encoded, idx: np.ndarray) -> int | None:
 
 def _cut(matrix: _Matrix, enc: Encoded, rule: Rule, idx: np.ndarray):
     """The parts of partition `idx` (row numbers) after the first valid cut, or None."""
-    sub = matrix.values[idx]
-    widths, levels = matrix.widths(sub.min(axis=0).tolist(), sub.max(axis=0).tolist())
+    sub = np.take(matrix.values, idx, axis=1)  # C-contiguous, unlike values[:, idx]
+    widths, levels = matrix.widths(sub.min(axis=1).tolist(), sub.max(axis=1).tolist())
     s = None if enc.sensitive is None else enc.sensitive[idx]
     for i in dimension_order(widths):
-        c = matrix.first[i]
-        if matrix.spans[i] is not None:
-            left = _numeric_cut(rule, sub[:, c], s)
+        c, span, _, _ = matrix.dims[i]
+        if span is not None:
+            left = _numeric_cut(rule, sub[c], s)
             if left is not None:
                 return [idx[left], idx[~left]]
         elif levels[i] > 0:
-            cut = _categorical_cut(rule, sub[:, c + levels[i] - 1], s)
+            cut = _categorical_cut(rule, matrix.children(i, levels[i], sub), s)
             if cut is not None:
                 side, n_sides = cut
                 return [idx[side == j] for j in range(n_sides)]
