@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from transforms.anonymize.columns import Dimension, Encoded
-from transforms.anonymize.cut import Rule, dimension_order, group_children, numeric_threshold
+from transforms.anonymize.cut import Rule, dimension_order, group_children
 
 SUPPRESSED = -1
 
@@ -92,37 +92,33 @@ class _Matrix:
 
 
 def _numeric_cut(rule: Rule, v: np.ndarray, s: np.ndarray | None) -> np.ndarray | None:
-    """Left mask of the exact numeric cut of `v` (>= 2k values), or None."""
-    if rule.l is not None:
-        return _numeric_cut_l(rule, v, s)
-    # The valid threshold closest to half is the last value below the median or the median:
-    # every distinct boundary is at or below `below` or at or above `upto`, and with
-    # n >= 2k only `below` can be < k, only `upto` > n - k. Ties go to the lower threshold.
+    """Left mask of the exact numeric cut of `v` (n >= 2k values), or None.
+
+    The cut's left count is a boundary between distinct values (in ascending order) in
+    [lo, hi]: >= k records a side and, with l, the l-th first occurrence of a sensitive value
+    on the left and the l-th last one on the right. It is the boundary closest to half
+    (ties: the lower one)."""
     n = len(v)
-    median = np.partition(v, (n - 1) // 2)[(n - 1) // 2]
-    lt, le = v < median, v <= median
-    below, upto = int(np.count_nonzero(lt)), int(np.count_nonzero(le))
-    if below >= rule.k and (upto > n - rule.k or n - 2 * below <= 2 * upto - n):
-        return lt
-    return le if upto <= n - rule.k else None
-
-
-def _numeric_cut_l(rule: Rule, v: np.ndarray, s: np.ndarray) -> np.ndarray | None:
-    """`_numeric_cut` with l-diversity: the distinct sensitive values of each side counted
-    for every threshold."""
-    order = np.argsort(v, kind="stable")
-    sv = v[order]
-    left = np.flatnonzero(sv[1:] != sv[:-1]) + 1  # records left of each distinct boundary
-    if not len(left):
-        return None
-    ss = s[order]
-    _, first = np.unique(ss, return_index=True)
-    _, last_rev = np.unique(ss[::-1], return_index=True)
-    last = len(ss) - 1 - last_rev
-    ld = np.searchsorted(np.sort(first), left, side="left")
-    rd = len(last) - np.searchsorted(np.sort(last), left, side="left")
-    j = numeric_threshold(rule, len(v), left, ld, rd)
-    return None if j is None else v <= sv[left[j] - 1]
+    lo, hi = rule.k, n - rule.k
+    if rule.l is None:
+        sv = np.sort(v)
+    else:
+        order = np.argsort(v, kind="stable")
+        sv, ss = v[order], s[order]
+        _, first = np.unique(ss, return_index=True)
+        if len(first) < rule.l:
+            return None
+        _, last_rev = np.unique(ss[::-1], return_index=True)
+        lo = max(lo, int(np.sort(first)[rule.l - 1]) + 1)
+        hi = min(hi, n - 1 - int(np.sort(last_rev)[rule.l - 1]))
+        if lo > hi:
+            return None
+    # the largest boundary <= min(hi, n/2) and the smallest >= max(lo, n/2)
+    below = int(np.searchsorted(sv, sv[min(hi, n // 2)], side="left"))
+    upto = int(np.searchsorted(sv, sv[max(lo, (n + 1) // 2) - 1], side="right"))
+    if below >= lo and (upto > hi or n - 2 * below <= 2 * upto - n):
+        return v < sv[below]
+    return v <= sv[upto - 1] if upto <= hi else None
 
 
 def _categorical_cut(rule: Rule, child: np.ndarray, s: np.ndarray | None):
@@ -149,7 +145,7 @@ def mondrian(
     Args:
         dims: the quasi-identifiers.
         enc: the rows' encoded values.
-        rule: k (and l).
+        rule: k (and l), each >= 1 (the config asks >= 2).
         ranges: global (lo, hi) per numeric dimension (None for categorical ones).
     Returns:
         (class per row, number of classes); SUPPRESSED (-1) for rows that are not placeable
