@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -28,14 +27,10 @@ def match_inputs(cfg: RunConfig, beam_args: list[str] | tuple = ()) -> list[str]
     Raises:
         ConfigError (exit 2): nothing matches.
     """
-    from apache_beam.io.filesystems import FileSystems
+    from transforms.read import input_files
 
     use_beam_options(beam_args)
-    try:
-        results = FileSystems.match([cfg.input.path])[0].metadata_list
-    except Exception:  # Beam raises BeamIOError with the pattern; keep it generic
-        results = []
-    files = sorted(m.path for m in results if not os.path.basename(m.path).startswith("."))
+    files = input_files(cfg.input.path)
     if not files:
         raise ConfigError(cfg.source, "input.path", f"no input files match {cfg.input.path}")
     return files
@@ -68,26 +63,6 @@ class InputHead:
 
 def input_head(cfg: RunConfig, files: list[str], rows: int, typed_rows: int = 0) -> InputHead:
     """The first `rows` contract-valid input rows and the first `typed_rows` input rows."""
-    from transforms.contract import contract_check
-    from transforms.read import RawBatch, read_file
+    from transforms.read import input_head as read_head
 
-    valid, typed, n, n_typed = [], [], 0, 0
-    for path in files:
-        for item in read_file(path, cfg.input, cfg.schema):
-            if isinstance(item, RawBatch):
-                checked = contract_check(
-                    item.table, cfg.schema, path, item.row_offset, cfg.input.max_cell_bytes
-                )
-                valid.append(checked.good)
-                n += checked.good.num_rows
-                if n_typed < typed_rows:
-                    typed.append(checked.typed)
-                    n_typed += checked.typed.num_rows
-            if n >= rows and n_typed >= typed_rows:
-                break
-        if n >= rows and n_typed >= typed_rows:
-            break
-    return InputHead(
-        pa.concat_tables(valid).slice(0, rows) if valid else None,
-        pa.concat_tables(typed).slice(0, typed_rows) if typed else None,
-    )
+    return InputHead(*read_head(files, cfg.input, cfg.schema, rows, typed_rows))

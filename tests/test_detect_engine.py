@@ -187,6 +187,8 @@ SAME_WORDS = [
     "The tenant, Tom Lee, Danish by birth, moved out.",
     # `Cisneros, Quinn` cuts the place NER reads in `Quinn Daugherty`: its rest stays.
     "Attendees: Stephanie Cisneros, Quinn Daugherty and Rev English.",
+    # `Hanson, German` read as `Last, First` cuts the name NER reads: `Jeffrey` was left
+    "Our new hire Jeffrey Hanson, German by birth, starts Monday.",
     # a date whose month is also a given name (`Jan`, `Mar`): the date is not merged into it
     "Born 18 Jan 1939 in Leeds.",
     "He was born 17 Mar 1991, she on 15 Sep 1921.",
@@ -214,6 +216,22 @@ def test_every_presidio_ner_finding_keeps_its_entity(det, stock, text):
     scrubbed = scrub_array(pa.array([text]), analyzer=det).to_pylist()[0]
     for r in theirs:
         assert text[r.start : r.end] not in scrubbed
+
+
+@pytest.mark.parametrize("text", SAME_WORDS + FLOOR[:1])
+def test_no_word_of_a_presidio_ner_finding_is_left_uncovered(det, stock, text):
+    """Where our reading of the words differs from stock Presidio's, every letter and digit of
+    its finding is still inside one of our spans: scrub leaves no part of it visible."""
+    ours = det.detect([text])[0]
+    for r in stock.analyze(text, language="en"):
+        if r.score < 0.4 or r.entity_type not in NER_FLOOR:
+            continue
+        bare = [
+            i
+            for i in range(r.start, r.end)
+            if text[i].isalnum() and not any(s.start <= i < s.end for s in ours)
+        ]
+        assert not bare, (r.entity_type, len(bare))
 
 
 OVERLAPS = [
@@ -482,3 +500,50 @@ def test_a_context_supported_span_wins_the_tie_at_the_floor(det):
     the threshold over the same digits; the one its context word supports is kept."""
     text = "Applicant Collins, Rey gave SSN 030260078 and date of birth 03 April 1954."
     assert ("US_SSN", "030260078") in _texts(text, det.detect([text])[0])
+
+
+# Sentences written here: (text, the pieces that must be hidden whole).
+HIDDEN_WHOLE = [
+    # a name rule reads all three words, spaCy two: the union is hidden
+    (
+        "KYC check for Mark Andres Jimenez: DOB 09 Sep 1949, SSN 668-80-1115.",
+        ["Mark Andres Jimenez", "09 Sep 1949"],
+    ),
+    ("Our new hire Jeffrey Hanson, German by birth, starts Monday.", ["Jeffrey Hanson"]),
+    # dates with the month spelled, which neither Presidio's date patterns nor spaCy read
+    ("KYC check for Zanipolo Augusto Mullins: DOB 06 Feb 1980.", ["06 Feb 1980"]),
+    (
+        "Signed on September 3rd, 2021; her birthday is 9th March 1961.",
+        ["September 3rd, 2021", "9th March 1961"],
+    ),
+]
+
+
+@pytest.mark.parametrize("text, pieces", HIDDEN_WHOLE)
+def test_names_and_spelled_dates_are_hidden_whole(det, text, pieces):
+    ours = det.detect([text])[0]
+    for piece in pieces:
+        start = text.index(piece)
+        bare = [
+            i
+            for i in range(start, start + len(piece))
+            if text[i].isalnum() and not any(s.start <= i < s.end for s in ours)
+        ]
+        assert not bare, (piece, [(text[s.start : s.end], s.entity) for s in ours])
+
+
+def test_widening_takes_a_name_edge_only_where_it_may_be_part_of_the_name():
+    from transforms.detect.engine import widen_same_entity
+
+    text = "Applicant Smith, Jennifer and Mark Andres Jimenez"
+    rule = Span(10, 25, "PERSON", 0.86)  # Smith, Jennifer
+    ner = Span(0, 15, "PERSON", 0.85)  # Applicant Smith: `Applicant` is not a name
+    assert widen_same_entity(text, [rule], [rule, ner]) == [rule]
+    spacy, names = Span(30, 41, "PERSON", 0.85), Span(30, 49, "PERSON", 0.5)
+    assert widen_same_entity(text, [spacy], [spacy, names]) == [Span(30, 49, "PERSON", 0.85)]
+    # another entity, or a widening that would run into another kept span: unchanged
+    org = Span(30, 49, "ORGANIZATION", 0.5)
+    assert widen_same_entity(text, [spacy], [spacy, org]) == [spacy]
+    kept = [Span(10, 25, "PERSON", 0.86), Span(30, 41, "PERSON", 0.85)]
+    long = Span(20, 45, "PERSON", 0.5)
+    assert widen_same_entity(text, kept, [*kept, long]) == kept

@@ -532,3 +532,47 @@ def read_file(
     stats = FileStats(path)
     yield from _READERS[spec.format](path, spec, schema, stats)
     yield stats
+
+
+def input_files(pattern: str) -> list[str]:
+    """The files `pattern` matches (local, gs:// or s3://), sorted, hidden files skipped;
+    [] when nothing matches."""
+    import os
+
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        found = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # Beam raises BeamIOError with the pattern; keep it generic
+        found = []
+    return sorted(m.path for m in found if not os.path.basename(m.path).startswith("."))
+
+
+def input_head(
+    files: list[str], spec: InputSpec, schema: Schema, rows: int, typed_rows: int = 0
+) -> tuple[pa.Table | None, pa.Table | None]:
+    """The first `rows` contract-valid rows of `files` and their first `typed_rows` rows
+    before the quarantine split (None where nothing was read): read on the launcher before
+    the pipeline, and by the canary DoFn in `setup()` (the same rows on every worker)."""
+    from transforms.contract import contract_check
+
+    valid, typed, n, n_typed = [], [], 0, 0
+    for path in files:
+        for item in read_file(path, spec, schema):
+            if isinstance(item, RawBatch):
+                checked = contract_check(
+                    item.table, schema, path, item.row_offset, spec.max_cell_bytes
+                )
+                valid.append(checked.good)
+                n += checked.good.num_rows
+                if n_typed < typed_rows:
+                    typed.append(checked.typed)
+                    n_typed += checked.typed.num_rows
+            if n >= rows and n_typed >= typed_rows:
+                break
+        if n >= rows and n_typed >= typed_rows:
+            break
+    return (
+        pa.concat_tables(valid).slice(0, rows) if valid else None,
+        pa.concat_tables(typed).slice(0, typed_rows) if typed else None,
+    )

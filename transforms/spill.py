@@ -11,6 +11,7 @@ the staging when the run is finalized or fails.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pyarrow as pa
@@ -61,19 +62,24 @@ class SpillWriter:
         return self.path
 
 
-def open_spill(kms: Kms, path: str) -> pq.ParquetFile:
+@contextlib.contextmanager
+def open_spill(kms: Kms, path: str):
+    """A spill file as a `pq.ParquetFile`, its handle closed on exit."""
     handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-    return pq.ParquetFile(handle, decryption_properties=decryption_properties(kms))
+    try:
+        yield pq.ParquetFile(handle, decryption_properties=decryption_properties(kms))
+    finally:
+        handle.close()
 
 
 def read_batches(kms: Kms, path: str, columns: list[str], batch_rows: int = 65_536):
     """The spill file's `columns` as tables of at most `batch_rows` rows."""
-    f = open_spill(kms, path)
-    for batch in f.iter_batches(batch_size=batch_rows, columns=columns):
-        yield pa.Table.from_batches([batch])
+    with open_spill(kms, path) as f:
+        for batch in f.iter_batches(batch_size=batch_rows, columns=columns):
+            yield pa.Table.from_batches([batch])
 
 
 def read_groups(kms: Kms, path: str, groups: list[int] | None = None) -> pa.Table:
     """The given row groups of a spill file (all of them when `groups` is None)."""
-    f = open_spill(kms, path)
-    return f.read() if groups is None else f.read_row_groups(groups)
+    with open_spill(kms, path) as f:
+        return f.read() if groups is None else f.read_row_groups(groups)

@@ -8,7 +8,6 @@ files and rows on every worker, so every worker regenerates the same candidates)
 from __future__ import annotations
 
 import json
-import os
 
 import apache_beam as beam
 import pyarrow as pa
@@ -25,6 +24,7 @@ from transforms.canaries.generate import (
     coins,
     shards,
 )
+from transforms.read import input_files, input_head
 
 EXPORT = "export"
 
@@ -44,29 +44,6 @@ def export_schema(cfg: RunConfig, out_schema: pa.Schema) -> pa.Schema:
     if cfg.canaries.kind == "secret":
         fields.append(pa.field(REFERENCE, pa.bool_()))
     return pa.schema(fields)
-
-
-def _input_head(cfg: RunConfig, rows: int) -> pa.Table | None:
-    """The first `rows` contract-valid rows of the run's inputs (sorted, hidden files skipped)."""
-    from apache_beam.io.filesystems import FileSystems
-
-    from transforms.contract import contract_check
-    from transforms.read import RawBatch, read_file
-
-    found = FileSystems.match([cfg.input.path])[0].metadata_list
-    files = sorted(m.path for m in found if not os.path.basename(m.path).startswith("."))
-    good, n = [], 0
-    for path in files:
-        for item in read_file(path, cfg.input, cfg.schema):
-            if isinstance(item, RawBatch):
-                checked = contract_check(
-                    item.table, cfg.schema, path, item.row_offset, cfg.input.max_cell_bytes
-                )
-                good.append(checked.good)
-                n += checked.good.num_rows
-                if n >= rows:
-                    return pa.concat_tables(good).slice(0, rows)
-    return pa.concat_tables(good) if good else None
 
 
 class PlantCanariesFn(beam.DoFn):
@@ -91,7 +68,8 @@ class PlantCanariesFn(beam.DoFn):
         self._detector = detector_for(cfg.schema)
         self._census = memoized_ldp(cfg.schema)
         with value_free_errors("canaries: reading the input sample"):
-            head = _input_head(cfg, cfg.canaries.sample)
+            files = input_files(cfg.input.path)
+            head, _ = input_head(files, cfg.input, cfg.schema, cfg.canaries.sample)
         self._profile = build_profile(head, cfg.schema, cfg.canaries)
 
     def process(self, job: tuple[str, int, int]):

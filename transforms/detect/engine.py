@@ -34,7 +34,12 @@ from transforms.detect.recognizers import (
     extra_recognizers,
     gated_phone_recognizer,
 )
-from transforms.detect.text_recognizers import common_words, reads_as_person, text_recognizers
+from transforms.detect.text_recognizers import (
+    common_words,
+    name_gazetteer,
+    reads_as_person,
+    text_recognizers,
+)
 
 log = logging.getLogger("privgate.detect")
 
@@ -347,7 +352,8 @@ class Detector:
                 out.append(sorted(spans))
                 continue
             ner = [s for s in ner if s in spans]
-            out.append(keep_ner_findings(text, resolve_overlaps(spans), ner, score_threshold))
+            kept = widen_same_entity(text, resolve_overlaps(spans), spans)
+            out.append(keep_ner_findings(text, kept, ner, score_threshold))
         return out
 
     def warm(self) -> None:
@@ -524,10 +530,10 @@ def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: f
     First`), but Presidio's finding is the recall floor: a finding covered by a span of
     another NER entity stays reported with its own entity, nested (scrub replaces the
     covering span once); one the other reading cuts keeps its words outside it as its own
-    entity (`Daugherty` of a place `Quinn Daugherty` cut by `Cisneros, Quinn`). A finding
-    a span of its own entity or a format span (a street address, a user name) overlaps is
-    merged into it, and findings kept at the threshold (digit-heavy) lose every overlap, as
-    before.
+    entity (`Daugherty` of a place `Quinn Daugherty` cut by `Cisneros, Quinn`), and so does
+    one cut by a span of its own entity or a format span (`Jeffrey` of `Jeffrey Hanson` cut
+    by `Hanson, German` read as `Last, First`). A finding such a span covers is merged into
+    it, and findings kept at the threshold (digit-heavy) lose every overlap, as before.
 
     Args:
         text: the text.
@@ -542,18 +548,29 @@ def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: f
         if n.entity not in _NER_FLOOR or n.score <= threshold or n in kept:
             continue
         over = [k for k in kept if k.start < n.end and n.start < k.end]
-        # Only another reading of the same kind of words (a name, group, firm or place)
-        # keeps the finding; a format span (street address, user name) merges it as before.
-        if not over or any(k.entity == n.entity or k.entity not in _NER_FLOOR for k in over):
+        if not over:
             continue
-        if any(_covers(k, n) for k in over):
-            extra.append(n)
+        covering = [k for k in over if _covers(k, n)]
+        if covering:
+            # inside a span of its own entity or a format span: merged; inside another
+            # reading of the same words (a name, group, firm or place): kept, nested
+            if not any(k.entity == n.entity or k.entity not in _NER_FLOOR for k in covering):
+                extra.append(n)
             continue
-        pos = n.start
+        if any(k.entity not in _NER_FLOOR for k in over):
+            continue  # cut by a format span (street address, user name): merged into it
+        # cut by other readings (`Cisneros, Quinn` in the place `Quinn Daugherty`) or by its
+        # own entity (`Hanson, German` in `Jeffrey Hanson, German`): its words outside them
+        # stay its own finding (a name's only where they may be part of the name)
+        same = any(k.entity == n.entity for k in over)
+        pieces, pos = [], n.start
         for k in sorted(over):
-            extra.extend(_words_between(text, pos, k.start, n))
+            pieces.extend(_words_between(text, pos, k.start, n))
             pos = max(pos, k.end)
-        extra.extend(_words_between(text, pos, n.end, n))
+        pieces.extend(_words_between(text, pos, n.end, n))
+        if same and n.entity == "PERSON":
+            pieces = [p for p in pieces if _may_be_name(text, p.start, p.end)]
+        extra.extend(pieces)
     return sorted(kept + extra) if extra else kept
 
 
@@ -564,6 +581,56 @@ def _words_between(text: str, start: int, end: int, finding: Span) -> list[Span]
     while end > start and not text[end - 1].isalnum():
         end -= 1
     return [finding._replace(start=start, end=end)] if end > start else []
+
+
+def _may_be_name(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end], beside a name span, may be part of the name: a piece of a
+    word the span cuts (`ł` of `Paweł`), or words each an initial or a known name that is
+    not a common word (`Jimenez`, `B`, `van`; not `Applicant`, `and`)."""
+    if start >= end:
+        return False
+    glued_left = start > 0 and text[start - 1].isalnum() and text[start].isalnum()
+    glued_right = end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
+    if glued_left or glued_right:
+        return True
+    words = re.findall(r"[^\W\d_]+", text[start:end])
+    gaz, common = name_gazetteer(), common_words()
+    return bool(words) and all(
+        (len(w) == 1 and w.isupper()) or (w.lower() in gaz and w.lower() not in common)
+        for w in words
+    )
+
+
+def widen_same_entity(text: str, kept: list[Span], spans: Iterable[Span]) -> list[Span]:
+    """`kept` with each span widened over the spans of its own entity that lost to it only
+    (`Mark Andres Jimenez` read by a name rule, `Mark Andres` by spaCy): two readings of one
+    entity that disagree on its edges hide the union, so no part of it stays visible (a
+    name's edge only where it may be part of the name: not `Applicant` of `Applicant Smith`).
+
+    Args:
+        text: the text.
+        kept: `resolve_overlaps(spans)`.
+        spans: the candidates it was resolved from.
+    Returns:
+        Sorted disjoint spans.
+    """
+    out = list(kept)
+    for s in sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start, s.entity)):
+        over = [i for i, k in enumerate(out) if s.start < k.end and k.start < s.end]
+        if len(over) != 1:
+            continue
+        k = out[over[0]]
+        if k.entity != s.entity or (k.start <= s.start and s.end <= k.end):
+            continue
+        lo, hi = min(k.start, s.start), max(k.end, s.end)
+        if k.entity == "PERSON":
+            lo = lo if lo == k.start or _may_be_name(text, lo, k.start) else k.start
+            hi = hi if hi == k.end or _may_be_name(text, k.end, hi) else k.end
+        wide = k._replace(start=lo, end=hi)
+        others = (o for j, o in enumerate(out) if j != over[0])
+        if all(wide.end <= o.start or wide.start >= o.end for o in others):
+            out[over[0]] = wide
+    return sorted(out)
 
 
 def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:

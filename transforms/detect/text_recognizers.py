@@ -320,6 +320,25 @@ CVV_RULES = (
     ),
 )
 
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+
+DATE_RULES = (
+    # A date with its month spelled, which Presidio's date patterns (digits and dashes) miss
+    # and spaCy reads only sometimes: 09 Sep 1949, 9th September 1949, Sep. 9, 1949, May 1949.
+    Rule(
+        "DATE_TIME",
+        re.compile(
+            rf"(?<![\w-])(?:{_DAY}\s+{_MONTH}\.?,?\s+|{_MONTH}\.?\s+{_DAY},?\s+|{_MONTH}\.?\s+)"
+            r"(?:1[89]|20)\d\d(?![\w-])"
+        ),
+        0.85,
+    ),
+)
+
 NAME_RULES = (
     # Braund, Mr. Owen Harris / Smith, Mrs. Jane (Mary Jones)
     Rule(
@@ -413,7 +432,8 @@ def rule_recognizer(name: str, entity: str, rules, prefilter: str | None, gazett
 
 
 def text_recognizers() -> list:
-    """privgate's free-text recognizers: STREET_ADDRESS, USERNAME, CVV, PERSON name forms."""
+    """privgate's free-text recognizers: STREET_ADDRESS, USERNAME, CVV, spelled dates, PERSON
+    name forms."""
     return [
         rule_recognizer("StreetAddressRecognizer", "STREET_ADDRESS", ADDRESS_RULES, r"\p{Nd}"),
         rule_recognizer(
@@ -428,6 +448,12 @@ def text_recognizers() -> list:
             "CVV",
             CVV_RULES,
             r"(?i)(?:cv[vcn]|cid|csc|security|verification)",
+        ),
+        rule_recognizer(
+            "SpelledDateRecognizer",
+            "DATE_TIME",
+            DATE_RULES,
+            r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)",
         ),
         rule_recognizer("NameFormRecognizer", "PERSON", NAME_RULES, None, gazetteer=0.4),
     ]
