@@ -13,6 +13,7 @@
 
     .venv/bin/python benchmarks/bench_mondrian.py                     # Adult + 1e6 rows
     .venv/bin/python benchmarks/bench_mondrian.py --rows 1000000 4000000   # make bench
+    .venv/bin/python benchmarks/bench_mondrian.py --local-only 200000  # exact Mondrian, old/new
 
 Targets (issue 16): every class >= k, suppression <= 1%, GCP <= 5% and within 1.2x of the
 exact Mondrian on Adult; at scale, the memory anonymize adds does not grow with rows (the
@@ -22,6 +23,7 @@ records live in encrypted spill files, memory holds per-partition statistics).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -141,24 +143,68 @@ columns:
 """
 
 
+def _bootstrap_chunk(adult, rng, start: int, size: int):
+    """`size` Adult rows drawn with replacement, `fnlwgt` jittered by +-500, ids from `start`."""
+    import pyarrow as pa
+    import pyarrow.compute  # noqa: F401  (pa.compute)
+
+    t = adult.take(pa.array(rng.integers(0, adult.num_rows, size)))
+    jitter = pa.array(rng.integers(-500, 501, size))
+    i = t.schema.get_field_index("fnlwgt")
+    t = t.set_column(i, "fnlwgt", pa.compute.add(t.column("fnlwgt"), jitter))
+    ids = pa.array([f"r{i}" for i in range(start, start + size)])
+    return t.add_column(0, "id", ids)
+
+
+def _bootstrap_source():
+    import pyarrow.csv as pcsv
+
+    return pcsv.read_csv(adult_csv()).select([*QIS, "fnlwgt", "salary-class"])
+
+
 def write_bootstrap(data_dir: str, rows: int, chunk: int = 500_000) -> None:
     """`rows` Adult rows drawn with replacement (seed 0), with a unique id, as CSV files."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute  # noqa: F401  (pa.compute)
     import pyarrow.csv as pcsv
 
-    adult = pcsv.read_csv(adult_csv()).select([*QIS, "fnlwgt", "salary-class"])
+    adult = _bootstrap_source()
     rng = np.random.default_rng(0)
     os.makedirs(data_dir, exist_ok=True)
     for n, start in enumerate(range(0, rows, chunk)):
-        size = min(chunk, rows - start)
-        t = adult.take(pa.array(rng.integers(0, adult.num_rows, size)))
-        jitter = pa.array(rng.integers(-500, 501, size))
-        i = t.schema.get_field_index("fnlwgt")
-        t = t.set_column(i, "fnlwgt", pa.compute.add(t.column("fnlwgt"), jitter))
-        ids = pa.array([f"r{i}" for i in range(start, start + size)])
-        pcsv.write_csv(t.add_column(0, "id", ids), os.path.join(data_dir, f"part-{n:04d}.csv"))
+        t = _bootstrap_chunk(adult, rng, start, min(chunk, rows - start))
+        pcsv.write_csv(t, os.path.join(data_dir, f"part-{n:04d}.csv"))
+
+
+def local_figures(rows: int) -> None:
+    """The exact local Mondrian on `rows` bootstrap records (the scale data's first rows, 7
+    QIs, k = 5): the frozen pre-speed-up copy (tests/mondrian_reference.py) and today's
+    code in the same run (best of 3 each), their outputs compared, and the ratio of times."""
+    import numpy as np
+
+    from tests.mondrian_reference import mondrian as reference_mondrian
+    from transforms.anonymize.columns import dimensions, encode
+    from transforms.anonymize.local import mondrian
+    from transforms.anonymize.release import rule_of, value_ranges
+
+    table = _bootstrap_chunk(_bootstrap_source(), np.random.default_rng(0), 0, rows)
+    spec = dataclasses.replace(adult_spec(5), quasi_identifiers=(*QIS, "fnlwgt"))
+    dims = dimensions(spec, table.schema)
+    enc = encode(table, dims, None)
+    ranges = value_ranges(dims, enc)
+    secs, outputs = {}, {}
+    for name, fn in (("reference", reference_mondrian), ("current", mondrian)):
+        for _ in range(3):  # best of 3: the machine is shared
+            t0 = time.perf_counter()
+            outputs[name] = fn(dims, enc, rule_of(spec), ranges)
+            secs[name] = min(secs.get(name, float("inf")), time.perf_counter() - t0)
+    (want, want_n), (classes, n_classes) = outputs["reference"], outputs["current"]
+    same = np.array_equal(classes, want) and n_classes == want_n
+    print(
+        f"exact local Mondrian, {rows:,} bootstrap rows, 7 QIs, k = 5: {n_classes:,} classes; "
+        f"pre-speed-up {secs['reference']:.2f} s, now {secs['current']:.2f} s, "
+        f"{secs['reference'] / secs['current']:.2f}x faster; identical output: "
+        f"{'yes' if same else 'NO'}"
+    )
 
 
 def scale_figures(work: str, rows_list: list[int], keyring: str) -> None:
@@ -225,7 +271,16 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="*", default=[1_000_000])
     ap.add_argument("--local-rows", type=int, default=2_000, help="Adult's Beam run")
     ap.add_argument("--no-adult", action="store_true")
+    ap.add_argument(
+        "--local-only",
+        type=int,
+        metavar="ROWS",
+        help="only time the exact local Mondrian (old vs new) on ROWS bootstrap rows",
+    )
     args = ap.parse_args()
+    if args.local_only:
+        local_figures(args.local_only)
+        return
     work = tempfile.mkdtemp(prefix="privgate-mondrian-")
     try:
         from privgate.keyring import init_keyring
