@@ -52,6 +52,7 @@ bench: install
 	$(PY) benchmarks/bench_ldp.py
 	$(PY) benchmarks/detect_eval.py
 	$(PY) benchmarks/bench_mondrian.py --rows 1000000 4000000
+	$(PY) benchmarks/bench_mondrian.py --local-only 200000
 	$(PY) benchmarks/train_and_audit.py --canaries 1000 --null-seeds 20
 	$(PY) benchmarks/bench_objstore.py --rows 1000000 --repeat 3
 
