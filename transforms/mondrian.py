@@ -210,29 +210,43 @@ class KeyLeafFn(_MondrianFn):
 
 
 class FinishPartitionFn(_MondrianFn):
-    """(leaf id, row-group references) -> the leaf's released table by the exact local Mondrian
-    (unplaceable rows: suppressed), tagged with its partial certificate. Holds one leaf."""
+    """(leaf id, row-group references) -> the leaf's released table by the exact local Mondrian,
+    tagged with its partial certificate. Holds one leaf; the unplaceable rows (suppressed,
+    however many) are released one spill file's share at a time."""
 
     def process(self, element, tree: dict, ranges: dict):
         pid, pieces = element
         c = self._c
+        by_file: dict[str, list[int]] = defaultdict(list)
+        for path, groups in pieces:
+            by_file[path].extend(groups)
+        spans = rounds.global_ranges(c.dims, ranges)
+        if pid == UNPLACED:
+            parts = []
+            for path in sorted(by_file):
+                with value_free_errors("anonymize: suppressing unplaceable records"):
+                    table = spill.read_groups(c.kms, path, sorted(by_file[path]))
+                    classes = np.full(table.num_rows, SUPPRESSED, dtype=np.int64)
+                    released, partial = generalize(
+                        table, c.dims, c.encode(table), classes, c.spec, spans, c.out_schema
+                    )
+                parts.append(partial)
+                progress.add(released=released.num_rows)
+                yield released
+            partial = merge_partials(parts, c.spec.quasi_identifiers)
+            partial["partitions"] = 0
+            yield beam.pvalue.TaggedOutput(CERTIFICATE, partial)
+            return
         with value_free_errors("anonymize: local Mondrian"):
-            by_file: dict[str, list[int]] = defaultdict(list)
-            for path, groups in pieces:
-                by_file[path].extend(groups)
             table = pa.concat_tables(
                 [spill.read_groups(c.kms, p, sorted(by_file[p])) for p in sorted(by_file)]
             )
             enc = c.encode(table)
-            spans = rounds.global_ranges(c.dims, ranges)
-            if pid == UNPLACED:
-                classes = np.full(table.num_rows, SUPPRESSED, dtype=np.int64)
-            else:
-                classes, _ = mondrian(c.dims, enc, c.rule, spans)
-                if pid == tree["top_up"]:
-                    classes = suppress_smallest(classes)
+            classes, _ = mondrian(c.dims, enc, c.rule, spans)
+            if pid == tree["top_up"]:
+                classes = suppress_smallest(classes)
             released, partial = generalize(table, c.dims, enc, classes, c.spec, spans, c.out_schema)
-            partial["partitions"] = int(pid != UNPLACED)
+            partial["partitions"] = 1
         progress.add(released=released.num_rows)
         yield released
         yield beam.pvalue.TaggedOutput(CERTIFICATE, partial)
