@@ -103,6 +103,32 @@ def test_an_email_address_is_not_a_handle(det):
     assert not [f for f in found if f[0] == "USERNAME"]
 
 
+POSTCODES = [
+    # a UK postcode after a town, and one alone
+    ("Ship it to 14 Abbey Road, London NW8 9AY by Friday.", "NW8 9AY"),
+    ("Send the form to EC1A 1BB.", "EC1A 1BB"),
+    # a Canadian one
+    ("Our Ottawa office is at K1A 0B1 now.", "K1A 0B1"),
+]
+
+
+@pytest.mark.parametrize("text, span", POSTCODES)
+def test_postcodes_with_their_own_shape_need_no_label(det, text, span):
+    assert ("LOCATION", span) in _found(det, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order A12 345 and the B52 bomber; COVID19 rates; model X5 2DR.",  # X: no UK area
+        "Part number AB12 3CD in stock.",  # C: never in a UK postcode's last two letters
+        "Shipped 12345 units in 2023.",  # digits alone need the label
+    ],
+)
+def test_code_shapes_that_are_no_postcode(det, text):
+    assert not [f for f in _found(det, text) if f[0] == "LOCATION"]
+
+
 CVVS = [
     # CVV then the digits
     ("Card ending 4242, CVV 123, expired.", "123"),

@@ -251,6 +251,23 @@ ZIP_RULES = (
     ),
 )
 
+POSTCODE_RULES = (
+    # Postcodes whose own shape names them, without a label: UK (NW8 9AY, EC1A 1BB) and Canada
+    # (K1A 0B1). Digit-only postcodes need the label (ZIP_RULES): alone they read as numbers.
+    Rule(
+        "LOCATION",
+        re.compile(r"(?<![\w-])[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}(?![\w-])"),
+        0.6,
+    ),
+    Rule(
+        "LOCATION",
+        re.compile(
+            r"(?<![\w-])[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]\s?\d[ABCEGHJ-NPRSTV-Z]\d(?![\w-])"
+        ),
+        0.6,
+    ),
+)
+
 USERNAME_RULES = (
     # @handle (not an e-mail: no word character or dot before the @)
     Rule(
@@ -443,6 +460,7 @@ def text_recognizers() -> list:
             r"(?i)(?:@|user|login|handle|screen|nick|account|profile|\.(?:com|me|net|tv)/)",
         ),
         rule_recognizer("ZipCodeRecognizer", "LOCATION", ZIP_RULES, r"(?i)(?:zip|post|plz|cap)"),
+        rule_recognizer("PostcodeFormRecognizer", "LOCATION", POSTCODE_RULES, r"[A-Z]\d"),
         rule_recognizer(
             "CvvRecognizer",
             "CVV",
