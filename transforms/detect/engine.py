@@ -35,10 +35,12 @@ from transforms.detect.recognizers import (
     gated_phone_recognizer,
 )
 from transforms.detect.spans import (
+    NER_FLOOR,
     Span,
     keep_ner_findings,
     resolve_overlaps,
     widen_same_entity,
+    words_between,
 )
 from transforms.detect.text_recognizers import common_words, reads_as_person, text_recognizers
 
@@ -428,18 +430,19 @@ def _plausible_ner(
     span with at least as many digits as letters is kept at the threshold score (Presidio
     reports it too). A span with a digit that a pattern span overlaps on a digit is merged
     into it (`SSN 123456789`, the `ed8e:5d0c` of an IPv6 address); a name over a word of it
-    (`Jan` of `18 Jan 1939`) does not merge it.
+    (`Jan` of `18 Jan 1939`) does not merge it; its words outside the pattern spans stay.
     """
     out = []
     for s in ner:
         piece = text[s.start : s.end]
         digits = sum(c.isdigit() for c in piece)
-        if digits and any(_shares_a_digit(text, s, p) for p in patterns):
+        merged_into = [p for p in patterns if digits and _shares_a_digit(text, s, p)]
+        if merged_into:  # a name's or place's words outside them stay (`Apopka` of
+            # `G7 0TZ Apopka`), not a code's (`SKU` of `SKU-16486-A`) or a date's
+            if s.entity in NER_FLOOR:
+                out.extend(w for w in _outside(text, s, merged_into) if _a_word(text, w, s))
             continue
-        if s.entity == "ORGANIZATION" and (
-            piece.upper() in _FIELD_LABELS
-            or (piece.islower() and all(w in common_words() for w in piece.split()))
-        ):
+        if _label_or_common(s.entity, piece):
             continue  # a field label ("SSN 536-22-8104") or lower-case common words ("free")
         if digits and s.entity in ("PERSON", "NRP"):
             continue  # impossible format: names and groups have no digits
@@ -447,6 +450,36 @@ def _plausible_ner(
             s = s._replace(score=min(s.score, threshold))
         out.append(s)
     return out
+
+
+def _label_or_common(entity: str, piece: str) -> bool:
+    return entity == "ORGANIZATION" and (
+        piece.upper() in _FIELD_LABELS
+        or (piece.islower() and all(w in common_words() for w in piece.split()))
+    )
+
+
+def _a_word(text: str, w: Span, s: Span) -> bool:
+    """Whether piece `w` of NER span `s` is words of their own: no digit, not glued to a code
+    by `-`, `_` or `/`, not a field label or lower-case common words."""
+    glue = "-_/"
+    piece = text[w.start : w.end]
+    return (
+        not any(c.isdigit() for c in piece)
+        and not (w.start > 0 and text[w.start - 1] in glue)
+        and not (w.end < len(text) and text[w.end] in glue)
+        and not _label_or_common(s.entity, piece)
+    )
+
+
+def _outside(text: str, s: Span, others: list[Span]) -> list[Span]:
+    """The words of `s` outside `others`, each a span of `s`'s entity and score."""
+    pieces, pos = [], s.start
+    for o in sorted(others):
+        pieces.extend(words_between(text, pos, o.start, s))
+        pos = max(pos, o.end)
+    pieces.extend(words_between(text, pos, s.end, s))
+    return pieces
 
 
 def _shares_a_digit(text: str, a: Span, b: Span) -> bool:

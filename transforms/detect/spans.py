@@ -22,7 +22,7 @@ class Span(NamedTuple):
 
 # NER entities a privgate rule may also claim (name forms, gazetteer names, labelled
 # postcodes): Presidio's own finding of one of these is the recall floor.
-_NER_FLOOR = frozenset({"PERSON", "NRP", "ORGANIZATION", "LOCATION"})
+NER_FLOOR = frozenset({"PERSON", "NRP", "ORGANIZATION", "LOCATION"})
 
 
 def _covers(a: Span, b: Span) -> bool:
@@ -52,7 +52,7 @@ def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: f
     """
     extra = []
     for n in ner:
-        if n.entity not in _NER_FLOOR or n.score <= threshold or n in kept:
+        if n.entity not in NER_FLOOR or n.score <= threshold or n in kept:
             continue
         over = [k for k in kept if k.start < n.end and n.start < k.end]
         if not over:
@@ -61,10 +61,10 @@ def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: f
         if covering:
             # inside a span of its own entity or a format span: merged; inside another
             # reading of the same words (a name, group, firm or place): kept, nested
-            if not any(k.entity == n.entity or k.entity not in _NER_FLOOR for k in covering):
+            if not any(k.entity == n.entity or k.entity not in NER_FLOOR for k in covering):
                 extra.append(n)
             continue
-        if any(k.entity not in _NER_FLOOR for k in over):
+        if any(k.entity not in NER_FLOOR for k in over):
             continue  # cut by a format span (street address, user name): merged into it
         # cut by other readings (`Cisneros, Quinn` in the place `Quinn Daugherty`) or by its
         # own entity (`Hanson, German` in `Jeffrey Hanson, German`): its words outside them
@@ -72,16 +72,16 @@ def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: f
         same = any(k.entity == n.entity for k in over)
         pieces, pos = [], n.start
         for k in sorted(over):
-            pieces.extend(_words_between(text, pos, k.start, n))
+            pieces.extend(words_between(text, pos, k.start, n))
             pos = max(pos, k.end)
-        pieces.extend(_words_between(text, pos, n.end, n))
+        pieces.extend(words_between(text, pos, n.end, n))
         if same and n.entity == "PERSON":
             pieces = [p for p in pieces if _may_be_name(text, p.start, p.end)]
         extra.extend(pieces)
     return sorted(kept + extra) if extra else kept
 
 
-def _words_between(text: str, start: int, end: int, finding: Span) -> list[Span]:
+def words_between(text: str, start: int, end: int, finding: Span) -> list[Span]:
     """`finding`'s entity over text[start:end] trimmed to its letters and digits, if any."""
     while start < end and not text[start].isalnum():
         start += 1
