@@ -13,20 +13,11 @@ from hypothesis import strategies as st
 
 from schemas.anonymize import AnonymizeSpec, HierarchySpec, LDiversityRule
 from tests.mondrian_reference import mondrian as reference_mondrian
+from tests.test_anonymize_core import EDU
 from transforms.anonymize.columns import dimensions, encode
 from transforms.anonymize.local import mondrian
 from transforms.anonymize.release import rule_of, value_ranges
 
-EDU = HierarchySpec(  # tests/test_anonymize_core.py's
-    "edu.csv",
-    (
-        ("Bachelors", "Higher", "*"),
-        ("Masters", "Higher", "*"),
-        ("Doctorate", "Higher", "*"),
-        ("HS-grad", "Secondary", "*"),
-        ("11th", "Secondary", "*"),
-    ),
-)
 # four levels, leaves of one node not adjacent in file order
 JOB = HierarchySpec(
     "job.csv",
