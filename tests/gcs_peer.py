@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 from tests.loopback import LoopbackServer
 
@@ -30,9 +29,7 @@ class GcsEmulator(LoopbackServer):
         self.adc_path = os.path.join(self.workdir, "fake-adc.json")
 
     def start(self, timeout: float = 30.0) -> GcsEmulator:
-        exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-        if not os.path.exists(exe):
-            raise RuntimeError(f"{exe} not found: install gcp-storage-emulator into the venv")
+        exe = self._venv_exe("gcp-storage-emulator", "gcp-storage-emulator")
         with open(self.adc_path, "w", encoding="utf-8") as f:
             json.dump(
                 {

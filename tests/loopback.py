@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -41,6 +42,14 @@ class LoopbackServer:
         self.proc: subprocess.Popen | None = None
         # urllib without proxies: the server is on loopback
         self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    @staticmethod
+    def _venv_exe(name: str, package: str) -> str:
+        """The venv's console script `name` (installed by `package`), or a clear error."""
+        exe = os.path.join(os.path.dirname(sys.executable), name)
+        if not os.path.exists(exe):
+            raise RuntimeError(f"{exe} not found: install {package} into the venv")
+        return exe
 
     def _launch(self, argv: list[str], timeout: float, env: dict | None = None) -> None:
         """Start `argv` and wait until READY_PATH answers (RuntimeError after `timeout`)."""

@@ -14,7 +14,6 @@ import base64
 import contextlib
 import json
 import os
-import sys
 
 from tests.loopback import LoopbackServer
 
@@ -32,9 +31,7 @@ class MotoServer(LoopbackServer):
         self.recording_path = os.path.join(self.workdir, "recording.jsonl")
 
     def start(self, timeout: float = 30.0) -> MotoServer:
-        exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
-        if not os.path.exists(exe):
-            raise RuntimeError(f"{exe} not found: install moto[server] into the venv")
+        exe = self._venv_exe("moto_server", "moto[server]")
         env = dict(os.environ, MOTO_RECORDER_FILEPATH=self.recording_path)
         env.pop("MOTO_ENABLE_RECORDING", None)
         self._launch([exe, "-H", "127.0.0.1", "-p", str(self.port)], timeout, env)

@@ -120,17 +120,22 @@ def test_a_local_keyring_copied_to_an_object_store_is_refused_when_opened(gcs, k
         open_keyring("gs://demo-bucket/keys/missing.json")
 
 
-@pytest.fixture(scope="module")
-def aws_keyring_on_gcs(gcs, moto, tmp_path_factory):
-    """An aws-kms keyring (moto) that exists only in the GCS emulator."""
-    local = str(tmp_path_factory.mktemp("aws-keys") / "keyring.json")
-    settings = created_settings(moto)
-    init_keyring(local, "aws-kms", settings)
-    uri = "gs://demo-bucket/keys/aws-keyring.json"
+def _keyring_on_gcs(tmp_path_factory, kind: str, settings: dict) -> str:
+    """A `kind` keyring created locally, uploaded to the GCS emulator, the local copy removed."""
+    local = str(tmp_path_factory.mktemp(kind) / "keyring.json")
+    init_keyring(local, kind, settings)
+    uri = f"gs://demo-bucket/keys/{kind}-keyring.json"
     with open(local, "rb") as f:
         storage.write_bytes(uri, f.read())
     os.remove(local)
-    return uri, settings
+    return uri
+
+
+@pytest.fixture(scope="module")
+def aws_keyring_on_gcs(gcs, moto, tmp_path_factory):
+    """An aws-kms keyring (moto) that exists only in the GCS emulator."""
+    settings = created_settings(moto)
+    return _keyring_on_gcs(tmp_path_factory, "aws-kms", settings), settings
 
 
 @pytest.fixture(scope="module")
@@ -149,13 +154,7 @@ def gcp_keyring_on_gcs(gcs, tmp_path_factory):
     for name in keys.values():
         server.add_key(name)
     settings = {"keys": keys, "endpoint": server.endpoint, "timeout": 5}
-    local = str(tmp_path_factory.mktemp("gcp-keys") / "keyring.json")
-    init_keyring(local, "gcp-kms", settings)
-    uri = "gs://demo-bucket/keys/gcp-keyring.json"
-    with open(local, "rb") as f:
-        storage.write_bytes(uri, f.read())
-    os.remove(local)
-    yield uri, settings
+    yield _keyring_on_gcs(tmp_path_factory, "gcp-kms", settings), settings
     server.stop()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
@@ -44,12 +45,14 @@ UNPLACED = ""  # the group-by key of rows with a null QI or a value outside its 
 ROLL_ROWS = 1 << 18  # rows per spill file of records: what one worker holds to sort by leaf
 
 
+@dataclass(frozen=True)
 class SpillPlace:
     """Where the spill files go and how workers open their key: a directory under the run's
     `_work/`, the keyring *path* and the KEK context (no secret)."""
 
-    def __init__(self, directory: str, keyring_path: str, kek_context: str = ""):
-        self.directory, self.keyring_path, self.kek_context = directory, keyring_path, kek_context
+    directory: str
+    keyring_path: str
+    kek_context: str = ""
 
 
 class _Compiled:

@@ -40,7 +40,7 @@ from transforms.detect.spans import (
     keep_ner_findings,
     resolve_overlaps,
     widen_same_entity,
-    words_between,
+    words_outside,
 )
 from transforms.detect.text_recognizers import common_words, reads_as_person, text_recognizers
 
@@ -440,7 +440,7 @@ def _plausible_ner(
         if merged_into:  # a name's or place's words outside them stay (`Apopka` of
             # `G7 0TZ Apopka`), not a code's (`SKU` of `SKU-16486-A`) or a date's
             if s.entity in NER_FLOOR:
-                out.extend(w for w in _outside(text, s, merged_into) if _a_word(text, w, s))
+                out.extend(w for w in words_outside(text, s, merged_into) if _a_word(text, w, s))
             continue
         if _label_or_common(s.entity, piece):
             continue  # a field label ("SSN 536-22-8104") or lower-case common words ("free")
@@ -470,16 +470,6 @@ def _a_word(text: str, w: Span, s: Span) -> bool:
         and not (w.end < len(text) and text[w.end] in glue)
         and not _label_or_common(s.entity, piece)
     )
-
-
-def _outside(text: str, s: Span, others: list[Span]) -> list[Span]:
-    """The words of `s` outside `others`, each a span of `s`'s entity and score."""
-    pieces, pos = [], s.start
-    for o in sorted(others):
-        pieces.extend(words_between(text, pos, o.start, s))
-        pos = max(pos, o.end)
-    pieces.extend(words_between(text, pos, s.end, s))
-    return pieces
 
 
 def _shares_a_digit(text: str, a: Span, b: Span) -> bool:

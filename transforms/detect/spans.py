@@ -70,18 +70,24 @@ def keep_ner_findings(text: str, kept: list[Span], ner: list[Span], threshold: f
         # own entity (`Hanson, German` in `Jeffrey Hanson, German`): its words outside them
         # stay its own finding (a name's only where they may be part of the name)
         same = any(k.entity == n.entity for k in over)
-        pieces, pos = [], n.start
-        for k in sorted(over):
-            pieces.extend(words_between(text, pos, k.start, n))
-            pos = max(pos, k.end)
-        pieces.extend(words_between(text, pos, n.end, n))
+        pieces = words_outside(text, n, over)
         if same and n.entity == "PERSON":
             pieces = [p for p in pieces if _may_be_name(text, p.start, p.end)]
         extra.extend(pieces)
     return sorted(kept + extra) if extra else kept
 
 
-def words_between(text: str, start: int, end: int, finding: Span) -> list[Span]:
+def words_outside(text: str, s: Span, others: list[Span]) -> list[Span]:
+    """The words of `s` outside `others`, each a span of `s`'s entity and score."""
+    pieces, pos = [], s.start
+    for o in sorted(others):
+        pieces.extend(_words_between(text, pos, o.start, s))
+        pos = max(pos, o.end)
+    pieces.extend(_words_between(text, pos, s.end, s))
+    return pieces
+
+
+def _words_between(text: str, start: int, end: int, finding: Span) -> list[Span]:
     """`finding`'s entity over text[start:end] trimmed to its letters and digits, if any."""
     while start < end and not text[start].isalnum():
         start += 1
