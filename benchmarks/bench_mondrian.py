@@ -181,30 +181,34 @@ def local_figures(rows: int) -> None:
     code in the same run (best of 3 each), their outputs compared, and the ratio of times."""
     import numpy as np
 
+    from schemas.anonymize import LDiversityRule
     from tests.mondrian_reference import mondrian as reference_mondrian
     from transforms.anonymize.columns import dimensions, encode
     from transforms.anonymize.local import mondrian
     from transforms.anonymize.release import rule_of, value_ranges
 
     table = _bootstrap_chunk(_bootstrap_source(), np.random.default_rng(0), 0, rows)
-    spec = dataclasses.replace(adult_spec(5), quasi_identifiers=(*QIS, "fnlwgt"))
-    dims = dimensions(spec, table.schema)
-    enc = encode(table, dims, None)
-    ranges = value_ranges(dims, enc)
-    secs, outputs = {}, {}
-    for name, fn in (("reference", reference_mondrian), ("current", mondrian)):
-        for _ in range(3):  # best of 3: the machine is shared
-            t0 = time.perf_counter()
-            outputs[name] = fn(dims, enc, rule_of(spec), ranges)
-            secs[name] = min(secs.get(name, float("inf")), time.perf_counter() - t0)
-    (want, want_n), (classes, n_classes) = outputs["reference"], outputs["current"]
-    same = np.array_equal(classes, want) and n_classes == want_n
-    print(
-        f"exact local Mondrian, {rows:,} bootstrap rows, 7 QIs, k = 5: {n_classes:,} classes; "
-        f"pre-speed-up {secs['reference']:.2f} s, now {secs['current']:.2f} s, "
-        f"{secs['reference'] / secs['current']:.2f}x faster; identical output: "
-        f"{'yes' if same else 'NO'}"
-    )
+    base = dataclasses.replace(adult_spec(5), quasi_identifiers=(*QIS, "fnlwgt"))
+    with_l = dataclasses.replace(base, l_diversity=LDiversityRule("salary-class", 2))
+    for label, spec in (("k = 5", base), ("k = 5, l = 2 (salary-class)", with_l)):
+        dims = dimensions(spec, table.schema)
+        sensitive = spec.l_diversity.sensitive if spec.l_diversity else None
+        enc = encode(table, dims, sensitive)
+        ranges = value_ranges(dims, enc)
+        secs, outputs = {}, {}
+        for name, fn in (("reference", reference_mondrian), ("current", mondrian)):
+            for _ in range(3):  # best of 3: the machine is shared
+                t0 = time.perf_counter()
+                outputs[name] = fn(dims, enc, rule_of(spec), ranges)
+                secs[name] = min(secs.get(name, float("inf")), time.perf_counter() - t0)
+        (want, want_n), (classes, n_classes) = outputs["reference"], outputs["current"]
+        same = np.array_equal(classes, want) and n_classes == want_n
+        print(
+            f"exact local Mondrian, {rows:,} bootstrap rows, 7 QIs, {label}: "
+            f"{n_classes:,} classes; pre-speed-up {secs['reference']:.2f} s, now "
+            f"{secs['current']:.2f} s, {secs['reference'] / secs['current']:.2f}x faster; "
+            f"identical output: {'yes' if same else 'NO'}"
+        )
 
 
 def scale_figures(work: str, rows_list: list[int], keyring: str) -> None:

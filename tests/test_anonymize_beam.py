@@ -130,7 +130,7 @@ def test_without_distributed_cuts_the_release_is_the_exact_one(tmp_path, rounds,
     assert cert == ce
 
 
-def test_records_between_rounds_are_encrypted_files_not_memory(tmp_path, keyring_path):
+def test_spill_files_hold_every_record_once_per_copy_encrypted(tmp_path, keyring_path):
     # every record is spilled once, then sorted by leaf: both copies whole, both encrypted
     # (no value readable in the bytes, no footer without the keyring)
     raw = _table(3000, seed=11)
