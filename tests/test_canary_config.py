@@ -86,3 +86,17 @@ def test_the_cli_exits_2_on_a_bad_section(tmp_path):
     r = cli("run", path)
     assert r.returncode == 2
     assert f"{path}: canaries.label" in r.stderr
+
+
+def test_a_worker_that_matches_no_input_file_plants_nothing(tmp_path, keyring_path):
+    # every worker regenerates the candidates from the same input head: a worker that
+    # cannot see the inputs must fail, not draw its candidates from an empty profile
+    from privgate.errors import DataError
+    from transforms.canaries.plant import PlantCanariesFn
+
+    path = _config(tmp_path, "{count: 100, kind: mislabeled, label: plan}")
+    text = open(path).read().replace("keyring: k.json", f"keyring: {keyring_path}")
+    open(path, "w").write(text)
+    fn = PlantCanariesFn(load_config(path), "stats", "census")
+    with pytest.raises(DataError, match="no input file matches"):
+        fn.setup()

@@ -12,7 +12,7 @@ import json
 import apache_beam as beam
 import pyarrow as pa
 
-from privgate.errors import value_free_errors
+from privgate.errors import DataError, value_free_errors
 from schemas.config import RunConfig
 from transforms.canaries.generate import (
     CANARY_LINE,
@@ -69,6 +69,8 @@ class PlantCanariesFn(beam.DoFn):
         self._census = memoized_ldp(cfg.schema)
         with value_free_errors("canaries: reading the input sample"):
             files = input_files(cfg.input.path)
+            if not files:  # every worker must draw from the same rows, or none may plant
+                raise DataError(f"canaries: no input file matches {cfg.input.path} on a worker")
             head, _ = input_head(files, cfg.input, cfg.schema, cfg.canaries.sample)
         self._profile = build_profile(head, cfg.schema, cfg.canaries)
 
